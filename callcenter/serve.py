@@ -1,0 +1,90 @@
+"""`callcenter serve`: the composition root. Wires the user store (apps) into the
+switch's SIP service, seeds demo data on a first start, runs until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from apps import Database, UserService, seed_demo_data, upgrade_database
+from switch.config import Config
+from switch.signalling import SipService, SipSettings
+from switch.sip.auth import Credentials
+
+log = logging.getLogger("callcenter")
+
+
+def sip_settings(config: Config) -> SipSettings:
+    sip = config.sip
+    return SipSettings(
+        listen=tuple((hp.host, hp.port) for hp in sip.listen),
+        realm=sip.realm,
+        user_agent=sip.user_agent,
+        max_message_bytes=sip.max_message_bytes,
+        max_tcp_connections=sip.max_tcp_connections,
+        min_expires_s=sip.min_expires_s,
+        max_expires_s=sip.max_expires_s,
+        default_expires_s=sip.default_expires_s,
+        auth_algorithms=tuple(sip.auth.algorithms),
+        nonce_ttl_s=float(sip.auth.nonce_ttl_s),
+        ban_max_failures=sip.bans.max_failures,
+        ban_window_s=float(sip.bans.window_s),
+        ban_s=float(sip.bans.ban_s),
+        ban_whitelist=tuple(str(network) for network in sip.bans.whitelist),
+    )
+
+
+async def run(config: Config, *, ready: asyncio.Event | None = None) -> None:
+    await upgrade_database(config.database.url)
+    db = await Database.connect(config.database.url)
+    users = UserService(db, config.sip.realm)
+    demo = await seed_demo_data(users)
+    if demo:
+        print("Demo accounts created (passwords are shown only this once):", flush=True)
+        for account in demo:
+            where = f"extension {account.extension}" if account.extension else "web only"
+            print(f"  {account.username:<10} {account.role.value:<16} {where:<16} "
+                  f"password {account.password}", flush=True)
+
+    async def lookup(username: str) -> Credentials | None:
+        found = await users.sip_credentials(username)
+        if found is None:
+            return None
+        return Credentials(found.username, found.realm, found.ha1_md5, found.ha1_sha256)
+
+    service = SipService(sip_settings(config), lookup)
+    await service.start()
+    for line in service.listening():
+        print(f"SIP listening on {line} (realm {config.sip.realm!r})", flush=True)
+    print(f"Database: {config.database.url}", flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+        print("Shutting down", flush=True)
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        await service.stop()
+        await db.close()
+
+
+def serve(config: Config) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a hard dependency
+        asyncio.run(run(config))
+    else:
+        with contextlib.suppress(KeyboardInterrupt):
+            uvloop.run(run(config))
+    return 0

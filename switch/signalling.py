@@ -1,0 +1,313 @@
+"""The switch's SIP service: transport, transactions, authentication, bans, registrar.
+
+This is the asyncio adapter around the sans-I/O stack (STYLE.md §4): it feeds input
+with `now=loop.time()`, drains events, transmits, and re-arms one timer. The only
+awaits are credential lookups, which go to the user store given at startup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from switch.sip.auth import AuthHeaderError, Credentials, DigestAuthenticator, DigestResponse
+from switch.sip.bans import FailureBanList, describe_ban
+from switch.sip.message import (
+    ParseError,
+    Request,
+    Response,
+    SipMessage,
+    build_error_response,
+    build_response,
+)
+from switch.sip.peer import Outgoing, Peer
+from switch.sip.registrar import Registrar, aor_key
+from switch.sip.screening import options_response, screen_request
+from switch.sip.transaction import (
+    RequestReceived,
+    ServerTransaction,
+    TransactionLayer,
+)
+from switch.sip.transport import SipTransport, TransportLimits
+
+log = logging.getLogger("callcenter.sip")
+
+CredentialLookup = Callable[[str], Awaitable[Credentials | None]]
+
+
+@dataclass(frozen=True)
+class SipSettings:
+    """What the SIP service needs from the [sip] config section."""
+
+    listen: tuple[tuple[str, int], ...] = (("127.0.0.1", 5060),)
+    realm: str = "callcenter"
+    user_agent: str = "callcenter"
+    max_message_bytes: int = 65535
+    max_tcp_connections: int = 1024
+    min_expires_s: int = 60
+    max_expires_s: int = 3600
+    default_expires_s: int = 3600
+    auth_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
+    nonce_ttl_s: float = 300.0
+    ban_max_failures: int = 5
+    ban_window_s: float = 60.0
+    ban_s: float = 600.0
+    ban_whitelist: tuple[str, ...] = ()
+    credential_cache_s: float = 2.0
+
+
+@dataclass
+class SipCounters:
+    received: int = 0
+    malformed: int = 0
+    dropped_banned: int = 0
+    auth_failures: int = 0
+    registrations: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class SipService:
+    def __init__(self, settings: SipSettings, lookup_credentials: CredentialLookup, *,
+                 secret: bytes | None = None) -> None:
+        self.settings = settings
+        self._lookup = lookup_credentials
+        self.transactions = TransactionLayer(new_branch=lambda: "z9hG4bK" + secrets.token_hex(8))
+        self.authenticator = DigestAuthenticator(
+            settings.realm, secret or os.urandom(32), settings.nonce_ttl_s,
+            settings.auth_algorithms)
+        self.bans = FailureBanList(settings.ban_max_failures, settings.ban_window_s,
+                                   settings.ban_s, whitelist=settings.ban_whitelist)
+        self.registrar = Registrar(min_expires_s=settings.min_expires_s,
+                                   max_expires_s=settings.max_expires_s,
+                                   default_expires_s=settings.default_expires_s)
+        self.counters = SipCounters()
+        self.transports: list[SipTransport] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._cache: dict[str, tuple[float, Credentials | None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        limits = TransportLimits(self.settings.max_message_bytes,
+                                 self.settings.max_tcp_connections)
+        for host, port in self.settings.listen:
+            transport = SipTransport(self._on_message, self._on_parse_error, limits)
+            await transport.start(host, port)
+            self.transports.append(transport)
+        self._registrar_sweep = self._loop.call_later(5.0, self._sweep_registrar)
+
+    def listening(self) -> list[str]:
+        return [f"{proto} {host}:{port}" if ":" not in host else f"{proto} [{host}]:{port}"
+                for transport in self.transports for proto, host, port in transport.addresses]
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if hasattr(self, "_registrar_sweep"):
+            self._registrar_sweep.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for transport in self.transports:
+            await transport.close()
+
+    @property
+    def now(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    # -- input -----------------------------------------------------------------------
+
+    def _on_message(self, message: SipMessage, peer: Peer) -> None:
+        self.counters.received += 1
+        if isinstance(message, Request) and self.bans.is_banned(peer.host, self.now):
+            self.counters.dropped_banned += 1  # banned: not even a response
+            return
+        self.transactions.receive(message, peer, self.now)
+        self._pump()
+
+    def _on_parse_error(self, error: ParseError, peer: Peer) -> None:
+        self.counters.malformed += 1
+        if self.bans.is_banned(peer.host, self.now):
+            return
+        log.info("malformed message from %s:%s: %s", peer.host, peer.port, error)
+        if error.raw_headers is None:
+            return  # a bad response, or no request line: nothing can be answered
+        response = build_error_response(error.raw_headers, error.status, _reason(error))
+        if response is None:
+            return
+        # No transaction exists for a message we could not parse: answer statelessly,
+        # back to where it came from (§18.2.2 with RFC 3581 for UDP).
+        self._send(Outgoing(response.serialize(), peer))
+
+    def _pump(self) -> None:
+        for event in self.transactions.events():
+            if isinstance(event, RequestReceived):
+                self._on_request(event.transaction, event.request)
+        self._flush()
+
+    def _flush(self) -> None:
+        for outgoing in self.transactions.outgoing():
+            self._send(outgoing)
+        self._arm_timer()
+
+    def _send(self, outgoing: Outgoing) -> None:
+        for transport in self.transports:
+            transport.send(outgoing)
+            return
+
+    def _arm_timer(self) -> None:
+        deadline = self.transactions.next_deadline()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None and self._loop is not None:
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.transactions.handle_timer(self.now)
+        self._pump()
+
+    def _sweep_registrar(self) -> None:
+        assert self._loop is not None
+        self.registrar.expire(self.now)
+        for change in self.registrar.changes():
+            log.info("extension %s %s", change.aor,
+                     "registered" if change.registered else "unregistered")
+        self._registrar_sweep = self._loop.call_later(5.0, self._sweep_registrar)
+
+    # -- requests --------------------------------------------------------------------
+
+    def respond(self, transaction: ServerTransaction, response: Response) -> None:
+        response.headers.add("Server", self.settings.user_agent)
+        self.transactions.send_response(transaction, response, self.now)
+
+    def _on_request(self, transaction: ServerTransaction, request: Request) -> None:
+        to_tag = secrets.token_hex(6)
+        rejection = screen_request(request, to_tag=to_tag)
+        if rejection is not None:
+            self.respond(transaction, rejection)
+            return
+        method = request.method
+        if method == "OPTIONS":
+            self.respond(transaction, options_response(request, to_tag=to_tag))
+        elif method == "CANCEL":
+            self._on_cancel(transaction, request)
+        elif method in ("REGISTER", "INVITE"):
+            self._spawn(self._authenticate_then(transaction, request, to_tag))
+        elif method == "ACK":
+            return
+        else:
+            # In-dialog requests: no dialogs exist until call control arrives (§12.2.2).
+            self.respond(transaction, build_response(request, 481, to_tag=to_tag))
+
+    def _on_cancel(self, transaction: ServerTransaction, cancel: Request) -> None:
+        invite_tx = self.transactions.find_server_transaction_for_cancel(cancel)
+        if invite_tx is None:
+            self.respond(transaction, build_response(cancel, 481))
+            return
+        self.respond(transaction, build_response(cancel, 200))
+        if invite_tx.final_response is None:
+            self.respond(invite_tx, build_response(invite_tx.request, 487,
+                                                   to_tag=secrets.token_hex(6)))
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _credentials(self, username: str) -> Credentials | None:
+        cached = self._cache.get(username)
+        if cached is not None and cached[0] > self.now:
+            return cached[1]
+        credentials = await self._lookup(username)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[username] = (self.now + self.settings.credential_cache_s, credentials)
+        return credentials
+
+    async def _authenticate_then(self, transaction: ServerTransaction, request: Request,
+                                 to_tag: str) -> None:
+        source = _source_ip(request)
+        value = request.headers.get("Authorization")
+        if value is None:
+            self._challenge(transaction, request, to_tag, stale=False)
+            return
+        try:
+            username = DigestResponse.parse(value).username
+        except AuthHeaderError:
+            self.respond(transaction, build_response(request, 400, "Bad Authorization",
+                                                     to_tag=to_tag))
+            self._flush()
+            return
+        credentials = await self._credentials(username)
+        result = self.authenticator.verify(
+            request.method, value,
+            lambda name: credentials if name == username else None, self.now, request.body)
+        if result.outcome.value == "stale":
+            self._challenge(transaction, request, to_tag, stale=True)
+            return
+        if not result.ok:
+            self.counters.auth_failures += 1
+            log.info("authentication failed for %r from %s: %s", username, source,
+                     result.reason)
+            if self.bans.record_failure(source, self.now):
+                log.warning(describe_ban(source, self.settings.ban_s,
+                                         self.settings.ban_max_failures))
+            self._challenge(transaction, request, to_tag, stale=False)
+            return
+        self.bans.record_success(source)
+        if request.method == "REGISTER":
+            self._register(transaction, request, username, to_tag)
+        else:
+            # Calls are routed by call control (a later part of the switch); until an
+            # application claims INVITEs, an authenticated caller reaches nobody.
+            self.respond(transaction, build_response(request, 480, to_tag=to_tag))
+        self._flush()
+
+    def _challenge(self, transaction: ServerTransaction, request: Request, to_tag: str, *,
+                   stale: bool) -> None:
+        # 401 + WWW-Authenticate, not 407: we are the UAS for our phones (§22.2).
+        response = build_response(request, 401, to_tag=to_tag)
+        for value in self.authenticator.challenge(self.now, stale=stale):
+            response.headers.add("WWW-Authenticate", value)
+        self.respond(transaction, response)
+        self._flush()
+
+    def _register(self, transaction: ServerTransaction, request: Request, username: str,
+                  to_tag: str) -> None:
+        if aor_key(request.to.uri) != username:
+            # Authenticated, but for somebody else's extension.
+            self.respond(transaction, build_response(request, 403, to_tag=to_tag))
+            return
+        flow = transaction.peer
+        response = self.registrar.register(request, flow, self.now, to_tag=to_tag)
+        if response.status == 200:
+            self.counters.registrations += 1
+        for change in self.registrar.changes():
+            log.info("extension %s %s from %s:%s", change.aor,
+                     "registered" if change.registered else "unregistered", flow.host,
+                     flow.port)
+        self.respond(transaction, response)
+
+
+def _source_ip(request: Request) -> str:
+    via = request.top_via
+    return via.params.get("received") or via.host
+
+
+def _reason(error: ParseError) -> str | None:
+    return None if error.status != 400 else "Bad Request"

@@ -1,0 +1,223 @@
+"""UDP and TCP transports on asyncio: the only module of switch.sip that owns sockets.
+
+Bytes in, parsed messages out (RFC 3261 §18). The transport stamps `received` and
+`rport` into the top Via of every request (§18.2.1, RFC 3581) so responses find a
+phone behind NAT, frames TCP streams by Content-Length, keeps connections for reuse
+(§18.3: responses go back on the connection the request came in on), and enforces
+limits on message size and on the number of open connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from switch.sip.framing import StreamFramer
+from switch.sip.message import Headers, ParseError, Request, SipMessage, parse_message
+from switch.sip.peer import Outgoing, Peer
+
+log = logging.getLogger(__name__)
+
+MessageHandler = Callable[[SipMessage, Peer], None]
+ErrorHandler = Callable[[ParseError, Peer], None]
+
+
+def stamp_via(request: Request, peer: Peer) -> None:
+    """§18.2.1: add `received` when sent-by differs from the source; RFC 3581: fill an
+    empty `rport` with the source port (and then always add `received`)."""
+    via = request.top_via
+    params = dict(via.params)
+    if "rport" in params and not params["rport"]:
+        params["rport"] = str(peer.port)
+        params["received"] = peer.host
+    elif via.host.strip("[]") != peer.host:
+        params["received"] = peer.host
+    else:
+        return
+    items = request.headers.items()
+    for i, (name, _) in enumerate(items):
+        if name == "Via":  # replace only the top value, in place
+            items[i] = (name, via.with_params(**params).serialize())
+            break
+    request.headers = Headers(items)
+
+
+@dataclass(frozen=True, slots=True)
+class TransportLimits:
+    max_message_bytes: int = 65535
+    max_tcp_connections: int = 1024
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, owner: SipTransport) -> None:
+        self.owner = owner
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        peer = Peer("UDP", str(addr[0]), int(addr[1]))  # type: ignore[call-overload]
+        self.owner.handle_bytes(data, peer)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable from a phone that went away: nothing to do per packet.
+        log.debug("UDP error: %s", exc)
+
+
+class _TcpConnection(asyncio.Protocol):
+    def __init__(self, owner: SipTransport, connection_id: int) -> None:
+        self.owner = owner
+        self.connection_id = connection_id
+        self.framer = StreamFramer(owner.limits.max_message_bytes)
+        self.transport: asyncio.Transport | None = None
+        self.peer: Peer | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        host, port = transport.get_extra_info("peername")[:2]
+        self.peer = Peer("TCP", host, port, self.connection_id)
+        if len(self.owner.connections) >= self.owner.limits.max_tcp_connections:
+            log.warning("refusing TCP connection from %s:%s: connection limit", host, port)
+            transport.abort()
+            return
+        self.owner.connections[self.connection_id] = self
+        self.owner.by_address[(host, port)] = self
+
+    def data_received(self, data: bytes) -> None:
+        assert self.peer is not None and self.transport is not None
+        try:
+            messages = self.framer.feed(data)
+        except ParseError as exc:
+            # A stream cannot be resynchronised after a framing error: answer, close.
+            self.owner.on_error(exc, self.peer)
+            self.transport.close()
+            return
+        if self.framer.pings:
+            self.framer.pings = 0
+            self.transport.write(b"\r\n")  # RFC 5626 §4.4.1 pong
+        for message in messages:
+            self.owner.deliver(message, self.peer)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.owner.connections.pop(self.connection_id, None)
+        if self.peer is not None:
+            key = (self.peer.host, self.peer.port)
+            if self.owner.by_address.get(key) is self:
+                del self.owner.by_address[key]
+
+    def send(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+
+class SipTransport:
+    """Listens on UDP and TCP on one address; `send` routes an Outgoing."""
+
+    def __init__(self, on_message: MessageHandler, on_error: ErrorHandler,
+                 limits: TransportLimits | None = None) -> None:
+        self.on_message = on_message
+        self.on_error = on_error
+        self.limits = limits or TransportLimits()
+        self.connections: dict[int, _TcpConnection] = {}
+        self.by_address: dict[tuple[str, int], _TcpConnection] = {}
+        self._next_connection_id = 1
+        self._udp: _UdpProtocol | None = None
+        self._servers: list[asyncio.base_events.Server] = []
+        self._pending_connects: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._queued: dict[tuple[str, int], list[bytes]] = {}
+        self.addresses: list[tuple[str, str, int]] = []
+        self.dropped_oversize = 0
+
+    async def start(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        _, protocol = await loop.create_datagram_endpoint(
+            lambda: _UdpProtocol(self), local_addr=(host, port))
+        self._udp = protocol
+        assert protocol.transport is not None
+        bound = protocol.transport.get_extra_info("sockname")
+        server = await loop.create_server(self._new_connection, host, bound[1],
+                                          reuse_address=True)
+        self._servers.append(server)
+        self.addresses = [("UDP", bound[0], bound[1]), ("TCP", bound[0], bound[1])]
+
+    @property
+    def port(self) -> int:
+        return self.addresses[0][2]
+
+    def _new_connection(self) -> _TcpConnection:
+        connection = _TcpConnection(self, self._next_connection_id)
+        self._next_connection_id += 1
+        return connection
+
+    def handle_bytes(self, data: bytes, peer: Peer) -> None:
+        if len(data) > self.limits.max_message_bytes:
+            self.dropped_oversize += 1
+            return
+        if not data.strip(b"\r\n\x00 "):
+            return  # keepalive datagram
+        try:
+            message = parse_message(data)
+        except ParseError as exc:
+            self.on_error(exc, peer)
+            return
+        self.deliver(message, peer)
+
+    def deliver(self, message: SipMessage, peer: Peer) -> None:
+        if isinstance(message, Request):
+            stamp_via(message, peer)
+        self.on_message(message, peer)
+
+    def send(self, outgoing: Outgoing) -> None:
+        peer = outgoing.peer
+        if peer.transport == "UDP":
+            if self._udp is not None and self._udp.transport is not None:
+                self._udp.transport.sendto(outgoing.data, (peer.host, peer.port))
+            return
+        connection = (self.connections.get(peer.connection_id)
+                      if peer.connection_id is not None else None)
+        if connection is None:
+            connection = self.by_address.get((peer.host, peer.port))
+        if connection is not None:
+            connection.send(outgoing.data)
+            return
+        self._connect_and_send(peer, outgoing.data)
+
+    def _connect_and_send(self, peer: Peer, data: bytes) -> None:
+        key = (peer.host, peer.port)
+        self._queued.setdefault(key, []).append(data)
+        if key not in self._pending_connects:
+            self._pending_connects[key] = asyncio.ensure_future(self._connect(key))
+
+    async def _connect(self, key: tuple[str, int]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            _, connection = await loop.create_connection(self._new_connection, *key)
+            for data in self._queued.pop(key, []):
+                connection.send(data)
+        except OSError as exc:
+            log.info("TCP connect to %s:%s failed: %s", key[0], key[1], exc)
+            self._queued.pop(key, None)
+        finally:
+            self._pending_connects.pop(key, None)
+
+    async def close(self) -> None:
+        for server in self._servers:
+            server.close()
+        for connection in list(self.connections.values()):
+            if connection.transport is not None:
+                connection.transport.close()
+        for task in list(self._pending_connects.values()):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._udp is not None and self._udp.transport is not None:
+            self._udp.transport.close()
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
