@@ -1,0 +1,321 @@
+"""switch.config: defaults, the example file, environment overrides, exact errors."""
+
+import dataclasses
+import ipaddress
+import os
+import tempfile
+import tomllib
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from switch.config import SCHEMA, Config, ConfigError, HostPort, load_config
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "callcenter.example.toml"
+
+
+@pytest.fixture(autouse=True)
+def empty_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # load_config reads ./callcenter.toml and resolves the data dir against the cwd.
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def write(directory: Path, text: str, name: str = "callcenter.toml") -> str:
+    (directory / name).write_text(text, encoding="utf-8")
+    return name
+
+
+def load_text(directory: Path, text: str) -> Config:
+    return load_config(write(directory, text), environ={})
+
+
+def error_of(directory: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as excinfo:
+        load_text(directory, text)
+    return str(excinfo.value)
+
+
+def test_defaults(empty_cwd: Path) -> None:
+    config = load_config(environ={})
+    assert config.sip.listen == (HostPort("127.0.0.1", 5060),)
+    assert config.sip.realm == "callcenter"
+    assert config.sip.user_agent == "callcenter"
+    assert config.sip.max_message_bytes == 65535
+    assert config.sip.max_tcp_connections == 1024
+    assert (config.sip.min_expires_s, config.sip.max_expires_s) == (60, 3600)
+    assert config.sip.default_expires_s == 3600
+    assert config.sip.auth.algorithms == ("SHA-256", "MD5")
+    assert config.sip.auth.nonce_ttl_s == 300
+    bans = config.sip.bans
+    assert (bans.max_failures, bans.window_s, bans.ban_s, bans.whitelist) == (5, 60, 600, ())
+    assert config.rtp.ports == (20000, 29999)
+    assert config.data.dir == empty_cwd / "var"
+    assert config.database.url == f"sqlite+aiosqlite:///{empty_cwd}/var/callcenter.sqlite3"
+    assert config.web.listen == HostPort("127.0.0.1", 8080)
+
+
+def test_example_file_gives_exactly_the_defaults() -> None:
+    assert load_config(str(EXAMPLE), environ={}) == load_config(environ={})
+
+
+def _document_shape(table: dict[str, object]) -> dict[str, object]:
+    return {
+        key: _document_shape(value) if isinstance(value, dict) else None
+        for key, value in table.items()
+    }
+
+
+def test_example_names_every_setting_and_nothing_else() -> None:
+    document = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
+    assert _document_shape(document) == {
+        "sip": {
+            **dict.fromkeys(SCHEMA["sip"]),
+            "auth": dict.fromkeys(SCHEMA["sip.auth"]),
+            "bans": dict.fromkeys(SCHEMA["sip.bans"]),
+        },
+        "rtp": dict.fromkeys(SCHEMA["rtp"]),
+        "database": dict.fromkeys(SCHEMA["database"]),
+        "data": dict.fromkeys(SCHEMA["data"]),
+        "web": dict.fromkeys(SCHEMA["web"]),
+    }
+    # ... and the dataclasses hold the same names, so operators' keys are the code's.
+    assert _field_names(load_config(environ={})) == _document_shape(document)
+
+
+def _field_names(value: object) -> dict[str, object]:
+    return {
+        field.name: (
+            _field_names(getattr(value, field.name))
+            if dataclasses.is_dataclass(getattr(value, field.name))
+            else None
+        )
+        for field in dataclasses.fields(value)  # type: ignore[arg-type]
+    }
+
+
+def test_every_key_in_the_example_has_a_comment() -> None:
+    lines = EXAMPLE.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines):
+        if "=" not in line or line.startswith("#"):
+            continue
+        block = []
+        for above in reversed(lines[:number]):
+            if not above.strip() or above.startswith("["):
+                break
+            block.append(above)
+        assert any(text.startswith("#") for text in block), f"no comment above {line!r}"
+
+
+def test_listen_accepts_a_list_and_ipv6(empty_cwd: Path) -> None:
+    config = load_text(empty_cwd, '[sip]\nlisten = ["0.0.0.0:5060", "[::1]:5062"]\n')
+    assert config.sip.listen == (HostPort("0.0.0.0", 5060), HostPort("::1", 5062))
+    assert [str(address) for address in config.sip.listen] == ["0.0.0.0:5060", "[::1]:5062"]
+
+
+def test_partial_file_keeps_other_defaults(empty_cwd: Path) -> None:
+    config = load_text(
+        empty_cwd,
+        '[sip.bans]\nwhitelist = ["10.0.0.0/8", "192.0.2.7"]\n[rtp]\nports = "30000-30099"\n',
+    )
+    assert config.sip.bans.whitelist == (
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("192.0.2.7/32"),
+    )
+    assert config.sip.bans.max_failures == 5
+    assert config.rtp.ports == (30000, 30099)
+    assert config.sip.realm == "callcenter"
+
+
+def test_config_file_in_current_directory_is_read(empty_cwd: Path) -> None:
+    write(empty_cwd, '[sip]\nrealm = "example.com"\n')
+    assert load_config(environ={}).sip.realm == "example.com"
+
+
+def test_environment_overrides(empty_cwd: Path) -> None:
+    write(empty_cwd, '[sip]\nlisten = "127.0.0.1:5080"\n[data]\ndir = "elsewhere"\n')
+    environ = {
+        "CALLCENTER_SIP_LISTEN": "127.0.0.1:5070,[::1]:5070",
+        "CALLCENTER_DATA_DIR": "data",
+    }
+    config = load_config(environ=environ)
+    assert config.sip.listen == (HostPort("127.0.0.1", 5070), HostPort("::1", 5070))
+    assert config.data.dir == empty_cwd / "data"
+    assert config.database.url == f"sqlite+aiosqlite:///{empty_cwd}/data/callcenter.sqlite3"
+
+    environ = {"CALLCENTER_DB_URL": "postgresql://cc@localhost/cc", "CALLCENTER_DATA_DIR": "/srv"}
+    config = load_config(environ=environ)
+    assert config.database.url == "postgresql://cc@localhost/cc"
+    assert config.data.dir == Path("/srv")
+
+
+def test_config_is_frozen() -> None:
+    config = load_config(environ={})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.sip.realm = "other"  # type: ignore[misc]
+
+
+ERRORS = [
+    ("[sip]\nlisten = 5060\n", 'callcenter.toml: [sip] listen: expected "host:port", got 5060'),
+    (
+        '[sip]\nlisten = "localhost"\n',
+        'callcenter.toml: [sip] listen: expected "host:port", got "localhost"',
+    ),
+    (
+        '[sip]\nlisten = "[::zz]:5060"\n',
+        'callcenter.toml: [sip] listen: expected "host:port" (IPv6 as "[::1]:5060"),'
+        ' got "[::zz]:5060"',
+    ),
+    (
+        '[sip]\nlisten = "127.0.0.1:70000"\n',
+        'callcenter.toml: [sip] listen: expected "host:port" with a port from 0 to 65535,'
+        ' got "127.0.0.1:70000"',
+    ),
+    (
+        "[sip]\nlisten = []\n",
+        'callcenter.toml: [sip] listen: expected at least one "host:port", got []',
+    ),
+    ('[sip]\nlisten = "127.0.0.1:5060"\nlisen = 1\n', "callcenter.toml: [sip] lisen: unknown key"),
+    ("[sip.auth]\nalgorithm = []\n", "callcenter.toml: [sip.auth] algorithm: unknown key"),
+    ("[sipp]\nlisten = 1\n", "callcenter.toml: [sipp]: unknown section"),
+    ('realm = "x"\n', "callcenter.toml: realm: unknown key"),
+    ("sip = 1\n", "callcenter.toml: [sip]: expected a table, got 1"),
+    (
+        '[sip]\nmax_expires_s = "60"\n',
+        'callcenter.toml: [sip] max_expires_s: expected a positive integer, got "60"',
+    ),
+    (
+        "[sip.bans]\nmax_failures = true\n",
+        "callcenter.toml: [sip.bans] max_failures: expected a positive integer, got true",
+    ),
+    (
+        "[sip.bans]\nwindow_s = 0\n",
+        "callcenter.toml: [sip.bans] window_s: expected a positive integer, got 0",
+    ),
+    (
+        '[sip.bans]\nwhitelist = ["10.0.0.300"]\n',
+        "callcenter.toml: [sip.bans] whitelist: expected a list of addresses or networks"
+        ' such as "10.0.0.0/8", got ["10.0.0.300"]',
+    ),
+    (
+        '[sip.auth]\nalgorithms = ["SHA-1"]\n',
+        "callcenter.toml: [sip.auth] algorithms: expected a non-empty list of distinct names"
+        ' from "SHA-256", "SHA-512-256", "MD5", got ["SHA-1"]',
+    ),
+    ('[sip]\nrealm = ""\n', 'callcenter.toml: [sip] realm: expected a non-empty string, got ""'),
+    (
+        '[rtp]\nports = "20001-29999"\n',
+        'callcenter.toml: [rtp] ports: expected "lo-hi" with an even lo (RTP takes even ports,'
+        ' RTCP odd), got "20001-29999"',
+    ),
+    (
+        '[rtp]\nports = "30000-20000"\n',
+        'callcenter.toml: [rtp] ports: expected "lo-hi" with 1024 <= lo < hi <= 65535,'
+        ' got "30000-20000"',
+    ),
+    (
+        "[rtp]\nports = 20000\n",
+        'callcenter.toml: [rtp] ports: expected "lo-hi" such as "20000-29999", got 20000',
+    ),
+    ("[database]\nurl = 5\n", "callcenter.toml: [database] url: expected a string, got 5"),
+    (
+        "[sip]\ndefault_expires_s = 30\n",
+        "callcenter.toml: [sip] default_expires_s: must lie between min_expires_s (60)"
+        " and max_expires_s (3600), got 30",
+    ),
+    (
+        "[sip]\nmin_expires_s = 7200\n",
+        "callcenter.toml: [sip] min_expires_s: must not exceed max_expires_s (3600), got 7200",
+    ),
+    (
+        '[web]\nlisten = { host = "x" }\n',
+        'callcenter.toml: [web] listen: expected "host:port", got a table',
+    ),
+    (
+        "[sip\n",
+        "callcenter.toml: invalid TOML: Expected ']' at the end of a table declaration"
+        " (at line 1, column 5)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), ERRORS)
+def test_exact_error_messages(empty_cwd: Path, text: str, message: str) -> None:
+    assert error_of(empty_cwd, text) == message
+
+
+def test_missing_file_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"^nope\.toml: cannot read: No such file or directory$"):
+        load_config("nope.toml", environ={})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "CALLCENTER_SIP_LISTEN",
+            "5060",
+            'CALLCENTER_SIP_LISTEN: expected "host:port", got "5060"',
+        ),
+        ("CALLCENTER_DATA_DIR", "", 'CALLCENTER_DATA_DIR: expected a non-empty string, got ""'),
+    ],
+)
+def test_bad_environment_values(variable: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(environ={variable: value})
+    assert str(excinfo.value) == message
+
+
+TOML_VALUES = st.one_of(
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.booleans(),
+    st.text(max_size=20),
+    st.lists(st.text(max_size=12), max_size=3),
+    st.lists(st.integers(min_value=0, max_value=99), max_size=3),
+)
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + "".join(f"\\U{ord(c):08x}" for c in value) + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    return str(value)
+
+
+@given(
+    section_key=st.sampled_from([(s, k) for s, keys in SCHEMA.items() for k in keys]),
+    value=TOML_VALUES,
+)
+def test_any_value_loads_or_raises_config_error(
+    section_key: tuple[str, str], value: object
+) -> None:
+    section, key = section_key
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "c.toml")
+        Path(path).write_text(f"[{section}]\n{key} = {_toml(value)}\n", encoding="utf-8")
+        try:
+            config = load_config(path, environ={})
+        except ConfigError as error:
+            assert str(error).startswith(f"{path}: [{section}] {key}: ")
+        else:
+            assert isinstance(config, Config)
+
+
+@given(
+    host=st.one_of(
+        st.ip_addresses().map(str),
+        st.from_regex(r"[a-z][a-z0-9.-]{0,20}", fullmatch=True),
+    ),
+    port=st.integers(min_value=0, max_value=65535),
+)
+def test_listen_address_round_trips(host: str, port: int) -> None:
+    address = HostPort(host, port)
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "c.toml")
+        Path(path).write_text(f'[web]\nlisten = "{address}"\n', encoding="utf-8")
+        assert load_config(path, environ={}).web.listen == address
