@@ -12,9 +12,7 @@ DEMO_PASSWORD_LENGTH = 12
 # Letters and digits without the look-alikes 0/O/o, 1/l/I: passwords are read off a
 # terminal and typed into phones.
 PASSWORD_ALPHABET = "".join(
-    c
-    for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-    if c not in "0Oo1lI"
+    c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789" if c not in "0Oo1lI"
 )
 
 # (username, name, role, extension)

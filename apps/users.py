@@ -276,8 +276,6 @@ class UserService:
         if await session.scalar(select(User.id).where(User.username == username)) is not None:
             raise UserError(f"user '{username}' already exists")
         if extension is not None:
-            owner = await session.scalar(
-                select(User.username).where(User.extension == extension)
-            )
+            owner = await session.scalar(select(User.username).where(User.extension == extension))
             if owner is not None:
                 raise UserError(f"extension {extension} is already used by '{owner}'")

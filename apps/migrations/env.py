@@ -11,10 +11,9 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
-from sqlalchemy import Connection, pool
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import Connection
 
-from apps.db import async_url
+from apps.db import Database, async_url
 from apps.models import Base
 
 config = context.config
@@ -34,13 +33,13 @@ def _run_on(connection: Connection) -> None:
 
 
 async def _run_with_own_engine(url: str) -> None:
-    engine = create_async_engine(async_url(url), poolclass=pool.NullPool)
+    # Through Database for the same SQLite set-up (directory, WAL, foreign keys) as the app.
+    db = await Database.connect(url)
     try:
-        async with engine.connect() as connection:
+        async with db.engine.begin() as connection:
             await connection.run_sync(_run_on)
-            await connection.commit()
     finally:
-        await engine.dispose()
+        await db.close()
 
 
 def _run_offline() -> None:

@@ -31,9 +31,7 @@ async def _drop_apps_tables(url: str) -> None:
         await db.close()
 
 
-@pytest.fixture(
-    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
-)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """A database URL with nothing in it yet (for SQLite: not even the directory)."""
     if request.param == "sqlite":
@@ -62,5 +60,11 @@ def fast_hasher() -> PasswordHasher:
 
 
 @pytest.fixture
-def service(db: Database, fast_hasher: PasswordHasher) -> UserService:
-    return UserService(db, REALM, password_hasher=fast_hasher, clock=lambda: FIXED_NOW)
+def fixed_now() -> datetime:
+    """What the service's clock says: the created_at of every user it adds."""
+    return FIXED_NOW
+
+
+@pytest.fixture
+def service(db: Database, fast_hasher: PasswordHasher, fixed_now: datetime) -> UserService:
+    return UserService(db, REALM, password_hasher=fast_hasher, clock=lambda: fixed_now)

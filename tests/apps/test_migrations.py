@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import Column, Connection, MetaData, String, inspect, text
 
 from apps import Database, UserService, upgrade_database
@@ -78,7 +81,7 @@ async def test_compare_would_notice_a_model_change_without_migration(db: Databas
     users = Base.metadata.tables["users"].to_metadata(changed)
     users.append_column(Column("nickname", String(20)))
 
-    def diffs(connection: Connection) -> list[tuple[object, ...]]:
+    def diffs(connection: Connection) -> list[tuple[Any, ...]]:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         return [tuple(d) for d in compare_metadata(context, changed)]
 
@@ -114,3 +117,14 @@ async def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(tmp_path
         assert (tmp_path / "a").is_dir()
     finally:
         await db.close()
+
+
+def test_alembic_commands_work_without_an_ini_file(tmp_path: Path) -> None:
+    # The path an operator takes with alembic's own commands: env.py opens its own async
+    # engine from sqlalchemy.url (no event loop is running in a plain function).
+    config = alembic_config(f"sqlite:///{tmp_path / 'cli' / 'callcenter.db'}")
+    command.upgrade(config, "head")
+    command.check(config)  # raises when the models differ from the migrations
+    command.downgrade(config, "base")
+    with pytest.raises(CommandError, match="Target database is not up to date"):
+        command.check(config)
