@@ -93,6 +93,7 @@ class Negotiation(NamedTuple):
 
 class _Choice(NamedTuple):
     codec_fmt: str
+    codec: Codec  # ours: its name is the canonical spelling ("PCMU", not "pcmu")
     rtpmap: RtpMap
     dtmf_fmt: str | None
     dtmf_events: str | None
@@ -125,10 +126,10 @@ def _choose(media: MediaDescription, supported: Sequence[Codec]) -> _Choice | No
     mapped = [(fmt, rtpmap) for fmt in media.formats
               if (rtpmap := media.rtpmap(fmt)) is not None]
     voice = [c for c in supported if not c.is_dtmf]
-    choice = next(((fmt, r) for fmt, r in mapped if any(c.matches(r) for c in voice)), None)
+    choice = next(((fmt, c, r) for fmt, r in mapped for c in voice if c.matches(r)), None)
     if choice is None:
         return None
-    fmt, rtpmap = choice
+    fmt, codec, rtpmap = choice
     for dtmf in (c for c in supported if c.is_dtmf and c.clock_rate == rtpmap.clock_rate):
         for dtmf_fmt, dtmf_map in mapped:
             if not dtmf.matches(dtmf_map):
@@ -136,8 +137,8 @@ def _choose(media: MediaDescription, supported: Sequence[Codec]) -> _Choice | No
             offered = _event_numbers(media.fmtp(dtmf_fmt) or DTMF_EVENTS_WITHOUT_FMTP)
             events = offered & _event_numbers(dtmf.fmtp or DTMF_EVENTS_WITHOUT_FMTP)
             if events:
-                return _Choice(fmt, rtpmap, dtmf_fmt, _event_list(events))
-    return _Choice(fmt, rtpmap, None, None)
+                return _Choice(fmt, codec, rtpmap, dtmf_fmt, _event_list(events))
+    return _Choice(fmt, codec, rtpmap, None, None)
 
 
 def _remote(session: SessionDescription, media: MediaDescription, index: int) -> Connection:
@@ -212,7 +213,7 @@ def negotiate_answer(
         rtcp_mux = media.rtcp_mux  # RFC 5761 §5.1.1: accept multiplexing whenever offered
         accepted = NegotiatedMedia(
             remote.address, media.port, _rtcp_port(media, rtcp_mux), rtcp_mux,
-            choice.rtpmap.payload_type, choice.rtpmap.encoding_name, choice.rtpmap.clock_rate,
+            choice.rtpmap.payload_type, choice.codec.name, choice.codec.clock_rate,
             int(choice.dtmf_fmt) if choice.dtmf_fmt is not None else None,
             _ptime(media, default_ms=ptime_ms), ours, on_hold=not remote_receives,
         )
@@ -226,14 +227,13 @@ def negotiate_answer(
 
 def _answer_stream(offered: MediaDescription, choice: _Choice, local_port: int,
                    direction: Direction) -> MediaDescription:
-    rtpmap = choice.rtpmap
+    codec = choice.codec
     formats = [choice.codec_fmt]
-    attributes = [Attribute("rtpmap", f"{choice.codec_fmt} {rtpmap.encoding_name}/"
-                                      f"{rtpmap.clock_rate}")]
+    attributes = [Attribute("rtpmap", f"{choice.codec_fmt} {codec.name}/{codec.clock_rate}")]
     if choice.dtmf_fmt is not None:
         formats.append(choice.dtmf_fmt)
         attributes += [Attribute("rtpmap", f"{choice.dtmf_fmt} telephone-event/"
-                                           f"{rtpmap.clock_rate}"),
+                                           f"{codec.clock_rate}"),
                        Attribute("fmtp", f"{choice.dtmf_fmt} {choice.dtmf_events}")]
     ptime = offered.get_attribute("ptime")
     if ptime is not None:
@@ -305,9 +305,11 @@ def process_answer(offer: SessionDescription, answer: SessionDescription, *,
         offered, answered = offer.direction_for(ours), answer.direction_for(theirs)
         remote_receives = answered.receives and not remote.is_hold
         rtcp_mux = ours.rtcp_mux and theirs.rtcp_mux
+        known = CODECS.get(rtpmap.encoding_name.lower())
         return NegotiatedMedia(
             remote.address, theirs.port, _rtcp_port(theirs, rtcp_mux), rtcp_mux,
-            rtpmap.payload_type, rtpmap.encoding_name, rtpmap.clock_rate, dtmf,
+            rtpmap.payload_type, known.name if known else rtpmap.encoding_name,
+            rtpmap.clock_rate, dtmf,
             _ptime(theirs, ours, default_ms=ptime_ms),
             Direction.from_flags(sends=offered.sends and remote_receives,
                                  receives=offered.receives and answered.sends),

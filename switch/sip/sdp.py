@@ -211,10 +211,10 @@ class RtcpAttribute:
 
     @classmethod
     def parse(cls, value: str) -> RtcpAttribute:
-        parts = value.split(maxsplit=1)
-        if not parts:
+        parts = value.split()
+        if len(parts) not in (1, 4):
             raise SdpError(f"malformed rtcp {value!r}")
-        connection = Connection.parse(parts[1]) if len(parts) == 2 else None
+        connection = Connection(parts[3], parts[2], parts[1]) if len(parts) == 4 else None
         return cls(_uint(parts[0], "rtcp port", 65535), connection)
 
 
