@@ -156,6 +156,22 @@ def test_lines_we_do_not_interpret_are_kept() -> None:
     assert video.connection == Connection("2001:db8::2", "IP6")
 
 
+def test_lines_out_of_rfc_order_are_written_in_rfc_order() -> None:
+    # LIVE555 and friends put lines out of order; serialize() writes RFC 8866 order and a
+    # re-parse gives the same model.
+    data = (b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nt=0 0\r\nx=unknown\r\n"
+            b"a=tool:cam\r\ni=late info\r\nc=IN IP4 10.0.0.1\r\n"
+            b"m=audio 4000 RTP/AVP 0\r\nk=prompt\r\na=sendrecv\r\ni=late media info\r\n")
+    sd = SessionDescription.parse(data)
+    assert sd.extra_lines == (("i", "late info"), ("x", "unknown"))
+    assert sd.media[0].extra_lines == (("i", "late media info"), ("k", "prompt"))
+    assert sd.serialize() == (
+        b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\ni=late info\r\nc=IN IP4 10.0.0.1\r\n"
+        b"t=0 0\r\nx=unknown\r\na=tool:cam\r\n"
+        b"m=audio 4000 RTP/AVP 0\r\ni=late media info\r\nk=prompt\r\na=sendrecv\r\n")
+    assert SessionDescription.parse(sd.serialize()) == sd
+
+
 def test_non_utf8_bytes_survive_a_round_trip() -> None:
     data = b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=Caf\xe9\r\nt=0 0\r\n"
     sd = SessionDescription.parse(data)
