@@ -1,0 +1,1 @@
+"""The `callcenter` command: serve the switch, manage the database and users."""

@@ -1,0 +1,216 @@
+"""The `callcenter` command line: run the switch, upgrade the database, manage users.
+
+Exit status: 0 done, 1 the request could not be done (a one-line message on stderr, no
+traceback), 2 the command line itself was wrong (argparse's usage message).
+Heavy imports (the switch, SQLAlchemy) happen inside the commands, so that `--help` and
+usage errors answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+import unicodedata
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, TypeVar
+
+from switch.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from apps import UserRecord, UserService
+
+T = TypeVar("T")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class CommandError(Exception):
+    """A request that cannot be done; main() prints the message and exits 1."""
+
+
+# ---- commands ---------------------------------------------------------------------------
+
+
+def cmd_serve(config: Config, args: argparse.Namespace) -> int:
+    from callcenter.serve import serve
+
+    return serve(config)
+
+
+def cmd_db_upgrade(config: Config, args: argparse.Namespace) -> int:
+    import apps
+
+    _run(apps.upgrade_database(config.database.url))
+    print("database schema is up to date")
+    return EXIT_OK
+
+
+def cmd_user_add(config: Config, args: argparse.Namespace) -> int:
+    password = args.password if args.password is not None else _ask_new_password()
+    record = _run_with_users(
+        config,
+        lambda users: users.add_user(
+            args.username,
+            password,
+            extension=args.extension,
+            role=args.role,
+            name=args.name,
+        ),
+    )
+    extension = f", extension {record.extension}" if record.extension else ""
+    print(f"added user '{record.username}' ({record.role.value}{extension})")
+    return EXIT_OK
+
+
+def cmd_user_list(config: Config, args: argparse.Namespace) -> int:
+    records = _run_with_users(config, lambda users: users.list_users())
+    print(_user_table(records))
+    return EXIT_OK
+
+
+def cmd_user_passwd(config: Config, args: argparse.Namespace) -> int:
+    password = args.password if args.password is not None else _ask_new_password()
+    _run_with_users(config, lambda users: users.set_password(args.username, password))
+    print(f"password of '{args.username}' changed")
+    return EXIT_OK
+
+
+# ---- helpers ------------------------------------------------------------------------------
+
+
+def _run_with_users(config: Config, action: Callable[[UserService], Awaitable[T]]) -> T:
+    """Run ``action`` on a UserService, upgrading the schema first so that a fresh data
+    directory needs no separate `callcenter db upgrade`."""
+    import apps
+
+    async def run() -> T:
+        await apps.upgrade_database(config.database.url)
+        db = await apps.Database.connect(config.database.url)
+        try:
+            return await action(apps.UserService(db, config.sip.realm))
+        finally:
+            await db.close()
+
+    return _run(run())
+
+
+def _run(coroutine: Coroutine[object, object, T]) -> T:
+    """asyncio.run, turning the errors a user can fix into a CommandError."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    import apps
+
+    try:
+        return asyncio.run(coroutine)
+    except apps.UserError as error:
+        raise CommandError(str(error)) from None
+    except (SQLAlchemyError, OSError) as error:
+        # A bad URL, a database that is down, a data directory that cannot be written.
+        raise CommandError(f"cannot use the database: {error}") from None
+
+
+def _ask_new_password() -> str:
+    first = getpass.getpass("New password: ")
+    if getpass.getpass("Repeat password: ") != first:
+        raise CommandError("passwords do not match")
+    return first
+
+
+def _width(text: str) -> int:
+    """Terminal columns of ``text``: CJK characters (names, role labels) take two."""
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
+
+
+def _user_table(records: Sequence[UserRecord]) -> str:
+    if not records:
+        return "no users"
+    rows = [["USERNAME", "EXTENSION", "ROLE", "NAME", "CREATED (UTC)"]]
+    rows += [
+        [
+            record.username,
+            record.extension or "-",
+            record.role.value,
+            record.name or "-",
+            record.created_at.strftime("%Y-%m-%d %H:%M"),
+        ]
+        for record in records
+    ]
+    widths = [max(_width(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(
+            cell + " " * (width - _width(cell)) for cell, width in zip(row, widths, strict=True)
+        ).rstrip()
+        for row in rows
+    )
+
+
+# ---- argument parsing ---------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # --config is accepted before or after the command; SUPPRESS keeps a value given
+    # before the command from being reset by the subcommand's default.
+    config_option = argparse.ArgumentParser(add_help=False)
+    config_option.add_argument(
+        "--config",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="TOML configuration (default: ./callcenter.toml if present)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="callcenter",
+        description="Call center softswitch: run it and manage its database and users.",
+        parents=[config_option],
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = commands.add_parser(
+        "serve", parents=[config_option], help="run the switch until SIGTERM or Ctrl-C"
+    )
+    serve.set_defaults(handler=cmd_serve)
+
+    db = commands.add_parser("db", help="database schema")
+    db_commands = db.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
+    upgrade = db_commands.add_parser(
+        "upgrade", parents=[config_option], help="create or upgrade the schema"
+    )
+    upgrade.set_defaults(handler=cmd_db_upgrade)
+
+    user = commands.add_parser("user", help="web and phone accounts")
+    user_commands = user.add_subparsers(dest="user_command", metavar="COMMAND", required=True)
+    add = user_commands.add_parser("add", parents=[config_option], help="add a user")
+    add.add_argument("--username", required=True, help="login name")
+    add.add_argument("--password", help="password (asked for when left out)")
+    add.add_argument("--extension", help="phone extension; also the SIP username")
+    add.add_argument("--role", default="agent", help="role (default: agent)")
+    add.add_argument("--name", help="full name")
+    add.set_defaults(handler=cmd_user_add)
+    listing = user_commands.add_parser("list", parents=[config_option], help="list users")
+    listing.set_defaults(handler=cmd_user_list)
+    passwd = user_commands.add_parser(
+        "passwd", parents=[config_option], help="set a user's password"
+    )
+    passwd.add_argument("username")
+    passwd.add_argument("--password", help="new password (asked for twice when left out)")
+    passwd.set_defaults(handler=cmd_user_passwd)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse: usage errors (2) and --help (0)
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    try:
+        config = load_config(getattr(args, "config", None))
+        status: int = args.handler(config, args)
+    except (CommandError, ConfigError) as error:
+        print(f"callcenter: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130  # the shell's convention for "ended by SIGINT"
+    return status

@@ -1,0 +1,198 @@
+"""The `callcenter` command line, run for real in subprocesses on a temporary data dir."""
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import apps
+from callcenter import cli
+
+pytestmark = pytest.mark.integration  # real SQLite files, real processes
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def callcenter(
+    data_dir: Path, *args: str, expect: int = 0, db_url: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m callcenter ARGS` from data_dir's parent with only our variables set."""
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("CALLCENTER_")}
+    environ["CALLCENTER_DATA_DIR"] = str(data_dir)
+    if db_url is not None:
+        environ["CALLCENTER_DB_URL"] = db_url
+    environ["PYTHONPATH"] = str(REPO)  # the checkout under test, installed or not
+    result = subprocess.run(
+        [sys.executable, "-m", "callcenter", *args],
+        cwd=data_dir.parent,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == expect, result.stderr
+    assert "Traceback" not in result.stderr
+    return result
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"  # does not exist yet: commands must create it
+
+
+def check_password(data_dir: Path, username: str, password: str) -> bool:
+    async def check() -> bool:
+        db = await apps.Database.connect(f"sqlite+aiosqlite:///{data_dir}/callcenter.sqlite3")
+        try:
+            users = apps.UserService(db, "callcenter")
+            return await users.verify_web_password(username, password) is not None
+        finally:
+            await db.close()
+
+    return asyncio.run(check())
+
+
+def test_add_then_list_on_a_fresh_data_dir(data_dir: Path) -> None:
+    assert callcenter(data_dir, "user", "list").stdout == "no users\n"
+    assert (data_dir / "callcenter.sqlite3").is_file()
+
+    added = callcenter(
+        data_dir,
+        "user", "add", "--username", "alice", "--password", "correct horse",
+        "--extension", "1001", "--name", "张三",
+    )  # fmt: skip
+    assert added.stdout == "added user 'alice' (agent, extension 1001)\n"
+    added = callcenter(
+        data_dir, "user", "add", "--username", "bob", "--password", "battery staple",
+        "--role", "supervisor",
+    )  # fmt: skip
+    assert added.stdout == "added user 'bob' (supervisor)\n"
+
+    lines = callcenter(data_dir, "user", "list").stdout.splitlines()
+    assert lines[0].split() == ["USERNAME", "EXTENSION", "ROLE", "NAME", "CREATED", "(UTC)"]
+    assert lines[1].split()[:4] == ["alice", "1001", "agent", "张三"]
+    assert lines[2].split()[:4] == ["bob", "-", "supervisor", "-"]
+    assert len(lines) == 3
+    # Columns line up on screen: the double-width name counts as four columns, not two.
+    created_column = lines[0].index("CREATED")
+    for line in lines[1:]:
+        date = re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d$", line)
+        assert date is not None
+        assert cli._width(line[: date.start()]) == created_column
+    assert check_password(data_dir, "alice", "correct horse")
+
+
+def test_passwd_changes_the_password(data_dir: Path) -> None:
+    callcenter(data_dir, "user", "add", "--username", "carol", "--password", "first password")
+    result = callcenter(data_dir, "user", "passwd", "carol", "--password", "second password")
+    assert result.stdout == "password of 'carol' changed\n"
+    assert check_password(data_dir, "carol", "second password")
+    assert not check_password(data_dir, "carol", "first password")
+
+
+def test_duplicate_user_is_an_error(data_dir: Path) -> None:
+    callcenter(data_dir, "user", "add", "--username", "dave", "--password", "pass word 1")
+    result = callcenter(
+        data_dir, "user", "add", "--username", "dave", "--password", "pass word 2", expect=1
+    )
+    assert result.stderr == "callcenter: user 'dave' already exists\n"
+    assert result.stdout == ""
+
+
+def test_bad_role_is_an_error(data_dir: Path) -> None:
+    result = callcenter(
+        data_dir, "user", "add", "--username", "erin", "--password", "pass word 1",
+        "--role", "boss", expect=1,
+    )  # fmt: skip
+    assert result.stderr == (
+        "callcenter: unknown role 'boss' (choose from admin, service_manager, shift_leader,"
+        " supervisor, agent, account_manager)\n"
+    )
+    assert callcenter(data_dir, "user", "list").stdout == "no users\n"
+
+
+def test_passwd_of_unknown_user_is_an_error(data_dir: Path) -> None:
+    result = callcenter(data_dir, "user", "passwd", "nobody", "--password", "whatever1", expect=1)
+    assert result.stderr == "callcenter: no such user 'nobody'\n"
+
+
+def test_config_error_is_reported_without_traceback(data_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_text("[sip]\nlisten = 5060\n", encoding="utf-8")
+    for args in (
+        ["--config", "bad.toml", "user", "list"],
+        ["user", "list", "--config", "bad.toml"],
+    ):
+        result = callcenter(data_dir, *args, expect=1)
+        assert result.stderr == (
+            'callcenter: bad.toml: [sip] listen: expected "host:port", got 5060\n'
+        )
+    assert not data_dir.exists()
+
+
+def test_config_file_in_working_directory_is_used(data_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "callcenter.toml").write_text('[data]\ndir = "elsewhere"\n', encoding="utf-8")
+    # CALLCENTER_DATA_DIR still wins over the file.
+    callcenter(data_dir, "db", "upgrade")
+    assert (data_dir / "callcenter.sqlite3").is_file()
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_db_upgrade(data_dir: Path) -> None:
+    assert callcenter(data_dir, "db", "upgrade").stdout == "database schema is up to date\n"
+    assert callcenter(data_dir, "db", "upgrade").stdout == "database schema is up to date\n"
+
+
+def test_usage_errors_exit_2(data_dir: Path) -> None:
+    result = callcenter(data_dir, "user", "add", "--password", "x", expect=2)
+    assert "the following arguments are required: --username" in result.stderr
+    callcenter(data_dir, "frobnicate", expect=2)
+    callcenter(data_dir, expect=2)
+    assert not data_dir.exists()
+
+
+def test_database_errors_are_reported(data_dir: Path) -> None:
+    result = callcenter(data_dir, "user", "list", expect=1, db_url="nonsense")
+    assert result.stderr == (
+        "callcenter: cannot use the database: Could not parse SQLAlchemy URL from given URL"
+        " string\n"
+    )
+
+
+def test_passwd_prompts_twice(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CALLCENTER_DATA_DIR", str(data_dir))
+    monkeypatch.chdir(data_dir.parent)
+    callcenter(data_dir, "user", "add", "--username", "frank", "--password", "old password")
+
+    answers = iter(["new password", "typo password"])
+    prompts: list[str] = []
+
+    def fake_getpass(prompt: str = "") -> str:
+        prompts.append(prompt)
+        return next(answers)
+
+    monkeypatch.setattr(cli.getpass, "getpass", fake_getpass)
+    assert cli.main(["user", "passwd", "frank"]) == 1
+    assert capsys.readouterr().err == "callcenter: passwords do not match\n"
+    assert prompts == ["New password: ", "Repeat password: "]
+
+    answers = iter(["new password", "new password"])
+    assert cli.main(["user", "passwd", "frank"]) == 0
+    assert check_password(data_dir, "frank", "new password")
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).parent / "callcenter"
+    if not script.exists():
+        pytest.fail(f"{script} missing: run `pip install -e .[test]` (./test.sh does)")
+    result = subprocess.run(
+        [str(script), "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0
+    assert "serve" in result.stdout and "user" in result.stdout
