@@ -198,6 +198,10 @@ class Dialog:
         if method in _SEQ_REUSING_METHODS:
             if self.invite_seq is None:
                 raise LocalProtocolError(f"no INVITE in this dialog for {method} to reuse")
+            if method == "CANCEL" and (self.invite_seq, "INVITE") == self.initial_cseq:
+                # §9.1: that CANCEL copies the INVITE's To (no tag) and Request-URI.
+                raise LocalProtocolError("build the CANCEL of the initial INVITE from the "
+                                         "INVITE, not from a dialog")
             seq = self.invite_seq
         else:
             seq = FIRST_LOCAL_SEQ if self.local_seq is None else self.local_seq + 1

@@ -281,6 +281,12 @@ def test_ack_or_cancel_without_an_invite_is_our_bug() -> None:
         dialog.create_request("CANCEL", via=bob_via("b"))
 
 
+def test_cancel_of_the_initial_invite_is_not_built_from_the_dialog() -> None:
+    dialog = uac_dialog(180)
+    with pytest.raises(LocalProtocolError, match=r"^build the CANCEL of the initial INVITE"):
+        dialog.create_request("CANCEL", via=via("z9hG4bK776asdhds"))
+
+
 def test_caller_may_not_set_dialog_headers() -> None:
     dialog = uac_dialog(200)
     with pytest.raises(LocalProtocolError, match=r"^the dialog sets the cseq header itself$"):
