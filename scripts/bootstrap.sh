@@ -4,7 +4,8 @@
 #   - Debian packages that are missing get installed (apt-get update only then, once);
 #   - .venv is created with python3 when missing or broken;
 #   - `pip install -e .[test]` runs when setup.py, pyproject.toml or a Cython source
-#     changed since the last install, or a compiled extension is missing.
+#     changed since the last install, when a top-level package appeared or went (the
+#     editable install maps each one by name), or when a compiled extension is missing.
 # After sourcing, the working directory is the repository root.
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -37,7 +38,7 @@ _install_inputs_hash() {
     shopt -s nullglob
     inputs+=(switch/media/*.pyx switch/media/*.pxd switch/media/*.h)
     shopt -u nullglob
-    cat "${inputs[@]}" | sha256sum | cut -d' ' -f1
+    { cat "${inputs[@]}"; printf '%s\n' */__init__.py; } | sha256sum | cut -d' ' -f1
 }
 
 # True when some switch/media/*.pyx has no compiled module beside it.
