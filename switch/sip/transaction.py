@@ -288,6 +288,10 @@ class TransactionLayer:
     def __len__(self) -> int:
         return len(self._clients) + len(self._servers)
 
+    def transactions(self) -> list[Transaction]:
+        """Every live transaction, clients first."""
+        return [*self._clients.values(), *self._servers.values()]
+
     def new_branch(self) -> str:
         """A fresh branch for a Via this endpoint adds (§8.1.1.7)."""
         branch = self._new_branch()
