@@ -413,8 +413,8 @@ class TransactionLayer:
             raise LocalProtocolError(f"CSeq method {cseq.method} is not {request.method}")
         key = (branch, request.method)
         if key in self._clients:
-            raise LocalProtocolError(f"branch {branch} already names a {request.method} "
-                                     "client transaction")
+            raise LocalProtocolError(
+                f"branch {branch} is already used by a live {request.method} transaction")
         kind = Kind.INVITE_CLIENT if request.method == "INVITE" else Kind.NON_INVITE_CLIENT
         self._counter += 1
         txn = ClientTransaction(kind, request, peer, self._counter, key)
