@@ -23,15 +23,18 @@ from switch.sip.transaction_states import (
     T1_S,
     T2_S,
     T4_S,
-    TERMINATED,
     TIMERS,
     Action,
+    ArmedTimer,
+    ClientTransaction,
     Kind,
-    State,
+    ServerTransaction,
     Timer,
+    Transaction,
     Trigger,
     apply,
     next_interval_s,
+    trigger_for_status,
 )
 
 __all__ = [
@@ -45,76 +48,6 @@ __all__ = [
 MAGIC_COOKIE = "z9hG4bK"  # RFC 3261 §8.1.1.7: marks branches unique per transaction
 DEFAULT_MAX_TRANSACTIONS = 100_000
 OVERLOAD_RETRY_AFTER_S = 10  # Retry-After of the 503 sent when the table is full
-
-
-class Transaction:
-    """One transaction. The layer owns and mutates it; the TU reads it and hands it
-    back to `send_response`. `peer` is where a client sends its request, or where a
-    server's request came from."""
-
-    __slots__ = ("id", "internal", "kind", "last_response", "peer", "request", "state",
-                 "timers")
-
-    def __init__(self, kind: Kind, request: Request, peer: Peer, txn_id: int) -> None:
-        self.kind = kind
-        self.request = request
-        self.peer = peer
-        self.id = txn_id
-        self.state: State = INITIAL[kind][0]
-        self.last_response: Response | None = None
-        self.timers: dict[Timer, _Armed] = {}
-        # Created by the layer itself (a 482 for a merged request); the TU never saw it.
-        self.internal = False
-
-    @property
-    def method(self) -> str:
-        return self.request.method
-
-    @property
-    def branch(self) -> str | None:
-        return self.request.top_via.branch
-
-    @property
-    def terminated(self) -> bool:
-        return self.state in TERMINATED
-
-    @property
-    def armed(self) -> dict[Timer, float]:
-        """Deadline of each running timer."""
-        return {timer: armed.deadline for timer, armed in self.timers.items()}
-
-    def __repr__(self) -> str:
-        return (f"<{type(self).__name__} #{self.id} {self.method} {self.branch} "
-                f"{self.state.value}>")
-
-
-class ClientTransaction(Transaction):
-    __slots__ = ("key", "request_bytes")
-
-    def __init__(self, kind: Kind, request: Request, peer: Peer, txn_id: int,
-                 key: tuple[str, str]) -> None:
-        super().__init__(kind, request, peer, txn_id)
-        self.key = key
-        self.request_bytes = request.serialize()
-
-
-class ServerTransaction(Transaction):
-    __slots__ = ("key", "last_response_bytes", "merge_key", "response_peer")
-
-    def __init__(self, kind: Kind, request: Request, peer: Peer, txn_id: int,
-                 key: Hashable) -> None:
-        super().__init__(kind, request, peer, txn_id)
-        self.key = key
-        self.response_peer = response_peer(request.top_via, peer.transport,
-                                            peer.connection_id)
-        self.last_response_bytes: bytes | None = None
-        self.merge_key: tuple[str, str, int, str] | None = None
-
-
-class _Armed(NamedTuple):
-    deadline: float
-    duration_s: float
-    token: int
 
 
 # Events for the transaction user, in the order they happened.
@@ -184,18 +117,19 @@ TransactionEvent = (RequestReceived | ResponseReceived | AckReceived | StrayResp
                     | TransactionTimedOut | TransactionTerminated | MergedRequestRejected
                     | TransportFailed)
 
-_Handler = Callable[[Transaction, "Trigger | Timer", SipMessage | None, Peer | None], None]
-# Status class -> trigger, for a response received (True) or sent by the TU (False).
-_STATUS_TRIGGERS = {
-    (1, True): Trigger.PROVISIONAL_RECEIVED, (2, True): Trigger.SUCCESS_RECEIVED,
-    (3, True): Trigger.FAILURE_RECEIVED,
-    (1, False): Trigger.PROVISIONAL_SENT, (2, False): Trigger.SUCCESS_SENT,
-    (3, False): Trigger.FAILURE_SENT,
-}
+class _Input(NamedTuple):
+    """What drives one step: the trigger and the message and peer that came with it."""
+
+    trigger: Trigger | Timer
+    message: SipMessage | None = None
+    peer: Peer | None = None
 
 
-def _status_trigger(status: int, received: bool) -> Trigger:
-    return _STATUS_TRIGGERS[min(status // 100, 3), received]
+_Handler = Callable[[Transaction, _Input], None]
+
+
+def _has_cookie(branch: str | None) -> bool:
+    return branch is not None and branch.startswith(MAGIC_COOKIE)
 
 
 def server_key(request: Request, method: str) -> Hashable:
@@ -203,9 +137,8 @@ def server_key(request: Request, method: str) -> Hashable:
     and method when the branch carries the magic cookie; otherwise RFC 2543's Request-URI,
     tags, Call-ID, CSeq and top Via. `method` is INVITE for an ACK or a CANCEL's target."""
     via = request.top_via
-    branch = via.branch
-    if branch is not None and branch.startswith(MAGIC_COOKIE):
-        return ("3261", branch, via.host.lower(), via.port, method)
+    if _has_cookie(via.branch):
+        return ("3261", via.branch, via.host.lower(), via.port, method)
     return _legacy_key(request, method, request.to.tag)
 
 
@@ -318,20 +251,19 @@ class TransactionLayer:
         if txn is None:
             self._events.append(StrayResponseReceived(response, peer))
             return
-        self._step(txn, _status_trigger(response.status, True), now, response, peer)
+        trigger = trigger_for_status(response.status, received=True)
+        self._step(txn, _Input(trigger, response, peer), now)
 
     def _receive_ack(self, ack: Request, peer: Peer, now: float) -> None:
         txn = self._match_ack(ack)
         if txn is None:
             self._events.append(AckReceived(ack, peer))
             return
-        self._step(txn, Trigger.ACK_RECEIVED, now, ack, peer)
+        self._step(txn, _Input(Trigger.ACK_RECEIVED, ack, peer), now)
 
     def _match_ack(self, ack: Request) -> ServerTransaction | None:
-        key = server_key(ack, "INVITE")
-        txn = self._servers.get(key)
-        if txn is not None or ack.to.tag is None or not isinstance(key, tuple) \
-                or key[0] == "3261":
+        txn = self._servers.get(server_key(ack, "INVITE"))
+        if txn is not None or ack.to.tag is None or _has_cookie(ack.top_via.branch):
             return txn
         # RFC 2543 peer: the INVITE had no To tag; its ACK carries the one we answered with.
         txn = self._servers.get(_legacy_key(ack, "INVITE", None))
@@ -344,7 +276,7 @@ class TransactionLayer:
         key = server_key(request, request.method)
         txn = self._servers.get(key)
         if txn is not None:
-            self._step(txn, Trigger.REQUEST_RECEIVED, now, request, peer)
+            self._step(txn, _Input(Trigger.REQUEST_RECEIVED, request, peer), now)
             return
         if len(self) >= self.max_transactions:
             self._reject_overloaded(request, peer)
@@ -361,8 +293,8 @@ class TransactionLayer:
             # of its own so retransmissions of it are absorbed too.
             txn.internal = True
             self._events.append(MergedRequestRejected(request, peer))
-            self._step(txn, Trigger.FAILURE_SENT, now,
-                       build_response(request, 482, to_tag=self._new_tag()))
+            loop_detected = build_response(request, 482, to_tag=self._new_tag())
+            self._step(txn, _Input(Trigger.FAILURE_SENT, loop_detected), now)
             return
         if merge_key is not None:
             txn.merge_key = merge_key
@@ -392,7 +324,7 @@ class TransactionLayer:
             *(t for t in self._servers.values() if _same_peer(t.response_peer, peer))]
         for txn in victims:
             if not txn.terminated:
-                self._step(txn, Trigger.TRANSPORT_ERROR, now, None, peer)
+                self._step(txn, _Input(Trigger.TRANSPORT_ERROR, None, peer), now)
 
     # --- input from the transaction user --------------------------------------------
 
@@ -406,7 +338,7 @@ class TransactionLayer:
             cseq = request.cseq
         except SipError as exc:
             raise LocalProtocolError(f"cannot send {request.method}: {exc}") from exc
-        if branch is None or not branch.startswith(MAGIC_COOKIE):
+        if branch is None or not _has_cookie(branch):
             raise LocalProtocolError(
                 f"top Via of {request.method} needs a branch starting with {MAGIC_COOKIE}")
         if cseq.method != request.method:
@@ -443,7 +375,8 @@ class TransactionLayer:
         if cseq != transaction.request.cseq:
             raise LocalProtocolError(f"response CSeq {cseq} does not match the request's "
                                      f"{transaction.request.cseq}")
-        self._step(transaction, _status_trigger(response.status, False), now, response)
+        trigger = trigger_for_status(response.status, received=False)
+        self._step(transaction, _Input(trigger, response), now)
 
     def find_server_transaction_for_cancel(self, cancel: Request) -> ServerTransaction | None:
         """The INVITE server transaction a CANCEL targets (§9.2): matched like a request
@@ -467,7 +400,7 @@ class TransactionLayer:
             if not self._is_live(entry):
                 continue
             _, _, timer, txn = entry
-            self._step(txn, timer, now)
+            self._step(txn, _Input(timer), now)
 
     def outgoing(self) -> list[Outgoing]:
         out, self._outgoing = self._outgoing, []
@@ -483,15 +416,15 @@ class TransactionLayer:
         for timer in INITIAL[txn.kind][1]:
             self._arm(txn, timer, now)
 
-    def _step(self, txn: Transaction, trigger: Trigger | Timer, now: float,
-              message: SipMessage | None = None, peer: Peer | None = None) -> None:
+    def _step(self, txn: Transaction, got: _Input, now: float) -> None:
+        trigger = got.trigger
         transition = apply(txn.kind, txn.state, trigger)
         fired = txn.timers.pop(trigger, None) if isinstance(trigger, Timer) else None
         txn.state = transition.next
         for timer in transition.stop:
             txn.timers.pop(timer, None)
         for action in transition.actions:
-            self._actions[action](txn, trigger, message, peer)
+            self._actions[action](txn, got)
         if txn.terminated:
             self._remove(txn)
             return
@@ -509,7 +442,7 @@ class TransactionLayer:
             if duration_s is None:
                 return
         self._counter += 1
-        armed = _Armed(now + duration_s, duration_s, self._counter)
+        armed = ArmedTimer(now + duration_s, duration_s, self._counter)
         txn.timers[timer] = armed
         heapq.heappush(self._timer_heap, (armed.deadline, armed.token, timer, txn))
 
@@ -537,53 +470,44 @@ class TransactionLayer:
 
     # --- actions named by the tables ----------------------------------------------------
 
-    def _pass_response(self, txn: Transaction, trigger: Trigger | Timer,
-                       message: SipMessage | None, peer: Peer | None) -> None:
-        assert isinstance(txn, ClientTransaction) and isinstance(message, Response)
-        txn.last_response = message
-        self._events.append(ResponseReceived(txn, message))
+    def _pass_response(self, txn: Transaction, got: _Input) -> None:
+        assert isinstance(txn, ClientTransaction) and isinstance(got.message, Response)
+        txn.last_response = got.message
+        self._events.append(ResponseReceived(txn, got.message))
 
-    def _pass_ack(self, txn: Transaction, trigger: Trigger | Timer,
-                  message: SipMessage | None, peer: Peer | None) -> None:
-        assert isinstance(message, Request) and peer is not None
-        self._events.append(AckReceived(message, peer))
+    def _pass_ack(self, txn: Transaction, got: _Input) -> None:
+        assert isinstance(got.message, Request) and got.peer is not None
+        self._events.append(AckReceived(got.message, got.peer))
 
-    def _send_ack(self, txn: Transaction, trigger: Trigger | Timer,
-                  message: SipMessage | None, peer: Peer | None) -> None:
+    def _send_ack(self, txn: Transaction, got: _Input) -> None:
         # Built from each final received: a retransmission gets the same bytes again.
-        assert isinstance(message, Response)
-        self._send(build_ack(txn.request, message).serialize(), txn.peer)
+        assert isinstance(got.message, Response)
+        self._send(build_ack(txn.request, got.message).serialize(), txn.peer)
 
-    def _retransmit_request(self, txn: Transaction, trigger: Trigger | Timer,
-                            message: SipMessage | None, peer: Peer | None) -> None:
+    def _retransmit_request(self, txn: Transaction, got: _Input) -> None:
         assert isinstance(txn, ClientTransaction)
         self._send(txn.request_bytes, txn.peer)
 
-    def _send_response(self, txn: Transaction, trigger: Trigger | Timer,
-                       message: SipMessage | None, peer: Peer | None) -> None:
-        assert isinstance(txn, ServerTransaction) and isinstance(message, Response)
-        txn.last_response = message
-        txn.last_response_bytes = message.serialize()
+    def _send_response(self, txn: Transaction, got: _Input) -> None:
+        assert isinstance(txn, ServerTransaction) and isinstance(got.message, Response)
+        txn.last_response = got.message
+        txn.last_response_bytes = got.message.serialize()
         self._send(txn.last_response_bytes, txn.response_peer)
 
-    def _send_trying(self, txn: Transaction, trigger: Trigger | Timer,
-                     message: SipMessage | None, peer: Peer | None) -> None:
-        self._send_response(txn, trigger, build_response(txn.request, 100), peer)
+    def _send_trying(self, txn: Transaction, got: _Input) -> None:
+        self._send_response(txn, _Input(got.trigger, build_response(txn.request, 100)))
 
-    def _resend_response(self, txn: Transaction, trigger: Trigger | Timer,
-                         message: SipMessage | None, peer: Peer | None) -> None:
+    def _resend_response(self, txn: Transaction, got: _Input) -> None:
         assert isinstance(txn, ServerTransaction)
         if txn.last_response_bytes is not None:
             self._send(txn.last_response_bytes, txn.response_peer)
 
-    def _report_timeout(self, txn: Transaction, trigger: Trigger | Timer,
-                        message: SipMessage | None, peer: Peer | None) -> None:
-        assert isinstance(trigger, Timer)
+    def _report_timeout(self, txn: Transaction, got: _Input) -> None:
+        assert isinstance(got.trigger, Timer)
         if not txn.internal:
-            self._events.append(TransactionTimedOut(txn, trigger))
+            self._events.append(TransactionTimedOut(txn, got.trigger))
 
-    def _report_transport_error(self, txn: Transaction, trigger: Trigger | Timer,
-                                message: SipMessage | None, peer: Peer | None) -> None:
-        assert peer is not None
+    def _report_transport_error(self, txn: Transaction, got: _Input) -> None:
+        assert got.peer is not None
         if not txn.internal:
-            self._events.append(TransportFailed(txn, peer))
+            self._events.append(TransportFailed(txn, got.peer))

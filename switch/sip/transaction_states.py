@@ -1,5 +1,5 @@
 """The four transaction state machines of RFC 3261 §17 as data, with RFC 6026's
-"Accepted" states, and the timers they arm.
+"Accepted" states, the timers they arm, and the transaction records they drive.
 
 Each table maps (state, trigger) to a `Transition`: the next state, the actions to
 take, the timers to stop and to arm. `apply` looks a pair up and raises
@@ -11,11 +11,14 @@ Client (UAC) and server (UAS) tables are kept apart.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 from switch.sip.errors import LocalProtocolError
+from switch.sip.message import Request, Response
+from switch.sip.peer import Peer, response_peer
 
 # RFC 3261 §17.1.1.1 and Table 4 (Appendix A).
 T1_S = 0.5  # round-trip time estimate
@@ -97,6 +100,20 @@ class Trigger(Enum):
     SUCCESS_SENT = "2xx from TU"
     FAILURE_SENT = "300-699 from TU"
     TRANSPORT_ERROR = "transport error"
+
+
+# Status class -> trigger, for a response received (True) or passed down by the TU.
+_STATUS_TRIGGERS = {
+    (1, True): Trigger.PROVISIONAL_RECEIVED, (2, True): Trigger.SUCCESS_RECEIVED,
+    (3, True): Trigger.FAILURE_RECEIVED,
+    (1, False): Trigger.PROVISIONAL_SENT, (2, False): Trigger.SUCCESS_SENT,
+    (3, False): Trigger.FAILURE_SENT,
+}
+
+
+def trigger_for_status(status: int, *, received: bool) -> Trigger:
+    """3xx-6xx all count as failures: they end an INVITE transaction the same way."""
+    return _STATUS_TRIGGERS[min(status // 100, 3), received]
 
 
 class Action(Enum):
@@ -220,7 +237,9 @@ INVITE_CLIENT: Table = _complete({
     # RFC 6026 §8.4: every 2xx goes up (forked answers, retransmissions); the TU ACKs.
     (_ICS.ACCEPTED, Trigger.SUCCESS_RECEIVED): Transition(_ICS.ACCEPTED, _PASS),
     (_ICS.ACCEPTED, Timer.M): Transition(_ICS.TERMINATED),
-    # A retransmitted final is answered with the ACK again, never passed up.
+    # A retransmitted final is answered with the ACK again, never passed up; a 2xx
+    # (another fork answered) is passed up so the TU can ACK and BYE it, never lost.
+    (_ICS.COMPLETED, Trigger.SUCCESS_RECEIVED): Transition(_ICS.COMPLETED, _PASS),
     (_ICS.COMPLETED, Trigger.FAILURE_RECEIVED): Transition(
         _ICS.COMPLETED, (Action.SEND_ACK,)),
     (_ICS.COMPLETED, Timer.D): Transition(_ICS.TERMINATED),
@@ -309,6 +328,81 @@ INITIAL: Mapping[Kind, tuple[State, tuple[Timer, ...]]] = {
     Kind.INVITE_SERVER: (_ISS.PROCEEDING, (Timer.TRYING,)),  # §17.2.1
     Kind.NON_INVITE_SERVER: (_NISS.TRYING, ()),  # §17.2.2
 }
+
+
+# --- the transactions these tables drive ---------------------------------------------
+
+class Transaction:
+    """One transaction. The layer owns and mutates it; the TU reads it and hands it
+    back to `send_response`. `peer` is where a client sends its request, or where a
+    server's request came from."""
+
+    __slots__ = ("id", "internal", "kind", "last_response", "peer", "request", "state",
+                 "timers")
+
+    def __init__(self, kind: Kind, request: Request, peer: Peer, txn_id: int) -> None:
+        self.kind = kind
+        self.request = request
+        self.peer = peer
+        self.id = txn_id
+        self.state: State = INITIAL[kind][0]
+        self.last_response: Response | None = None
+        self.timers: dict[Timer, ArmedTimer] = {}
+        # Created by the layer itself (a 482 for a merged request); the TU never saw it.
+        self.internal = False
+
+    @property
+    def method(self) -> str:
+        return self.request.method
+
+    @property
+    def branch(self) -> str | None:
+        return self.request.top_via.branch
+
+    @property
+    def terminated(self) -> bool:
+        return self.state in TERMINATED
+
+    @property
+    def armed(self) -> dict[Timer, float]:
+        """Deadline of each running timer."""
+        return {timer: armed.deadline for timer, armed in self.timers.items()}
+
+    def __repr__(self) -> str:
+        return (f"<{type(self).__name__} #{self.id} {self.method} {self.branch} "
+                f"{self.state.value}>")
+
+
+class ClientTransaction(Transaction):
+    __slots__ = ("key", "request_bytes")
+
+    def __init__(self, kind: Kind, request: Request, peer: Peer, txn_id: int,
+                 key: tuple[str, str]) -> None:
+        super().__init__(kind, request, peer, txn_id)
+        self.key = key
+        self.request_bytes = request.serialize()
+
+
+class ServerTransaction(Transaction):
+    __slots__ = ("key", "last_response_bytes", "merge_key", "response_peer")
+
+    def __init__(self, kind: Kind, request: Request, peer: Peer, txn_id: int,
+                 key: Hashable) -> None:
+        super().__init__(kind, request, peer, txn_id)
+        self.key = key
+        self.response_peer = response_peer(request.top_via, peer.transport,
+                                            peer.connection_id)
+        self.last_response_bytes: bytes | None = None
+        self.merge_key: tuple[str, str, int, str] | None = None
+
+
+class ArmedTimer(NamedTuple):
+    """A running timer; `token` tells a live heap entry from a stale one."""
+
+    deadline: float
+    duration_s: float
+    token: int
+
 
 
 def apply(kind: Kind, state: State, trigger: Trigger | Timer) -> Transition:

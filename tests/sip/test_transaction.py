@@ -506,3 +506,15 @@ def test_new_branch_must_carry_the_magic_cookie():
     with pytest.raises(LocalProtocolError) as info:
         TransactionLayer(new_branch=lambda: "q1").new_branch()
     assert str(info.value) == "branch 'q1' does not start with z9hG4bK"
+
+
+def test_2xx_from_another_fork_after_a_failure_is_passed_up_not_acked():
+    net = Net()
+    txn = net.call()
+    net.answer(txn, 486)
+    [client] = net.alice.transactions()
+    forked_ok = build_response(txn.request, 200, to_tag="fork2")
+    net.alice.receive(forked_ok, BOB, net.now)
+    assert net.alice.events() == [ResponseReceived(client, forked_ok)]  # type: ignore[arg-type]
+    assert net.alice.outgoing() == []  # its ACK is the TU's (§13.2.2.4)
+    assert client.state is InviteClientState.COMPLETED
