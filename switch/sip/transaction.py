@@ -3,9 +3,9 @@
 In: `receive(message, peer, now)`, `send_request`, `send_response`, `handle_timer(now)`,
 `transport_failed(peer, now)`. Out: `outgoing()` (bytes for the transport), `events()`
 (past-tense events for the transaction user), `next_deadline()` (when to call
-`handle_timer` next). The state machines themselves are the tables in
-`transaction_states`; this module matches messages to transactions (§17.1.3, §17.2.3),
-runs the actions the tables name and keeps the timers.
+`handle_timer` next). The state machines, their timers and the transaction records
+live in `transaction_states`; this module matches messages to transactions (§17.1.3,
+§17.2.3, §8.2.2.2, §9.2), runs the actions the tables name and keeps the timer heap.
 """
 
 from __future__ import annotations
