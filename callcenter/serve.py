@@ -46,8 +46,11 @@ async def run(config: Config, *, ready: asyncio.Event | None = None) -> None:
         print("Demo accounts created (passwords are shown only this once):", flush=True)
         for account in demo:
             where = f"extension {account.extension}" if account.extension else "web only"
-            print(f"  {account.username:<10} {account.role.value:<16} {where:<16} "
-                  f"password {account.password}", flush=True)
+            print(
+                f"  {account.username:<10} {account.role.value:<16} {where:<16} "
+                f"password {account.password}",
+                flush=True,
+            )
 
     async def lookup(username: str) -> Credentials | None:
         found = await users.sip_credentials(username)
@@ -78,8 +81,11 @@ async def run(config: Config, *, ready: asyncio.Event | None = None) -> None:
 
 
 def serve(config: Config) -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a hard dependency

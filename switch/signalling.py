@@ -220,7 +220,7 @@ class SipService:
             self.respond(transaction, build_response(cancel, 481))
             return
         self.respond(transaction, build_response(cancel, 200))
-        if invite_tx.final_response is None:
+        if invite_tx.last_response is None or invite_tx.last_response.status < 200:
             self.respond(invite_tx, build_response(invite_tx.request, 487,
                                                    to_tag=secrets.token_hex(6)))
 

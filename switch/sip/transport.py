@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from switch.sip.framing import StreamFramer
 from switch.sip.message import Headers, ParseError, Request, SipMessage, parse_message
@@ -57,11 +58,11 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # uvloop's UDP transport is not a subclass of asyncio.DatagramTransport.
+        self.transport = transport  # type: ignore[assignment]
 
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        peer = Peer("UDP", str(addr[0]), int(addr[1]))  # type: ignore[call-overload]
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, ...]) -> None:
+        peer = Peer("UDP", str(addr[0]), int(addr[1]))
         self.owner.handle_bytes(data, peer)
 
     def error_received(self, exc: Exception) -> None:
@@ -78,8 +79,7 @@ class _TcpConnection(asyncio.Protocol):
         self.peer: Peer | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]
         host, port = transport.get_extra_info("peername")[:2]
         self.peer = Peer("TCP", host, port, self.connection_id)
         if len(self.owner.connections) >= self.owner.limits.max_tcp_connections:
@@ -136,11 +136,12 @@ class SipTransport:
 
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
-        _, protocol = await loop.create_datagram_endpoint(
+        udp_transport, protocol = await loop.create_datagram_endpoint(
             lambda: _UdpProtocol(self), local_addr=(host, port))
+        # uvloop calls connection_made later; the returned transport is the same one.
+        protocol.transport = udp_transport
         self._udp = protocol
-        assert protocol.transport is not None
-        bound = protocol.transport.get_extra_info("sockname")
+        bound = udp_transport.get_extra_info("sockname")
         server = await loop.create_server(self._new_connection, host, bound[1],
                                           reuse_address=True)
         self._servers.append(server)

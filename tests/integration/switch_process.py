@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import select
 import signal
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from apps import Database, UserService, upgrade_database
+from tests.integration.peers import LineReader
 
 READY_TIMEOUT_S = 30.0
 _LISTEN = re.compile(r"SIP listening on (UDP|TCP) ([\d.]+):(\d+)")
@@ -23,7 +23,8 @@ _LISTEN = re.compile(r"SIP listening on (UDP|TCP) ([\d.]+):(\d+)")
 class SwitchProcess:
     workdir: Path
     config_text: str = ""
-    process: subprocess.Popen[str] | None = None
+    process: subprocess.Popen[bytes] | None = None
+    reader: LineReader | None = None
     udp_port: int = 0
     tcp_port: int = 0
     stdout_lines: list[str] = field(default_factory=list)
@@ -58,21 +59,22 @@ class SwitchProcess:
 
     def start(self) -> None:
         self.config_path.write_text(self.config_text or "")
+        log = self.log_path.open("w")
         env = self.env()
         env.pop("CALLCENTER_DB_URL")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "callcenter", "serve", "--config", str(self.config_path)],
-            stdout=subprocess.PIPE, stderr=self.log_path.open("w"), text=True, env=env,
-            cwd=self.workdir)
+            stdout=subprocess.PIPE, stderr=log, env=env, cwd=self.workdir)
+        log.close()
         deadline = time.monotonic() + READY_TIMEOUT_S
         assert self.process.stdout is not None
+        self.reader = LineReader(self.process.stdout)
         while not (self.udp_port and self.tcp_port):
-            remaining = deadline - time.monotonic()
-            ready, _, _ = select.select([self.process.stdout], [], [], max(remaining, 0))
-            if not ready:
-                raise RuntimeError(f"switch did not start; log:\n{self.log()}")
-            line = self.process.stdout.readline()
-            if not line:
+            try:
+                line = self.reader.read_line(deadline)
+            except TimeoutError:
+                raise RuntimeError(f"switch did not start; log:\n{self.log()}") from None
+            if line is None:
                 raise RuntimeError(f"switch exited ({self.process.wait()}); log:\n{self.log()}")
             self.stdout_lines.append(line)
             match = _LISTEN.search(line)
@@ -98,6 +100,7 @@ class SwitchProcess:
             self.process.kill()
             code = self.process.wait()
         if self.process.stdout is not None:
-            self.stdout_lines.extend(self.process.stdout.readlines())
+            rest = self.process.stdout.read().decode("utf-8", "replace")
+            self.stdout_lines.extend(rest.splitlines(keepends=True))
             self.process.stdout.close()
         return code

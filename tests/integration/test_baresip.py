@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import require_tool
 from tests.integration.conftest import AGENT_PASSWORD
-from tests.integration.peers import free_udp_port, wait_for_line
+from tests.integration.peers import LineReader, free_udp_port
 from tests.integration.switch_process import SwitchProcess
 
 pytestmark = pytest.mark.integration
@@ -37,12 +37,13 @@ def test_baresip_registers(switch: SwitchProcess, tmp_path: Path) -> None:
         f"<sip:1001@127.0.0.1:{switch.udp_port};transport=udp>"
         f";auth_pass={AGENT_PASSWORD};regint=600\n")
     process = subprocess.Popen([baresip, "-f", str(home)], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         assert process.stdout is not None
-        line = wait_for_line(process.stdout, r"200 OK|[45]\d\d ")
+        line = LineReader(process.stdout).wait_for(r"200 OK|[45]\d\d ")
         assert "200 OK" in line, line
     finally:
         process.terminate()
         process.wait(timeout=10)
+        process.stdout.close()
     assert "extension 1001 registered" in switch.log()
