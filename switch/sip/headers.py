@@ -10,7 +10,12 @@ import re
 from dataclasses import dataclass, field
 
 from switch.sip.errors import RemoteProtocolError
-from switch.sip.uri import SipUri, Uri, parse_host, parse_uri
+from switch.sip.uri import (
+    SipUri,
+    Uri,
+    parse_host,
+    parse_uri,
+)
 
 
 class HeaderError(RemoteProtocolError):
@@ -37,8 +42,12 @@ _CANONICAL = {name.lower(): name for name in (
     "Record-Route", "Refer-To", "Referred-By", "Replaces", "Reply-To", "Require",
     "Retry-After", "Route", "RSeq", "Server", "Service-Route", "Session-Expires",
     "Subject", "Subscription-State", "Supported", "Timestamp", "To", "Unsupported",
-    "User-Agent", "Via", "Warning", "WWW-Authenticate",
+    "User-Agent", "Via", "Warning", "WWW-Authenticate", *COMPACT_FORMS.values(),
 )}
+KNOWN_NAMES = frozenset(_CANONICAL.values())
+# Exact spellings seen on the wire -> canonical name; one dict hit on the hot path.
+EXACT_NAMES = {**_CANONICAL, **{name: name for name in KNOWN_NAMES}, **COMPACT_FORMS,
+          **{k.upper(): v for k, v in COMPACT_FORMS.items()}}
 
 # Headers whose grammar is a comma-separated list (RFC 3261 §7.3.1): stored one value
 # per entry. Authorization-style headers are not lists even though they contain commas.
@@ -50,66 +59,79 @@ LIST_HEADERS = frozenset({
     "Warning",
 })
 
-_TOKEN = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
+TOKEN_RE = r"[A-Za-z0-9\-.!%*_+`'~]+"
+# quoted-string of §25.1: qdtext or quoted-pair (backslash + any char but CR/LF).
+QUOTED_RE = r'"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[\x00-\x09\x0b\x0c\x0e-\x7f])*"'
+_TOKEN = re.compile(TOKEN_RE)
+# gen-value of §25.1 (token / host / quoted-string); ':' lets Via received carry IPv6.
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~:\[\]]+")
+_PARAM = re.compile(rf"[ \t]*({TOKEN_RE})[ \t]*(?:=[ \t]*({QUOTED_RE}|[^;\s\"]*))?[ \t]*")
+_LIST_ITEM = re.compile(r'((?:"(?:[^"\\]|\\.)*"|<[^>]*(?:>|\Z)|[^,"<])*)(,|\Z)', re.S)
 
 
 def canonical_name(name: str) -> str:
-    lowered = name.lower()
-    if len(lowered) == 1 and lowered in COMPACT_FORMS:
-        return COMPACT_FORMS[lowered]
-    return _CANONICAL.get(lowered, name)
+    """The canonical spelling of a header name: compact forms expanded, known names in
+    their RFC spelling, unknown names as given (Headers compares them case-insensitively)."""
+    known = EXACT_NAMES.get(name)
+    if known is not None:
+        return known
+    return _CANONICAL.get(name.lower(), name)
 
 
 def is_token(text: str) -> bool:
-    return bool(_TOKEN.match(text))
+    return _TOKEN.fullmatch(text) is not None
 
 
 def split_list(value: str) -> list[str]:
-    """Split a list header on commas outside quoted strings and <...>."""
+    """Split a list header on commas outside quoted strings and <...>; elements are
+    stripped, empty ones kept (callers decide whether they are an error)."""
     if "," not in value:
         return [value.strip()]
+    if '"' not in value and "<" not in value:
+        return [item.strip() for item in value.split(",")]
     items: list[str] = []
-    start = 0
-    in_quotes = in_angle = escaped = False
-    for i, ch in enumerate(value):
-        if escaped:
-            escaped = False
-        elif in_quotes:
-            if ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_quotes = False
-        elif ch == '"':
-            in_quotes = True
-        elif ch == "<":
-            in_angle = True
-        elif ch == ">":
-            in_angle = False
-        elif ch == "," and not in_angle:
-            items.append(value[start:i].strip())
-            start = i + 1
-    items.append(value[start:].strip())
-    if in_quotes:
-        raise HeaderError(f"unterminated quoted string in {value!r}")
-    return items
+    pos = 0
+    while True:
+        m = _LIST_ITEM.match(value, pos)
+        if m is None:
+            raise HeaderError(f"unterminated quoted string in {value[:80]!r}")
+        items.append(m.group(1).strip())
+        if not m.group(2):
+            return items
+        pos = m.end()
+
+
+class QuotedStr(str):
+    """A parameter value that arrived as a quoted-string: equal to its unquoted text,
+    but serialized with quotes again (quoting can carry meaning, RFC 3840 §9)."""
+
+    __slots__ = ()
 
 
 def parse_params(text: str) -> dict[str, str | None]:
-    """';name=value;flag' header parameters; names lower-cased, quoted values unquoted."""
+    """';name=value;flag' header parameters; names lower-cased, quoted values unquoted
+    (as QuotedStr). LWS is allowed around ';' and '=' (§25.1 SEMI, EQUAL)."""
     params: dict[str, str | None] = {}
-    if not text.strip():
+    text = text.strip(" \t")
+    if not text:
         return params
-    for item in _split_outside_quotes(text, ";"):
-        name, sep, value = item.partition("=")
-        name, value = name.strip(), value.strip()
-        if not is_token(name):
-            raise HeaderError(f"bad header parameter {item.strip()!r}")
-        if sep:
-            if value.startswith('"'):
-                value = unquote(value)
-            elif not value:
-                raise HeaderError(f"empty value for header parameter {name!r}")
-        params[name.lower()] = value if sep else None
+    if text[0] != ";":
+        raise HeaderError(f"expected ';' before header parameters in {text[:80]!r}")
+    for item in _split_outside_quotes(text[1:], ";"):
+        m = _PARAM.fullmatch(item)
+        if m is None:
+            raise HeaderError(f"bad header parameter {item.strip()[:80]!r}")
+        name, value = m.group(1), m.group(2)
+        if value is None:
+            params[name.lower()] = None
+        elif not value:
+            raise HeaderError(f"empty value for header parameter {name!r}")
+        elif value[0] == '"':
+            params[name.lower()] = QuotedStr(unquote(value))
+        elif _PLAIN_VALUE.fullmatch(value):
+            params[name.lower()] = value
+        else:
+            raise HeaderError(f"bad value for header parameter {name!r}: {value[:40]!r}")
     return params
 
 
@@ -118,55 +140,50 @@ def format_params(params: dict[str, str | None]) -> str:
     for name, value in params.items():
         if value is None:
             out.append(f";{name}")
-        elif _TOKEN.match(value) or _looks_like_host(value):
+        elif not isinstance(value, QuotedStr) and _PLAIN_VALUE.fullmatch(value):
             out.append(f";{name}={value}")
         else:
             out.append(f";{name}={quote(value)}")
     return "".join(out)
 
 
-def _looks_like_host(value: str) -> bool:
-    return bool(re.match(r"^\[[0-9A-Fa-f:.]+\]$", value))
-
-
 def _split_outside_quotes(text: str, sep: str) -> list[str]:
     if '"' not in text:
-        parts = text.split(sep)
-    else:
-        parts, start, in_quotes, escaped = [], 0, False, False
-        for i, ch in enumerate(text):
-            if escaped:
-                escaped = False
-            elif ch == "\\" and in_quotes:
-                escaped = True
-            elif ch == '"':
-                in_quotes = not in_quotes
-            elif ch == sep and not in_quotes:
-                parts.append(text[start:i])
-                start = i + 1
-        parts.append(text[start:])
-        if in_quotes:
-            raise HeaderError(f"unterminated quoted string in {text!r}")
-    if parts and not parts[0].strip():
-        parts = parts[1:]
+        return text.split(sep)
+    parts, start, in_quotes, escaped = [], 0, False, False
+    for i, ch in enumerate(text):
+        if escaped:
+            escaped = False
+        elif ch == "\\" and in_quotes:
+            escaped = True
+        elif ch == '"':
+            in_quotes = not in_quotes
+        elif ch == sep and not in_quotes:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    if in_quotes:
+        raise HeaderError(f"unterminated quoted string in {text[:80]!r}")
     return parts
 
 
 def unquote(text: str) -> str:
     """Decode a quoted-string (RFC 3261 §25.1: quoted-pair is backslash + any char)."""
     if len(text) < 2 or not text.startswith('"') or not text.endswith('"'):
-        raise HeaderError(f"bad quoted string {text!r}")
+        raise HeaderError(f"bad quoted string {text[:80]!r}")
     body = text[1:-1]
+    if "\\" not in body and '"' not in body:
+        return body
     out, i = [], 0
     while i < len(body):
         ch = body[i]
         if ch == "\\":
             if i + 1 == len(body):
-                raise HeaderError(f"bad quoted string {text!r}")
+                raise HeaderError(f"bad quoted string {text[:80]!r}")
             out.append(body[i + 1])
             i += 2
         elif ch == '"':
-            raise HeaderError(f"bad quoted string {text!r}")
+            raise HeaderError(f"bad quoted string {text[:80]!r}")
         else:
             out.append(ch)
             i += 1
@@ -175,6 +192,27 @@ def unquote(text: str) -> str:
 
 def quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# Fast validators: a value matching one of these is known to parse with the full
+# parser below, so parse_message can validate without building objects (they are
+# built lazily on first use). Anything else goes through the full parser. The
+# possessive quantifiers keep them linear and quick; they accept a strict subset of
+# the grammar (no escapes, ports below 60000), which tests/sip/test_headers.py checks.
+_F_TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]++"
+_F_HOST = (r"(?:[A-Za-z0-9]++(?:-++[A-Za-z0-9]++)*+\.)*+"
+           r"[A-Za-z0-9]++(?:-++[A-Za-z0-9]++)*+")
+_F_PORT = r"(?::[1-5]?+[0-9]{1,4}+)?+"
+_F_PCHAR = r"[A-Za-z0-9\-_.!~*'()\[\]/:&+$]++"
+_F_URI_PARAMS = rf"(?:;{_F_PCHAR}(?:={_F_PCHAR})?+)*+"
+_F_HPARAMS = rf'(?:;{_F_TOKEN}(?:=(?:{_F_TOKEN}|"[^"\\\r\n]*+"))?+)*+'
+SIP_URI_FAST = (rf"sips?:(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]++@)?+{_F_HOST}{_F_PORT}"
+                rf"{_F_URI_PARAMS}")
+NAME_ADDR_FAST = re.compile(
+    rf'(?:"[^"\\\r\n]*+" ?+|[A-Za-z0-9\-.!%*_+`\'~ ]*+)<{SIP_URI_FAST}>{_F_HPARAMS}'
+    rf"|sips?:(?:[A-Za-z0-9\-_.!~*'()&=+$/]++@)?+{_F_HOST}{_F_PORT}{_F_HPARAMS}")
+VIA_FAST = re.compile(rf"SIP/2\.0/{_F_TOKEN} {_F_HOST}{_F_PORT}(?:;{_F_TOKEN}(?:={_F_TOKEN})?+)*+")
+CSEQ_FAST = re.compile(rf"([0-9]{{1,10}})[ \t]+({TOKEN_RE})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,33 +238,39 @@ class NameAddr:
 
     @classmethod
     def parse(cls, text: str) -> NameAddr:
-        text = text.strip()
+        text = text.strip(" \t")
         display: str | None = None
         if text.startswith('"'):
             end = _closing_quote(text)
             display = unquote(text[: end + 1])
-            text = text[end + 1 :].lstrip()
+            text = text[end + 1 :].lstrip(" \t")
             if not text.startswith("<"):
                 raise HeaderError("display name must be followed by <URI>")
         elif "<" in text:
             lt = text.index("<")
-            display = " ".join(text[:lt].split()) or None
-            if display is not None and not all(is_token(w) for w in display.split()):
-                raise HeaderError(f"bad display name {display!r}")
+            words = text[:lt].split()
+            if not all(is_token(w) for w in words):
+                raise HeaderError(f"bad display name {text[:lt].strip()[:80]!r}")
+            display = " ".join(words) or None
             text = text[lt:]
         if text.startswith("<"):
             gt = text.find(">")
             if gt < 0:
                 raise HeaderError("missing '>' after URI")
-            uri = parse_uri(text[1:gt].strip())
+            inner = text[1:gt]
+            if inner != inner.strip(" \t"):
+                # §25.1: LAQUOT and RAQUOT allow no whitespace inside the brackets.
+                raise HeaderError(f"whitespace inside <> in {text[:80]!r}")
+            uri = parse_uri(inner)
             params = parse_params(text[gt + 1 :])
         else:
             # addr-spec without brackets: parameters belong to the header (§20.10).
-            uri_text, _, param_text = text.partition(";")
+            uri_text, sep, param_text = text.partition(";")
+            uri_text = uri_text.rstrip(" \t")
             if "?" in uri_text or "," in uri_text:
-                raise HeaderError(f"URI with '?' or ',' must be enclosed in <>: {text!r}")
-            uri = parse_uri(uri_text.strip())
-            params = parse_params(param_text)
+                raise HeaderError(f"URI with '?' or ',' must be enclosed in <>: {text[:80]!r}")
+            uri = parse_uri(uri_text)
+            params = parse_params(sep + param_text)
         return cls(uri, display, params)
 
     def serialize(self) -> str:
@@ -252,6 +296,12 @@ def _closing_quote(text: str) -> int:
     raise HeaderError(f"unterminated quoted string in {text!r}")
 
 
+# sent-protocol / sent-by ;params with the LWS §25.1 allows around '/' and ':'.
+_VIA = re.compile(rf"[ \t]*SIP[ \t]*/[ \t]*2\.0[ \t]*/[ \t]*({TOKEN_RE})[ \t]+"
+                  rf"(\[[0-9A-Fa-f:.]*\]|[^;:\s\[\]]+)(?:[ \t]*:[ \t]*([0-9]+))?"
+                  r"([ \t]*;.*)?[ \t]*", re.S | re.I)
+
+
 @dataclass(frozen=True, slots=True)
 class Via:
     """One Via value: SIP/2.0/transport sent-by ;params (RFC 3261 §20.42)."""
@@ -274,18 +324,11 @@ class Via:
 
     @classmethod
     def parse(cls, text: str) -> Via:
-        proto, sep, rest = text.strip().partition("/")
-        version, sep2, rest = rest.lstrip().partition("/")
-        if not sep or not sep2 or proto.strip().upper() != "SIP" or version.strip() != "2.0":
-            raise HeaderError(f"bad Via protocol in {text!r}")
-        rest = rest.lstrip()
-        m = re.match(r"^([A-Za-z0-9\-.!%*_+`'~]+)\s+([^;\s]+(?:\s*:\s*\d+)?)\s*(;.*)?$",
-                     rest, re.S)
-        if not m:
-            raise HeaderError(f"bad Via value {text!r}")
-        host, port = parse_host(re.sub(r"\s+", "", m.group(2)))
-        params = parse_params(m.group(3) or "")
-        return cls(m.group(1).upper(), host, port, params)
+        m = _VIA.fullmatch(text)
+        if m is None:
+            raise HeaderError(f"bad Via value {text.strip()[:80]!r}")
+        host, port = parse_host(m.group(2) + ("" if m.group(3) is None else ":" + m.group(3)))
+        return cls(m.group(1).upper(), host, port, parse_params(m.group(4) or ""))
 
     def serialize(self) -> str:
         return f"SIP/2.0/{self.transport} {self.sent_by}{format_params(self.params)}"
@@ -301,15 +344,13 @@ class CSeq:
 
     @classmethod
     def parse(cls, text: str) -> CSeq:
-        parts = text.split()
-        if len(parts) != 2 or not parts[0].isdigit() or not parts[0].isascii():
-            raise HeaderError(f"bad CSeq {text.strip()!r}")
-        seq = int(parts[0])
+        m = CSEQ_FAST.fullmatch(text.strip(" \t"))
+        if m is None:
+            raise HeaderError(f"bad CSeq {text.strip()[:80]!r}")
+        seq = int(m.group(1))
         if seq >= 2**31:  # RFC 3261 §8.1.1.5: less than 2**31
-            raise HeaderError(f"CSeq number out of range: {parts[0]}")
-        if not is_token(parts[1]):
-            raise HeaderError(f"bad CSeq method {parts[1]!r}")
-        return cls(seq, parts[1])
+            raise HeaderError(f"CSeq number out of range: {m.group(1)}")
+        return cls(seq, m.group(2))
 
     def serialize(self) -> str:
         return f"{self.seq} {self.method}"

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from itertools import islice
 from typing import TypeVar
 
 from switch.sip.errors import RemoteProtocolError
 from switch.sip.headers import (
+    EXACT_NAMES,
+    KNOWN_NAMES,
     LIST_HEADERS,
+    NAME_ADDR_FAST,
+    SIP_URI_FAST,
+    VIA_FAST,
     CSeq,
     HeaderError,
     NameAddr,
@@ -24,7 +30,13 @@ from switch.sip.headers import (
     split_list,
 )
 from switch.sip.status import reason_phrase
-from switch.sip.uri import Uri, UriError, parse_uri
+from switch.sip.uri import (
+    SipUri,
+    Uri,
+    UriError,
+    parse_host,
+    parse_uri,
+)
 
 SIP_VERSION = "SIP/2.0"
 T = TypeVar("T")
@@ -40,71 +52,119 @@ class ParseError(RemoteProtocolError):
 
 
 class Headers:
-    """Ordered (name, value) pairs with canonical names; one entry per list element."""
+    """Ordered (name, value) pairs with canonical names; one entry per list element.
 
-    __slots__ = ("_cache", "_items")
+    Parsed messages keep their header lines as received and split list headers
+    (§7.3.1) into elements only when something reads them; unknown names are
+    matched case-insensitively (§7.3.5)."""
+
+    __slots__ = ("_cache", "_items", "_wire")
 
     def __init__(self, items: list[tuple[str, str]] | None = None) -> None:
-        self._items: list[tuple[str, str]] = items if items is not None else []
+        self._items: list[tuple[str, str]] | None = items if items is not None else []
+        self._wire: list[tuple[str, str]] | None = None
         self._cache: dict[str, object] = {}
 
+    @classmethod
+    def from_lines(cls, lines: list[tuple[str, str]]) -> Headers:
+        """Headers from (canonical name, value) lines as received; list values are
+        split lazily."""
+        headers = cls.__new__(cls)
+        headers._items = None
+        headers._wire = lines
+        headers._cache = {}
+        return headers
+
+    def _all(self) -> list[tuple[str, str]]:
+        items = self._items
+        if items is None:
+            items = self._items = _split_lines(self._wire or [])
+            self._wire = None
+        return items
+
     def get(self, name: str, default: str | None = None) -> str | None:
-        name = canonical_name(name)
-        for key, value in self._items:
+        if name not in KNOWN_NAMES:
+            name = canonical_name(name)
+            if name not in KNOWN_NAMES:
+                lowered = name.lower()
+                for key, value in self._all():
+                    if key.lower() == lowered:
+                        return value
+                return default
+        wire = self._wire
+        if wire is not None and name not in LIST_HEADERS:
+            for key, value in wire:
+                if key == name:
+                    return value
+            return default
+        for key, value in self._all():
             if key == name:
                 return value
         return default
 
     def get_all(self, name: str) -> list[str]:
-        name = canonical_name(name)
-        return [value for key, value in self._items if key == name]
+        if name not in KNOWN_NAMES:
+            name = canonical_name(name)
+            if name not in KNOWN_NAMES:
+                lowered = name.lower()
+                return [value for key, value in self._all() if key.lower() == lowered]
+        wire = self._wire
+        if wire is not None and name not in LIST_HEADERS:
+            return [value for key, value in wire if key == name]
+        return [value for key, value in self._all() if key == name]
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None
 
     def add(self, name: str, value: str) -> None:
         self._cache.clear()
-        self._items.append((canonical_name(name), value))
+        self._all().append((canonical_name(name), value))
 
     def prepend(self, name: str, value: str) -> None:
         self._cache.clear()
-        self._items.insert(0, (canonical_name(name), value))
+        self._all().insert(0, (canonical_name(name), value))
 
     def set(self, name: str, value: str) -> None:
         """Replace every value of `name` by one, keeping the first one's position."""
         name = canonical_name(name)
         self._cache.clear()
-        for i, (key, _) in enumerate(self._items):
-            if key == name:
-                self._items[i] = (name, value)
-                self._items[i + 1 :] = [kv for kv in self._items[i + 1 :] if kv[0] != name]
+        items = self._all()
+        matches = _matcher(name)
+        for i, (key, _) in enumerate(items):
+            if matches(key):
+                items[i] = (name, value)
+                items[i + 1 :] = [kv for kv in items[i + 1 :] if not matches(kv[0])]
                 return
-        self._items.append((name, value))
+        items.append((name, value))
 
     def remove(self, name: str) -> None:
-        name = canonical_name(name)
+        matches = _matcher(canonical_name(name))
         self._cache.clear()
-        self._items = [kv for kv in self._items if kv[0] != name]
+        self._items = [kv for kv in self._all() if not matches(kv[0])]
 
     def remove_first(self, name: str) -> None:
-        name = canonical_name(name)
+        matches = _matcher(canonical_name(name))
         self._cache.clear()
-        for i, (key, _) in enumerate(self._items):
-            if key == name:
-                del self._items[i]
+        items = self._all()
+        for i, (key, _) in enumerate(items):
+            if matches(key):
+                del items[i]
                 return
 
     def items(self) -> list[tuple[str, str]]:
-        return list(self._items)
+        return list(self._all())
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self._items)
+        return iter(self._all())
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._all())
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Headers) and self._items == other._items
+        return isinstance(other, Headers) and self._all() == other._all()
+
+    def __repr__(self) -> str:
+        return f"Headers({self._all()!r})"
 
     def cached(self, key: str, build: Callable[[], T]) -> T:
         """Memoise a structured view of a header until the headers change."""
@@ -115,7 +175,24 @@ class Headers:
             return value
 
     def copy(self) -> Headers:
-        return Headers(list(self._items))
+        return Headers(list(self._all()))
+
+
+def _matcher(name: str) -> Callable[[str], bool]:
+    if name in KNOWN_NAMES:
+        return name.__eq__
+    lowered = name.lower()
+    return lambda key: key.lower() == lowered
+
+
+def _split_lines(lines: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    items: list[tuple[str, str]] = []
+    for name, value in lines:
+        if name in LIST_HEADERS and "," in value:
+            items.extend((name, element) for element in split_list(value) if element)
+        else:
+            items.append((name, value))
+    return items
 
 
 class Message:
@@ -208,36 +285,66 @@ class Message:
         raise NotImplementedError
 
     def serialize(self) -> bytes:
-        """Wire bytes; Content-Length always states the body's real length."""
+        """Wire bytes; Content-Length always states the body's real length (in place
+        of any received value, or appended)."""
         lines = [self._start_line()]
-        lines.extend(f"{k}: {v}" for k, v in self.headers if k != "Content-Length")
-        lines.append(f"Content-Length: {len(self.body)}")
-        head = "\r\n".join(lines) + "\r\n\r\n"
-        return head.encode("utf-8", "surrogateescape") + self.body
+        length = f"Content-Length: {len(self.body)}"
+        for name, value in self.headers:
+            if name == "Content-Length":
+                if length:
+                    lines.append(length)
+                    length = ""
+            else:
+                lines.append(f"{name}: {value}")
+        if length:
+            lines.append(length)
+        lines.append("\r\n")
+        return "\r\n".join(lines).encode("utf-8", "surrogateescape") + self.body
 
     def __bytes__(self) -> bytes:
         return self.serialize()
 
+    def _same_content(self, other: Message) -> bool:
+        # Content-Length is derived from the body, so it takes no part in equality.
+        return self.body == other.body and (
+            [kv for kv in self.headers if kv[0] != "Content-Length"]
+            == [kv for kv in other.headers if kv[0] != "Content-Length"])
+
 
 class Request(Message):
-    __slots__ = ("method", "uri")
+    __slots__ = ("_uri", "_uri_text", "method")
 
     def __init__(self, method: str, uri: Uri, headers: Headers | None = None,
                  body: bytes = b"") -> None:
         super().__init__(headers, body)
         self.method = method
-        self.uri = uri
+        self._uri: Uri | None = uri
+        self._uri_text = ""
+
+    @property
+    def uri(self) -> Uri:
+        """The Request-URI, parsed on first use (parse_message has validated it)."""
+        uri = self._uri
+        if uri is None:
+            uri = self._uri = parse_uri(self._uri_text)
+        return uri
+
+    @uri.setter
+    def uri(self, value: Uri) -> None:
+        self._uri = value
 
     def _start_line(self) -> str:
-        return f"{self.method} {self.uri.serialize()} {SIP_VERSION}"
+        uri = self._uri_text if self._uri is None else self._uri.serialize()
+        return f"{self.method} {uri} {SIP_VERSION}"
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.uri} call-id={self.headers.get('Call-ID')}>"
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, Request) and self.method == other.method
-                and self.uri == other.uri and self.headers == other.headers
-                and self.body == other.body)
+                and self.uri == other.uri and self._same_content(other))
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 class Response(Message):
@@ -257,172 +364,294 @@ class Response(Message):
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, Response) and self.status == other.status
-                and self.reason == other.reason and self.headers == other.headers
-                and self.body == other.body)
+                and self.reason == other.reason and self._same_content(other))
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 SipMessage = Request | Response
 
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
-_LINE_SPLIT = re.compile(r"\r?\n")
-_STATUS_LINE = re.compile(r"^SIP/(\d+\.\d+) (\d{3}) (.*)$", re.I)
+_STATUS_LINE = re.compile(r"SIP/([0-9]+\.[0-9]+) ([1-6][0-9][0-9])(?: (.*))?", re.I | re.S)
+_VERSION = re.compile(r"SIP/[0-9]+\.[0-9]+", re.I)
+_FOLD = re.compile(r"[ \t]*\n[ \t]+")
+_REQUEST_URI_FAST = re.compile(SIP_URI_FAST)
+_DIGITS = re.compile(r"[0-9]+")
+_CRLF = (b"\r", b"\n")
+_WSP = (" ", "\t")
 # Required in every request (RFC 3261 §8.1.1); Max-Forwards is tolerated if absent.
 _REQUIRED = ("To", "From", "CSeq", "Call-ID", "Via")
+_SINGLE = ("From", "To", "Call-ID", "CSeq")
+# Headers parse_message validates, because every layer above reads them.
+_WATCHED = frozenset({"Via", "From", "To", "Call-ID", "CSeq", "Content-Length",
+                      "Max-Forwards", "Expires", "Contact", "Route", "Record-Route"})
+# Upper bounds: §20.22 (Max-Forwards 0-255), §20.19 (delta-seconds below 2**32).
+_INT_LIMITS = {"Max-Forwards": 255, "Expires": 2**32 - 1}
+_INTS = tuple(_INT_LIMITS)
+_ADDRESSES = ("Contact", "Route", "Record-Route")
+# Methods seen every second skip the token regex (§27.4 and extensions).
+_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK",
+                      "SUBSCRIBE", "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE"})
+
+HeaderFields = tuple[list[tuple[str, str]], dict[str, list[str]]]
+
+
+def find_blank_line(data: bytes | bytearray, start: int = 0) -> tuple[int, int] | None:
+    """(end of the header section, start of the body) at the first empty line at or
+    after `start`; CRLF and bare LF line ends are both accepted."""
+    crlf = data.find(b"\n\r\n", start)
+    lf = data.find(b"\n\n", start)
+    if lf >= 0 and (crlf < 0 or lf < crlf):
+        at, body = lf, lf + 2
+    elif crlf >= 0:
+        at, body = crlf, crlf + 3
+    else:
+        return None
+    return (at - 1 if at and data[at - 1] == 13 else at), body
 
 
 def split_head(data: bytes) -> tuple[bytes, bytes]:
     """Split the header section from the body at the first empty line."""
-    m = _HEADER_END.search(data)
-    if m is None:
-        return data, b""
-    return data[: m.start()], data[m.end() :]
+    found = find_blank_line(data)
+    if found is None:
+        raise ParseError("truncated message: no empty line after the header section")
+    return data[: found[0]], data[found[1] :]
+
+
+def head_lines(head: bytes) -> list[str]:
+    """The start line and header lines, unfolded (§7.3.1: CRLF + WSP is LWS)."""
+    text = head.decode("utf-8", "surrogateescape")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+        if "\r" in text:
+            # A lone CR could end a line for some other parser: refuse to relay it.
+            raise ParseError("bare CR in the header section")
+    if "\n " in text or "\n\t" in text:
+        text = _FOLD.sub(" ", text)
+    return text.split("\n")
 
 
 def parse_message(data: bytes, *, stream: bool = False) -> SipMessage:
     """Parse one message. Over UDP (`stream=False`) bytes past Content-Length are
     discarded (RFC 3261 §18.3); a body shorter than Content-Length is an error."""
-    head_bytes, body = split_head(data)
-    head = head_bytes.decode("utf-8", "surrogateescape")
-    lines = _LINE_SPLIT.split(head)
-    # Tolerate leading CRLFs (keepalives, RFC 3261 §7.5) before the start line.
-    while lines and not lines[0]:
-        lines.pop(0)
-    if not lines:
-        raise ParseError("empty message")
-    start = lines[0]
-    request_parts: tuple[str, Uri, str] | None = None
-    response_parts: tuple[int, str] | None = None
-    if start.upper().startswith("SIP/"):
-        response_parts = _parse_status_line(start)
-    else:
-        request_parts = _parse_request_line_syntax(start)
-    raw_headers: list[tuple[str, str]] = []
+    if data[:1] in _CRLF:
+        # Keepalive CRLFs before the start line are allowed (§7.5).
+        data = data.lstrip(b"\r\n")
+        if not data:
+            raise ParseError("empty message")
+    # Fast path for the usual CRLF-only head; the counts catch bare LF or CR.
+    head, sep, body = data.partition(b"\r\n\r\n")
+    text = head.decode("utf-8", "surrogateescape")
+    lines = text.split("\r\n")
+    n = len(lines) - 1
+    if not sep or text.count("\n") != n or text.count("\r") != n:
+        head, body = split_head(data)
+        lines = head_lines(head)
+    return parse_lines(lines, body, stream=stream)
+
+
+def parse_lines(lines: list[str], body: bytes, *, stream: bool,
+                fields: HeaderFields | ParseError | None = None) -> SipMessage:
+    """Build a message from `head_lines` output; `fields` are the already parsed
+    header lines (or the error parsing them raised), as StreamFramer has them."""
     try:
-        items = _parse_header_lines(lines[1:], raw_headers)
-        headers = Headers(items)
-        if request_parts is not None:
-            method, uri, _ = request_parts
-            message: SipMessage = Request(method, uri, headers)
-        else:
-            assert response_parts is not None
-            message = Response(response_parts[0], response_parts[1], headers)
-        message.body = _frame_body(headers, body, stream)
-        _validate(message)
-        if request_parts is not None and request_parts[2] != SIP_VERSION:
-            # Answerable: the headers were read so the 505 can be routed back.
-            raise ParseError(f"unsupported SIP version {request_parts[2]!r}", 505)
+        if fields is None:
+            fields = parse_header_lines(lines)
+        elif isinstance(fields, ParseError):
+            raise fields
+        return _build(lines[0], fields, body, stream)
     except ParseError as exc:
-        if request_parts is not None and exc.raw_headers is None:
-            exc.raw_headers = raw_headers
+        if exc.raw_headers is None and _is_request_line(lines[0]):
+            exc.raw_headers = raw_header_lines(lines)
         raise
     except RemoteProtocolError as exc:
-        raise ParseError(str(exc), exc.status,
-                         raw_headers if request_parts is not None else None) from exc
+        raw = raw_header_lines(lines) if _is_request_line(lines[0]) else None
+        raise ParseError(str(exc), exc.status, raw) from exc
+
+
+def _is_request_line(line: str) -> bool:
+    # Anything that is not a status line is answered as a (possibly broken) request.
+    return bool(line) and line[:4].upper() != "SIP/"
+
+
+def parse_header_lines(lines: list[str]) -> HeaderFields:
+    """(name, value) lines with canonical names, and the values of _WATCHED headers."""
+    wire: list[tuple[str, str]] = []
+    watched: dict[str, list[str]] = {}
+    for line in islice(lines, 1, None):
+        name, sep, value = line.partition(":")
+        canon = EXACT_NAMES.get(name)
+        if canon is None or not sep:
+            if line[:1] in _WSP:
+                return parse_header_lines(_unfold(lines))
+            if not sep:
+                raise ParseError(f"bad header line {line[:80]!r}")
+            name = name.rstrip(" \t")
+            if not is_token(name):
+                raise ParseError(f"bad header name {name[:40]!r}")
+            canon = canonical_name(name)
+        value = value.strip(" \t")
+        wire.append((canon, value))
+        if canon in _WATCHED:
+            found = watched.get(canon)
+            if found is None:
+                watched[canon] = [value]
+            else:
+                found.append(value)
+    return wire, watched
+
+
+def _unfold(lines: list[str]) -> list[str]:
+    if len(lines) > 1 and lines[1][:1] in _WSP:
+        raise ParseError("continuation line after the start line")
+    return _FOLD.sub(" ", "\n".join(lines)).split("\n")
+
+
+def raw_header_lines(lines: list[str]) -> list[tuple[str, str]]:
+    """Every well-formed header line, for answering a request that failed to parse."""
+    raw: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        name = name.strip(" \t")
+        if sep and is_token(name):
+            raw.append((canonical_name(name), value.strip(" \t")))
+    return raw
+
+
+def _build(start: str, fields: HeaderFields, body: bytes, stream: bool) -> SipMessage:
+    wire, watched = fields
+    message: SipMessage
+    if not _is_request_line(start):
+        if not start:
+            raise ParseError("empty message")
+        m = _STATUS_LINE.fullmatch(start)
+        if m is None:
+            raise ParseError(f"bad status line {start[:80]!r}")
+        if m.group(1) != "2.0":
+            raise ParseError(f"unsupported SIP version in {start[:80]!r}", 505)
+        message = Response(int(m.group(2)), m.group(3) or "", Headers.from_lines(wire))
+        method = None
+    else:
+        parts = start.split(" ")
+        if len(parts) != 3 or not all(parts):
+            raise ParseError(f"bad request line {start[:80]!r}")
+        method, uri_text, version = parts
+        if method not in _METHODS and not is_token(method):
+            raise ParseError(f"bad method {method[:40]!r}")
+        if version != SIP_VERSION:
+            if not _VERSION.fullmatch(version):
+                raise ParseError(f"bad request line {start[:80]!r}")
+            if version.upper() != SIP_VERSION:
+                # Answerable: the headers are read so the 505 can be routed back.
+                raise ParseError(f"unsupported SIP version {version!r}", 505)
+        request = Request.__new__(Request)
+        request.method = method
+        request.headers = Headers.from_lines(wire)
+        request._uri_text = uri_text
+        request._uri = None if _REQUEST_URI_FAST.fullmatch(uri_text) else _request_uri(uri_text)
+        message = request
+        for name in _REQUIRED:
+            if name not in watched:
+                raise ParseError(f"missing {name} header")
+    _validate(watched, method)
+    lengths = watched.get("Content-Length")
+    if lengths is not None or stream:
+        body = _frame_body(lengths, body, stream)
+    message.body = body
     return message
 
 
-def _parse_status_line(line: str) -> tuple[int, str]:
-    m = _STATUS_LINE.match(line)
-    if not m:
-        raise ParseError(f"bad status line {line[:80]!r}")
-    if m.group(1) != "2.0":
-        raise ParseError(f"unsupported SIP version in {line[:80]!r}", 505)
-    status = int(m.group(2))
-    if not 100 <= status <= 699:
-        raise ParseError(f"status code out of range: {status}")
-    return status, m.group(3)
-
-
-def _parse_request_line_syntax(line: str) -> tuple[str, Uri, str]:
-    parts = line.split(" ")
-    if len(parts) != 3 or not all(parts):
-        raise ParseError(f"bad request line {line[:80]!r}")
-    method, uri_text, version = parts
-    if not is_token(method):
-        raise ParseError(f"bad method {method[:40]!r}")
-    if not version.upper().startswith("SIP/"):
-        raise ParseError(f"bad request line {line[:80]!r}")
+def _request_uri(text: str) -> Uri:
     try:
-        uri = parse_uri(uri_text)
+        uri = parse_uri(text)
     except UriError as exc:
         raise ParseError(f"bad Request-URI: {exc}") from exc
-    return method, uri, version.upper()
+    if isinstance(uri, SipUri) and uri.headers:
+        raise ParseError("bad Request-URI: URI headers are not allowed here (§19.1.1)")
+    # Other schemes parse (as AbsoluteUri); the server answers 416 for them.
+    return uri
 
 
-def _parse_header_lines(lines: list[str], raw: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    # Unfold continuation lines (RFC 3261 §7.3.1: LWS includes CRLF + SP/HT).
-    unfolded: list[str] = []
-    for line in lines:
-        if line[:1] in (" ", "\t"):
-            if not unfolded:
-                raise ParseError("header continuation before any header")
-            unfolded[-1] += " " + line.strip()
-        else:
-            unfolded.append(line)
-    items: list[tuple[str, str]] = []
-    for line in unfolded:
-        colon = line.find(":")
-        if colon <= 0:
-            raise ParseError(f"bad header line {line[:80]!r}")
-        name = line[:colon].rstrip(" \t")
-        if not is_token(name):
-            raise ParseError(f"bad header name {name[:40]!r}")
-        name = canonical_name(name)
-        value = line[colon + 1 :].strip(" \t")
-        raw.append((name, value))
-        if name in LIST_HEADERS:
-            for element in split_list(value):
-                if element:
-                    items.append((name, element))
-                elif name in ("Via", "Contact", "Route", "Record-Route"):
+def _validate(watched: dict[str, list[str]], method: str | None) -> None:
+    """Check what every layer depends on, so later layers never see a bad value.
+    Values matching a fast pattern are known to parse; the structured objects are
+    built lazily by the Message properties."""
+    for name in _SINGLE:
+        values = watched.get(name)
+        if values is None:
+            raise ParseError(f"missing {name} header")
+        if len(values) != 1:
+            raise ParseError(f"more than one {name} header")
+    vias = watched.get("Via")
+    if vias is None:
+        raise ParseError("missing Via header")
+    for value in vias:
+        for element in (split_list(value) if "," in value else (value,)):
+            if VIA_FAST.fullmatch(element) is None:
+                _check("Via", Via.parse, element)
+    value = watched["From"][0]
+    if NAME_ADDR_FAST.fullmatch(value) is None:
+        _check("From", NameAddr.parse, value)
+    value = watched["To"][0]
+    if NAME_ADDR_FAST.fullmatch(value) is None:
+        _check("To", NameAddr.parse, value)
+    value = watched["CSeq"][0]
+    seq, _, cseq_method = value.partition(" ")
+    if not (seq.isdigit() and seq.isascii() and len(seq) < 10
+            and (cseq_method == method or cseq_method in _METHODS)):
+        cseq_method = _check("CSeq", CSeq.parse, value).method
+    if method is not None and cseq_method != method:
+        raise ParseError(f"CSeq method {cseq_method} does not match {method}")
+    value = watched["Call-ID"][0]
+    # word ["@" word] (§25.1): visible characters only.
+    if not value.isprintable() or " " in value or not value or not value.isascii():
+        raise ParseError(f"bad Call-ID {value[:80]!r}")
+    for name in _INTS:
+        values = watched.get(name)
+        if values is not None:
+            if len(values) != 1:
+                raise ParseError(f"more than one {name} header")
+            text = values[0]
+            if not (text.isdigit() and text.isascii() and len(text.lstrip("0")) <= 10
+                    and int(text) <= _INT_LIMITS[name]):
+                raise ParseError(f"bad {name} value {text[:40]!r}")
+    for name in _ADDRESSES:
+        values = watched.get(name)
+        if values is None:
+            continue
+        for value in values:
+            for element in (split_list(value) if "," in value else (value,)):
+                if NAME_ADDR_FAST.fullmatch(element) is not None:
+                    continue
+                if not element:
                     raise ParseError(f"empty element in {name} header")
-        else:
-            items.append((name, value))
-    return items
+                if name == "Contact" and element == "*":
+                    if len(values) != 1 or "," in value:
+                        raise ParseError("Contact '*' must be the only Contact value")
+                    continue
+                _check(name, NameAddr.parse, element)
 
 
-def _frame_body(headers: Headers, body: bytes, stream: bool) -> bytes:
-    lengths = headers.get_all("Content-Length")
-    if len(lengths) > 1:
-        raise ParseError("more than one Content-Length header")
-    if not lengths:
+def _check(name: str, parse: Callable[[str], T], value: str) -> T:
+    try:
+        return parse(value)
+    except RemoteProtocolError as exc:
+        raise ParseError(f"bad {name} header: {exc}", exc.status) from exc
+
+
+def _frame_body(lengths: list[str] | None, body: bytes, stream: bool) -> bytes:
+    if lengths is None:
         if stream:
             raise ParseError("missing Content-Length on a stream transport")
         return body
-    text = lengths[0].strip()
-    if not text.isdigit() or not text.isascii():
-        raise ParseError(f"bad Content-Length {text!r}")
+    if len(lengths) > 1:
+        raise ParseError("more than one Content-Length header")
+    text = lengths[0]
+    if not (text.isdigit() and text.isascii()):
+        raise ParseError(f"bad Content-Length {text[:40]!r}")
+    if len(text.lstrip("0")) > len(str(len(body))) or int(text) > len(body):
+        raise ParseError(f"Content-Length {text[:40]} exceeds the {len(body)} bytes received")
     length = int(text)
-    if length > len(body):
-        raise ParseError(f"Content-Length {length} exceeds the {len(body)} bytes received")
-    return body[:length]
-
-
-def _validate(message: SipMessage) -> None:
-    headers = message.headers
-    if isinstance(message, Request):
-        for name in _REQUIRED:
-            if headers.get(name) is None:
-                raise ParseError(f"missing {name} header")
-    # Parse what every layer depends on now, so later layers never see a bad value.
-    message.vias  # noqa: B018
-    if not message.vias:
-        raise ParseError("missing Via header")
-    message.from_  # noqa: B018
-    message.to  # noqa: B018
-    cseq = message.cseq
-    if len(headers.get_all("Call-ID")) != 1 or len(headers.get_all("CSeq")) != 1:
-        raise ParseError("duplicate Call-ID or CSeq header")
-    if len(headers.get_all("From")) != 1 or len(headers.get_all("To")) != 1:
-        raise ParseError("duplicate From or To header")
-    if not message.call_id or any(ch.isspace() for ch in message.call_id):
-        raise ParseError(f"bad Call-ID {message.call_id!r}")
-    message.max_forwards  # noqa: B018
-    message.expires  # noqa: B018
-    if isinstance(message, Request):
-        if cseq.method != message.method:
-            raise ParseError(f"CSeq method {cseq.method} does not match {message.method}")
-        message.contacts  # noqa: B018
+    return body if length == len(body) else body[:length]
 
 
 # Headers a UAS copies from the request into every response (RFC 3261 §8.2.6.2).
@@ -442,22 +671,60 @@ def build_response(request: Request, status: int, reason: str | None = None, *,
 
 
 def build_error_response(raw_headers: list[tuple[str, str]], status: int,
-                         reason: str | None = None) -> Response | None:
-    """Answer a request that failed to parse, from its raw headers. None when the
-    response could not be routed (no usable Via) or matched (no Call-ID/CSeq)."""
-    echoed = [(k, v) for k, v in raw_headers if k in _ECHOED]
-    names = {k for k, _ in echoed}
-    if not {"Via", "Call-ID", "CSeq", "From", "To"} <= names:
+                         reason: str | None = None, *,
+                         to_tag: str | None = None) -> Response | None:
+    """Answer a request that failed to parse, from its raw headers (ParseError's
+    raw_headers). None when the response could not be routed (no usable top Via) or
+    matched (no Call-ID, CSeq, From or To). `to_tag` is added to a To without one
+    (§8.2.6.2)."""
+    first: dict[str, str] = {}
+    vias: list[str] = []
+    for name, value in raw_headers:
+        if name == "Via":
+            vias.append(value)
+        elif name in _ECHOED and name not in first:
+            first[name] = value  # one of each: a duplicated To is not echoed twice
+    if not vias or len(first) != len(_ECHOED) - 1:
         return None
     headers = Headers([])
-    for name, value in echoed:
-        if name == "Via":
-            for element in split_list(value):
-                headers.add(name, element)
-        else:
-            headers.add(name, value)
+    top = _routable_via(vias[0])
+    if top is None:
+        return None
+    headers.add("Via", top)
     try:
-        Via.parse(headers.get("Via") or "")
+        rest = [element for value in vias for element in split_list(value)][1:]
+    except RemoteProtocolError:
+        rest = []
+    for element in rest:
+        headers.add("Via", element)
+    for name in ("From", "To", "Call-ID", "CSeq"):
+        value = first[name]
+        if name == "To" and to_tag is not None and status > 100 and ";tag=" not in value:
+            value = f"{value};tag={to_tag}"
+        headers.add(name, value)
+    return Response(status, reason, headers)
+
+
+_LENIENT_VIA = re.compile(
+    r"[ \t]*SIP[ \t]*/[ \t]*2\.0[ \t]*/[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)[ \t]+"
+    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?:[ \t]*:[ \t]*([0-9]{1,5}))?", re.I)
+
+
+def _routable_via(value: str) -> str | None:
+    """The top Via as received when it parses; else its transport and sent-by alone
+    (RFC 4475 §3.1.2.1 still wants a 400 for a Via with stray separators)."""
+    try:
+        top = split_list(value)[0]
+        Via.parse(top)
+        return top
+    except RemoteProtocolError:
+        pass
+    m = _LENIENT_VIA.match(value)
+    if m is None:
+        return None
+    try:
+        via = Via(m.group(1).upper(), *parse_host(m.group(2) + (f":{m.group(3)}" if m.group(3)
+                                                                   else "")))
     except RemoteProtocolError:
         return None
-    return Response(status, reason, headers)
+    return via.serialize()

@@ -2,10 +2,13 @@
 
 Values are kept unescaped in memory and escaped again on output, so comparisons
 follow RFC 3261 §19.1.4 (escapes equal their characters) without special cases.
+Escapes decode to octets; octets that are not UTF-8 survive as surrogate escapes,
+so `%E9` round-trips as `%E9`.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 
@@ -24,25 +27,42 @@ _PASSWORD_SAFE = frozenset(_UNRESERVED + "&=+$,")
 _PARAM_SAFE = frozenset(_UNRESERVED + "[]/:&+$")
 _HEADER_SAFE = frozenset(_UNRESERVED + "[]/?:+$")
 
-_HOSTNAME = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)*"
-                       r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.?$")
-_IPV6_CHARS = re.compile(r"^[0-9A-Fa-f:.]+$")
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
-_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+# Regular-expression building blocks. Every repetition is unambiguous so that no
+# input makes them backtrack quadratically.
+HEX2 = r"%[0-9A-Fa-f]{2}"
+USER_RE = rf"(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|{HEX2})+"
+PASSWORD_RE = rf"(?:[A-Za-z0-9\-_.!~*'()&=+$,]|{HEX2})*"
+PARAMCHAR_RE = rf"(?:[A-Za-z0-9\-_.!~*'()\[\]/:&+$]|{HEX2})"
+HNVCHAR_RE = rf"(?:[A-Za-z0-9\-_.!~*'()\[\]/?:+$]|{HEX2})"
+_LABEL = r"[A-Za-z0-9]+(?:-+[A-Za-z0-9]+)*"
+HOSTNAME_RE = rf"(?:{_LABEL}\.)*{_LABEL}\.?"
+PORT_RE = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+
+_HOSTNAME = re.compile(HOSTNAME_RE)
+_USER = re.compile(USER_RE)
+_PASSWORD = re.compile(PASSWORD_RE)
+_PARAM_TEXT = re.compile(rf"{PARAMCHAR_RE}*")
+_HNV_TEXT = re.compile(rf"{HNVCHAR_RE}*")
+_PORT = re.compile(PORT_RE)
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
+# absoluteURI characters (RFC 3261 §25.1 uric, plus '#' and brackets seen in URNs).
+_ABSOLUTE = re.compile(r"[A-Za-z0-9\-_.!~*'();/?:@&=+$,%\[\]#]+")
+_TEL_NUMBER = re.compile(r"[0-9A-Fa-f*#+\-.()pwPW]+")
+_ESCAPE = re.compile(rb"%([0-9A-Fa-f]{2})")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_SIP_PARTS = re.compile(r"(?:([^:@]*)(?::([^@]*))?@)?(\[[^\]]*\]|[^:;?]*)(?::([^;?]*))?"
+                        r"(;[^?]*)?(?:\?(.*))?", re.S)
 
 
 def unescape(text: str) -> str:
     """Decode %HH escapes; a '%' not followed by two hex digits is an error."""
     if "%" not in text:
         return text
-    if re.search(r"%(?![0-9A-Fa-f]{2})", text):
+    if _BAD_ESCAPE.search(text):
         raise UriError(f"bad escape in {text!r}")
-    raw = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
-    # Escapes denote octets; reassemble multi-byte UTF-8 sequences.
-    try:
-        return raw.encode("latin-1").decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        return raw
+    raw = _ESCAPE.sub(lambda m: bytes((int(m.group(1), 16),)),
+                      text.encode("utf-8", "surrogateescape"))
+    return raw.decode("utf-8", "surrogateescape")
 
 
 def escape(text: str, safe: frozenset[str]) -> str:
@@ -57,10 +77,12 @@ def escape(text: str, safe: frozenset[str]) -> str:
     return "".join(out)
 
 
-def _check_chars(text: str, safe: frozenset[str], what: str) -> None:
-    for ch in text:
-        if ch not in safe and ch != "%":
-            raise UriError(f"invalid character {ch!r} in URI {what}")
+def _checked(text: str, pattern: re.Pattern[str], what: str) -> str:
+    if pattern.fullmatch(text) is None:
+        if _BAD_ESCAPE.search(text):
+            raise UriError(f"bad escape in URI {what} {text!r}")
+        raise UriError(f"invalid character in URI {what} {text!r}")
+    return unescape(text)
 
 
 def parse_host(text: str) -> tuple[str, int | None]:
@@ -68,7 +90,7 @@ def parse_host(text: str) -> tuple[str, int | None]:
     port: int | None = None
     if text.startswith("["):
         end = text.find("]")
-        if end < 0 or not _IPV6_CHARS.match(text[1:end]):
+        if end < 0 or not _is_ipv6(text[1:end]):
             raise UriError(f"bad IPv6 reference in {text!r}")
         host, rest = text[: end + 1], text[end + 1 :]
         if rest:
@@ -79,31 +101,36 @@ def parse_host(text: str) -> tuple[str, int | None]:
     host, sep, port_text = text.partition(":")
     if sep:
         port = _parse_port(port_text)
-    if not host or not _HOSTNAME.match(host):
+    if not _HOSTNAME.fullmatch(host):
         raise UriError(f"bad host {host!r}")
     return host, port
 
 
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return "%" not in text  # zone ids are not allowed in SIP (RFC 5118 §4.2)
+
+
 def _parse_port(text: str) -> int:
-    if not text.isdigit() or not text.isascii() or len(text) > 5 or int(text) > 65535:
+    if not _PORT.fullmatch(text):
         raise UriError(f"bad port {text!r}")
     return int(text)
 
 
-def _parse_params(text: str, safe: frozenset[str]) -> dict[str, str | None]:
+def _parse_params(text: str) -> dict[str, str | None]:
+    """';name=value;flag' URI parameters (text starts after the first ';')."""
     params: dict[str, str | None] = {}
     if not text:
         return params
     for item in text.split(";"):
-        if not item:
-            raise UriError("empty URI parameter")
         name, sep, value = item.partition("=")
-        _check_chars(name, safe, "parameter")
         if not name:
-            raise UriError("empty URI parameter name")
-        if sep:
-            _check_chars(value, safe, "parameter")
-        params[unescape(name).lower()] = unescape(value) if sep else None
+            raise UriError("empty URI parameter name" if sep else "empty URI parameter")
+        key = _checked(name, _PARAM_TEXT, "parameter").lower()
+        params[key] = _checked(value, _PARAM_TEXT, "parameter") if sep else None
     return params
 
 
@@ -112,6 +139,11 @@ def _format_params(params: dict[str, str | None], safe: frozenset[str]) -> str:
         f";{escape(k, safe)}" if v is None else f";{escape(k, safe)}={escape(v, safe)}"
         for k, v in params.items()
     )
+
+
+# §19.1.4: these parameters must be in both URIs or neither; other parameters are
+# compared only when both URIs carry them.
+_MUST_MATCH_PARAMS = ("user", "ttl", "method", "maddr", "transport")
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,21 +196,35 @@ class SipUri:
     def __str__(self) -> str:
         return self.serialize()
 
+    def __repr__(self) -> str:
+        return f"SipUri({self.serialize()!r})"
+
     def matches(self, other: SipUri) -> bool:
-        """URI equality of RFC 3261 §19.1.4 (the common cases)."""
+        """URI equivalence of RFC 3261 §19.1.4: userinfo case-sensitive, host and
+        parameters case-insensitive, IP addresses compared as addresses, URI headers
+        never ignored. Not transitive, as the RFC warns."""
         if (self.secure, self.user, self.password) != (other.secure, other.user, other.password):
             return False
-        if self.host.lower() != other.host.lower() or self.port != other.port:
+        if _host_key(self.host) != _host_key(other.host) or self.port != other.port:
             return False
-        for name in ("user", "ttl", "method", "maddr", "transport"):
-            a, b = self.params.get(name), other.params.get(name)
-            if (a is None) != (b is None) or (a and b and a.lower() != b.lower()):
+        for name in _MUST_MATCH_PARAMS:
+            if (name in self.params) != (name in other.params):
                 return False
-        for name in set(self.params) & set(other.params):
+        for name in self.params.keys() & other.params.keys():
             a, b = self.params[name], other.params[name]
             if (a or "").lower() != (b or "").lower():
                 return False
-        return self.headers == other.headers
+        return _header_key(self.headers) == _header_key(other.headers)
+
+
+def _host_key(host: str) -> str:
+    if host.startswith("["):
+        return str(ipaddress.IPv6Address(host[1:-1]))
+    return host.lower().rstrip(".")
+
+
+def _header_key(headers: dict[str, str]) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,10 +242,14 @@ class TelUri:
     def __str__(self) -> str:
         return self.serialize()
 
+    def __repr__(self) -> str:
+        return f"TelUri({self.serialize()!r})"
+
 
 @dataclass(frozen=True, slots=True)
 class AbsoluteUri:
-    """Any other scheme: kept opaque (RFC 3261 §19.1.1 allows them in To/From)."""
+    """Any other scheme: kept opaque (RFC 3261 §19.1.1 allows them in To/From). In a
+    Request-URI the server answers 416 Unsupported URI Scheme."""
 
     scheme: str
     opaque: str
@@ -210,56 +260,57 @@ class AbsoluteUri:
     def __str__(self) -> str:
         return self.serialize()
 
+    def __repr__(self) -> str:
+        return f"AbsoluteUri({self.serialize()!r})"
+
 
 Uri = SipUri | TelUri | AbsoluteUri
-
-_TEL_CHARS = frozenset("0123456789ABCDEFabcdef*#+-.()pwPW")
 
 
 def parse_uri(text: str) -> Uri:
     """Parse an absolute URI. Raises UriError (400) on bad syntax."""
     scheme, sep, rest = text.partition(":")
-    if not sep or not _SCHEME.match(scheme):
-        raise UriError(f"not a URI: {text!r}")
+    if not sep or not _SCHEME.fullmatch(scheme):
+        raise UriError(f"not a URI: {text[:80]!r}")
     lowered = scheme.lower()
-    if any(ch in " \t\r\n<>\"" for ch in rest):
-        raise UriError(f"invalid character in URI {text!r}")
-    if lowered in ("sip", "sips"):
+    if lowered == "sip" or lowered == "sips":
         return _parse_sip(rest, secure=lowered == "sips")
     if lowered == "tel":
         number, _, params = rest.partition(";")
-        if not number or any(ch not in _TEL_CHARS for ch in number):
-            raise UriError(f"bad telephone number {number!r}")
-        return TelUri(number, _parse_params(params, _PARAM_SAFE))
-    if not rest:
-        raise UriError(f"empty URI after scheme {scheme!r}")
+        if not _TEL_NUMBER.fullmatch(number):
+            raise UriError(f"bad telephone number {number[:40]!r}")
+        return TelUri(number, _parse_params(params))
+    if not _ABSOLUTE.fullmatch(rest):
+        if not rest:
+            raise UriError(f"empty URI after scheme {scheme!r}")
+        raise UriError(f"invalid character in URI {text[:80]!r}")
     return AbsoluteUri(lowered, rest)
 
 
 def _parse_sip(rest: str, *, secure: bool) -> SipUri:
+    m = _SIP_PARTS.fullmatch(rest)
+    if m is None:  # only reachable with an unterminated '[' host
+        raise UriError(f"bad SIP URI {rest[:80]!r}")
+    user_text, password_text, host, port_text, param_text, header_text = m.groups()
     user = password = None
-    at = rest.find("@")
-    if at >= 0:
-        userinfo, rest = rest[:at], rest[at + 1 :]
-        user_text, sep, password_text = userinfo.partition(":")
-        _check_chars(user_text, _USER_SAFE, "user")
+    if user_text is not None:
         if not user_text:
             raise UriError("empty user part in SIP URI")
-        user = unescape(user_text)
-        if sep:
-            _check_chars(password_text, _PASSWORD_SAFE, "password")
-            password = unescape(password_text)
-    rest, qsep, header_text = rest.partition("?")
-    hostport, _, param_text = rest.partition(";")
-    host, port = parse_host(hostport)
+        user = _checked(user_text, _USER, "user")
+        if password_text is not None:
+            password = _checked(password_text, _PASSWORD, "password")
+    if host.startswith("["):
+        if not _is_ipv6(host[1:-1]):
+            raise UriError(f"bad IPv6 reference {host!r}")
+    elif not _HOSTNAME.fullmatch(host):
+        raise UriError(f"bad host {host[:80]!r}")
+    port = None if port_text is None else _parse_port(port_text)
     headers: dict[str, str] = {}
-    if qsep:
+    if header_text is not None:
         for item in header_text.split("&"):
             name, eq, value = item.partition("=")
             if not name or not eq:
-                raise UriError(f"bad URI header {item!r}")
-            _check_chars(name + value, _HEADER_SAFE, "header")
-            headers[unescape(name)] = unescape(value)
-    return SipUri(host=host, user=user, password=password, port=port,
-                  params=_parse_params(param_text, _PARAM_SAFE), headers=headers,
-                  secure=secure)
+                raise UriError(f"bad URI header {item[:40]!r}")
+            headers[_checked(name, _HNV_TEXT, "header")] = _checked(value, _HNV_TEXT, "header")
+    params = _parse_params(param_text[1:]) if param_text else {}
+    return SipUri(host, user, password, port, params, headers, secure)
