@@ -444,7 +444,13 @@ def parse_message(data: bytes, *, stream: bool = False) -> SipMessage:
     lines = text.split("\r\n")
     n = len(lines) - 1
     if not sep or text.count("\n") != n or text.count("\r") != n:
-        head, body = split_head(data)
+        found = find_blank_line(data)
+        if found is None:
+            # Still read the headers, so that a request can be answered with a 400.
+            lines = head_lines(data.rstrip(b"\r\n"))
+            raise ParseError("truncated message: no empty line after the header section",
+                             400, raw_header_lines(lines) if _is_request_line(lines[0]) else None)
+        head, body = data[: found[0]], data[found[1] :]
         lines = head_lines(head)
     return parse_lines(lines, body, stream=stream)
 
@@ -674,9 +680,9 @@ def build_error_response(raw_headers: list[tuple[str, str]], status: int,
                          reason: str | None = None, *,
                          to_tag: str | None = None) -> Response | None:
     """Answer a request that failed to parse, from its raw headers (ParseError's
-    raw_headers). None when the response could not be routed (no usable top Via) or
-    matched (no Call-ID, CSeq, From or To). `to_tag` is added to a To without one
-    (§8.2.6.2)."""
+    raw_headers). None when the response cannot be routed: no usable top Via. From,
+    To, Call-ID and CSeq are echoed when present (the client matches on the branch
+    and CSeq, §17.1.3); `to_tag` is added to a To without one (§8.2.6.2)."""
     first: dict[str, str] = {}
     vias: list[str] = []
     for name, value in raw_headers:
@@ -684,35 +690,38 @@ def build_error_response(raw_headers: list[tuple[str, str]], status: int,
             vias.append(value)
         elif name in _ECHOED and name not in first:
             first[name] = value  # one of each: a duplicated To is not echoed twice
-    if not vias or len(first) != len(_ECHOED) - 1:
-        return None
-    headers = Headers([])
-    top = _routable_via(vias[0])
+    top = _routable_via(vias[0]) if vias else None
     if top is None:
         return None
+    headers = Headers([])
     headers.add("Via", top)
     try:
         rest = [element for value in vias for element in split_list(value)][1:]
+        for element in rest:
+            Via.parse(element)
     except RemoteProtocolError:
-        rest = []
+        rest = []  # the top Via alone still reaches the client; a bad one would not
     for element in rest:
         headers.add("Via", element)
     for name in ("From", "To", "Call-ID", "CSeq"):
-        value = first[name]
-        if name == "To" and to_tag is not None and status > 100 and ";tag=" not in value:
-            value = f"{value};tag={to_tag}"
-        headers.add(name, value)
+        echoed = first.get(name)
+        if echoed is None:
+            continue
+        if name == "To" and to_tag is not None and status > 100 and ";tag=" not in echoed:
+            echoed = f"{echoed};tag={to_tag}"
+        headers.add(name, echoed)
     return Response(status, reason, headers)
 
 
 _LENIENT_VIA = re.compile(
-    r"[ \t]*SIP[ \t]*/[ \t]*2\.0[ \t]*/[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)[ \t]+"
+    r"[ \t]*SIP[ \t]*/[ \t]*[0-9]+\.[0-9]+[ \t]*/[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)[ \t]+"
     r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?:[ \t]*:[ \t]*([0-9]{1,5}))?", re.I)
 
 
 def _routable_via(value: str) -> str | None:
     """The top Via as received when it parses; else its transport and sent-by alone
-    (RFC 4475 §3.1.2.1 still wants a 400 for a Via with stray separators)."""
+    (RFC 4475 §3.1.2.1 still wants a 400 for a Via with stray separators, §3.1.2.16
+    a 505 for a request whose Via says SIP/7.0)."""
     try:
         top = split_list(value)[0]
         Via.parse(top)
