@@ -205,11 +205,12 @@ _F_HOST = (r"(?:[A-Za-z0-9]++(?:-++[A-Za-z0-9]++)*+\.)*+"
 _F_PORT = r"(?::[1-5]?+[0-9]{1,4}+)?+"
 _F_PCHAR = r"[A-Za-z0-9\-_.!~*'()\[\]/:&+$]++"
 _F_URI_PARAMS = rf"(?:;{_F_PCHAR}(?:={_F_PCHAR})?+)*+"
-_F_HPARAMS = rf'(?:;{_F_TOKEN}(?:=(?:{_F_TOKEN}|"[^"\\\r\n]*+"))?+)*+'
+_F_QUOTED = r'"[^"\\\x00-\x08\x0a-\x1f\x7f]*+"'
+_F_HPARAMS = rf"(?:;{_F_TOKEN}(?:=(?:{_F_TOKEN}|{_F_QUOTED}))?+)*+"
 SIP_URI_FAST = (rf"sips?:(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]++@)?+{_F_HOST}{_F_PORT}"
                 rf"{_F_URI_PARAMS}")
 NAME_ADDR_FAST = re.compile(
-    rf'(?:"[^"\\\r\n]*+" ?+|[A-Za-z0-9\-.!%*_+`\'~ ]*+)<{SIP_URI_FAST}>{_F_HPARAMS}'
+    rf"(?:{_F_QUOTED} ?+|[A-Za-z0-9\-.!%*_+`'~ ]*+)<{SIP_URI_FAST}>{_F_HPARAMS}"
     rf"|sips?:(?:[A-Za-z0-9\-_.!~*'()&=+$/]++@)?+{_F_HOST}{_F_PORT}{_F_HPARAMS}")
 VIA_FAST = re.compile(rf"SIP/2\.0/{_F_TOKEN} {_F_HOST}{_F_PORT}(?:;{_F_TOKEN}(?:={_F_TOKEN})?+)*+")
 CSEQ_FAST = re.compile(rf"([0-9]{{1,10}})[ \t]+({TOKEN_RE})")

@@ -189,7 +189,14 @@ def _split_lines(lines: list[tuple[str, str]]) -> list[tuple[str, str]]:
     items: list[tuple[str, str]] = []
     for name, value in lines:
         if name in LIST_HEADERS and "," in value:
-            items.extend((name, element) for element in split_list(value) if element)
+            try:
+                elements = split_list(value)
+            except HeaderError:
+                # Not validated at parse time (e.g. Supported with a stray quote): kept
+                # whole, since reading headers must never raise.
+                items.append((name, value))
+            else:
+                items.extend((name, element) for element in elements if element)
         else:
             items.append((name, value))
     return items
