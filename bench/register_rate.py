@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, float]]:
         raise SystemExit("sipp not found: apt-get install sip-tester (./test.sh does)")
     rates = [50] if args.smoke else [int(r) for r in args.rates.split(",")]
     seconds = 1.0 if args.smoke else args.seconds
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # SIPp keeps a socket per call
     rows: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -84,7 +84,7 @@ class _TcpConnection(asyncio.Protocol):
         self.peer = Peer("TCP", host, port, self.connection_id)
         if len(self.owner.connections) >= self.owner.limits.max_tcp_connections:
             log.warning("refusing TCP connection from %s:%s: connection limit", host, port)
-            transport.abort()
+            self.transport.abort()
             return
         self.owner.connections[self.connection_id] = self
         self.owner.by_address[(host, port)] = self
