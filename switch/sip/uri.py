@@ -300,6 +300,8 @@ def _parse_sip(rest: str, *, secure: bool) -> SipUri:
         if password_text is not None:
             password = _checked(password_text, _PASSWORD, "password")
     if host.startswith("["):
+        if not host.endswith("]"):
+            raise UriError(f"bad IPv6 reference {rest[rest.index('[') :][:80]!r}")
         if not _is_ipv6(host[1:-1]):
             raise UriError(f"bad IPv6 reference {host!r}")
     elif not _HOSTNAME.fullmatch(host):
