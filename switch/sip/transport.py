@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from switch.sip.framing import StreamFramer
 from switch.sip.message import Headers, ParseError, Request, SipMessage, parse_message
@@ -79,12 +79,14 @@ class _TcpConnection(asyncio.Protocol):
         self.peer: Peer | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        host, port = transport.get_extra_info("peername")[:2]
+        # uvloop's TCPTransport has the Transport interface without subclassing it.
+        stream = cast(asyncio.Transport, transport)
+        self.transport = stream
+        host, port = stream.get_extra_info("peername")[:2]
         self.peer = Peer("TCP", host, port, self.connection_id)
         if len(self.owner.connections) >= self.owner.limits.max_tcp_connections:
             log.warning("refusing TCP connection from %s:%s: connection limit", host, port)
-            self.transport.abort()
+            stream.abort()
             return
         self.owner.connections[self.connection_id] = self
         self.owner.by_address[(host, port)] = self
