@@ -12,7 +12,7 @@ import sys
 from apps import Database, UserService, seed_demo_data, upgrade_database
 from switch.config import Config
 from switch.signalling import SipService, SipSettings
-from switch.sip.auth import Credentials
+from switch.sip import Credentials
 
 log = logging.getLogger("callcenter")
 

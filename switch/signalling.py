@@ -14,25 +14,32 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from switch.sip.auth import AuthHeaderError, Credentials, DigestAuthenticator, DigestResponse
-from switch.sip.bans import FailureBanList, describe_ban
-from switch.sip.message import (
+from switch.sip import (
+    AuthHeaderError,
+    AuthOutcome,
+    Credentials,
+    DigestAuthenticator,
+    DigestResponse,
+    FailureBanList,
+    Outgoing,
     ParseError,
+    Peer,
+    Registrar,
     Request,
+    RequestReceived,
     Response,
+    ServerTransaction,
     SipMessage,
+    SipTransport,
+    TransactionLayer,
+    TransportLimits,
+    aor_key,
     build_error_response,
     build_response,
+    describe_ban,
+    options_response,
+    screen_request,
 )
-from switch.sip.peer import Outgoing, Peer
-from switch.sip.registrar import Registrar, aor_key
-from switch.sip.screening import options_response, screen_request
-from switch.sip.transaction import (
-    RequestReceived,
-    ServerTransaction,
-    TransactionLayer,
-)
-from switch.sip.transport import SipTransport, TransportLimits
 
 log = logging.getLogger("callcenter.sip")
 
@@ -257,7 +264,7 @@ class SipService:
         result = self.authenticator.verify(
             request.method, value,
             lambda name: credentials if name == username else None, self.now, request.body)
-        if result.outcome.value == "stale":
+        if result.outcome is AuthOutcome.STALE:
             self._challenge(transaction, request, to_tag, stale=True)
             return
         if not result.ok:
