@@ -36,7 +36,7 @@ def test_baresip_registers(switch: SwitchProcess, tmp_path: Path) -> None:
     (home / "accounts").write_text(
         f"<sip:1001@127.0.0.1:{switch.udp_port};transport=udp>"
         f";auth_pass={AGENT_PASSWORD};regint=600\n")
-    process = subprocess.Popen([baresip, "-f", str(home)], stdout=subprocess.PIPE,
+    process = subprocess.Popen([baresip, "-4", "-f", str(home)], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         assert process.stdout is not None
