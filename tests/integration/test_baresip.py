@@ -14,6 +14,15 @@ from tests.integration.switch_process import SwitchProcess
 
 pytestmark = pytest.mark.integration
 
+REGISTER_TIMEOUT_S = 8.0
+
+# baresip 1.0.0 (Debian bookworm) signs with libre 1.1.0, whose digest code knows MD5
+# alone and gives up on the whole 401 with ENOSYS ("Register: Function not
+# implemented") as soon as any WWW-Authenticate names another algorithm, in whatever
+# order. The switch's default challenge offers SHA-256 and MD5, so this phone needs
+# the switch configured the way an operator with such phones would configure it.
+MD5_ONLY = '[sip.auth]\nalgorithms = ["MD5"]\n'
+
 CONFIG = """\
 poll_method epoll
 sip_listen 127.0.0.1:{sip_port}
@@ -27,7 +36,13 @@ module aufile.so
 module_app account.so
 """
 
+# The outcome of a REGISTER as baresip prints it: a final status such as
+# "... 200 OK (callcenter) [1 binding]" or "... 403 Forbidden", or a local failure
+# such as "reg: ...: Register: Function not implemented".
+_OUTCOME = r"\b[2-6]\d\d [A-Z]|Register: "
 
+
+@pytest.mark.parametrize("switch", [MD5_ONLY], indirect=True)
 def test_baresip_registers(switch: SwitchProcess, tmp_path: Path) -> None:
     baresip = require_tool("baresip", "Debian package baresip")
     home = tmp_path / "baresip"
@@ -38,12 +53,14 @@ def test_baresip_registers(switch: SwitchProcess, tmp_path: Path) -> None:
         f";auth_pass={AGENT_PASSWORD};regint=600\n")
     process = subprocess.Popen([baresip, "-4", "-f", str(home)], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    assert process.stdout is not None
+    reader = LineReader(process.stdout)
     try:
-        assert process.stdout is not None
-        line = LineReader(process.stdout).wait_for(r"200 OK|[45]\d\d ")
-        assert "200 OK" in line, line
+        line = reader.wait_for(_OUTCOME, REGISTER_TIMEOUT_S)
     finally:
         process.terminate()
         process.wait(timeout=10)
         process.stdout.close()
+    assert "200 OK" in line, "".join(reader.lines)
+    # The switch logs the binding before it sends the 200, so it is there by now.
     assert "extension 1001 registered" in switch.log()
