@@ -430,8 +430,13 @@ def head_lines(head: bytes) -> list[str]:
     if "\r" in text:
         text = text.replace("\r\n", "\n")
         if "\r" in text:
-            # A lone CR could end a line for some other parser: refuse to relay it.
-            raise ParseError("bare CR in the header section")
+            # A lone CR could end a line for some other parser: refuse to relay it, and
+            # leave the lines carrying one out of the 400's echoed headers.
+            lines = text.split("\n")
+            raw = None
+            if _is_request_line(lines[0]):
+                raw = [(k, v) for k, v in raw_header_lines(lines) if "\r" not in v]
+            raise ParseError("bare CR in the header section", 400, raw)
     if "\n " in text or "\n\t" in text:
         text = _FOLD.sub(" ", text)
     return text.split("\n")
@@ -440,6 +445,8 @@ def head_lines(head: bytes) -> list[str]:
 def parse_message(data: bytes, *, stream: bool = False) -> SipMessage:
     """Parse one message. Over UDP (`stream=False`) bytes past Content-Length are
     discarded (RFC 3261 §18.3); a body shorter than Content-Length is an error."""
+    if not data:
+        raise ParseError("empty message")
     if data[:1] in _CRLF:
         # Keepalive CRLFs before the start line are allowed (§7.5).
         data = data.lstrip(b"\r\n")
