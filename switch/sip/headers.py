@@ -11,10 +11,16 @@ from dataclasses import dataclass, field
 
 from switch.sip.errors import RemoteProtocolError
 from switch.sip.uri import (
+    FAST_HOST_RE,
+    FAST_PORT_RE,
+    FAST_SIP_URI_RE,
+    FAST_URI_PARAMS_RE,
+    FAST_USER_RE,
     SipUri,
     Uri,
     parse_host,
     parse_uri,
+    sip_uri_from_groups,
 )
 
 
@@ -200,19 +206,39 @@ def quote(text: str) -> str:
 # possessive quantifiers keep them linear and quick; they accept a strict subset of
 # the grammar (no escapes, ports below 60000), which tests/sip/test_headers.py checks.
 _F_TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]++"
-_F_HOST = (r"(?:[A-Za-z0-9]++(?:-++[A-Za-z0-9]++)*+\.)*+"
-           r"[A-Za-z0-9]++(?:-++[A-Za-z0-9]++)*+")
-_F_PORT = r"(?::[1-5]?+[0-9]{1,4}+)?+"
-_F_PCHAR = r"[A-Za-z0-9\-_.!~*'()\[\]/:&+$]++"
-_F_URI_PARAMS = rf"(?:;{_F_PCHAR}(?:={_F_PCHAR})?+)*+"
 _F_QUOTED = r'"[^"\\\x00-\x08\x0a-\x1f\x7f]*+"'
 _F_HPARAMS = rf"(?:;{_F_TOKEN}(?:=(?:{_F_TOKEN}|{_F_QUOTED}))?+)*+"
-SIP_URI_FAST = (rf"sips?:(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]++@)?+{_F_HOST}{_F_PORT}"
-                rf"{_F_URI_PARAMS}")
+SIP_URI_FAST = (rf"sips?:(?:{FAST_USER_RE}@)?+{FAST_HOST_RE}(?::{FAST_PORT_RE})?+"
+                rf"{FAST_URI_PARAMS_RE}")
+_F_DISPLAY = rf"(?:({_F_QUOTED}) ?+|([A-Za-z0-9\-.!%*_+`'~ ]*+))"
 NAME_ADDR_FAST = re.compile(
     rf"(?:{_F_QUOTED} ?+|[A-Za-z0-9\-.!%*_+`'~ ]*+)<{SIP_URI_FAST}>{_F_HPARAMS}"
-    rf"|sips?:(?:[A-Za-z0-9\-_.!~*'()&=+$/]++@)?+{_F_HOST}{_F_PORT}{_F_HPARAMS}")
-VIA_FAST = re.compile(rf"SIP/2\.0/{_F_TOKEN} {_F_HOST}{_F_PORT}(?:;{_F_TOKEN}(?:={_F_TOKEN})?+)*+")
+    rf"|sips?:(?:[A-Za-z0-9\-_.!~*'()&=+$/]++@)?+{FAST_HOST_RE}(?::{FAST_PORT_RE})?+"
+    rf"{_F_HPARAMS}")
+_NAME_ADDR_GROUPS = re.compile(rf"{_F_DISPLAY}<{FAST_SIP_URI_RE}>({_F_HPARAMS})")
+_VIA_PARAMS_FAST = rf"(?:;{_F_TOKEN}(?:={_F_TOKEN})?+)*+"
+VIA_FAST = re.compile(
+    rf"SIP/2\.0/{_F_TOKEN} {FAST_HOST_RE}(?::{FAST_PORT_RE})?+{_VIA_PARAMS_FAST}")
+_VIA_GROUPS = re.compile(
+    rf"SIP/2\.0/({_F_TOKEN}) ({FAST_HOST_RE})(?::({FAST_PORT_RE}))?+({_VIA_PARAMS_FAST})")
+
+
+def _fast_params(text: str) -> dict[str, str | None]:
+    """Parameters already matched by _F_HPARAMS: tokens, or quoted without escapes."""
+    params: dict[str, str | None] = {}
+    if text:
+        for item in (text[1:].split(";") if '"' not in text
+                     else _split_outside_quotes(text[1:], ";")):
+            name, sep, value = item.partition("=")
+            if not sep:
+                params[name.lower()] = None
+            elif value[:1] == '"':
+                params[name.lower()] = QuotedStr(value[1:-1])
+            else:
+                params[name.lower()] = value
+    return params
+
+
 CSEQ_FAST = re.compile(rf"([0-9]{{1,10}})[ \t]+({TOKEN_RE})")
 
 
@@ -239,6 +265,20 @@ class NameAddr:
 
     @classmethod
     def parse(cls, text: str) -> NameAddr:
+        m = _NAME_ADDR_GROUPS.fullmatch(text)
+        if m is None:
+            return cls.parse_full(text)
+        quoted, tokens, scheme, user, host, port, uri_params, param_text = m.groups()
+        if quoted is not None:
+            display: str | None = quoted[1:-1]  # the fast form has no quoted-pairs
+        else:
+            display = " ".join(tokens.split()) or None
+        return cls(sip_uri_from_groups(scheme, user, host, port, uri_params), display,
+                   _fast_params(param_text))
+
+    @classmethod
+    def parse_full(cls, text: str) -> NameAddr:
+        """parse without the fast path (the reference the fast path is tested against)."""
         text = text.strip(" \t")
         display: str | None = None
         if text.startswith('"'):
@@ -325,6 +365,16 @@ class Via:
 
     @classmethod
     def parse(cls, text: str) -> Via:
+        m = _VIA_GROUPS.fullmatch(text)
+        if m is None:
+            return cls.parse_full(text)
+        transport, host, port, param_text = m.groups()
+        return cls(transport.upper(), host, None if port is None else int(port),
+                   _fast_params(param_text))
+
+    @classmethod
+    def parse_full(cls, text: str) -> Via:
+        """parse without the fast path (the reference the fast path is tested against)."""
         m = _VIA.fullmatch(text)
         if m is None:
             raise HeaderError(f"bad Via value {text.strip()[:80]!r}")

@@ -92,11 +92,14 @@ class Headers:
                         return value
                 return default
         wire = self._wire
-        if wire is not None and name not in LIST_HEADERS:
+        if wire is not None:
             for key, value in wire:
                 if key == name:
+                    if name in LIST_HEADERS and "," in value:
+                        break  # the first element needs the list split
                     return value
-            return default
+            else:
+                return default
         for key, value in self._all():
             if key == name:
                 return value
@@ -109,8 +112,9 @@ class Headers:
                 lowered = name.lower()
                 return [value for key, value in self._all() if key.lower() == lowered]
         wire = self._wire
-        if wire is not None and name not in LIST_HEADERS:
-            return [value for key, value in wire if key == name]
+        if wire is not None:
+            # Split only this header's lines; the rest stay unsplit until needed.
+            return [value for key, value in _split_lines([kv for kv in wire if kv[0] == name])]
         return [value for key, value in self._all() if key == name]
 
     def __contains__(self, name: object) -> bool:

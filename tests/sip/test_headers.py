@@ -207,3 +207,37 @@ def test_name_addr_raises_only_its_errors(text: str) -> None:
     except RemoteProtocolError:
         return
     assert NameAddr.parse(parsed.serialize()) == parsed
+
+
+@given(st.lists(NAME_ADDR_ALPHABET, max_size=30).map("".join))
+@example('"Agent 1001" <sip:1001@192.168.10.5:5060;lr;Transport=TCP>;tag=x;+q="a;b"')
+@example("Bob  Smith <sip:b;x=1?y@host.example.com>;Tag=1")
+@example('"" <sip:host>')
+def test_name_addr_fast_path_equals_full_parser(text: str) -> None:
+    try:
+        full = NameAddr.parse_full(text)
+    except RemoteProtocolError:
+        full = None
+    try:
+        fast = NameAddr.parse(text)
+    except RemoteProtocolError:
+        fast = None
+    assert fast == full
+    if fast is not None and full is not None:
+        assert fast.serialize() == full.serialize()
+
+
+@given(st.lists(st.sampled_from(["SIP/2.0/", "UDP", "tcp", " ", ";", "=", ":", "a", ".", "-",
+                                 "1", "0", "0060", "65535", "99999", "branch", "Rport", "\t"]),
+                max_size=20).map("".join))
+@example("SIP/2.0/tls a.b:0060;Branch=z9;rport")
+def test_via_fast_path_equals_full_parser(text: str) -> None:
+    try:
+        full = Via.parse_full(text)
+    except RemoteProtocolError:
+        full = None
+    try:
+        fast = Via.parse(text)
+    except RemoteProtocolError:
+        fast = None
+    assert fast == full

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
-from switch.sip.uri import AbsoluteUri, SipUri, TelUri, UriError, parse_uri
+from switch.sip.uri import AbsoluteUri, SipUri, TelUri, UriError, parse_uri, parse_uri_full
 
 
 def sip(text: str) -> SipUri:
@@ -205,3 +205,22 @@ def test_parse_uri_raises_only_uri_error(text: str) -> None:
     except UriError:
         return
     assert parse_uri(uri.serialize()) == uri
+
+
+URI_ALPHABET = st.sampled_from(["sip:", "sips:", "SIP:", "a", "Z", "1", "0060", "65535", "99999",
+                                ".", "-", "@", ":", ";", "=", "?", "&", "%41", "%", "[", "]",
+                                "::1", "lr", "transport=TCP", "/", "+", ",", " "])
+
+
+@given(st.lists(URI_ALPHABET, max_size=16).map("".join))
+@example("sip:user;x=1?y@host.example.com:0060;Lr;Transport=TCP")
+def test_fast_path_equals_full_parser(text: str) -> None:
+    try:
+        full = parse_uri_full(text)
+    except UriError:
+        full = None
+    try:
+        fast = parse_uri(text)
+    except UriError:
+        fast = None
+    assert fast == full
