@@ -3,6 +3,7 @@
 # Arguments go to pytest: ./test.sh tests/sip -k register
 set -euo pipefail
 source "$(dirname "$0")/scripts/bootstrap.sh"
+source scripts/test_postgres.sh
 
 # External SIP peers for the integration tests: SIPp, baresip, SIPVicious (svwar).
 if ! apt_install sip-tester baresip sipvicious && [[ "${CI:-}" == true ]]; then
@@ -30,6 +31,17 @@ for package in switch callcenter apps acd ivr web; do
     fi
 done
 .venv/bin/mypy "${packages[@]}" || checks=1
+
+# A throwaway PostgreSQL server for the data tests' PostgreSQL variants, started only now
+# so that it lives no longer than pytest; an EXIT trap stops it and deletes its files.
+if ! test_postgres_start; then
+    test_postgres_stop
+    if [[ "${CI:-}" == true ]]; then
+        echo "test.sh: could not start a PostgreSQL server for the tests" >&2
+        exit 1
+    fi
+    echo "test.sh: no PostgreSQL server; the PostgreSQL variants will be skipped" >&2
+fi
 
 status=0
 .venv/bin/python -m pytest -rs "$@" || status=$?

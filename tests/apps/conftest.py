@@ -1,6 +1,8 @@
 """Database fixtures for apps tests: a fresh SQLite file per test, and the same tests on
 PostgreSQL when CALLCENTER_TEST_PG_URL names a throwaway database (its apps tables are
-dropped before and after every test)."""
+dropped before and after every test). ./test.sh starts such a server and sets the
+variable; under CI=true a missing variable fails the PostgreSQL variants instead of
+skipping them, so that CI cannot pass without having run them."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from apps import Database, UserService, upgrade_database
 from apps.models import Base
 
 PG_URL_ENV = "CALLCENTER_TEST_PG_URL"
+NO_PG_HINT = "run ./test.sh, which starts a throwaway PostgreSQL server and sets it"
 REALM = "callcenter.test"
 FIXED_NOW = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
 
@@ -39,7 +42,9 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         return
     url = os.environ.get(PG_URL_ENV)
     if not url:
-        pytest.skip(f"{PG_URL_ENV} is not set")
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{PG_URL_ENV} is not set under CI=true; {NO_PG_HINT}", pytrace=False)
+        pytest.skip(f"{PG_URL_ENV} is not set; {NO_PG_HINT}")
     await _drop_apps_tables(url)
     yield url
     await _drop_apps_tables(url)
