@@ -93,18 +93,19 @@ class _TcpConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         assert self.peer is not None and self.transport is not None
-        try:
-            messages = self.framer.feed(data)
-        except ParseError as exc:
-            # A stream cannot be resynchronised after a framing error: answer, close.
-            self.owner.on_error(exc, self.peer)
-            self.transport.close()
-            return
+        events = self.framer.feed_events(data)
         if self.framer.pings:
             self.framer.pings = 0
             self.transport.write(b"\r\n")  # RFC 5626 §4.4.1 pong
-        for message in messages:
-            self.owner.deliver(message, self.peer)
+        for event in events:
+            if isinstance(event, ParseError):
+                self.owner.on_error(event, self.peer)
+            else:
+                self.owner.deliver(event, self.peer)
+        if self.framer.failed is not None:
+            # Lost framing (no or bad Content-Length, over the size limit): the stream
+            # cannot be resynchronised, so close it after answering what we could.
+            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.owner.connections.pop(self.connection_id, None)
