@@ -38,6 +38,11 @@ def sip_settings(config: Config) -> SipSettings:
 
 
 async def run(config: Config, *, ready: asyncio.Event | None = None) -> None:
+    # Handlers first: a supervisor may signal as soon as it reads the listening lines.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
     await upgrade_database(config.database.url)
     db = await Database.connect(config.database.url)
     users = UserService(db, config.sip.realm)
@@ -62,12 +67,7 @@ async def run(config: Config, *, ready: asyncio.Event | None = None) -> None:
     await service.start()
     for line in service.listening():
         print(f"SIP listening on {line} (realm {config.sip.realm!r})", flush=True)
-    print(f"Database: {config.database.url}", flush=True)
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    print(f"Database: {_without_password(config.database.url)}", flush=True)
     if ready is not None:
         ready.set()
     try:
@@ -78,6 +78,15 @@ async def run(config: Config, *, ready: asyncio.Event | None = None) -> None:
             loop.remove_signal_handler(signum)
         await service.stop()
         await db.close()
+
+
+def _without_password(url: str) -> str:
+    """postgresql://user:secret@host/db -> postgresql://user:***@host/db"""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
 
 
 def serve(config: Config) -> int:
