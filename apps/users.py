@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import hashlib
 import logging
 import re
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps.db import Database
 from apps.models import User
+from switch.sip import compute_ha1
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +80,10 @@ class SipCredentials:
 
 
 def sip_ha1(username: str, realm: str, password: str) -> tuple[str, str]:
-    """(MD5, SHA-256) hex of ``username:realm:password``: HA1 of RFC 3261 §22.4 / RFC 2617
-    §3.2.2.2, and with SHA-256 of RFC 7616 §3.4.2."""
-    a1 = f"{username}:{realm}:{password}".encode()
-    return hashlib.md5(a1).hexdigest(), hashlib.sha256(a1).hexdigest()
+    """(MD5, SHA-256) HA1 of ``username:realm:password`` (RFC 7616 §3.4.2), computed by
+    the SIP stack that will check them."""
+    return (compute_ha1(username, realm, password, "MD5"),
+            compute_ha1(username, realm, password, "SHA-256"))
 
 
 def _utc_now() -> datetime:
