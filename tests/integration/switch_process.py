@@ -66,8 +66,16 @@ class SwitchProcess:
             [sys.executable, "-m", "callcenter", "serve", "--config", str(self.config_path)],
             stdout=subprocess.PIPE, stderr=log, env=env, cwd=self.workdir)
         log.close()
+        try:
+            self._wait_until_listening()
+        except BaseException:
+            self.process.kill()  # never leave a half-started switch behind
+            self.process.wait()
+            raise
+
+    def _wait_until_listening(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
         deadline = time.monotonic() + READY_TIMEOUT_S
-        assert self.process.stdout is not None
         self.reader = LineReader(self.process.stdout)
         while not (self.udp_port and self.tcp_port):
             try:
