@@ -35,6 +35,11 @@ def media_extensions() -> list[Extension]:
     return extensions
 
 
+def sip_extensions() -> list[Extension]:
+    # The SIP message scanner (pure-Python twin: switch/sip/_scan_py.py).
+    return [Extension("switch.sip._scan", ["switch/sip/_scan.pyx"], extra_compile_args=["-O3"])]
+
+
 setup(
     name="callcenter",
     version="0.1.0",
@@ -67,9 +72,10 @@ setup(
             "migrations/*.mako",
         ],
         "switch.media": ["*.pyi", "*.pxd"],
+        "switch.sip": ["*.pyi"],
     },
     ext_modules=cythonize(
-        media_extensions(),
+        media_extensions() + sip_extensions(),
         compiler_directives={
             "language_level": "3",
             "boundscheck": False,

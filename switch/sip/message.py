@@ -14,6 +14,11 @@ from itertools import islice
 from typing import TypeVar
 
 from switch.sip.errors import RemoteProtocolError
+
+try:
+    from switch.sip._scan import scan_message
+except ImportError:  # extension not built: the pure-Python twin, same results
+    from switch.sip._scan_py import scan_message
 from switch.sip.headers import (
     EXACT_NAMES,
     KNOWN_NAMES,
@@ -58,12 +63,15 @@ class Headers:
     (§7.3.1) into elements only when something reads them; unknown names are
     matched case-insensitively (§7.3.5)."""
 
-    __slots__ = ("_cache", "_items", "_wire")
+    __slots__ = ("_cache", "_items", "_raw", "_wire")
 
     def __init__(self, items: list[tuple[str, str]] | None = None) -> None:
         self._items: list[tuple[str, str]] | None = items if items is not None else []
         self._wire: list[tuple[str, str]] | None = None
         self._cache: dict[str, object] = {}
+        # The received header lines before and after Content-Length, while they are
+        # still what serialize() would write; every mutating method drops them.
+        self._raw: tuple[bytes, bytes] | None = None
 
     @classmethod
     def from_lines(cls, lines: list[tuple[str, str]]) -> Headers:
@@ -73,6 +81,7 @@ class Headers:
         headers._items = None
         headers._wire = lines
         headers._cache = {}
+        headers._raw = None
         return headers
 
     def _all(self) -> list[tuple[str, str]]:
@@ -122,16 +131,19 @@ class Headers:
 
     def add(self, name: str, value: str) -> None:
         self._cache.clear()
+        self._raw = None
         self._all().append((canonical_name(name), value))
 
     def prepend(self, name: str, value: str) -> None:
         self._cache.clear()
+        self._raw = None
         self._all().insert(0, (canonical_name(name), value))
 
     def set(self, name: str, value: str) -> None:
         """Replace every value of `name` by one, keeping the first one's position."""
         name = canonical_name(name)
         self._cache.clear()
+        self._raw = None
         items = self._all()
         matches = _matcher(name)
         for i, (key, _) in enumerate(items):
@@ -144,11 +156,13 @@ class Headers:
     def remove(self, name: str) -> None:
         matches = _matcher(canonical_name(name))
         self._cache.clear()
+        self._raw = None
         self._items = [kv for kv in self._all() if not matches(kv[0])]
 
     def remove_first(self, name: str) -> None:
         matches = _matcher(canonical_name(name))
         self._cache.clear()
+        self._raw = None
         items = self._all()
         for i, (key, _) in enumerate(items):
             if matches(key):
@@ -297,7 +311,13 @@ class Message:
 
     def serialize(self) -> bytes:
         """Wire bytes; Content-Length always states the body's real length (in place
-        of any received value, or appended)."""
+        of any received value, or appended). An unmodified parsed message writes its
+        header lines as received (list headers unsplit)."""
+        raw = self.headers._raw
+        if raw is not None:
+            return b"%s\r\n%sContent-Length: %d\r\n%s\r\n%s" % (
+                self._start_line().encode("utf-8", "surrogateescape"), raw[0],
+                len(self.body), raw[1], self.body)
         lines = [self._start_line()]
         length = f"Content-Length: {len(self.body)}"
         for name, value in self.headers:
@@ -449,6 +469,9 @@ def head_lines(head: bytes) -> list[str]:
 def parse_message(data: bytes, *, stream: bool = False) -> SipMessage:
     """Parse one message. Over UDP (`stream=False`) bytes past Content-Length are
     discarded (RFC 3261 §18.3); a body shorter than Content-Length is an error."""
+    scanned = scan_message(data, stream)
+    if scanned is not None:
+        return _from_scan(*scanned)
     if not data:
         raise ParseError("empty message")
     if data[:1] in _CRLF:
@@ -471,6 +494,29 @@ def parse_message(data: bytes, *, stream: bool = False) -> SipMessage:
         head, body = data[: found[0]], data[found[1] :]
         lines = head_lines(head)
     return parse_lines(lines, body, stream=stream)
+
+
+def _from_scan(method: str | None, uri_text: str, status: int, reason: str,
+               wire: list[tuple[str, str]], before: bytes | None, after: bytes | None,
+               body: bytes) -> SipMessage:
+    """The message scan_message has read and validated (a clean message: the same
+    result as the full parser, faster)."""
+    headers = Headers.from_lines(wire)
+    if before is not None and after is not None:
+        headers._raw = (before, after)
+    message: SipMessage
+    if method is None:
+        message = Response.__new__(Response)
+        message.status = status
+        message.reason = reason
+    else:
+        message = Request.__new__(Request)
+        message.method = method
+        message._uri_text = uri_text
+        message._uri = None
+    message.headers = headers
+    message.body = body
+    return message
 
 
 def parse_lines(lines: list[str], body: bytes, *, stream: bool,
