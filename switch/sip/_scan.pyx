@@ -8,17 +8,13 @@ returns None and message.py runs the full parser, which owns every error message
 switch/sip/_scan_py.py is the pure-Python twin with the same results.
 """
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.string cimport memcmp
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 
 from switch.sip import headers as _headers
 
 cdef object _canonical_name = _headers.canonical_name
-cdef dict _EXACT = {}
-for _k, _v in _headers.EXACT_NAMES.items():
-    _EXACT[_k.encode("ascii")] = _v
-# Canonical spellings: a line using one serializes back byte for byte.
-cdef frozenset _CANON_BYTES = frozenset(n.encode("ascii") for n in _headers.KNOWN_NAMES)
 cdef frozenset _METHODS = frozenset({
     b"INVITE", b"ACK", b"BYE", b"CANCEL", b"OPTIONS", b"REGISTER", b"PRACK",
     b"SUBSCRIBE", b"NOTIFY", b"PUBLISH", b"INFO", b"REFER", b"MESSAGE", b"UPDATE"})
@@ -26,6 +22,66 @@ cdef frozenset _METHODS = frozenset({
 cdef dict _WATCH = {"Via": 1, "From": 2, "To": 3, "Call-ID": 4, "CSeq": 5,
                     "Content-Length": 6, "Max-Forwards": 7, "Expires": 8,
                     "Contact": 9, "Route": 9, "Record-Route": 9}
+
+
+# Header names as spelled on the wire (headers.EXACT_NAMES) in an open-addressing
+# table keyed on the bytes, so the hot loop creates no name objects.
+cdef enum:
+    NAME_SLOTS = 1024  # a power of two, several times the number of spellings
+
+
+cdef struct NameEntry:
+    const char* spelling
+    Py_ssize_t length
+    void* canonical  # borrowed: _NAME_KEEP holds the reference
+    int kind
+    bint same  # spelled canonically: the line serializes back byte for byte
+
+
+cdef NameEntry NAMES[NAME_SLOTS]
+cdef list _NAME_KEEP = []
+
+
+cdef inline unsigned int _hash(const unsigned char* p, Py_ssize_t n) noexcept:
+    cdef unsigned int h = 2166136261u
+    cdef Py_ssize_t i
+    for i in range(n):
+        h = (h ^ p[i]) * 16777619u
+    return h
+
+
+cdef NameEntry* _lookup(const unsigned char* p, Py_ssize_t n) noexcept:
+    cdef unsigned int slot = _hash(p, n) & (NAME_SLOTS - 1)
+    cdef NameEntry* entry
+    while True:
+        entry = &NAMES[slot]
+        if entry.spelling == NULL:
+            return NULL
+        if entry.length == n and memcmp(entry.spelling, p, n) == 0:
+            return entry
+        slot = (slot + 1) & (NAME_SLOTS - 1)
+
+
+cdef void _init_names():
+    cdef bytes raw
+    cdef unsigned int slot
+    cdef int i
+    for i in range(NAME_SLOTS):
+        NAMES[i].spelling = NULL
+    for spelling, canonical in _headers.EXACT_NAMES.items():
+        raw = spelling.encode("ascii")
+        _NAME_KEEP.append((raw, canonical))
+        slot = _hash(<const unsigned char*>PyBytes_AS_STRING(raw), len(raw)) & (NAME_SLOTS - 1)
+        while NAMES[slot].spelling != NULL:
+            slot = (slot + 1) & (NAME_SLOTS - 1)
+        NAMES[slot].spelling = PyBytes_AS_STRING(raw)
+        NAMES[slot].length = len(raw)
+        NAMES[slot].canonical = <void*>canonical
+        NAMES[slot].kind = _WATCH.get(canonical, 0)
+        NAMES[slot].same = spelling == canonical
+
+
+_init_names()
 
 # Character classes of the fast regexes in headers.py and uri.py.
 cdef unsigned char TOKEN = 1, USER = 2, PCHAR = 4, USER2 = 8, DISPLAY = 16, QTEXT = 32
@@ -240,11 +296,12 @@ def scan_message(bytes data not None, bint stream):
     cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
     cdef Py_ssize_t i, j, eol, colon, vs, ve, line_start, head_start
-    cdef Py_ssize_t cl_start = -1, cl_end = -1
+    cdef Py_ssize_t cl_start = -1, cl_end = -1, body_start
     cdef long long content_length = -1, v
     cdef int kind, status = 0
     cdef unsigned int seen = 0, bit
     cdef bint canonical = True, same_name
+    cdef NameEntry* entry
     cdef object method = None, uri_text = "", reason = "", name, canon, value
     cdef bytes method_bytes = None
     cdef list wire = []
@@ -272,7 +329,7 @@ def scan_message(bytes data not None, bint stream):
         i = 0
         while i < eol and p[i] != 32:
             i += 1
-        method_bytes = data[:i]
+        method_bytes = PyBytes_FromStringAndSize(<const char*>p, i)
         if method_bytes not in _METHODS:
             return None
         j = i + 1
@@ -280,7 +337,7 @@ def scan_message(bytes data not None, bint stream):
             j += 1
         if eol - j != 8 or not _request_uri_fast(p + i + 1, j - i - 1):
             return None
-        if data[j + 1:eol] != b"SIP/2.0":
+        if memcmp(p + j + 1, b"SIP/2.0", 7) != 0:
             return None
         method = PyUnicode_DecodeASCII(<const char*>p, i, NULL)
         uri_text = PyUnicode_DecodeASCII(<const char*>p + i + 1, j - i - 1, NULL)
@@ -304,10 +361,11 @@ def scan_message(bytes data not None, bint stream):
             colon += 1
         if colon == eol or colon == line_start:
             return None
-        name = data[line_start:colon]
-        canon = _EXACT.get(name)
-        if canon is not None:
-            same_name = name in _CANON_BYTES
+        entry = _lookup(p + line_start, colon - line_start)
+        if entry != NULL:
+            canon = <object>entry.canonical
+            same_name = entry.same
+            kind = entry.kind
         else:
             if _run(p, line_start, colon, TOKEN) != colon:
                 return None
@@ -315,6 +373,7 @@ def scan_message(bytes data not None, bint stream):
                                          NULL)
             canon = _canonical_name(text)
             same_name = canon == text
+            kind = _WATCH.get(canon, 0)
         vs = colon + 1
         while vs < eol and (p[vs] == 32 or p[vs] == 9):
             vs += 1
@@ -326,7 +385,6 @@ def scan_message(bytes data not None, bint stream):
             canonical = False
         value = PyUnicode_DecodeUTF8(<const char*>p + vs, ve - vs, "surrogateescape")
         wire.append((canon, value))
-        kind = _WATCH.get(canon, 0)
         if kind:
             bit = 1u << kind
             if kind != 1 and kind != 9:
@@ -347,18 +405,18 @@ def scan_message(bytes data not None, bint stream):
     if content_length >= 0:
         if content_length > n - body_start:
             return None
-        body = data[body_start:body_start + content_length]
+        body = PyBytes_FromStringAndSize(<const char*>p + body_start, content_length)
     elif stream:
         return None
     else:
-        body = data[body_start:]
+        body = PyBytes_FromStringAndSize(<const char*>p + body_start, n - body_start)
     if not canonical:
         return method, uri_text, status, reason, wire, None, None, body
     if cl_start < 0:
-        return (method, uri_text, status, reason, wire, data[head_start:body_start - 2], b"",
+        return (method, uri_text, status, reason, wire, PyBytes_FromStringAndSize(<const char*>p + head_start, body_start - 2 - head_start), b"",
                 body)
-    return (method, uri_text, status, reason, wire, data[head_start:cl_start],
-            data[cl_end:body_start - 2], body)
+    return (method, uri_text, status, reason, wire, PyBytes_FromStringAndSize(<const char*>p + head_start, cl_start - head_start),
+            PyBytes_FromStringAndSize(<const char*>p + cl_end, body_start - 2 - cl_end), body)
 
 
 cdef bint _check_value(int kind, const unsigned char* p, Py_ssize_t n, bytes method,
@@ -390,8 +448,9 @@ cdef bint _check_value(int kind, const unsigned char* p, Py_ssize_t n, bytes met
         if j != n or j == i + 1:
             return False
         if method is None:
-            return (<bytes>(p + i + 1)[:n - i - 1]) in _METHODS
-        return n - i - 1 == len(method) and (<bytes>(p + i + 1)[:n - i - 1]) == method
+            return PyBytes_FromStringAndSize(<const char*>p + i + 1, n - i - 1) in _METHODS
+        return (n - i - 1 == PyBytes_GET_SIZE(method)
+                and memcmp(p + i + 1, PyBytes_AS_STRING(method), n - i - 1) == 0)
     v = _number(p, n)
     if v < 0:
         return False
