@@ -9,7 +9,7 @@ switch/sip/_scan_py.py is the pure-Python twin with the same results.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.string cimport memcmp
+from libc.string cimport memchr, memcmp
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 
 from switch.sip import headers as _headers
@@ -215,6 +215,21 @@ cdef Py_ssize_t _sip_uri(const unsigned char* p, Py_ssize_t i, Py_ssize_t n,
     return _params(p, i, n, PCHAR, False)
 
 
+cdef Py_ssize_t _line_end(const unsigned char* p, Py_ssize_t start, Py_ssize_t n) noexcept:
+    """Index of the CR of the CRLF ending the line at `start`; -1 for a bare CR or LF
+    (the full parser handles those) or no line end."""
+    cdef const unsigned char* lf = <const unsigned char*>memchr(p + start, 10, n - start)
+    cdef Py_ssize_t eol
+    if lf == NULL:
+        return -1
+    eol = lf - p - 1
+    if eol < start or p[eol] != 13:
+        return -1
+    if memchr(p + start, 13, eol - start) != NULL:
+        return -1
+    return eol
+
+
 cdef bint _via_fast(const unsigned char* p, Py_ssize_t n) noexcept:
     cdef Py_ssize_t i, j
     if n < 8 or p[0] != 83 or p[1] != 73 or p[2] != 80 or p[3] != 47 or p[4] != 50 \
@@ -302,18 +317,15 @@ def scan_message(bytes data not None, bint stream):
     cdef unsigned int seen = 0, bit
     cdef bint canonical = True, same_name
     cdef NameEntry* entry
+    cdef const unsigned char* found
     cdef object method = None, uri_text = "", reason = "", name, canon, value
     cdef bytes method_bytes = None
     cdef list wire = []
     if n == 0 or p[0] == 13 or p[0] == 10:
         return None
     # Start line.
-    eol = 0
-    while eol + 1 < n and not (p[eol] == 13 and p[eol + 1] == 10):
-        if p[eol] == 13 or p[eol] == 10:
-            return None
-        eol += 1
-    if eol + 1 >= n:
+    eol = _line_end(p, 0, n)
+    if eol < 0:
         return None
     if eol >= 8 and p[0] == 83 and p[1] == 73 and p[2] == 80 and p[3] == 47:
         if not (p[4] == 50 and p[5] == 46 and p[6] == 48 and p[7] == 32) or eol < 11:
@@ -345,22 +357,17 @@ def scan_message(bytes data not None, bint stream):
     line_start = head_start
     # Header lines, up to the empty line.
     while True:
-        eol = line_start
-        while eol + 1 < n and not (p[eol] == 13 and p[eol + 1] == 10):
-            if p[eol] == 13 or p[eol] == 10:
-                return None
-            eol += 1
-        if eol + 1 >= n:
+        eol = _line_end(p, line_start, n)
+        if eol < 0:
             return None
         if eol == line_start:
             break
         if p[line_start] == 32 or p[line_start] == 9:
             return None  # folded: the full parser unfolds
-        colon = line_start
-        while colon < eol and p[colon] != 58:
-            colon += 1
-        if colon == eol or colon == line_start:
+        found = <const unsigned char*>memchr(p + line_start, 58, eol - line_start)
+        if found == NULL or found == p + line_start:
             return None
+        colon = found - p
         entry = _lookup(p + line_start, colon - line_start)
         if entry != NULL:
             canon = <object>entry.canonical
