@@ -16,9 +16,9 @@ from typing import TypeVar
 from switch.sip.errors import RemoteProtocolError
 
 try:
-    from switch.sip._scan import scan_message
+    from switch.sip._scan import scan_message as scan_message
 except ImportError:  # extension not built: the pure-Python twin, same results
-    from switch.sip._scan_py import scan_message
+    from switch.sip._scan_py import scan_message as scan_message
 from switch.sip.headers import (
     EXACT_NAMES,
     KNOWN_NAMES,
