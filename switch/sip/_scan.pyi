@@ -4,6 +4,6 @@ def request_uri_fast(value: bytes) -> bool: ...
 def scan_message(
     data: bytes, stream: bool
 ) -> (
-    tuple[str | None, str, int, str, list[tuple[str, str]], bytes | None, bytes | None, bytes]
+    tuple[str | None, str, int, str, list[tuple[str, str]], tuple[bytes, bytes] | None, bytes]
     | None
 ): ...

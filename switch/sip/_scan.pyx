@@ -304,10 +304,9 @@ def request_uri_fast(bytes value not None) -> bool:
 
 
 def scan_message(bytes data not None, bint stream):
-    """(method, uri_text, status, reason, wire, raw_before, raw_after, body) for a clean
-    message, or None. method is None for a response; raw_before/raw_after are the
-    header lines before and after Content-Length when they are already in canonical
-    form (else None)."""
+    """(method, uri_text, status, reason, wire, raw, body) for a clean message, or None.
+    method is None for a response; raw is (the header lines before Content-Length, the
+    lines after it) when they are already in canonical form, else None."""
     cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
     cdef Py_ssize_t i, j, eol, colon, vs, ve, line_start, head_start
@@ -418,12 +417,13 @@ def scan_message(bytes data not None, bint stream):
     else:
         body = PyBytes_FromStringAndSize(<const char*>p + body_start, n - body_start)
     if not canonical:
-        return method, uri_text, status, reason, wire, None, None, body
+        return method, uri_text, status, reason, wire, None, body
     if cl_start < 0:
-        return (method, uri_text, status, reason, wire, PyBytes_FromStringAndSize(<const char*>p + head_start, body_start - 2 - head_start), b"",
-                body)
-    return (method, uri_text, status, reason, wire, PyBytes_FromStringAndSize(<const char*>p + head_start, cl_start - head_start),
-            PyBytes_FromStringAndSize(<const char*>p + cl_end, body_start - 2 - cl_end), body)
+        return (method, uri_text, status, reason, wire, (PyBytes_FromStringAndSize(
+            <const char*>p + head_start, body_start - 2 - head_start), b""), body)
+    return (method, uri_text, status, reason, wire, (
+        PyBytes_FromStringAndSize(<const char*>p + head_start, cl_start - head_start),
+        PyBytes_FromStringAndSize(<const char*>p + cl_end, body_start - 2 - cl_end)), body)
 
 
 cdef bint _check_value(int kind, const unsigned char* p, Py_ssize_t n, bytes method,

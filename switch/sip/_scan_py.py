@@ -18,8 +18,8 @@ from switch.sip.headers import (
     canonical_name,
 )
 
-ScanResult = tuple[str | None, str, int, str, list[tuple[str, str]], bytes | None,
-                   bytes | None, bytes]
+ScanResult = tuple[str | None, str, int, str, list[tuple[str, str]],
+                   tuple[bytes, bytes] | None, bytes]
 
 _METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK",
                       "SUBSCRIBE", "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE"})
@@ -68,7 +68,7 @@ def _check_value(kind: int, value: bytes, method: bytes | None) -> int | None:
 
 
 def scan_message(data: bytes, stream: bool) -> ScanResult | None:
-    """(method, uri_text, status, reason, wire, raw_before, raw_after, body) for a clean
+    """(method, uri_text, status, reason, wire, raw, body) for a clean
     message, or None (see _scan.pyx)."""
     if not data or data[:1] in (b"\r", b"\n"):
         return None
@@ -142,9 +142,9 @@ def scan_message(data: bytes, stream: bool) -> ScanResult | None:
     else:
         body = rest
     if not canonical:
-        return method, uri_text, status, reason, wire, None, None, body
+        return method, uri_text, status, reason, wire, None, body
     headers = [line + b"\r\n" for line in lines[1:]]
     if cl_at < 0:
-        return method, uri_text, status, reason, wire, b"".join(headers), b"", body
-    return (method, uri_text, status, reason, wire, b"".join(headers[: cl_at - 1]),
-            b"".join(headers[cl_at:]), body)
+        return method, uri_text, status, reason, wire, (b"".join(headers), b""), body
+    return (method, uri_text, status, reason, wire,
+            (b"".join(headers[: cl_at - 1]), b"".join(headers[cl_at:])), body)

@@ -471,7 +471,24 @@ def parse_message(data: bytes, *, stream: bool = False) -> SipMessage:
     discarded (RFC 3261 §18.3); a body shorter than Content-Length is an error."""
     scanned = scan_message(data, stream)
     if scanned is not None:
-        return _from_scan(*scanned)
+        # A clean message, read and validated in one pass (switch/sip/_scan.pyx): the
+        # same result as the full parser below.
+        method, uri_text, status, reason, wire, raw, body = scanned
+        headers = Headers.from_lines(wire)
+        headers._raw = raw
+        message: SipMessage
+        if method is None:
+            message = Response.__new__(Response)
+            message.status = status
+            message.reason = reason
+        else:
+            message = Request.__new__(Request)
+            message.method = method
+            message._uri_text = uri_text
+            message._uri = None
+        message.headers = headers
+        message.body = body
+        return message
     if not data:
         raise ParseError("empty message")
     if data[:1] in _CRLF:
@@ -494,29 +511,6 @@ def parse_message(data: bytes, *, stream: bool = False) -> SipMessage:
         head, body = data[: found[0]], data[found[1] :]
         lines = head_lines(head)
     return parse_lines(lines, body, stream=stream)
-
-
-def _from_scan(method: str | None, uri_text: str, status: int, reason: str,
-               wire: list[tuple[str, str]], before: bytes | None, after: bytes | None,
-               body: bytes) -> SipMessage:
-    """The message scan_message has read and validated (a clean message: the same
-    result as the full parser, faster)."""
-    headers = Headers.from_lines(wire)
-    if before is not None and after is not None:
-        headers._raw = (before, after)
-    message: SipMessage
-    if method is None:
-        message = Response.__new__(Response)
-        message.status = status
-        message.reason = reason
-    else:
-        message = Request.__new__(Request)
-        message.method = method
-        message._uri_text = uri_text
-        message._uri = None
-    message.headers = headers
-    message.body = body
-    return message
 
 
 def parse_lines(lines: list[str], body: bytes, *, stream: bool,
