@@ -304,9 +304,10 @@ def request_uri_fast(bytes value not None) -> bool:
 
 
 def scan_message(bytes data not None, bint stream):
-    """(method, uri_text, status, reason, wire, raw, body) for a clean message, or None.
+    """(method, uri_text, status, reason, raw, body) for a clean message, or None.
     method is None for a response; raw is (the header lines before Content-Length, the
-    lines after it) when they are already in canonical form, else None."""
+    lines after it) when they are already in canonical form, else None. The header
+    lines themselves are built by `header_lines` when first read."""
     cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
     cdef Py_ssize_t i, j, eol, colon, vs, ve, line_start, head_start
@@ -317,9 +318,8 @@ def scan_message(bytes data not None, bint stream):
     cdef bint canonical = True, same_name
     cdef NameEntry* entry
     cdef const unsigned char* found
-    cdef object method = None, uri_text = "", reason = "", name, canon, value
+    cdef object method = None, uri_text = "", reason = "", canon
     cdef bytes method_bytes = None
-    cdef list wire = []
     if n == 0 or p[0] == 13 or p[0] == 10:
         return None
     # Start line.
@@ -389,8 +389,6 @@ def scan_message(bytes data not None, bint stream):
         if canonical and not (colon + 1 < eol and p[colon + 1] == 32 and vs == colon + 2
                               and ve == eol and ve > vs and same_name):
             canonical = False
-        value = PyUnicode_DecodeUTF8(<const char*>p + vs, ve - vs, "surrogateescape")
-        wire.append((canon, value))
         if kind:
             bit = 1u << kind
             if kind != 1 and kind != 9:
@@ -417,13 +415,49 @@ def scan_message(bytes data not None, bint stream):
     else:
         body = PyBytes_FromStringAndSize(<const char*>p + body_start, n - body_start)
     if not canonical:
-        return method, uri_text, status, reason, wire, None, body
+        return method, uri_text, status, reason, None, body
     if cl_start < 0:
-        return (method, uri_text, status, reason, wire, (PyBytes_FromStringAndSize(
+        return (method, uri_text, status, reason, (PyBytes_FromStringAndSize(
             <const char*>p + head_start, body_start - 2 - head_start), b""), body)
-    return (method, uri_text, status, reason, wire, (
+    return (method, uri_text, status, reason, (
         PyBytes_FromStringAndSize(<const char*>p + head_start, cl_start - head_start),
         PyBytes_FromStringAndSize(<const char*>p + cl_end, body_start - 2 - cl_end)), body)
+
+
+def header_lines(bytes data not None):
+    """The (canonical name, value) header lines of a message scan_message accepted,
+    values trimmed and decoded (UTF-8, surrogateescape) as the full parser does."""
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(data)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+    cdef Py_ssize_t eol, line_start, colon, vs, ve
+    cdef const unsigned char* found
+    cdef NameEntry* entry
+    cdef list wire = []
+    eol = _line_end(p, 0, n)
+    while eol >= 0:
+        line_start = eol + 2
+        eol = _line_end(p, line_start, n)
+        if eol <= line_start:
+            break
+        found = <const unsigned char*>memchr(p + line_start, 58, eol - line_start)
+        if found == NULL:
+            break
+        colon = found - p
+        entry = _lookup(p + line_start, colon - line_start)
+        if entry != NULL:
+            canon = <object>entry.canonical
+        else:
+            canon = _canonical_name(PyUnicode_DecodeUTF8(
+                <const char*>p + line_start, colon - line_start, "surrogateescape"))
+        vs = colon + 1
+        while vs < eol and (p[vs] == 32 or p[vs] == 9):
+            vs += 1
+        ve = eol
+        while ve > vs and (p[ve - 1] == 32 or p[ve - 1] == 9):
+            ve -= 1
+        wire.append((canon, PyUnicode_DecodeUTF8(<const char*>p + vs, ve - vs,
+                                                 "surrogateescape")))
+    return wire
 
 
 cdef bint _check_value(int kind, const unsigned char* p, Py_ssize_t n, bytes method,

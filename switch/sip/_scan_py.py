@@ -18,8 +18,7 @@ from switch.sip.headers import (
     canonical_name,
 )
 
-ScanResult = tuple[str | None, str, int, str, list[tuple[str, str]],
-                   tuple[bytes, bytes] | None, bytes]
+ScanResult = tuple[str | None, str, int, str, tuple[bytes, bytes] | None, bytes]
 
 _METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK",
                       "SUBSCRIBE", "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE"})
@@ -68,8 +67,8 @@ def _check_value(kind: int, value: bytes, method: bytes | None) -> int | None:
 
 
 def scan_message(data: bytes, stream: bool) -> ScanResult | None:
-    """(method, uri_text, status, reason, wire, raw, body) for a clean
-    message, or None (see _scan.pyx)."""
+    """(method, uri_text, status, reason, raw, body) for a clean message, or None
+    (see _scan.pyx)."""
     if not data or data[:1] in (b"\r", b"\n"):
         return None
     head_end = data.find(b"\r\n\r\n")
@@ -96,7 +95,6 @@ def scan_message(data: bytes, stream: bool) -> ScanResult | None:
             return None
         method_bytes = parts[0]
         method, uri_text = parts[0].decode(), parts[1].decode()
-    wire: list[tuple[str, str]] = []
     seen: set[int] = set()
     canonical = True
     content_length = -1
@@ -119,7 +117,6 @@ def scan_message(data: bytes, stream: bool) -> ScanResult | None:
         if canonical and not (raw_value[:1] == b" " and raw_value[1:] == value and value
                               and same_name):
             canonical = False
-        wire.append((canon, value.decode("utf-8", "surrogateescape")))
         kind = _WATCH.get(canon, 0)
         if kind:
             if kind not in (1, 9) and kind in seen:
@@ -142,9 +139,23 @@ def scan_message(data: bytes, stream: bool) -> ScanResult | None:
     else:
         body = rest
     if not canonical:
-        return method, uri_text, status, reason, wire, None, body
+        return method, uri_text, status, reason, None, body
     headers = [line + b"\r\n" for line in lines[1:]]
     if cl_at < 0:
-        return method, uri_text, status, reason, wire, (b"".join(headers), b""), body
-    return (method, uri_text, status, reason, wire,
+        return method, uri_text, status, reason, (b"".join(headers), b""), body
+    return (method, uri_text, status, reason,
             (b"".join(headers[: cl_at - 1]), b"".join(headers[cl_at:])), body)
+
+
+def header_lines(data: bytes) -> list[tuple[str, str]]:
+    """The (canonical name, value) header lines of a message scan_message accepted."""
+    wire: list[tuple[str, str]] = []
+    head = data.split(b"\r\n\r\n", 1)[0]
+    for line in head.split(b"\r\n")[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep:
+            break
+        text = name.decode("utf-8", "surrogateescape")
+        wire.append((EXACT_NAMES.get(text) or canonical_name(text),
+                     value.strip(b" \t").decode("utf-8", "surrogateescape")))
+    return wire

@@ -16,8 +16,10 @@ from typing import TypeVar
 from switch.sip.errors import RemoteProtocolError
 
 try:
+    from switch.sip._scan import header_lines
     from switch.sip._scan import scan_message as scan_message
 except ImportError:  # extension not built: the pure-Python twin, same results
+    from switch.sip._scan_py import header_lines
     from switch.sip._scan_py import scan_message as scan_message
 from switch.sip.headers import (
     EXACT_NAMES,
@@ -63,7 +65,7 @@ class Headers:
     (§7.3.1) into elements only when something reads them; unknown names are
     matched case-insensitively (§7.3.5)."""
 
-    __slots__ = ("_cache", "_items", "_raw", "_wire")
+    __slots__ = ("_cache", "_items", "_raw", "_source", "_wire")
 
     def __init__(self, items: list[tuple[str, str]] | None = None) -> None:
         self._items: list[tuple[str, str]] | None = items if items is not None else []
@@ -72,6 +74,8 @@ class Headers:
         # The received header lines before and after Content-Length, while they are
         # still what serialize() would write; every mutating method drops them.
         self._raw: tuple[bytes, bytes] | None = None
+        # A scanned message whose header lines are read on first use (_lines).
+        self._source: bytes | None = None
 
     @classmethod
     def from_lines(cls, lines: list[tuple[str, str]]) -> Headers:
@@ -82,12 +86,32 @@ class Headers:
         headers._wire = lines
         headers._cache = {}
         headers._raw = None
+        headers._source = None
         return headers
+
+    @classmethod
+    def from_scanned(cls, data: bytes, raw: tuple[bytes, bytes] | None) -> Headers:
+        """Headers of a message scan_message accepted; its lines are read when first
+        needed (a message relayed unread is never split into lines)."""
+        headers = cls.__new__(cls)
+        headers._items = None
+        headers._wire = None
+        headers._cache = {}
+        headers._raw = raw
+        headers._source = data
+        return headers
+
+    def _lines(self) -> list[tuple[str, str]]:
+        wire = self._wire
+        if wire is None:
+            wire = self._wire = header_lines(self._source or b"")
+            self._source = None
+        return wire
 
     def _all(self) -> list[tuple[str, str]]:
         items = self._items
         if items is None:
-            items = self._items = _split_lines(self._wire or [])
+            items = self._items = _split_lines(self._lines())
             self._wire = None
         return items
 
@@ -100,7 +124,7 @@ class Headers:
                     if key.lower() == lowered:
                         return value
                 return default
-        wire = self._wire
+        wire = self._wire if self._items is not None else self._lines()
         if wire is not None:
             for key, value in wire:
                 if key == name:
@@ -120,7 +144,7 @@ class Headers:
             if name not in KNOWN_NAMES:
                 lowered = name.lower()
                 return [value for key, value in self._all() if key.lower() == lowered]
-        wire = self._wire
+        wire = self._wire if self._items is not None else self._lines()
         if wire is not None:
             # Split only this header's lines; the rest stay unsplit until needed.
             return [value for key, value in _split_lines([kv for kv in wire if kv[0] == name])]
@@ -473,9 +497,8 @@ def parse_message(data: bytes, *, stream: bool = False) -> SipMessage:
     if scanned is not None:
         # A clean message, read and validated in one pass (switch/sip/_scan.pyx): the
         # same result as the full parser below.
-        method, uri_text, status, reason, wire, raw, body = scanned
-        headers = Headers.from_lines(wire)
-        headers._raw = raw
+        method, uri_text, status, reason, raw, body = scanned
+        headers = Headers.from_scanned(data, raw)
         message: SipMessage
         if method is None:
             message = Response.__new__(Response)

@@ -67,6 +67,7 @@ def check_same(data: bytes) -> None:
         fast = _scan.scan_message(data, stream)
         assert fast == _scan_py.scan_message(data, stream)
         if fast is not None:
+            assert _scan.header_lines(data) == _scan_py.header_lines(data)
             # The scanner only takes what the full parser accepts, and builds the same.
             message = parse_message(data, stream=stream)
             reference = full_parse(data, stream=stream)
@@ -167,6 +168,14 @@ def test_every_header_mutation_shows_in_serialize(mutation: str) -> None:
     wire = message.serialize()
     assert wire != FIXTURES["bye"]
     assert parse_message(wire).headers == message.headers
+
+
+def test_scanned_header_lines_are_read_on_first_use() -> None:
+    message = parse_message(FIXTURES["bye"])
+    assert message.headers.get("CSeq") == "2 BYE"
+    assert message.headers.get_all("Via") == [
+        "SIP/2.0/UDP 192.168.10.5:5060;branch=z9hG4bK-524287-1---a3f5e2c1d0b9"]
+    assert message.headers == full_parse(FIXTURES["bye"]).headers
 
 
 def test_reading_headers_keeps_the_received_lines() -> None:
