@@ -167,9 +167,14 @@ class SipService:
         self._arm_timer()
 
     def _send(self, outgoing: Outgoing) -> None:
+        # With several listen addresses, send from one of the peer's address family.
+        ipv6 = ":" in outgoing.peer.host
         for transport in self.transports:
-            transport.send(outgoing)
-            return
+            if (":" in transport.addresses[0][1]) == ipv6:
+                transport.send(outgoing)
+                return
+        if self.transports:
+            self.transports[0].send(outgoing)
 
     def _arm_timer(self) -> None:
         deadline = self.transactions.next_deadline()
