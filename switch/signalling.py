@@ -12,7 +12,7 @@ import logging
 import os
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from switch.sip import (
     AuthHeaderError,
@@ -74,7 +74,6 @@ class SipCounters:
     dropped_banned: int = 0
     auth_failures: int = 0
     registrations: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 class SipService:
@@ -98,6 +97,7 @@ class SipService:
         self._cache: dict[str, tuple[float, Credentials | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._registrar_sweep: asyncio.TimerHandle | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -118,7 +118,7 @@ class SipService:
     async def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        if hasattr(self, "_registrar_sweep"):
+        if self._registrar_sweep is not None:
             self._registrar_sweep.cancel()
         for task in list(self._tasks):
             task.cancel()
@@ -148,7 +148,7 @@ class SipService:
         log.info("malformed message from %s:%s: %s", peer.host, peer.port, error)
         if error.raw_headers is None:
             return  # a bad response, or no request line: nothing can be answered
-        response = build_error_response(error.raw_headers, error.status, _reason(error))
+        response = build_error_response(error.raw_headers, error.status)
         if response is None:
             return
         # No transaction exists for a message we could not parse: answer statelessly,
@@ -196,10 +196,13 @@ class SipService:
     def _sweep_registrar(self) -> None:
         assert self._loop is not None
         self.registrar.expire(self.now)
-        for change in self.registrar.changes():
-            log.info("extension %s %s", change.aor,
-                     "registered" if change.registered else "unregistered")
+        self._log_registrar_changes()
         self._registrar_sweep = self._loop.call_later(5.0, self._sweep_registrar)
+
+    def _log_registrar_changes(self, where: str = "") -> None:
+        for change in self.registrar.changes():
+            state = "registered" if change.registered else "unregistered"
+            log.info("extension %s %s%s", change.aor, state, where)
 
     # -- requests --------------------------------------------------------------------
 
@@ -220,8 +223,6 @@ class SipService:
             self._on_cancel(transaction, request)
         elif method in ("REGISTER", "INVITE"):
             self._spawn(self._authenticate_then(transaction, request, to_tag))
-        elif method == "ACK":
-            return
         else:
             # In-dialog requests: no dialogs exist until call control arrives (§12.2.2).
             self.respond(transaction, build_response(request, 481, to_tag=to_tag))
@@ -309,10 +310,7 @@ class SipService:
         response = self.registrar.register(request, flow, self.now, to_tag=to_tag)
         if response.status == 200:
             self.counters.registrations += 1
-        for change in self.registrar.changes():
-            log.info("extension %s %s from %s:%s", change.aor,
-                     "registered" if change.registered else "unregistered", flow.host,
-                     flow.port)
+        self._log_registrar_changes(f" from {flow.host}:{flow.port}")
         self.respond(transaction, response)
 
 
@@ -320,6 +318,3 @@ def _source_ip(request: Request) -> str:
     via = request.top_via
     return via.params.get("received") or via.host
 
-
-def _reason(error: ParseError) -> str | None:
-    return None if error.status != 400 else "Bad Request"

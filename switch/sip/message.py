@@ -193,6 +193,20 @@ class Headers:
                 del items[i]
                 return
 
+    def replace_first(self, name: str, value: str) -> None:
+        """Replace the first value of `name` in place (a proxy or transport stamping
+        the top Via); append it when there is none."""
+        name = canonical_name(name)
+        matches = _matcher(name)
+        self._cache.clear()
+        self._raw = None
+        items = self._all()
+        for i, (key, _) in enumerate(items):
+            if matches(key):
+                items[i] = (name, value)
+                return
+        items.append((name, value))
+
     def items(self) -> list[tuple[str, str]]:
         return list(self._all())
 

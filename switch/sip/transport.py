@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from switch.sip.framing import StreamFramer
-from switch.sip.message import Headers, ParseError, Request, SipMessage, parse_message
+from switch.sip.message import ParseError, Request, SipMessage, parse_message
 from switch.sip.peer import Outgoing, Peer
 
 log = logging.getLogger(__name__)
@@ -38,12 +38,7 @@ def stamp_via(request: Request, peer: Peer) -> None:
         params["received"] = peer.host
     else:
         return
-    items = request.headers.items()
-    for i, (name, _) in enumerate(items):
-        if name == "Via":  # replace only the top value, in place
-            items[i] = (name, via.with_params(**params).serialize())
-            break
-    request.headers = Headers(items)
+    request.headers.replace_first("Via", via.with_params(**params).serialize())
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,6 +126,11 @@ def test_response_with_comma_joined_and_separate_vias() -> None:
     msg.headers.remove_first("Via")  # a proxy strips its own Via: one element
     assert [v.host for v in parse_message(msg.serialize()).vias] == [
         "[2001:db8::10]", "192.168.10.51"]
+    last = msg.vias[1]
+    msg.headers.replace_first("Via", "SIP/2.0/TCP [2001:db8::10]:5061;received=2001:db8::99")
+    vias = parse_message(msg.serialize()).vias
+    assert vias[0].params == {"received": "2001:db8::99"}
+    assert vias[1] == last  # only the top value changes, in place
 
 
 def test_compact_forms_folding_and_escaped_display_name() -> None:

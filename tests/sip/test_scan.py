@@ -157,6 +157,7 @@ MUTATIONS: dict[str, Callable[[Headers], None]] = {
     "set": lambda h: h.set("User-Agent", "added"),
     "remove": lambda h: h.remove("User-Agent"),
     "remove_first": lambda h: h.remove_first("Max-Forwards"),
+    "replace_first": lambda h: h.replace_first("Via", "SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKx"),
 }
 
 
