@@ -13,7 +13,7 @@ import pytest
 
 from switch.sip.errors import LocalProtocolError
 from switch.sip.headers import Via
-from switch.sip.message import Headers, Request, Response, build_response, parse_message
+from switch.sip.message import Request, Response, build_response, parse_message
 from switch.sip.peer import Peer, response_peer
 from switch.sip.transaction import (
     AckReceived,
@@ -29,6 +29,7 @@ from switch.sip.transaction import (
     build_ack,
 )
 from switch.sip.transaction_states import InviteClientState, InviteServerState, Kind
+from switch.sip.transport import stamp_via
 
 ALICE = Peer("UDP", "10.0.0.1", 5060)
 BOB = Peer("UDP", "10.0.0.2", 5060)
@@ -63,21 +64,6 @@ Content-Length: 0
     return message
 
 
-def stamp(request: Request, source: Peer) -> None:
-    """What the UDP transport does on arrival (§18.2.1, RFC 3581 §4)."""
-    via = request.top_via
-    changes: dict[str, str | None] = {}
-    if via.host != source.host:
-        changes["received"] = source.host
-    if "rport" in via.params and via.params["rport"] is None:
-        changes["rport"] = str(source.port)
-    if changes:
-        items = request.headers.items()
-        first = next(i for i, (name, _) in enumerate(items) if name == "Via")
-        items[first] = ("Via", via.with_params(**changes).serialize())
-        request.headers = Headers(items)
-
-
 class Net:
     """Alice's layer (client side) and Bob's layer (server side) joined in memory."""
 
@@ -104,7 +90,7 @@ class Net:
                         continue
                     message = parse_message(out.data)
                     if isinstance(message, Request):
-                        stamp(message, source)
+                        stamp_via(message, source)  # what the transport does
                     dst.receive(message, source, self.now)
                     moving = True
             self.alice_events += self.alice.events()
