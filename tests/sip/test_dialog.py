@@ -44,6 +44,10 @@ def make_invite(*, record_routes: tuple[str, ...] = RECORD_ROUTES,
               "From: Alice <sip:alice@atlanta.com>;tag=1928301774",
               f"Call-ID: {CALL_ID}",
               f"CSeq: {cseq} INVITE"]
+    return finish_request(lines, contact)
+
+
+def finish_request(lines: list[str], contact: str | None) -> Request:
     if contact is not None:
         lines.append(f"Contact: {contact}")
     lines += ["Content-Length: 0", "", ""]
@@ -85,12 +89,7 @@ def in_dialog_request(method: str, seq: int, *, contact: str | None = None) -> R
              "To: Bob <sip:bob@biloxi.com>;tag=a6c85cf",
              f"Call-ID: {CALL_ID}",
              f"CSeq: {seq} {method}"]
-    if contact is not None:
-        lines.append(f"Contact: {contact}")
-    lines += ["Content-Length: 0", "", ""]
-    request = parse_message(wire("\n".join(lines)))
-    assert isinstance(request, Request)
-    return request
+    return finish_request(lines, contact)
 
 
 def in_dialog_response(dialog: Dialog, method: str, seq: int, status: int,
