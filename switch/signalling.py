@@ -125,6 +125,12 @@ class SipService:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for transport in self.transports:
             await transport.close()
+        c = self.counters
+        oversize = sum(transport.dropped_oversize for transport in self.transports)
+        log.info("SIP totals: %d received, %d malformed, %d oversize dropped, %d dropped "
+                 "from banned sources, %d failed authentications, %d registrations",
+                 c.received, c.malformed, oversize, c.dropped_banned, c.auth_failures,
+                 c.registrations)
 
     @property
     def now(self) -> float:

@@ -65,6 +65,7 @@ def test_signals_shut_down_cleanly(tmp_path: Path, signum: int) -> None:
     assert switch.stop() == 0
     assert "Shutting down" in "".join(switch.stdout_lines)
     assert "Traceback" not in switch.log()
+    assert "SIP totals: 0 received, 0 malformed" in switch.log()
 
 
 def test_tcp_connection_limit(tmp_path: Path) -> None:
@@ -100,3 +101,5 @@ def test_oversize_datagram_is_dropped(tmp_path: Path) -> None:
     finally:
         client.close()
         switch.stop()
+    # the probe only; the oversize datagram is dropped unparsed and counted
+    assert "SIP totals: 1 received, 0 malformed, 1 oversize dropped" in switch.log()
