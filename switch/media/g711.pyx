@@ -19,14 +19,8 @@ cdef int ULAW_CLIP = 8159  # largest 14-bit magnitude before the bias is added
 cdef int16_t[8] SEG_UEND = [0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF]
 cdef int16_t[8] SEG_AEND = [0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF]
 
-cdef enum:
-    ULAW_SHIFT = 2  # sample >> 2 is the 14-bit value that µ-law encodes
-    ALAW_SHIFT = 3  # sample >> 3 is the 13-bit value that A-law encodes
-
-cdef uint8_t ULAW_ENCODE[1 << (16 - ULAW_SHIFT)]
-cdef uint8_t ALAW_ENCODE[1 << (16 - ALAW_SHIFT)]
-cdef int16_t ULAW_DECODE[256]
-cdef int16_t ALAW_DECODE[256]
+# ULAW_SHIFT/ALAW_SHIFT and the four tables are declared in g711.pxd (shared with the
+# engine, which transcodes PCMU<->PCMA with them).
 
 
 cdef int _segment(int value, const int16_t *ends) noexcept nogil:
