@@ -1,4 +1,5 @@
-"""The `callcenter` command line: run the switch, upgrade the database, manage users.
+"""The `callcenter` command line: run the switch, upgrade the database, manage users,
+repair recordings.
 
 Exit status: 0 done, 1 the request could not be done (a one-line message on stderr, no
 traceback), 2 the command line itself was wrong (argparse's usage message).
@@ -75,6 +76,24 @@ def cmd_user_passwd(config: Config, args: argparse.Namespace) -> int:
     _run_with_users(config, lambda users: users.set_password(args.username, password))
     print(f"password of '{args.username}' changed")
     return EXIT_OK
+
+
+def cmd_recordings_repair(config: Config, args: argparse.Namespace) -> int:
+    from switch.media.wav import WavError, repair_wav
+
+    failed = False
+    for path in args.files:
+        try:
+            result = repair_wav(path)
+        except (WavError, OSError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            print(f"callcenter: cannot repair {path}: {reason}", file=sys.stderr)
+            failed = True
+            continue
+        cut = result.bytes_truncated
+        partial = f", a partial frame of {cut} {'byte' if cut == 1 else 'bytes'} cut off"
+        print(f"{path}: {result.frames_kept} frames kept{partial if cut else ''}")
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 # ---- helpers ------------------------------------------------------------------------------
@@ -195,6 +214,18 @@ def build_parser() -> argparse.ArgumentParser:
     passwd.add_argument("username")
     passwd.add_argument("--password", help="new password (asked for twice when left out)")
     passwd.set_defaults(handler=cmd_user_passwd)
+
+    recordings = commands.add_parser("recordings", help="call recordings (WAV files)")
+    recordings_commands = recordings.add_subparsers(
+        dest="recordings_command", metavar="COMMAND", required=True
+    )
+    repair = recordings_commands.add_parser(
+        "repair",
+        parents=[config_option],
+        help="fix the WAV header of recordings cut off by a crash, keeping all their audio",
+    )
+    repair.add_argument("files", nargs="+", metavar="FILE", help="WAV file to repair in place")
+    repair.set_defaults(handler=cmd_recordings_repair)
     return parser
 
 
