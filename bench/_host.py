@@ -1,0 +1,211 @@
+"""One side of the relay density benchmark, run as its own process by relay_density.py.
+
+    _host.py loadgen --pairs N --cpu 1      the 2N phones (bench/loadgen.pyx LoadGen)
+    _host.py echo --variant plain --cpu 0   the plain C echo relay (kernel-cost baseline)
+    _host.py engine --cpu 0 [--record DIR]  switch.media.engine.MediaEngine, workers=1
+
+The parent talks line-delimited JSON over stdin/stdout:
+  loadgen: prints {"ports"}, reads {"legs", "relay_pid", "warmup_s", "seconds",
+           "drain_s"}, runs, prints its results and exits.
+  relays:  read {"phones"}, print {"ports", "pid"}, relay until stdin reaches EOF,
+           print their own counters and exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
+sys.path.insert(1, str(ROOT))
+
+import loadgen  # noqa: E402  (bench/loadgen.pyx, built by relay_density.ensure_built)
+
+# Wide enough for 2 x 3,000 legs on even ports (RTCP on +1) and clear of the kernel's
+# ephemeral range (32768-60999), where the phones and the echo relay bind.
+ENGINE_PORT_RANGE = (10000, 31999)
+
+
+def prepare(cpu: int) -> None:
+    """Many sockets: raise the descriptor limit to the hard limit. Pin to one core."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if cpu in os.sched_getaffinity(0):
+        os.sched_setaffinity(0, {cpu})
+
+
+def say(message: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def hear() -> dict[str, Any]:
+    line = sys.stdin.readline()
+    if not line:
+        raise SystemExit("parent closed stdin before sending its message")
+    message: dict[str, Any] = json.loads(line)
+    return message
+
+
+def bind_loopback(count: int) -> list[socket.socket]:
+    sockets = []
+    for _ in range(count):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        sock.bind(("127.0.0.1", 0))
+        sockets.append(sock)
+    return sockets
+
+
+def task_cpu_ns(pid: int) -> int:
+    """On-CPU time of every thread of `pid` (ns, from the scheduler, not tick-sampled).
+    Softirq time is not in it when the kernel accounts IRQ time separately."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # a thread that ended; its time left with it
+    return total
+
+
+def cpu_lines() -> dict[str, list[int]]:
+    """/proc/stat per-CPU counters in clock ticks: user nice system idle iowait irq
+    softirq steal ..."""
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3].isdigit():
+                name, *values = line.split()
+                out[name] = [int(v) for v in values]
+    return out
+
+
+def snapshot(relay_pid: int) -> dict[str, Any]:
+    return {"wall": time.monotonic(), "relay_ns": task_cpu_ns(relay_pid),
+            "own_s": loadgen.process_cpu_s(), "cpus": cpu_lines()}
+
+
+def run_loadgen(args: argparse.Namespace) -> None:
+    prepare(args.cpu)
+    phones = bind_loopback(2 * args.pairs)
+    say({"ports": [s.getsockname()[1] for s in phones]})
+    plan = hear()
+    for phone, leg_port in zip(phones, plan["legs"], strict=True):
+        phone.connect(("127.0.0.1", leg_port))
+    gen = loadgen.LoadGen([s.fileno() for s in phones], tick_us=args.tick_us)
+    gen.start_clock()
+    gen.run(plan["warmup_s"])
+    before = snapshot(plan["relay_pid"])
+    gen.run(plan["seconds"], count=True)
+    after = snapshot(plan["relay_pid"])
+    gen.drain(plan["drain_s"])
+    tick_s = 1.0 / os.sysconf("SC_CLK_TCK")
+    relay_cpu = f"cpu{plan['relay_cpu']}"
+    cpu_delta = [(a - b) * tick_s for a, b in zip(after["cpus"].get(relay_cpu, []),
+                                                  before["cpus"].get(relay_cpu, []),
+                                                  strict=True)]
+    result = gen.results()
+    result.update({
+        "window_s": after["wall"] - before["wall"],
+        "relay_task_cpu_s": (after["relay_ns"] - before["relay_ns"]) / 1e9,
+        # irq + softirq on the relay's core: the loopback delivery of what it sends.
+        "relay_core_irq_s": sum(cpu_delta[5:7]) if len(cpu_delta) >= 7 else 0.0,
+        "relay_core_busy_s": (sum(cpu_delta[:3]) + sum(cpu_delta[5:8])
+                              if len(cpu_delta) >= 8 else 0.0),
+        "loadgen_cpu_s": after["own_s"] - before["own_s"],
+    })
+    say(result)
+    for phone in phones:
+        phone.close()
+
+
+def run_echo(args: argparse.Namespace) -> None:
+    prepare(args.cpu)
+    phones = hear()["phones"]
+    legs = bind_loopback(len(phones))
+    say({"ports": [s.getsockname()[1] for s in legs], "pid": os.getpid()})
+    variant = {"plain": loadgen.ECHO_PLAIN, "mmsg": loadgen.ECHO_MMSG}[args.variant]
+    counters = loadgen.echo_relay([s.fileno() for s in legs], phones, variant,
+                                  sys.stdin.fileno(), args.window_us)
+    say(counters)
+
+
+def run_engine(args: argparse.Namespace) -> None:
+    prepare(args.cpu)
+    from switch.media.engine import MediaEngine
+
+    phones = hear()["phones"]
+    engine = MediaEngine(workers=1, port_range=ENGINE_PORT_RANGE, bind_host="127.0.0.1",
+                         rtp_timeout_s=300.0, stats_interval_s=5.0)
+    engine.start()
+    legs = []
+    for pair in range(len(phones) // 2):
+        group = f"call-{pair}"
+        a = engine.open_leg(group=group)
+        b = engine.open_leg(group=group)
+        engine.set_remote(a, "127.0.0.1", phones[2 * pair], payload_type=0)
+        engine.set_remote(b, "127.0.0.1", phones[2 * pair + 1], payload_type=0)
+        engine.bridge(a, b)
+        legs += [a, b]
+    recording = start_recording(engine, legs, args.record) if args.record else False
+    say({"ports": [engine.leg_port(leg) for leg in legs], "pid": os.getpid(),
+         "recording": recording})
+    while sys.stdin.readline():
+        pass
+    counters: dict[str, Any] = {"legs": len(legs)}
+    stats = [engine.leg_stats(leg) for leg in legs]
+    for key in ("received", "sent", "dropped", "lost"):
+        values = [s[key] for s in stats if isinstance(s.get(key), int)]
+        if values:
+            counters[key] = sum(values)
+    engine_stats = getattr(engine, "stats", None)
+    if callable(engine_stats):
+        overall = engine_stats()
+        if isinstance(overall, dict):
+            counters["engine"] = {k: v for k, v in overall.items()
+                                  if isinstance(v, int | float | str)}
+    engine.stop()
+    say(counters)
+
+
+def start_recording(engine: Any, legs: list[int], directory: str) -> bool:
+    """Record every call (stereo WAV) if this engine can; False if it cannot yet."""
+    record = getattr(engine, "record", None)
+    if not callable(record):
+        return False
+    for pair in range(len(legs) // 2):
+        record(legs[2 * pair], legs[2 * pair + 1], str(Path(directory) / f"call-{pair}.wav"))
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="role", required=True)
+    gen = sub.add_parser("loadgen")
+    gen.add_argument("--pairs", type=int, required=True)
+    gen.add_argument("--cpu", type=int, default=1)
+    gen.add_argument("--tick-us", type=int, default=200)
+    echo = sub.add_parser("echo")
+    echo.add_argument("--variant", choices=["plain", "mmsg"], default="plain")
+    echo.add_argument("--window-us", type=int, default=0)
+    echo.add_argument("--cpu", type=int, default=0)
+    engine = sub.add_parser("engine")
+    engine.add_argument("--cpu", type=int, default=0)
+    engine.add_argument("--record", default="")
+    args = parser.parse_args()
+    {"loadgen": run_loadgen, "echo": run_echo, "engine": run_engine}[args.role](args)
+
+
+if __name__ == "__main__":
+    main()
