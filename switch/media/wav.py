@@ -119,7 +119,7 @@ def decode_prompt(data: bytes) -> bytes:
                 raise WavError("'data' chunk before the 'fmt ' chunk")
             samples = _body(data, chunk_id, offset, size)
             if encoding is WavEncoding.PCM16 and len(samples) % 2:
-                raise WavError(f"'data' chunk of 16-bit PCM has an odd length ({size} bytes)")
+                raise WavError(f"'data' chunk of 16-bit PCM has an odd number of bytes ({size})")
             return _DECODERS[encoding](samples)
     raise WavError("no 'fmt ' chunk" if encoding is None else "no 'data' chunk")
 
