@@ -46,7 +46,8 @@ def crashed_recording(path: Path, audio: bytes, header_bytes: int) -> Path:
 
 def frames(path: Path) -> bytes:
     with wave.open(str(path)) as wav:
-        return wav.readframes(wav.getnframes())
+        data: bytes = wav.readframes(wav.getnframes())
+    return data
 
 
 def test_repair_keeps_every_whole_frame(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import wave
 from array import array
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -179,7 +180,7 @@ def test_bad_frames_are_refused_with_a_reason(
     ],
 )
 def test_bad_open_arguments(
-    writer: RecorderWriter, tmp_path: Path, kwargs: dict[str, int], message: str
+    writer: RecorderWriter, tmp_path: Path, kwargs: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(ValueError) as excinfo:
         writer.open(tmp_path / "bad.wav", **kwargs)
@@ -206,6 +207,7 @@ CRASHING_RECORDER = textwrap.dedent(
 )
 
 
+@pytest.mark.integration  # a real process, killed for real
 def test_recording_killed_mid_call_is_repaired_by_the_cli(tmp_path: Path) -> None:
     path = tmp_path / "crash.wav"
     with subprocess.Popen(
