@@ -1,5 +1,26 @@
-"""The media engine: Cython kernels for RTP media (G.711 so far)."""
+"""The media plane: RTP relay worker threads in C (MediaEngine) and the Cython kernels."""
 
+from switch.media.engine import MediaEngine
+from switch.media.events import (
+    DtmfReceived,
+    LegStatistics,
+    MediaError,
+    MediaEvent,
+    PlaybackFinished,
+    RtpTimedOut,
+)
 from switch.media.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 
-__all__ = ["alaw_decode", "alaw_encode", "ulaw_decode", "ulaw_encode"]
+__all__ = [
+    "DtmfReceived",
+    "LegStatistics",
+    "MediaEngine",
+    "MediaError",
+    "MediaEvent",
+    "PlaybackFinished",
+    "RtpTimedOut",
+    "alaw_decode",
+    "alaw_encode",
+    "ulaw_decode",
+    "ulaw_encode",
+]

@@ -1,0 +1,245 @@
+# cython: language_level=3
+"""The media engine's C side: OS declarations, per-leg and per-worker structs.
+
+Ownership: a Leg is touched only by the worker it is attached to (the hot path takes no
+lock). Python reaches a worker only through its command queue (mutex + eventfd wake-up);
+workers reach Python only through the event ring (mutex + eventfd).
+"""
+
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from posix.time cimport timespec
+from posix.uio cimport iovec
+
+
+cdef extern from "<pthread.h>" nogil:
+    ctypedef unsigned long pthread_t
+    ctypedef struct pthread_mutex_t:
+        pass
+    ctypedef struct pthread_cond_t:
+        pass
+    int pthread_create(pthread_t *thread, const void *attr,
+                       void *(*start)(void *) noexcept nogil, void *arg)
+    int pthread_join(pthread_t thread, void **retval)
+    int pthread_mutex_init(pthread_mutex_t *mutex, const void *attr)
+    int pthread_mutex_destroy(pthread_mutex_t *mutex)
+    int pthread_mutex_lock(pthread_mutex_t *mutex)
+    int pthread_mutex_unlock(pthread_mutex_t *mutex)
+    int pthread_cond_init(pthread_cond_t *cond, const void *attr)
+    int pthread_cond_destroy(pthread_cond_t *cond)
+    int pthread_cond_wait(pthread_cond_t *cond, pthread_mutex_t *mutex)
+    int pthread_cond_broadcast(pthread_cond_t *cond)
+
+
+cdef extern from "<sys/epoll.h>" nogil:
+    enum:
+        EPOLLIN
+        EPOLL_CTL_ADD
+        EPOLL_CTL_DEL
+        EPOLL_CLOEXEC
+    ctypedef union epoll_data_t:
+        void *ptr
+        int fd
+        uint32_t u32
+        uint64_t u64
+    struct epoll_event:
+        uint32_t events
+        epoll_data_t data
+    int epoll_create1(int flags)
+    int epoll_ctl(int epfd, int op, int fd, epoll_event *event)
+    int epoll_wait(int epfd, epoll_event *events, int maxevents, int timeout)
+
+
+cdef extern from "<sys/eventfd.h>" nogil:
+    enum:
+        EFD_NONBLOCK
+        EFD_CLOEXEC
+    int eventfd(unsigned int initval, int flags)
+
+
+cdef extern from "<sys/socket.h>" nogil:
+    enum:
+        AF_INET
+        SOCK_DGRAM
+        SOCK_NONBLOCK
+        SOCK_CLOEXEC
+        MSG_DONTWAIT
+        MSG_TRUNC
+    ctypedef unsigned int socklen_t
+    struct sockaddr:
+        pass
+    struct msghdr:
+        void *msg_name
+        socklen_t msg_namelen
+        iovec *msg_iov
+        size_t msg_iovlen
+        void *msg_control
+        size_t msg_controllen
+        int msg_flags
+    struct mmsghdr:
+        msghdr msg_hdr
+        unsigned int msg_len
+    int socket(int domain, int type, int protocol)
+    int bind(int fd, const sockaddr *addr, socklen_t addrlen)
+    ssize_t sendto(int fd, const void *buf, size_t n, int flags, const sockaddr *addr,
+                   socklen_t addrlen)
+    int recvmmsg(int fd, mmsghdr *msgs, unsigned int vlen, int flags, timespec *timeout)
+    int sendmmsg(int fd, mmsghdr *msgs, unsigned int vlen, int flags)
+
+
+cdef extern from "<netinet/in.h>" nogil:
+    struct in_addr:
+        uint32_t s_addr
+    struct sockaddr_in:
+        unsigned short sin_family
+        uint16_t sin_port
+        in_addr sin_addr
+
+
+cdef extern from "<arpa/inet.h>" nogil:
+    int inet_pton(int af, const char *src, void *dst)
+    uint16_t htons(uint16_t v)
+    uint16_t ntohs(uint16_t v)
+
+
+cdef enum:
+    BATCH = 32  # datagrams per recvmmsg/sendmmsg
+    MAX_EVENTS = 256  # epoll events per wait
+    PKT_CAP = 2048  # bytes per receive slot; longer datagrams are truncated -> invalid
+    CMD_ATTACH = 1
+    CMD_DETACH = 2
+    CMD_SET_REMOTE = 3
+    CMD_BRIDGE = 4
+    CMD_UNBRIDGE = 5
+    EV_RTP_TIMEOUT = 1
+    EV_STATS = 2
+    N_COUNTERS = 6
+
+
+cdef struct Sock:  # what an epoll event points at (NULL: the worker's wake eventfd)
+    Leg *leg
+    int fd
+    bint is_rtcp
+
+
+cdef struct Counters:
+    uint64_t received  # valid RTP from the latched source
+    uint64_t sent  # RTP sent out of this leg's socket
+    uint64_t dropped_invalid  # not RTP (header checks), truncated, empty
+    uint64_t dropped_stranger  # valid RTP from another source than the latched one
+    uint64_t relayed  # received here and sent on by the bridged peer
+    uint64_t rtcp_received
+
+
+cdef struct Leg:
+    int64_t id
+    int port
+    bint rtcp_mux
+    Sock rtp
+    Sock rtcp  # fd -1 with rtcp-mux
+    Worker *worker
+    Leg *prev  # the worker's list of attached legs
+    Leg *next
+    Leg *peer  # bridged leg (same worker), or NULL
+
+    # Where this leg sends: set by set_remote, then learnt from the first valid packet.
+    sockaddr_in remote
+    bint remote_known  # we have an address to send to
+    bint remote_set  # set_remote was called: the RTP timeout is armed
+    bint latched  # remote was learnt from a packet (symmetric RTP)
+    int payload_type  # the audio codec this leg's far end speaks (0 PCMU, 8 PCMA)
+    int dtmf_payload_type  # RFC 4733 telephone-event, -1 when the far end has none
+    uint32_t in_ssrc  # SSRC of the latched source's last packet
+    int64_t last_rx_ns  # CLOCK_MONOTONIC of the last valid packet (or of set_remote)
+    bint timeout_posted
+
+    # The stream this leg sends: one SSRC and continuous seq/ts whatever feeds it.
+    uint32_t out_ssrc
+    bint out_started
+    int64_t out_src_leg  # which leg and SSRC the offsets below were computed for
+    uint32_t out_src_ssrc
+    uint16_t seq_offset
+    uint32_t ts_offset
+    uint16_t last_out_seq  # highest sequence number sent
+    uint32_t last_out_ts  # its timestamp
+    int64_t last_out_ns  # when it was sent
+
+    Counters counters
+
+
+cdef struct Cmd:  # lives on the submitting thread's stack until done
+    int kind
+    Leg *leg
+    Leg *other
+    sockaddr_in addr
+    int payload_type
+    int dtmf_payload_type
+    Cmd *next
+    bint done
+
+
+cdef struct EventRec:
+    int kind
+    int64_t leg
+    double value
+    uint64_t counters[N_COUNTERS]
+
+
+cdef struct Shared:  # engine-wide: configuration and the event ring
+    int64_t rtp_timeout_ns
+    int64_t stats_interval_ns
+    pthread_mutex_t mutex
+    EventRec *ring
+    size_t cap
+    size_t head
+    size_t count
+    uint64_t dropped  # events lost to a full ring
+    int eventfd
+
+
+cdef struct IoBufs:
+    mmsghdr rx[BATCH]
+    iovec rxiov[BATCH]
+    sockaddr_in rxaddr[BATCH]
+    uint8_t rxbuf[BATCH][PKT_CAP]
+    mmsghdr tx[BATCH]
+    iovec txiov[BATCH]
+    epoll_event events[MAX_EVENTS]
+
+
+cdef struct Worker:
+    int index
+    int epfd
+    int wakefd
+    pthread_t thread
+    bint stopping
+    pthread_mutex_t mutex  # guards the command queue, done flags and stopping
+    pthread_cond_t cond  # broadcast when a command is done
+    Cmd *cmd_head
+    Cmd *cmd_tail
+    Leg *legs
+    int n_legs
+    int64_t next_stats_ns
+    Shared *shared
+    IoBufs *io
+
+
+cdef class MediaEngine:
+    cdef Shared *shared
+    cdef Worker *workers
+    cdef int n_workers
+    cdef bint _running
+    cdef int64_t _next_leg_id
+    cdef int _port_low
+    cdef int _port_high
+    cdef bytes _bind_host
+    cdef object _free_ports  # deque of even ports, least recently freed first
+    cdef dict _legs  # leg id -> address of its Leg struct
+    cdef dict _leg_group  # leg id -> group (only legs opened with one)
+    cdef dict _groups  # group -> [worker index, open legs]
+
+    cdef Leg *_leg(self, object leg) except NULL
+    cdef int _submit(self, Worker *w, Cmd *cmd) except -1
+    cdef int _bind_pair(self, Leg *leg) except -1
+    cdef void _free_leg(self, Leg *leg) noexcept
+    cdef void _stop_threads(self, int count) noexcept
+    cdef int _close_leg(self, object leg_id) except -1

@@ -1,0 +1,878 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""MediaEngine: RTP relay worker threads in C, the GIL released for their whole life.
+
+Each worker is a pthread running ``worker_loop``: epoll over its legs' sockets and a
+wake eventfd, ``recvmmsg`` batches, immediate relay to the bridged peer (``sendto`` for
+one packet, ``sendmmsg`` for a batch), and a 20 ms tick on absolute CLOCK_MONOTONIC
+deadlines (``next += 20 ms``; after a stall at most MAX_CATCHUP_TICKS ticks are run back
+to back, then the clock re-anchors) for RTP timeouts and statistics.
+
+Python talks to a worker through a mutex-protected queue of commands and its wake
+eventfd. Every command is synchronous: the method returns once the worker has applied
+it (a round trip of some µs, the worker wakes at once), so a packet sent after
+``bridge()`` returns is relayed. While the engine is stopped, commands are applied
+directly by the caller. Call the engine's methods from one thread (the asyncio loop).
+
+Legs that talk to each other live on one worker: ``open_leg(group=...)`` puts a group's
+legs on the same worker, and ``bridge(a, b)`` moves ``b`` to ``a``'s worker if they
+differ (detach from the old worker, attach to the new; both synchronous), keeping its
+outgoing stream state so the far end still sees one continuous stream.
+"""
+
+import os
+from collections import deque
+
+from libc.errno cimport EADDRINUSE, errno
+from libc.stdint cimport int16_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memcpy, memset, strerror
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+from posix.unistd cimport close, read, write
+
+from switch.media.g711 cimport (
+    ALAW_DECODE,
+    ALAW_ENCODE,
+    ALAW_SHIFT,
+    ULAW_DECODE,
+    ULAW_ENCODE,
+    ULAW_SHIFT,
+)
+
+from switch.media.events import LegStatistics, MediaError, RtpTimedOut
+
+cdef enum:
+    TICK_NS = 20000000  # 20 ms
+    MAX_CATCHUP_TICKS = 5
+    EVENT_RING = 65536
+    PT_PCMU = 0  # RFC 3551 table 4
+    PT_PCMA = 8
+    SAMPLES_PER_MS = 8  # G.711 and RFC 4733 events: 8 kHz RTP clock
+
+# Re-latch to a new source only when its SSRC differs and the latched one has been
+# silent this long (a phone that moved, e.g. a NAT rebinding); otherwise it is a stranger.
+cdef int64_t RELATCH_SILENCE_NS = 2000000000
+
+cdef uint8_t ULAW_TO_ALAW[256]
+cdef uint8_t ALAW_TO_ULAW[256]
+
+
+cdef void _build_transcode_tables() noexcept nogil:
+    # Exactly alaw_encode(ulaw_decode(code)) and back: one lookup per payload byte.
+    cdef int code
+    for code in range(256):
+        ULAW_TO_ALAW[code] = ALAW_ENCODE[(<uint16_t>ULAW_DECODE[code]) >> ALAW_SHIFT]
+        ALAW_TO_ULAW[code] = ULAW_ENCODE[(<uint16_t>ALAW_DECODE[code]) >> ULAW_SHIFT]
+
+
+_build_transcode_tables()
+
+
+cdef inline int64_t now_ns() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
+cdef inline uint16_t load_be16(const uint8_t *p) noexcept nogil:
+    return <uint16_t>((<uint16_t>p[0] << 8) | p[1])
+
+
+cdef inline uint32_t load_be32(const uint8_t *p) noexcept nogil:
+    return ((<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16)
+            | (<uint32_t>p[2] << 8) | <uint32_t>p[3])
+
+
+cdef inline void store_be16(uint8_t *p, uint16_t v) noexcept nogil:
+    p[0] = <uint8_t>(v >> 8)
+    p[1] = <uint8_t>v
+
+
+cdef inline void store_be32(uint8_t *p, uint32_t v) noexcept nogil:
+    p[0] = <uint8_t>(v >> 24)
+    p[1] = <uint8_t>(v >> 16)
+    p[2] = <uint8_t>(v >> 8)
+    p[3] = <uint8_t>v
+
+
+cdef inline Py_ssize_t rtp_payload_offset(const uint8_t *buf, Py_ssize_t n,
+                                          Py_ssize_t *payload_end) noexcept nogil:
+    """RFC 3550 §5.1 header checks: offset of the payload, or -1 if this is not RTP."""
+    cdef Py_ssize_t offset
+    cdef uint8_t padding
+    if n < 12 or (buf[0] >> 6) != 2:
+        return -1
+    offset = 12 + 4 * (buf[0] & 0x0F)  # CSRC list
+    if offset > n:
+        return -1
+    if buf[0] & 0x10:  # header extension: 4-byte header, then length * 4 bytes (§5.3.1)
+        if offset + 4 > n:
+            return -1
+        offset += 4 + 4 * <Py_ssize_t>load_be16(buf + offset + 2)
+        if offset > n:
+            return -1
+    payload_end[0] = n
+    if buf[0] & 0x20:  # padding: the last byte counts the padding bytes, itself included
+        padding = buf[n - 1]
+        if padding == 0 or offset + padding > n:
+            return -1
+        payload_end[0] = n - padding
+    return offset
+
+
+cdef inline bint same_address(const sockaddr_in *a, const sockaddr_in *b) noexcept nogil:
+    return a.sin_port == b.sin_port and a.sin_addr.s_addr == b.sin_addr.s_addr
+
+
+# ---- events: worker -> Python ------------------------------------------------------
+
+cdef void post_event(Shared *shared, const EventRec *rec) noexcept nogil:
+    cdef uint64_t one = 1
+    cdef bint was_empty
+    pthread_mutex_lock(&shared.mutex)
+    if shared.count == shared.cap:
+        shared.dropped += 1
+        pthread_mutex_unlock(&shared.mutex)
+        return
+    shared.ring[(shared.head + shared.count) % shared.cap] = rec[0]
+    was_empty = shared.count == 0
+    shared.count += 1
+    pthread_mutex_unlock(&shared.mutex)
+    if was_empty:  # one wake-up per batch: the reader drains everything at once
+        write(shared.eventfd, &one, 8)
+
+
+cdef void post_stats(Shared *shared, Leg *leg) noexcept nogil:
+    cdef EventRec rec
+    rec.kind = EV_STATS
+    rec.leg = leg.id
+    rec.value = 0
+    memcpy(rec.counters, &leg.counters, sizeof(Counters))
+    post_event(shared, &rec)
+
+
+# ---- commands: Python -> worker ----------------------------------------------------
+
+cdef void unlink_peer(Leg *leg) noexcept nogil:
+    if leg.peer != NULL:
+        leg.peer.peer = NULL
+        leg.peer = NULL
+
+
+cdef void apply_command(Worker *w, Cmd *cmd) noexcept nogil:
+    cdef Leg *leg = cmd.leg
+    cdef epoll_event ev
+    if cmd.kind == CMD_ATTACH:
+        leg.worker = w
+        leg.prev = NULL
+        leg.next = w.legs
+        if w.legs != NULL:
+            w.legs.prev = leg
+        w.legs = leg
+        w.n_legs += 1
+        ev.events = EPOLLIN  # level-triggered: one recvmmsg per readiness, no EAGAIN call
+        ev.data.ptr = &leg.rtp
+        epoll_ctl(w.epfd, EPOLL_CTL_ADD, leg.rtp.fd, &ev)
+        if leg.rtcp.fd >= 0:
+            ev.data.ptr = &leg.rtcp
+            epoll_ctl(w.epfd, EPOLL_CTL_ADD, leg.rtcp.fd, &ev)
+    elif cmd.kind == CMD_DETACH:
+        epoll_ctl(w.epfd, EPOLL_CTL_DEL, leg.rtp.fd, NULL)
+        if leg.rtcp.fd >= 0:
+            epoll_ctl(w.epfd, EPOLL_CTL_DEL, leg.rtcp.fd, NULL)
+        unlink_peer(leg)
+        if leg.prev != NULL:
+            leg.prev.next = leg.next
+        else:
+            w.legs = leg.next
+        if leg.next != NULL:
+            leg.next.prev = leg.prev
+        leg.prev = leg.next = NULL
+        leg.worker = NULL
+        w.n_legs -= 1
+    elif cmd.kind == CMD_SET_REMOTE:
+        leg.remote = cmd.addr
+        leg.remote_known = True
+        leg.remote_set = True
+        leg.latched = False  # a new offer: learn the source again from its first packet
+        leg.payload_type = cmd.payload_type
+        leg.dtmf_payload_type = cmd.dtmf_payload_type
+        leg.last_rx_ns = now_ns()
+        leg.timeout_posted = False
+    elif cmd.kind == CMD_BRIDGE:
+        unlink_peer(leg)
+        unlink_peer(cmd.other)
+        leg.peer = cmd.other
+        cmd.other.peer = leg
+    elif cmd.kind == CMD_UNBRIDGE:
+        unlink_peer(leg)
+
+
+cdef bint run_commands(Worker *w) noexcept nogil:
+    """Apply queued commands; True when the worker is asked to stop."""
+    cdef uint64_t counter
+    cdef Cmd *cmd
+    cdef Cmd *next_cmd
+    cdef bint stopping
+    read(w.wakefd, &counter, 8)
+    pthread_mutex_lock(&w.mutex)
+    cmd = w.cmd_head
+    w.cmd_head = w.cmd_tail = NULL
+    stopping = w.stopping
+    pthread_mutex_unlock(&w.mutex)
+    while cmd != NULL:
+        next_cmd = cmd.next  # read before done: the submitter's frame goes away after
+        apply_command(w, cmd)
+        pthread_mutex_lock(&w.mutex)
+        cmd.done = True
+        pthread_cond_broadcast(&w.cond)
+        pthread_mutex_unlock(&w.mutex)
+        cmd = next_cmd
+    return stopping
+
+
+# ---- the packet path ---------------------------------------------------------------
+
+cdef inline bint rewrite_for_peer(Leg *src, Leg *dst, uint8_t *buf, Py_ssize_t offset,
+                                  Py_ssize_t payload_end, int64_t now) noexcept nogil:
+    """Make ``buf`` part of ``dst``'s outgoing stream; False to drop it."""
+    cdef uint8_t pt = buf[1] & 0x7F
+    cdef uint8_t marker = buf[1] & 0x80
+    cdef uint8_t out_pt = pt
+    cdef const uint8_t *table = NULL
+    cdef uint16_t seq = load_be16(buf + 2)
+    cdef uint32_t ts = load_be32(buf + 4)
+    cdef uint32_t ssrc = load_be32(buf + 8)
+    cdef uint16_t seq_out
+    cdef uint32_t ts_out
+    cdef int64_t elapsed_samples
+    cdef Py_ssize_t i
+    if src.dtmf_payload_type >= 0 and pt == src.dtmf_payload_type:
+        if dst.dtmf_payload_type < 0:
+            return False  # the far end takes no telephone-events
+        out_pt = <uint8_t>dst.dtmf_payload_type
+    elif pt == src.payload_type and pt != dst.payload_type:
+        if pt == PT_PCMU and dst.payload_type == PT_PCMA:
+            table = ULAW_TO_ALAW
+        elif pt == PT_PCMA and dst.payload_type == PT_PCMU:
+            table = ALAW_TO_ULAW
+        if table != NULL:
+            for i in range(offset, payload_end):
+                buf[i] = table[buf[i]]
+            out_pt = <uint8_t>dst.payload_type
+    if not dst.out_started:
+        dst.out_started = True
+        dst.seq_offset = 0
+        dst.ts_offset = 0
+        dst.last_out_seq = seq
+        dst.last_out_ts = ts
+        dst.last_out_ns = now
+    elif dst.out_src_leg != src.id or dst.out_src_ssrc != ssrc:
+        # A new source for this stream: continue seq at +1 and ts by the time elapsed.
+        elapsed_samples = (now - dst.last_out_ns) // 1000000 * SAMPLES_PER_MS
+        if elapsed_samples < 1:
+            elapsed_samples = 1
+        elif elapsed_samples > 0x7FFFFFFF:
+            elapsed_samples = 0x7FFFFFFF
+        dst.seq_offset = <uint16_t>(dst.last_out_seq + 1 - seq)
+        dst.ts_offset = <uint32_t>(dst.last_out_ts + <uint32_t>elapsed_samples - ts)
+        marker = 0x80
+    dst.out_src_leg = src.id
+    dst.out_src_ssrc = ssrc
+    seq_out = <uint16_t>(seq + dst.seq_offset)
+    ts_out = <uint32_t>(ts + dst.ts_offset)
+    if <int16_t>(seq_out - dst.last_out_seq) >= 0:
+        dst.last_out_seq = seq_out
+        dst.last_out_ts = ts_out
+        dst.last_out_ns = now
+    buf[1] = marker | out_pt
+    store_be16(buf + 2, seq_out)
+    store_be32(buf + 4, ts_out)
+    store_be32(buf + 8, dst.out_ssrc)
+    return True
+
+
+cdef void send_batch(IoBufs *io, Leg *src, Leg *dst, int n) noexcept nogil:
+    cdef int sent = 0
+    cdef int rc
+    if n == 1:
+        if sendto(dst.rtp.fd, io.txiov[0].iov_base, io.txiov[0].iov_len, MSG_DONTWAIT,
+                  <sockaddr *>&dst.remote, sizeof(sockaddr_in)) >= 0:
+            sent = 1
+    else:
+        while sent < n:
+            rc = sendmmsg(dst.rtp.fd, io.tx + sent, n - sent, MSG_DONTWAIT)
+            if rc <= 0:
+                break  # socket buffer full or an ICMP error: drop the rest
+            sent += rc
+    dst.counters.sent += sent
+    src.counters.relayed += sent
+
+
+cdef void receive_rtp(Worker *w, Leg *leg) noexcept nogil:
+    cdef IoBufs *io = w.io
+    cdef Leg *peer = leg.peer
+    cdef int n, i
+    cdef int n_tx = 0
+    cdef uint8_t *buf
+    cdef Py_ssize_t length, offset, payload_end
+    cdef sockaddr_in *source
+    cdef uint32_t ssrc
+    cdef int64_t now
+    for i in range(BATCH):
+        io.rx[i].msg_hdr.msg_namelen = sizeof(sockaddr_in)
+    n = recvmmsg(leg.rtp.fd, io.rx, BATCH, MSG_DONTWAIT, NULL)
+    if n <= 0:
+        return
+    now = now_ns()
+    for i in range(n):
+        buf = io.rxbuf[i]
+        length = io.rx[i].msg_len
+        if io.rx[i].msg_hdr.msg_flags & MSG_TRUNC:
+            leg.counters.dropped_invalid += 1
+            continue
+        if leg.rtcp_mux and length >= 8 and (buf[0] >> 6) == 2 and 192 <= buf[1] <= 223:
+            leg.counters.rtcp_received += 1  # RFC 5761 §4: PT 64-95 with M set is RTCP
+            continue
+        offset = rtp_payload_offset(buf, length, &payload_end)
+        if offset < 0:
+            leg.counters.dropped_invalid += 1
+            continue
+        source = &io.rxaddr[i]
+        ssrc = load_be32(buf + 8)
+        if not leg.latched:
+            leg.remote = source[0]
+            leg.remote_known = True
+            leg.latched = True
+        elif not same_address(source, &leg.remote):
+            if ssrc != leg.in_ssrc and now - leg.last_rx_ns > RELATCH_SILENCE_NS:
+                leg.remote = source[0]
+            else:
+                leg.counters.dropped_stranger += 1
+                continue
+        leg.in_ssrc = ssrc
+        leg.last_rx_ns = now
+        leg.timeout_posted = False
+        leg.counters.received += 1
+        if peer != NULL and peer.remote_known and rewrite_for_peer(
+            leg, peer, buf, offset, payload_end, now
+        ):
+            io.txiov[n_tx].iov_base = buf
+            io.txiov[n_tx].iov_len = length
+            io.tx[n_tx].msg_hdr.msg_name = &peer.remote
+            io.tx[n_tx].msg_hdr.msg_namelen = sizeof(sockaddr_in)
+            io.tx[n_tx].msg_hdr.msg_iov = &io.txiov[n_tx]
+            io.tx[n_tx].msg_hdr.msg_iovlen = 1
+            io.tx[n_tx].msg_hdr.msg_control = NULL
+            io.tx[n_tx].msg_hdr.msg_controllen = 0
+            io.tx[n_tx].msg_hdr.msg_flags = 0
+            n_tx += 1
+    if n_tx:
+        send_batch(io, leg, peer, n_tx)
+
+
+cdef void receive_rtcp(Worker *w, Leg *leg) noexcept nogil:
+    # Counted and dropped for now; RTCP statistics come with switch.media.rtp.
+    cdef IoBufs *io = w.io
+    cdef int n, i
+    for i in range(BATCH):
+        io.rx[i].msg_hdr.msg_namelen = sizeof(sockaddr_in)
+    n = recvmmsg(leg.rtcp.fd, io.rx, BATCH, MSG_DONTWAIT, NULL)
+    if n > 0:
+        leg.counters.rtcp_received += n
+
+
+# ---- the 20 ms clock ---------------------------------------------------------------
+
+cdef void run_tick(Worker *w, int64_t tick_ns) noexcept nogil:
+    cdef Shared *shared = w.shared
+    cdef Leg *leg = w.legs
+    cdef bint stats_due = tick_ns >= w.next_stats_ns
+    cdef EventRec rec
+    while leg != NULL:
+        if (leg.remote_set and not leg.timeout_posted
+                and tick_ns - leg.last_rx_ns >= shared.rtp_timeout_ns):
+            leg.timeout_posted = True
+            rec.kind = EV_RTP_TIMEOUT
+            rec.leg = leg.id
+            rec.value = (tick_ns - leg.last_rx_ns) / 1e9
+            post_event(shared, &rec)
+        if stats_due:
+            post_stats(shared, leg)
+        leg = leg.next
+    if stats_due:
+        w.next_stats_ns += shared.stats_interval_ns
+        if w.next_stats_ns <= tick_ns:
+            w.next_stats_ns = tick_ns + shared.stats_interval_ns
+
+
+cdef void worker_loop(Worker *w) noexcept nogil:
+    cdef IoBufs *io = w.io
+    cdef int64_t now = now_ns()
+    cdef int64_t next_tick = now + TICK_NS
+    cdef int n, i, ticks, timeout_ms
+    cdef bint woken
+    cdef Sock *sock
+    w.next_stats_ns = now + w.shared.stats_interval_ns
+    while True:
+        now = now_ns()
+        timeout_ms = <int>((next_tick - now + 999999) // 1000000) if next_tick > now else 0
+        n = epoll_wait(w.epfd, io.events, MAX_EVENTS, timeout_ms)
+        woken = False
+        for i in range(n):
+            sock = <Sock *>io.events[i].data.ptr
+            if sock == NULL:
+                woken = True  # commands run after the sockets: a detached leg's Sock
+                # may still be in this batch, and its memory is freed once detached
+            elif sock.is_rtcp:
+                receive_rtcp(w, sock.leg)
+            else:
+                receive_rtp(w, sock.leg)
+        if woken and run_commands(w):
+            return
+        now = now_ns()
+        ticks = 0
+        while now >= next_tick and ticks < MAX_CATCHUP_TICKS:
+            run_tick(w, next_tick)
+            next_tick += TICK_NS
+            ticks += 1
+        if now >= next_tick:  # stalled longer than the catch-up: re-anchor the clock
+            next_tick = now + TICK_NS
+
+
+cdef void *worker_main(void *arg) noexcept nogil:
+    worker_loop(<Worker *>arg)
+    return NULL
+
+
+# ---- Python side -------------------------------------------------------------------
+
+cdef int parse_ipv4(str host, in_addr *out) except -1:
+    if not isinstance(host, str) or inet_pton(AF_INET, host.encode("ascii", "replace"),
+                                              out) != 1:
+        raise ValueError(f"host must be an IPv4 address, got {host!r}")
+    return 0
+
+
+cdef int check_int(str name, object value, int low, int high) except -1:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer {low}-{high}, got {value!r}")
+    return 0
+
+
+cdef int check_positive(str name, object value) except -1:
+    if (not isinstance(value, (int, float)) or isinstance(value, bool)
+            or not 0 < value < 1e9):
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return 0
+
+
+cdef class MediaEngine:
+    """The media plane. See the module docstring for the threading model."""
+
+    def __cinit__(self, workers=None, port_range=(20000, 29999), bind_host="127.0.0.1",
+                  rtp_timeout_s=30.0, stats_interval_s=5.0):
+        cdef in_addr addr
+        cdef int i, low, high
+        cdef Worker *w
+        cdef epoll_event ev
+        if workers is None:
+            workers = os.cpu_count() or 1
+        check_int("workers", workers, 1, 1024)
+        if (not isinstance(port_range, tuple) or len(port_range) != 2
+                or not all(isinstance(p, int) and not isinstance(p, bool) for p in port_range)
+                or not 1 <= port_range[0] <= port_range[1] <= 65535):
+            raise ValueError(
+                f"port_range must be (low, high) with 1 <= low <= high <= 65535, "
+                f"got {port_range!r}"
+            )
+        low, high = port_range
+        first_even = low + (low & 1)
+        if first_even + 1 > high:
+            raise ValueError(f"port_range {low}-{high} holds no even port with port+1 in range")
+        if not isinstance(bind_host, str) or inet_pton(
+            AF_INET, bind_host.encode("ascii", "replace"), &addr
+        ) != 1:
+            raise ValueError(f"bind_host must be an IPv4 address, got {bind_host!r}")
+        check_positive("rtp_timeout_s", rtp_timeout_s)
+        check_positive("stats_interval_s", stats_interval_s)
+
+        self._port_low = low
+        self._port_high = high
+        self._bind_host = bind_host.encode("ascii")
+        self._free_ports = deque(range(first_even, high, 2))
+        self._legs = {}
+        self._leg_group = {}
+        self._groups = {}
+        self._next_leg_id = 1
+
+        self.shared = <Shared *>calloc(1, sizeof(Shared))
+        if self.shared == NULL:
+            raise MemoryError()
+        self.shared.eventfd = -1
+        pthread_mutex_init(&self.shared.mutex, NULL)
+        self.shared.rtp_timeout_ns = <int64_t>(rtp_timeout_s * 1e9)
+        self.shared.stats_interval_ns = <int64_t>(stats_interval_s * 1e9)
+        self.shared.cap = EVENT_RING
+        self.shared.ring = <EventRec *>calloc(EVENT_RING, sizeof(EventRec))
+        if self.shared.ring == NULL:
+            raise MemoryError()
+        self.shared.eventfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)
+        if self.shared.eventfd < 0:
+            raise OSError(errno, strerror(errno).decode())
+
+        self.workers = <Worker *>calloc(workers, sizeof(Worker))
+        if self.workers == NULL:
+            raise MemoryError()
+        for i in range(workers):
+            w = &self.workers[i]
+            w.index = i
+            w.shared = self.shared
+            w.epfd = -1
+            w.wakefd = -1
+            pthread_mutex_init(&w.mutex, NULL)
+            pthread_cond_init(&w.cond, NULL)
+            self.n_workers += 1
+            w.io = <IoBufs *>calloc(1, sizeof(IoBufs))
+            if w.io == NULL:
+                raise MemoryError()
+            for j in range(BATCH):
+                w.io.rxiov[j].iov_base = w.io.rxbuf[j]
+                w.io.rxiov[j].iov_len = PKT_CAP
+                w.io.rx[j].msg_hdr.msg_name = &w.io.rxaddr[j]
+                w.io.rx[j].msg_hdr.msg_iov = &w.io.rxiov[j]
+                w.io.rx[j].msg_hdr.msg_iovlen = 1
+            w.epfd = epoll_create1(EPOLL_CLOEXEC)
+            w.wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)
+            if w.epfd < 0 or w.wakefd < 0:
+                raise OSError(errno, strerror(errno).decode())
+            ev.events = EPOLLIN
+            ev.data.ptr = NULL
+            epoll_ctl(w.epfd, EPOLL_CTL_ADD, w.wakefd, &ev)
+
+    def __dealloc__(self):
+        cdef int i
+        cdef Worker *w
+        cdef Leg *leg
+        cdef Leg *next_leg
+        if self.workers != NULL:
+            if self._running:
+                self._stop_threads(self.n_workers)
+            for i in range(self.n_workers):
+                w = &self.workers[i]
+                leg = w.legs
+                while leg != NULL:
+                    next_leg = leg.next
+                    self._free_leg(leg)
+                    leg = next_leg
+                if w.epfd >= 0:
+                    close(w.epfd)
+                if w.wakefd >= 0:
+                    close(w.wakefd)
+                free(w.io)
+                pthread_mutex_destroy(&w.mutex)
+                pthread_cond_destroy(&w.cond)
+            free(self.workers)
+            self.workers = NULL
+        if self.shared != NULL:
+            if self.shared.eventfd >= 0:
+                close(self.shared.eventfd)
+            free(self.shared.ring)
+            pthread_mutex_destroy(&self.shared.mutex)
+            free(self.shared)
+            self.shared = NULL
+
+    # -- lifecycle
+
+    def start(self):
+        """Start one worker thread per configured worker."""
+        cdef int i, rc
+        if self._running:
+            raise MediaError("media engine already started")
+        for i in range(self.n_workers):
+            self.workers[i].stopping = False
+            rc = pthread_create(&self.workers[i].thread, NULL, worker_main, &self.workers[i])
+            if rc != 0:
+                self._running = i > 0
+                self._stop_threads(i)
+                raise MediaError(f"cannot start media worker: {strerror(rc).decode()}")
+        self._running = True
+
+    def stop(self):
+        """Join the worker threads and close every leg (its ports become free)."""
+        cdef int i
+        cdef Leg *leg
+        if self._running:
+            self._stop_threads(self.n_workers)
+        for i in range(self.n_workers):
+            leg = self.workers[i].legs
+            while leg != NULL:
+                self._close_leg(leg.id)
+                leg = self.workers[i].legs
+
+    cdef void _stop_threads(self, int count) noexcept:
+        cdef int i
+        cdef uint64_t one = 1
+        cdef Worker *w
+        for i in range(count):
+            w = &self.workers[i]
+            pthread_mutex_lock(&w.mutex)
+            w.stopping = True
+            pthread_mutex_unlock(&w.mutex)
+            write(w.wakefd, &one, 8)
+        with nogil:
+            for i in range(count):
+                pthread_join(self.workers[i].thread, NULL)
+        self._running = False
+
+    # -- commands
+
+    cdef int _submit(self, Worker *w, Cmd *cmd) except -1:
+        cdef uint64_t one = 1
+        cmd.next = NULL
+        cmd.done = False
+        if not self._running:
+            apply_command(w, cmd)
+            return 0
+        with nogil:
+            pthread_mutex_lock(&w.mutex)
+            if w.cmd_tail != NULL:
+                w.cmd_tail.next = cmd
+            else:
+                w.cmd_head = cmd
+            w.cmd_tail = cmd
+            pthread_mutex_unlock(&w.mutex)
+            write(w.wakefd, &one, 8)
+            pthread_mutex_lock(&w.mutex)
+            while not cmd.done:
+                pthread_cond_wait(&w.cond, &w.mutex)
+            pthread_mutex_unlock(&w.mutex)
+        return 0
+
+    cdef Leg *_leg(self, object leg) except NULL:
+        address = self._legs.get(leg) if isinstance(leg, int) else None
+        if address is None:
+            raise MediaError(f"no such leg: {leg!r}")
+        return <Leg *><size_t>address
+
+    cdef int _bind_pair(self, Leg *leg) except -1:
+        cdef sockaddr_in addr
+        cdef int fd_rtp, fd_rtcp, port, err
+        memset(&addr, 0, sizeof(addr))
+        addr.sin_family = AF_INET
+        inet_pton(AF_INET, self._bind_host, &addr.sin_addr)
+        for _ in range(len(self._free_ports)):
+            port = self._free_ports.popleft()
+            fd_rtp = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
+            fd_rtcp = -1
+            if fd_rtp < 0:
+                self._free_ports.appendleft(port)
+                raise OSError(errno, strerror(errno).decode())
+            addr.sin_port = htons(port)
+            err = 0
+            if bind(fd_rtp, <sockaddr *>&addr, sizeof(addr)) != 0:
+                err = errno
+            elif not leg.rtcp_mux:
+                fd_rtcp = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
+                addr.sin_port = htons(port + 1)
+                if fd_rtcp < 0 or bind(fd_rtcp, <sockaddr *>&addr, sizeof(addr)) != 0:
+                    err = errno
+            if err == 0:
+                leg.port = port
+                leg.rtp.fd = fd_rtp
+                leg.rtcp.fd = fd_rtcp
+                return 0
+            close(fd_rtp)
+            if fd_rtcp >= 0:
+                close(fd_rtcp)
+            self._free_ports.append(port)  # taken by someone else: try it again last
+            if err != EADDRINUSE:
+                raise MediaError(
+                    f"cannot bind {self._bind_host.decode()}:{port}: {strerror(err).decode()}"
+                )
+        raise MediaError(f"no free RTP port in {self._port_low}-{self._port_high}")
+
+    cdef void _free_leg(self, Leg *leg) noexcept:
+        close(leg.rtp.fd)
+        if leg.rtcp.fd >= 0:
+            close(leg.rtcp.fd)
+        free(leg)
+
+    def open_leg(self, group=None, rtcp_mux=False):
+        """Bind an even RTP port (RTCP on port+1 unless rtcp_mux); return the leg id."""
+        cdef Leg *leg
+        cdef Cmd cmd
+        cdef int index
+        if group is not None and not isinstance(group, str):
+            raise ValueError(f"group must be a str or None, got {group!r}")
+        if group is not None and group in self._groups:
+            index = self._groups[group][0]
+        else:
+            index = min(range(self.n_workers), key=lambda i: self.workers[i].n_legs)
+        leg = <Leg *>calloc(1, sizeof(Leg))
+        if leg == NULL:
+            raise MemoryError()
+        leg.rtcp_mux = bool(rtcp_mux)
+        leg.rtp.fd = leg.rtcp.fd = -1
+        try:
+            self._bind_pair(leg)
+        except BaseException:
+            free(leg)
+            raise
+        leg.id = self._next_leg_id
+        self._next_leg_id += 1
+        leg.rtp.leg = leg
+        leg.rtcp.leg = leg
+        leg.rtcp.is_rtcp = True
+        leg.payload_type = PT_PCMU
+        leg.dtmf_payload_type = 101
+        leg.out_ssrc = int.from_bytes(os.urandom(4), "big")
+        memset(&cmd, 0, sizeof(cmd))
+        cmd.kind = CMD_ATTACH
+        cmd.leg = leg
+        self._submit(&self.workers[index], &cmd)
+        self._legs[leg.id] = <size_t>leg
+        if group is not None:
+            self._leg_group[leg.id] = group
+            self._groups.setdefault(group, [index, 0])[1] += 1
+        return leg.id
+
+    def leg_port(self, leg):
+        """The leg's local RTP port."""
+        return self._leg(leg).port
+
+    def set_remote(self, leg, host, port, payload_type=0, dtmf_payload_type=101):
+        """Where the leg sends (until its first valid packet says otherwise) and its codecs."""
+        cdef Leg *target = self._leg(leg)
+        cdef Cmd cmd
+        memset(&cmd, 0, sizeof(cmd))
+        parse_ipv4(host, &cmd.addr.sin_addr)
+        check_int("port", port, 1, 65535)
+        check_int("payload_type", payload_type, 0, 127)
+        if dtmf_payload_type is not None:
+            check_int("dtmf_payload_type", dtmf_payload_type, 0, 127)
+        cmd.kind = CMD_SET_REMOTE
+        cmd.leg = target
+        cmd.addr.sin_family = AF_INET
+        cmd.addr.sin_port = htons(port)
+        cmd.payload_type = payload_type
+        cmd.dtmf_payload_type = -1 if dtmf_payload_type is None else dtmf_payload_type
+        self._submit(target.worker, &cmd)
+
+    def bridge(self, a, b):
+        """Relay a <-> b (each unbridged from any previous peer first)."""
+        cdef Leg *leg_a = self._leg(a)
+        cdef Leg *leg_b = self._leg(b)
+        cdef Worker *home = leg_a.worker
+        cdef Cmd cmd
+        if leg_a == leg_b:
+            raise ValueError(f"cannot bridge leg {a} to itself")
+        memset(&cmd, 0, sizeof(cmd))
+        if leg_b.worker != home:
+            cmd.kind = CMD_DETACH
+            cmd.leg = leg_b
+            self._submit(leg_b.worker, &cmd)
+            cmd.kind = CMD_ATTACH
+            self._submit(home, &cmd)
+        cmd.kind = CMD_BRIDGE
+        cmd.leg = leg_a
+        cmd.other = leg_b
+        self._submit(home, &cmd)
+
+    def unbridge(self, leg):
+        """Stop relaying between leg and its peer (both directions)."""
+        cdef Leg *target = self._leg(leg)
+        cdef Cmd cmd
+        memset(&cmd, 0, sizeof(cmd))
+        cmd.kind = CMD_UNBRIDGE
+        cmd.leg = target
+        self._submit(target.worker, &cmd)
+
+    def close_leg(self, leg):
+        """Close the leg's sockets; its ports go back to the pool."""
+        self._close_leg(leg)
+
+    cdef int _close_leg(self, object leg_id) except -1:
+        cdef Leg *leg = self._leg(leg_id)
+        cdef Cmd cmd
+        memset(&cmd, 0, sizeof(cmd))
+        cmd.kind = CMD_DETACH
+        cmd.leg = leg
+        self._submit(leg.worker, &cmd)
+        port = leg.port
+        self._free_leg(leg)
+        del self._legs[leg_id]
+        self._free_ports.append(port)
+        group = self._leg_group.pop(leg_id, None)
+        if group is not None:
+            self._groups[group][1] -= 1
+            if self._groups[group][1] == 0:
+                del self._groups[group]
+
+    # -- what comes back
+
+    @property
+    def events_fd(self):
+        """An eventfd that is readable while events are queued (for loop.add_reader)."""
+        return self.shared.eventfd
+
+    @property
+    def events_dropped(self):
+        """Events lost because nobody drained the ring in time."""
+        return self.shared.dropped
+
+    def drain_events(self):
+        """Take every queued event, oldest first, as switch.media.events objects."""
+        cdef uint64_t counter
+        cdef EventRec *batch
+        cdef size_t n, i
+        cdef Shared *shared = self.shared
+        read(shared.eventfd, &counter, 8)
+        with nogil:
+            pthread_mutex_lock(&shared.mutex)
+            n = shared.count
+            batch = <EventRec *>malloc_or_null(n)
+            if batch != NULL:
+                for i in range(n):
+                    batch[i] = shared.ring[(shared.head + i) % shared.cap]
+                shared.head = (shared.head + n) % shared.cap
+                shared.count = 0
+            pthread_mutex_unlock(&shared.mutex)
+        if n and batch == NULL:
+            raise MemoryError()
+        try:
+            return [event_object(&batch[i]) for i in range(n)]
+        finally:
+            free(batch)
+
+    def leg_stats(self, leg):
+        """The leg's counters (see switch.media.events.LegStatistics for their meaning)."""
+        cdef Leg *target = self._leg(leg)
+        # Plain reads of counters the worker writes: aligned 64-bit loads are atomic here.
+        return counters_dict(&target.counters)
+
+    @property
+    def workers_count(self):
+        return self.n_workers
+
+    def leg_worker(self, leg):
+        """Index of the worker that owns the leg (legs that talk share one)."""
+        return self._leg(leg).worker.index
+
+
+cdef EventRec *malloc_or_null(size_t n) noexcept nogil:
+    return <EventRec *>malloc(n * sizeof(EventRec) if n else 1)
+
+
+COUNTER_NAMES = ("received", "sent", "dropped_invalid", "dropped_stranger", "relayed",
+                 "rtcp_received")
+
+
+cdef dict counters_dict(const Counters *counters):
+    cdef const uint64_t *values = <const uint64_t *>counters
+    return {name: values[i] for i, name in enumerate(COUNTER_NAMES)}
+
+
+cdef object event_object(const EventRec *rec):
+    if rec.kind == EV_RTP_TIMEOUT:
+        return RtpTimedOut(rec.leg, rec.value)
+    return LegStatistics(rec.leg, *[rec.counters[i] for i in range(N_COUNTERS)])

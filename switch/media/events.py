@@ -1,0 +1,55 @@
+"""What the media plane tells call control: past-tense frozen events, and MediaError.
+
+Workers post C records to a ring; ``MediaEngine.drain_events`` turns them into these
+objects in the caller's thread, so no worker ever takes the GIL to report something.
+"""
+
+from dataclasses import dataclass
+
+
+class MediaError(Exception):
+    """The media engine refused a command (no free port, unknown leg, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DtmfReceived:
+    leg: int
+    digit: str
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackFinished:
+    leg: int
+
+
+@dataclass(frozen=True, slots=True)
+class RtpTimedOut:
+    """No valid RTP on a leg with a remote address for ``silent_s`` seconds (posted once
+    per silence; a packet arriving re-arms it)."""
+
+    leg: int
+    silent_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class LegStatistics:
+    """A leg's counters, posted every ``stats_interval_s`` (same keys as ``leg_stats``).
+
+    received: valid RTP from the latched source; sent: RTP sent out of this leg;
+    dropped_invalid: datagrams that are not RTP (RFC 3550 §5.1 header checks);
+    dropped_stranger: valid RTP from an address other than the latched one;
+    relayed: received packets forwarded to the bridged peer; rtcp_received: RTCP
+    datagrams (RTCP port, or the RTP port with rtcp-mux).
+    """
+
+    leg: int
+    received: int
+    sent: int
+    dropped_invalid: int
+    dropped_stranger: int
+    relayed: int
+    rtcp_received: int
+
+
+MediaEvent = DtmfReceived | PlaybackFinished | RtpTimedOut | LegStatistics
