@@ -39,7 +39,8 @@ cdef enum:
 cdef enum:
     JB_FRAME = 0       # a frame was copied out
     JB_LOST = 1        # the frame due now never arrived (later ones did): play PLC/silence
-    JB_EMPTY = 2       # nothing due yet, or nothing received this far: play silence
+    JB_EMPTY = 2       # nothing due yet, or nothing received this far: play silence.
+                       # (A frame passed as empty is counted lost once a later one arrives.)
 
 
 cdef struct JbSlot:

@@ -99,6 +99,7 @@ cdef int jb_insert(JbState *jb, uint16_t seq, uint32_t timestamp, const uint8_t 
     cdef int result = JB_STORED
     cdef int16_t ahead
     cdef int32_t ts_gap
+    cdef uint16_t gap_end
     cdef JbSlot *slot
     if n_bytes < 0 or n_bytes > JB_MAX_PAYLOAD:
         return JB_INVALID
@@ -134,6 +135,12 @@ cdef int jb_insert(JbState *jb, uint16_t seq, uint32_t timestamp, const uint8_t 
                     # Before the first tick plays, an earlier packet moves the start back.
                     jb.play_seq = seq
                     jb.play_ts = timestamp
+            if jb.playing and <int16_t>(seq - jb.newest_seq) > 1:
+                # Ticks that passed frames after newest_seq found no later frame either and
+                # played them as "empty". This packet shows they were sent: count them lost.
+                gap_end = seq if <int16_t>(seq - jb.play_seq) < 0 else jb.play_seq
+                if <int16_t>(gap_end - jb.newest_seq) > 1:
+                    jb.lost += <uint16_t>(gap_end - jb.newest_seq - 1)
     jb.late_streak = 0
     slot = &jb.slots[seq % JB_SLOTS]
     slot.timestamp = timestamp
