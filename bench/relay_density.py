@@ -13,14 +13,15 @@ engine (switch.media.engine, workers=1) and the plain C echo (recv one packet, s
 to the other side's phone, no RTP logic). Each sits between the same 2N phones, so both
 relay 100 N packets/s.
 
-Columns: relay CPU is the relay process's on-CPU time (scheduler, all threads) plus the
-irq/softirq time on its core, which is where the kernel delivers what the relay sends
-over loopback (with IRQ time accounting the process's own time leaves that out).
-us/pkt is that CPU time per packet the phones received. Latency is one-way, phone to
-phone (send stamp in the payload, CLOCK_MONOTONIC at receive), so it includes two
-loopback hops and the load generator's own wake-ups; compare engine with echo.
-Jitter is |latency - previous latency| within a stream. lg CPU and late say whether the
-load generator itself kept up (sends more than 1 ms behind their deadline).
+Columns: CPU % is the relay process's on-CPU time (scheduler time of all its threads,
+which includes the softirq work of delivering what it sends over loopback, done in the
+sender's context); us/pkt is that time per packet the phones received. Latency is
+one-way, phone to phone (send stamp in the payload, CLOCK_MONOTONIC at receive), so it
+includes two loopback hops and the load generator's own wake-ups: compare engine with
+echo. Jitter is |latency - previous latency| within a stream. lg CPU% and late (sends
+more than 1 ms behind their deadline) say whether the load generator kept up; other%
+is the time other processes took on the relay's / load generator's core during the
+window (this is a shared machine: rows with a large one are suspect).
 Stepping stops once the engine (or, without one, the echo) loses more than 0.1%.
 """
 
@@ -77,12 +78,12 @@ def engine_available() -> bool:
 def host(*args: str) -> Iterator[subprocess.Popen[str]]:
     proc = subprocess.Popen([sys.executable, str(HOST), *args], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
+    with proc:  # closes the pipes and waits for the exit
+        try:
+            yield proc
+        except BaseException:
+            proc.kill()  # failed half-way: leave no relay or phones behind
+            raise
 
 
 def tell(proc: subprocess.Popen[str], message: dict[str, Any]) -> None:
@@ -122,13 +123,17 @@ def run_step(relay: str, pairs: int, seconds: float, *, warmup_s: float,
         result["relay_counters"] = listen(rel, relay)
         result["recording"] = legs.get("recording", False)
     window = result["window_s"]
-    cpu_s = result["relay_task_cpu_s"] + result["relay_core_irq_s"]
+    cpu_s = result["relay_task_cpu_s"]
     packets = result["received"]
     result.update({
         "relay": relay, "pairs": pairs,
         "loss_pct": 100.0 * result["lost"] / result["sent"] if result["sent"] else 100.0,
         "cpu_pct": 100.0 * cpu_s / window,
-        "irq_pct": 100.0 * result["relay_core_irq_s"] / window,
+        # Work of other processes on each pinned core during the window: a figure taken
+        # while something else ran there is suspect.
+        "relay_core_other_pct": 100.0 * max(0.0, result["relay_core_busy_s"] - cpu_s) / window,
+        "loadgen_core_other_pct": 100.0 * max(
+            0.0, result["loadgen_core_busy_s"] - result["loadgen_cpu_s"]) / window,
         "us_per_packet": 1e6 * cpu_s / packets if packets else float("inf"),
         "loadgen_cpu_pct": 100.0 * result["loadgen_cpu_s"] / window,
         "pps": packets / window,
@@ -136,17 +141,18 @@ def run_step(relay: str, pairs: int, seconds: float, *, warmup_s: float,
     return result
 
 
-HEADER = (f"{'N':>5} {'relay':<11} {'CPU %':>6} {'irq %':>6} {'us/pkt':>7} {'loss %':>7} "
+HEADER = (f"{'N':>5} {'relay':<11} {'CPU %':>6} {'us/pkt':>7} {'loss %':>7} "
           f"{'lat p50':>8} {'lat p99':>8} {'jit p50':>8} {'jit p99':>8} {'pkt/s':>8} "
-          f"{'lg CPU%':>7} {'late':>6}")
+          f"{'lg CPU%':>7} {'late':>6} {'other%':>11}")
 
 
 def format_row(r: dict[str, Any]) -> str:
-    return (f"{r['pairs']:>5} {r['relay']:<11} {r['cpu_pct']:>6.1f} {r['irq_pct']:>6.1f} "
+    other = f"{r['relay_core_other_pct']:.0f}/{r['loadgen_core_other_pct']:.0f}"
+    return (f"{r['pairs']:>5} {r['relay']:<11} {r['cpu_pct']:>6.1f} "
             f"{r['us_per_packet']:>7.2f} {r['loss_pct']:>7.3f} "
             f"{r['latency_p50_ms']:>8.3f} {r['latency_p99_ms']:>8.3f} "
             f"{r['jitter_p50_ms']:>8.3f} {r['jitter_p99_ms']:>8.3f} {r['pps']:>8.0f} "
-            f"{r['loadgen_cpu_pct']:>7.1f} {r['late_sends']:>6}")
+            f"{r['loadgen_cpu_pct']:>7.1f} {r['late_sends']:>6} {other:>11}")
 
 
 def overran(result: dict[str, Any]) -> bool:
