@@ -294,6 +294,10 @@ cdef inline bint rewrite_for_peer(Leg *src, Leg *dst, uint8_t *buf, Py_ssize_t o
 cdef void send_batch(IoBufs *io, Leg *src, Leg *dst, int n) noexcept nogil:
     cdef int sent = 0
     cdef int rc
+    # Counted before the syscall, corrected after: whoever sees a packet arrive also
+    # sees it counted (the far end can wake before sendto returns here).
+    dst.counters.sent += n
+    src.counters.relayed += n
     if n == 1:
         if sendto(dst.rtp.fd, io.txiov[0].iov_base, io.txiov[0].iov_len, MSG_DONTWAIT,
                   <sockaddr *>&dst.remote, sizeof(sockaddr_in)) >= 0:
@@ -304,8 +308,8 @@ cdef void send_batch(IoBufs *io, Leg *src, Leg *dst, int n) noexcept nogil:
             if rc <= 0:
                 break  # socket buffer full or an ICMP error: drop the rest
             sent += rc
-    dst.counters.sent += sent
-    src.counters.relayed += sent
+    dst.counters.sent -= n - sent
+    src.counters.relayed -= n - sent
 
 
 cdef void receive_rtp(Worker *w, Leg *leg) noexcept nogil:
