@@ -83,6 +83,11 @@ def build_rtp(
 ) -> bytes:
     """Serialize an RTP packet; ValueError for out-of-range fields."""
 
+def rewrite_rtp(
+    packet: Buffer, ssrc: int, seq: int, timestamp: int, payload_type: int | None = None
+) -> None:
+    """Rewrite SSRC/seq/timestamp (and payload type) of a writable RTP packet in place."""
+
 class ReceiveStatistics:
     """RFC 3550 A.1/A.3/A.8 receive statistics for one source."""
 

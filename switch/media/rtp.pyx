@@ -12,7 +12,7 @@ result codes into `RtpError` with an exact message.
 import enum
 from typing import NamedTuple
 
-from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.math cimport isnan
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t
@@ -662,6 +662,29 @@ def build_rtp(payload_type, seq, timestamp, ssrc, payload=b"", *, marker=False, 
     return out
 
 
+def rewrite_rtp(packet, ssrc, seq, timestamp, payload_type=None):
+    """Rewrite SSRC, sequence number, timestamp and optionally payload type of an RTP
+    packet in a writable buffer, in place, as the relay does; RtpError if it is not RTP."""
+    cdef Py_buffer view
+    cdef RtpHeader h
+    cdef int rc
+    _check("ssrc", ssrc, 0, _U32)
+    _check("seq", seq, 0, _U16)
+    _check("timestamp", timestamp, 0, _U32)
+    if payload_type is not None:
+        _check("payload_type", payload_type, 0, 127)
+    PyObject_GetBuffer(packet, &view, PyBUF_SIMPLE | PyBUF_WRITABLE)
+    try:
+        rc = rtp_parse(<const uint8_t *>view.buf, view.len, &h)
+        if rc < 0:
+            raise RtpError(rc, _rtp_message(rc, <const uint8_t *>view.buf, view.len))
+        rtp_set_ssrc_seq_ts(<uint8_t *>view.buf, ssrc, seq, timestamp)
+        if payload_type is not None:
+            rtp_set_payload_type(<uint8_t *>view.buf, payload_type)
+    finally:
+        PyBuffer_Release(&view)
+
+
 cdef class ReceiveStatistics:
     """RFC 3550 receive statistics for one source (the engine keeps a RecvStats per leg)."""
 
@@ -703,6 +726,11 @@ cdef class ReceiveStatistics:
         cdef RecvReport r
         stats_peek(&self._s, &r)
         return _py_report(&r)
+
+    def __repr__(self):
+        r = self.peek()
+        return (f"ReceiveStatistics(received={r.received}, expected={r.expected}, "
+                f"lost={r.lost}, jitter={r.jitter:.1f})")
 
     @property
     def valid(self):

@@ -255,6 +255,27 @@ def test_build_then_parse_round_trips(packet: RtpPacket) -> None:
     assert reference_parse(data) == packet
 
 
+@given(rtp_packets, u32, u16, u32, st.none() | st.integers(0, 127))
+def test_rewrite_in_place_equals_building_with_new_fields(
+    packet: RtpPacket, ssrc: int, seq: int, timestamp: int, payload_type: int | None
+) -> None:
+    data = bytearray(rtp.build_rtp(**packet._asdict()))
+    rtp.rewrite_rtp(data, ssrc, seq, timestamp, payload_type)
+    new_pt = packet.payload_type if payload_type is None else payload_type
+    expected = packet._replace(ssrc=ssrc, seq=seq, timestamp=timestamp, payload_type=new_pt)
+    assert bytes(data) == rtp.build_rtp(**expected._asdict())
+
+
+def test_rewrite_refuses_non_rtp_and_read_only_buffers() -> None:
+    rtcp_bytes = bytearray(b"\x80\xc9\x00\x01\x00\x00\x00\x01")
+    with pytest.raises(RtpError) as info:
+        rtp.rewrite_rtp(rtcp_bytes, 1, 2, 3)
+    assert info.value.code is RtpErrorCode.RTCP
+    assert rtcp_bytes == b"\x80\xc9\x00\x01\x00\x00\x00\x01"
+    with pytest.raises(BufferError):
+        rtp.rewrite_rtp(rtp.build_rtp(0, 0, 0, 0), 1, 2, 3)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -287,6 +308,7 @@ def feed(stats: ReceiveStatistics, seqs: Iterable[int]) -> list[bool]:
 
 def test_probation_holds_the_first_packet_back() -> None:
     stats = ReceiveStatistics()
+    assert repr(stats) == "ReceiveStatistics(received=0, expected=0, lost=0, jitter=0.0)"
     assert stats.update(100, 0, 0) is False
     assert not stats.valid
     assert stats.peek() == rtp.ReceiveReport(0, 0, 0, 0, 0, 0.0)
