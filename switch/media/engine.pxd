@@ -10,6 +10,8 @@ from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from posix.time cimport timespec
 from posix.uio cimport iovec
 
+from switch.media.rtp cimport RecvStats
+
 
 cdef extern from "<pthread.h>" nogil:
     ctypedef unsigned long pthread_t
@@ -164,6 +166,7 @@ cdef struct Leg:
     int64_t last_out_ns  # when it was sent
 
     Counters counters
+    RecvStats rx_stats  # RFC 3550 A.1/A.8 for the current incoming SSRC
 
 
 cdef struct Cmd:  # lives on the submitting thread's stack until done
@@ -182,6 +185,9 @@ cdef struct EventRec:
     int64_t leg
     double value
     uint64_t counters[N_COUNTERS]
+    int64_t lost
+    double jitter_ms
+    double mos
 
 
 cdef struct Shared:  # engine-wide: configuration and the event ring

@@ -38,5 +38,6 @@ class MediaEngine:
     @property
     def workers_count(self) -> int: ...
     def drain_events(self) -> list[MediaEvent]: ...
-    def leg_stats(self, leg: int) -> dict[str, int]:
-        """received, sent, dropped_invalid, dropped_stranger, relayed, rtcp_received."""
+    def leg_stats(self, leg: int) -> dict[str, int | float]:
+        """received, sent, dropped_invalid, dropped_stranger, relayed, rtcp_received,
+        lost, jitter_ms, mos."""

@@ -29,6 +29,21 @@ from libc.string cimport memcpy, memset, strerror
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from posix.unistd cimport close, read, write
 
+from switch.media.rtp cimport (
+    RTP_ERR_RTCP,
+    RTP_OK,
+    RecvReport,
+    RtpHeader,
+    load_be16,
+    load_be32,
+    mos_estimate,
+    rtp_parse,
+    stats_init,
+    stats_peek,
+    stats_update,
+    store_be16,
+    store_be32,
+)
 from switch.media.g711 cimport (
     ALAW_DECODE,
     ALAW_ENCODE,
@@ -47,6 +62,7 @@ cdef enum:
     PT_PCMU = 0  # RFC 3551 table 4
     PT_PCMA = 8
     SAMPLES_PER_MS = 8  # G.711 and RFC 4733 events: 8 kHz RTP clock
+    NS_PER_SAMPLE = 125000
 
 # Re-latch to a new source only when its SSRC differs and the latched one has been
 # silent this long (a phone that moved, e.g. a NAT rebinding); otherwise it is a stranger.
@@ -71,52 +87,6 @@ cdef inline int64_t now_ns() noexcept nogil:
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
-
-
-cdef inline uint16_t load_be16(const uint8_t *p) noexcept nogil:
-    return <uint16_t>((<uint16_t>p[0] << 8) | p[1])
-
-
-cdef inline uint32_t load_be32(const uint8_t *p) noexcept nogil:
-    return ((<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16)
-            | (<uint32_t>p[2] << 8) | <uint32_t>p[3])
-
-
-cdef inline void store_be16(uint8_t *p, uint16_t v) noexcept nogil:
-    p[0] = <uint8_t>(v >> 8)
-    p[1] = <uint8_t>v
-
-
-cdef inline void store_be32(uint8_t *p, uint32_t v) noexcept nogil:
-    p[0] = <uint8_t>(v >> 24)
-    p[1] = <uint8_t>(v >> 16)
-    p[2] = <uint8_t>(v >> 8)
-    p[3] = <uint8_t>v
-
-
-cdef inline Py_ssize_t rtp_payload_offset(const uint8_t *buf, Py_ssize_t n,
-                                          Py_ssize_t *payload_end) noexcept nogil:
-    """RFC 3550 §5.1 header checks: offset of the payload, or -1 if this is not RTP."""
-    cdef Py_ssize_t offset
-    cdef uint8_t padding
-    if n < 12 or (buf[0] >> 6) != 2:
-        return -1
-    offset = 12 + 4 * (buf[0] & 0x0F)  # CSRC list
-    if offset > n:
-        return -1
-    if buf[0] & 0x10:  # header extension: 4-byte header, then length * 4 bytes (§5.3.1)
-        if offset + 4 > n:
-            return -1
-        offset += 4 + 4 * <Py_ssize_t>load_be16(buf + offset + 2)
-        if offset > n:
-            return -1
-    payload_end[0] = n
-    if buf[0] & 0x20:  # padding: the last byte counts the padding bytes, itself included
-        padding = buf[n - 1]
-        if padding == 0 or offset + padding > n:
-            return -1
-        payload_end[0] = n - padding
-    return offset
 
 
 cdef inline bint same_address(const sockaddr_in *a, const sockaddr_in *b) noexcept nogil:
@@ -147,7 +117,22 @@ cdef void post_stats(Shared *shared, Leg *leg) noexcept nogil:
     rec.leg = leg.id
     rec.value = 0
     memcpy(rec.counters, &leg.counters, sizeof(Counters))
+    quality(leg, &rec)
     post_event(shared, &rec)
+
+
+cdef void quality(const Leg *leg, EventRec *rec) noexcept nogil:
+    """RFC 3550 loss and jitter of the current source, and the E-model MOS from them."""
+    cdef RecvReport report
+    stats_peek(&leg.rx_stats, &report)
+    rec.lost = report.lost
+    rec.jitter_ms = report.jitter / SAMPLES_PER_MS
+    rec.mos = mos_estimate(
+        report.lost / <double>report.expected if report.expected > 0 and report.lost > 0
+        else 0.0,
+        rec.jitter_ms,
+        0.0,  # no RTT until RTCP SR/RR are exchanged
+    )
 
 
 # ---- commands: Python -> worker ----------------------------------------------------
@@ -322,6 +307,8 @@ cdef void receive_rtp(Worker *w, Leg *leg) noexcept nogil:
     cdef sockaddr_in *source
     cdef uint32_t ssrc
     cdef int64_t now
+    cdef int rc
+    cdef RtpHeader header
     for i in range(BATCH):
         io.rx[i].msg_hdr.msg_namelen = sizeof(sockaddr_in)
     n = recvmmsg(leg.rtp.fd, io.rx, BATCH, MSG_DONTWAIT, NULL)
@@ -334,15 +321,17 @@ cdef void receive_rtp(Worker *w, Leg *leg) noexcept nogil:
         if io.rx[i].msg_hdr.msg_flags & MSG_TRUNC:
             leg.counters.dropped_invalid += 1
             continue
-        if leg.rtcp_mux and length >= 8 and (buf[0] >> 6) == 2 and 192 <= buf[1] <= 223:
-            leg.counters.rtcp_received += 1  # RFC 5761 §4: PT 64-95 with M set is RTCP
+        rc = rtp_parse(buf, length, &header)
+        if rc != RTP_OK:
+            if rc == RTP_ERR_RTCP and leg.rtcp_mux:
+                leg.counters.rtcp_received += 1  # RFC 5761 §4: PT 72-76 is RTCP
+            else:
+                leg.counters.dropped_invalid += 1
             continue
-        offset = rtp_payload_offset(buf, length, &payload_end)
-        if offset < 0:
-            leg.counters.dropped_invalid += 1
-            continue
+        offset = header.payload_offset
+        payload_end = offset + header.payload_len
         source = &io.rxaddr[i]
-        ssrc = load_be32(buf + 8)
+        ssrc = header.ssrc
         if not leg.latched:
             leg.remote = source[0]
             leg.remote_known = True
@@ -353,6 +342,10 @@ cdef void receive_rtp(Worker *w, Leg *leg) noexcept nogil:
             else:
                 leg.counters.dropped_stranger += 1
                 continue
+        if ssrc != leg.in_ssrc or not leg.counters.received:
+            stats_init(&leg.rx_stats)  # a new source: its own sequence space
+        stats_update(&leg.rx_stats, header.seq, header.timestamp,
+                     <uint32_t>(now // NS_PER_SAMPLE))
         leg.in_ssrc = ssrc
         leg.last_rx_ns = now
         leg.timeout_posted = False
@@ -851,8 +844,13 @@ cdef class MediaEngine:
     def leg_stats(self, leg):
         """The leg's counters (see switch.media.events.LegStatistics for their meaning)."""
         cdef Leg *target = self._leg(leg)
-        # Plain reads of counters the worker writes: aligned 64-bit loads are atomic here.
-        return counters_dict(&target.counters)
+        cdef EventRec rec
+        # Plain reads of what the worker writes: aligned 64-bit loads are atomic here,
+        # and a jitter figure one packet old is as good as the current one.
+        quality(target, &rec)
+        stats = counters_dict(&target.counters)
+        stats.update(lost=rec.lost, jitter_ms=rec.jitter_ms, mos=rec.mos)
+        return stats
 
     @property
     def workers_count(self):
@@ -879,4 +877,5 @@ cdef dict counters_dict(const Counters *counters):
 cdef object event_object(const EventRec *rec):
     if rec.kind == EV_RTP_TIMEOUT:
         return RtpTimedOut(rec.leg, rec.value)
-    return LegStatistics(rec.leg, *[rec.counters[i] for i in range(N_COUNTERS)])
+    return LegStatistics(rec.leg, *[rec.counters[i] for i in range(N_COUNTERS)],
+                         rec.lost, rec.jitter_ms, rec.mos)

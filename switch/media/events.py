@@ -40,7 +40,8 @@ class LegStatistics:
     dropped_invalid: datagrams that are not RTP (RFC 3550 §5.1 header checks);
     dropped_stranger: valid RTP from an address other than the latched one;
     relayed: received packets forwarded to the bridged peer; rtcp_received: RTCP
-    datagrams (RTCP port, or the RTP port with rtcp-mux).
+    datagrams (RTCP port, or the RTP port with rtcp-mux); lost and jitter_ms: RFC 3550
+    A.3/A.8 for the current incoming SSRC; mos: ITU-T G.107 E-model estimate from them.
     """
 
     leg: int
@@ -50,6 +51,9 @@ class LegStatistics:
     dropped_stranger: int
     relayed: int
     rtcp_received: int
+    lost: int
+    jitter_ms: float
+    mos: float
 
 
 MediaEvent = DtmfReceived | PlaybackFinished | RtpTimedOut | LegStatistics

@@ -27,8 +27,10 @@ from switch.media import (
 pytestmark = pytest.mark.integration
 
 HOST = "127.0.0.1"
-PORTS = (41000, 41199)
+PORTS = (7100, 7299)
 WAIT_S = 5.0
+COUNTERS = ("received", "sent", "dropped_invalid", "dropped_stranger", "relayed",
+            "rtcp_received")
 
 
 def rtp(seq: int, ts: int, ssrc: int, payload: bytes = b"\xff" * 160, pt: int = 0,
@@ -107,10 +109,25 @@ def test_relay_both_ways_with_own_ssrc_and_continuous_numbering(engine, phones) 
     assert port == engine.leg_port(leg1)
     _, _, seq, _, ssrc, _ = fields(data)
     assert seq == 7 and ssrc not in (0xB, *ssrcs)
-    assert engine.leg_stats(leg1) == {
+    stats = engine.leg_stats(leg1)
+    assert {name: stats[name] for name in COUNTERS} == {
         "received": 3, "sent": 1, "dropped_invalid": 0, "dropped_stranger": 0,
         "relayed": 3, "rtcp_received": 0,
     }
+
+
+def test_loss_jitter_and_mos_in_stats(engine, phones) -> None:
+    a, b = phones[:2]
+    leg1, _ = call(engine, a, b)
+    seqs = [*range(10, 20), *range(22, 30)]  # 20 and 21 lost
+    for seq in seqs:
+        a.send(engine, leg1, rtp(seq, 160 * seq, 0xA))
+    for _ in seqs:
+        b.recv()
+    stats = engine.leg_stats(leg1)
+    assert stats["lost"] == 2
+    assert stats["jitter_ms"] >= 0
+    assert 1.0 <= stats["mos"] < 4.5
 
 
 def test_latching_sends_to_the_source_not_the_signalled_port(engine, phones) -> None:
@@ -239,23 +256,23 @@ def test_rtp_timeout_is_posted_once_on_events_fd(phones) -> None:
 
 
 def test_close_leg_frees_its_ports_and_exhaustion_is_an_error() -> None:
-    media = MediaEngine(workers=1, port_range=(41300, 41303))
+    media = MediaEngine(workers=1, port_range=(7300, 7303))
     media.start()
     try:
         first, second = media.open_leg(), media.open_leg()
-        assert {media.leg_port(first), media.leg_port(second)} == {41300, 41302}
-        with pytest.raises(MediaError, match=r"^no free RTP port in 41300-41303$"):
+        assert {media.leg_port(first), media.leg_port(second)} == {7300, 7302}
+        with pytest.raises(MediaError, match=r"^no free RTP port in 7300-7303$"):
             media.open_leg()
         media.close_leg(first)
         with pytest.raises(MediaError, match=r"^no such leg: 1$"):
             media.leg_port(first)
         probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        probe.bind((HOST, 41300))  # the RTP and RTCP ports really are closed
+        probe.bind((HOST, 7300))  # the RTP and RTCP ports really are closed
         probe.close()
         probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        probe.bind((HOST, 41301))
+        probe.bind((HOST, 7301))
         probe.close()
-        assert media.leg_port(media.open_leg()) == 41300
+        assert media.leg_port(media.open_leg()) == 7300
     finally:
         media.stop()
 
@@ -338,8 +355,8 @@ def test_bad_arguments_have_exact_messages(engine) -> None:
         (lambda: MediaEngine(workers=0), "workers must be an integer 1-1024, got 0"),
         (lambda: MediaEngine(port_range=(5, 4)),
          "port_range must be (low, high) with 1 <= low <= high <= 65535, got (5, 4)"),
-        (lambda: MediaEngine(port_range=(41001, 41002)),
-         "port_range 41001-41002 holds no even port with port+1 in range"),
+        (lambda: MediaEngine(port_range=(7101, 7102)),
+         "port_range 7101-7102 holds no even port with port+1 in range"),
         (lambda: MediaEngine(bind_host="::1"), "bind_host must be an IPv4 address, got '::1'"),
         (lambda: MediaEngine(rtp_timeout_s=0),
          "rtp_timeout_s must be a positive number of seconds, got 0"),

@@ -27,7 +27,7 @@ def udp() -> socket.socket:
 
 @pytest.fixture(scope="module")
 def bridged() -> Iterator[tuple[MediaEngine, int, socket.socket, socket.socket]]:
-    engine = MediaEngine(workers=1, port_range=(41400, 41499))
+    engine = MediaEngine(workers=1, port_range=(7400, 7499))
     engine.start()
     a, b = udp(), udp()
     leg1, leg2 = engine.open_leg(rtcp_mux=True), engine.open_leg()
