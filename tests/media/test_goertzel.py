@@ -133,7 +133,8 @@ def speech_like(seconds: float, seed: int) -> Signal:
         gain = sum(1 / (1 + ((freq - fm) / 120) ** 2) for fm in formants)
         x += np.where(freq < RATE / 2, gain * np.sin(h * phase0), 0.0)
     syllables = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2  # 4 Hz syllable rhythm
-    return x * syllables * amplitude(-15) / np.max(np.abs(x))
+    shaped: Signal = x * syllables * amplitude(-15) / np.max(np.abs(x))
+    return shaped
 
 
 def gliding_tones(seconds: float, seed: int) -> Signal:
