@@ -6,6 +6,8 @@ from typing import NamedTuple
 
 from typing_extensions import Buffer
 
+from switch.media.events import MediaError
+
 class RtpErrorCode(enum.IntEnum):
     SHORT = -1
     VERSION = -2
@@ -19,7 +21,7 @@ class RtpErrorCode(enum.IntEnum):
     RTCP_PADDING = -14
     RTCP_REPORT_OVERRUN = -15
 
-class RtpError(ValueError):
+class RtpError(MediaError, ValueError):
     """A datagram that is not acceptable RTP or RTCP; `code` says which check failed."""
 
     code: RtpErrorCode

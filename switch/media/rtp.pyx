@@ -12,6 +12,8 @@ result codes into `RtpError` with an exact message.
 import enum
 from typing import NamedTuple
 
+from switch.media.events import MediaError
+
 from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.math cimport isnan
@@ -484,7 +486,7 @@ class RtpErrorCode(enum.IntEnum):
     RTCP_REPORT_OVERRUN = RTCP_ERR_REPORT_OVERRUN
 
 
-class RtpError(ValueError):
+class RtpError(MediaError, ValueError):
     """A datagram that is not acceptable RTP or RTCP; `code` says which check failed."""
 
     def __init__(self, code, message):

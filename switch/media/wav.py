@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from switch.media.events import MediaError
 from switch.media.g711 import alaw_decode, ulaw_decode
 
 PROMPT_SAMPLE_RATE_HZ = 8000
@@ -27,7 +28,7 @@ _FMT_EXTENSIBLE_BYTES = 40  # 16 + cbSize, valid bits, channel mask, 16-byte sub
 _MAX_CHUNK_BYTES = 0xFFFFFFFF
 
 
-class WavError(ValueError):
+class WavError(MediaError, ValueError):
     """A WAV file that cannot be used; the message says why."""
 
 
