@@ -4,6 +4,8 @@ benchmark produced its table, never how fast anything was (speed lives in bench/
 from __future__ import annotations
 
 import importlib.util
+import re
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -41,3 +43,22 @@ def test_register_rate_bench_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "highest rate with zero failures" in out
     assert rows and rows[0]["failed"] == 0 and rows[0]["ok"] == 50
+
+
+def run_script(*args: str) -> str:
+    result = subprocess.run([sys.executable, *args], capture_output=True, text=True,
+                            cwd=BENCH.parent, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def test_dtmf_bench_smoke() -> None:
+    out = run_script("bench/bench_dtmf.py", "--smoke")
+    assert "Goertzel kernel (20 ms frames)" in out and "numpy batched rfft" in out
+
+
+def test_kernel_bench_smoke() -> None:
+    # pytest-benchmark with --benchmark-disable runs each benchmark body once.
+    out = run_script("-m", "pytest", "bench/bench_kernels.py", "--benchmark-disable", "-q",
+                     "-p", "no:cacheprovider")
+    assert re.search(r"\b\d+ passed\b", out) and "failed" not in out, out[-2000:]
