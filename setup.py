@@ -105,6 +105,9 @@ setup(
             "mypy",
             "pyVoIP==1.6.8",
             "sipvicious",
+            # bench/relay_density.py compiles its load generator (bench/loadgen.pyx) on
+            # first use; the package build's own Cython lives in an isolated env.
+            "Cython>=3.0",
         ],
     },
     entry_points={"console_scripts": ["callcenter = callcenter.cli:main"]},
