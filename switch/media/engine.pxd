@@ -10,6 +10,10 @@ from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from posix.time cimport timespec
 from posix.uio cimport iovec
 
+from switch.media.dtmf cimport DtmfRxState
+from switch.media.legmedia cimport LegMedia
+from switch.media.mixer cimport MIX_MAX_PARTIES, Mix
+from switch.media.recorder cimport RecorderWriter, RecordingState
 from switch.media.rtp cimport RecvStats
 
 
@@ -112,8 +116,11 @@ cdef enum:
     CMD_SET_REMOTE = 3
     CMD_BRIDGE = 4
     CMD_UNBRIDGE = 5
+    CMD_CALL = 6  # run cmd.fn on the worker (media commands)
     EV_RTP_TIMEOUT = 1
     EV_STATS = 2
+    EV_DTMF = 3
+    EV_PLAYBACK_FINISHED = 4
     N_COUNTERS = 6
 
 
@@ -165,12 +172,44 @@ cdef struct Leg:
     uint32_t last_out_ts  # its timestamp
     int64_t last_out_ns  # when it was sent
 
+    uint32_t gen_ts  # next timestamp of a frame the engine itself sends
+    uint64_t octets_sent  # RTP payload bytes sent (RTCP SR)
+
     Counters counters
     RecvStats rx_stats  # RFC 3550 A.1/A.8 for the current incoming SSRC
+    DtmfRxState dtmf_rx  # RFC 4733 receive state (every leg detects)
+    double rtt_ms  # from RTCP report blocks about our stream; 0 until known
+    int64_t next_rtcp_ns  # when the next SR/RR is due (0: not scheduled)
+    LegMedia *media  # decode/playback/DTMF-out/mix state; NULL for pure relay
+
+
+cdef struct MixNode:  # a conference on one worker
+    int64_t id
+    Mix mix
+    Leg *slots[MIX_MAX_PARTIES]
+    Worker *worker  # NULL while the mix has no participant
+    MixNode *prev
+    MixNode *next
+
+
+cdef struct RecTap:  # a recording fed by one worker each tick
+    int64_t id
+    RecordingState *state
+    Leg *a  # customer: left channel
+    Leg *b  # agent: right channel, or NULL
+    bint stereo
+    RecTap *prev
+    RecTap *next
+
+
+ctypedef void (*cmd_fn)(Worker *w, Cmd *cmd) noexcept nogil
 
 
 cdef struct Cmd:  # lives on the submitting thread's stack until done
     int kind
+    cmd_fn fn  # CMD_CALL
+    void *ptr
+    int64_t arg
     Leg *leg
     Leg *other
     sockaddr_in addr
@@ -188,11 +227,14 @@ cdef struct EventRec:
     int64_t lost
     double jitter_ms
     double mos
+    double rtt_ms
+    char digit  # EV_DTMF
 
 
 cdef struct Shared:  # engine-wide: configuration and the event ring
     int64_t rtp_timeout_ns
     int64_t stats_interval_ns
+    int64_t rtcp_interval_ns
     pthread_mutex_t mutex
     EventRec *ring
     size_t cap
@@ -227,6 +269,11 @@ cdef struct Worker:
     int64_t next_stats_ns
     Shared *shared
     IoBufs *io
+    MixNode *mixes
+    RecTap *taps
+    uint64_t ticks
+    uint64_t tick_overruns  # ticks run more than one period after their deadline
+    uint8_t txbuf[PKT_CAP]  # packets the worker builds (playback, mix, DTMF, RTCP)
 
 
 cdef class MediaEngine:
@@ -242,6 +289,12 @@ cdef class MediaEngine:
     cdef dict _legs  # leg id -> address of its Leg struct
     cdef dict _leg_group  # leg id -> group (only legs opened with one)
     cdef dict _groups  # group -> [worker index, open legs]
+    cdef object _ssrc_rng  # random.Random(ssrc_seed), or None: os.urandom
+    cdef RecorderWriter _writer  # one per engine: every recording's file I/O
+    cdef dict _recordings  # id -> (Recording, RecTap address)
+    cdef dict _players  # leg id -> PromptPlayer being played (kept alive)
+    cdef dict _mixes  # id -> MixNode address
+    cdef int64_t _next_media_id
 
     cdef Leg *_leg(self, object leg) except NULL
     cdef int _submit(self, Worker *w, Cmd *cmd) except -1
@@ -249,3 +302,6 @@ cdef class MediaEngine:
     cdef void _free_leg(self, Leg *leg) noexcept
     cdef void _stop_threads(self, int count) noexcept
     cdef int _close_leg(self, object leg_id) except -1
+    cdef int _call(self, Leg *leg, cmd_fn fn, void *ptr, int64_t arg) except -1
+    cdef int _move(self, Leg *leg, Worker *home) except -1
+    cdef LegMedia *_media(self, Leg *leg) except NULL

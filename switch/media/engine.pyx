@@ -20,30 +20,75 @@ outgoing stream state so the far end still sees one continuous stream.
 """
 
 import os
+import random
 from collections import deque
 
 from libc.errno cimport EADDRINUSE, errno
 from libc.stdint cimport int16_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset, strerror
-from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+from posix.time cimport CLOCK_MONOTONIC, CLOCK_REALTIME, clock_gettime, timespec
 from posix.unistd cimport close, read, write
 
+from switch.media.dtmf cimport (
+    DTMF_ENDED,
+    DTMF_MAX_REPORTS,
+    DtmfReport,
+    dtmf_event_from_digit,
+    dtmf_rx_feed,
+    dtmf_rx_init,
+)
+from switch.media.jitterbuffer cimport jb_init, jb_insert
+from switch.media.legmedia cimport (
+    LM_DTMF_PAUSE_SAMPLES,
+    LM_FRAME_SAMPLES,
+    LM_MAX_DIGITS,
+    LM_MAX_INBAND,
+    LegMedia,
+    lm_dtmf_next_digit,
+    lm_encode,
+    lm_init,
+    lm_owns_output,
+    lm_play_frame,
+    lm_pull,
+)
+from switch.media.mixer cimport mix_frame, mix_init
+from switch.media.goertzel cimport goertzel_init
+from switch.media.player cimport Player, PromptPlayer
+from switch.media.recorder cimport Recording, recorder_write_frame
 from switch.media.rtp cimport (
+    RTCP_RR,
+    RTCP_SR,
     RTP_ERR_RTCP,
     RTP_OK,
     RecvReport,
+    RtcpPacket,
+    RtcpReportBlock,
+    RtcpReportView,
+    RtcpSenderInfo,
     RtpHeader,
     load_be16,
     load_be32,
     mos_estimate,
+    ntp_middle32,
+    rtcp_next,
+    rtcp_parse_report,
+    rtcp_report_block,
+    rtcp_rtt_s,
+    rtcp_write_rr,
+    rtcp_write_sdes_cname,
+    rtcp_write_sr,
     rtp_parse,
+    rtp_write_header,
     stats_init,
     stats_peek,
+    stats_report_block,
+    stats_sr_received,
     stats_update,
     store_be16,
     store_be32,
 )
+from switch.media.tones cimport ToneGen, dbm0_peak, tone_add_segment, tone_init
 from switch.media.g711 cimport (
     ALAW_DECODE,
     ALAW_ENCODE,
@@ -53,7 +98,17 @@ from switch.media.g711 cimport (
     ULAW_SHIFT,
 )
 
-from switch.media.events import LegStatistics, MediaError, RtpTimedOut
+from switch.media.events import (
+    DtmfReceived,
+    LegStatistics,
+    MediaError,
+    PlaybackFinished,
+    RtpTimedOut,
+)
+from switch.media.player import PromptPlayer as _PromptPlayer
+from switch.media.recorder import RecorderWriter as _RecorderWriter
+from switch.media.tones import CALL_PROGRESS_TONES
+from switch.media.wav import read_prompt
 
 cdef enum:
     TICK_NS = 20000000  # 20 ms
@@ -63,6 +118,8 @@ cdef enum:
     PT_PCMA = 8
     SAMPLES_PER_MS = 8  # G.711 and RFC 4733 events: 8 kHz RTP clock
     NS_PER_SAMPLE = 125000
+    GEN_SOURCE = -1  # out_src_leg while the engine itself is the leg's RTP source
+    NTP_UNIX_OFFSET_S = 2208988800  # RFC 5905: 1900 -> 1970
 
 # Re-latch to a new source only when its SSRC differs and the latched one has been
 # silent this long (a phone that moved, e.g. a NAT rebinding); otherwise it is a stranger.
@@ -127,11 +184,12 @@ cdef void quality(const Leg *leg, EventRec *rec) noexcept nogil:
     stats_peek(&leg.rx_stats, &report)
     rec.lost = report.lost
     rec.jitter_ms = report.jitter / SAMPLES_PER_MS
+    rec.rtt_ms = leg.rtt_ms
     rec.mos = mos_estimate(
         report.lost / <double>report.expected if report.expected > 0 and report.lost > 0
         else 0.0,
         rec.jitter_ms,
-        0.0,  # no RTT until RTCP SR/RR are exchanged
+        leg.rtt_ms,  # 0 until an RTCP report block about our stream came back
     )
 
 
@@ -190,6 +248,8 @@ cdef void apply_command(Worker *w, Cmd *cmd) noexcept nogil:
         cmd.other.peer = leg
     elif cmd.kind == CMD_UNBRIDGE:
         unlink_peer(leg)
+    elif cmd.kind == CMD_CALL:
+        cmd.fn(w, cmd)
 
 
 cdef bint run_commands(Worker *w) noexcept nogil:
@@ -263,6 +323,7 @@ cdef inline bint rewrite_for_peer(Leg *src, Leg *dst, uint8_t *buf, Py_ssize_t o
         marker = 0x80
     dst.out_src_leg = src.id
     dst.out_src_ssrc = ssrc
+    dst.octets_sent += <uint64_t>(payload_end - offset)
     seq_out = <uint16_t>(seq + dst.seq_offset)
     ts_out = <uint32_t>(ts + dst.ts_offset)
     if <int16_t>(seq_out - dst.last_out_seq) >= 0:
@@ -324,7 +385,7 @@ cdef void receive_rtp(Worker *w, Leg *leg) noexcept nogil:
         rc = rtp_parse(buf, length, &header)
         if rc != RTP_OK:
             if rc == RTP_ERR_RTCP and leg.rtcp_mux:
-                leg.counters.rtcp_received += 1  # RFC 5761 §4: PT 72-76 is RTCP
+                handle_rtcp(leg, buf, length)  # RFC 5761 §4: PT 72-76 is RTCP
             else:
                 leg.counters.dropped_invalid += 1
             continue
@@ -350,7 +411,15 @@ cdef void receive_rtp(Worker *w, Leg *leg) noexcept nogil:
         leg.last_rx_ns = now
         leg.timeout_posted = False
         leg.counters.received += 1
-        if peer != NULL and peer.remote_known and rewrite_for_peer(
+        if leg.dtmf_payload_type >= 0 and header.payload_type == leg.dtmf_payload_type:
+            dtmf_received(leg, w.shared, buf + offset, header.payload_len, &header)
+        elif (leg.media != NULL and leg.media.decode_users > 0
+              and header.payload_type == leg.payload_type):
+            jb_insert(&leg.media.jb, header.seq, header.timestamp, buf + offset,
+                      header.payload_len, now // 1000)
+        if peer != NULL and peer.remote_known and (
+            peer.media == NULL or not lm_owns_output(peer.media)
+        ) and rewrite_for_peer(
             leg, peer, buf, offset, payload_end, now
         ):
             io.txiov[n_tx].iov_base = buf
@@ -368,14 +437,349 @@ cdef void receive_rtp(Worker *w, Leg *leg) noexcept nogil:
 
 
 cdef void receive_rtcp(Worker *w, Leg *leg) noexcept nogil:
-    # Counted and dropped for now; RTCP statistics come with switch.media.rtp.
     cdef IoBufs *io = w.io
     cdef int n, i
     for i in range(BATCH):
         io.rx[i].msg_hdr.msg_namelen = sizeof(sockaddr_in)
     n = recvmmsg(leg.rtcp.fd, io.rx, BATCH, MSG_DONTWAIT, NULL)
-    if n > 0:
-        leg.counters.rtcp_received += n
+    for i in range(n):
+        if not io.rx[i].msg_hdr.msg_flags & MSG_TRUNC:
+            handle_rtcp(leg, io.rxbuf[i], io.rx[i].msg_len)
+        else:
+            leg.counters.rtcp_received += 1
+
+
+cdef inline void ntp_now(uint32_t *sec, uint32_t *frac) noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_REALTIME, &ts)
+    sec[0] = <uint32_t>(ts.tv_sec + NTP_UNIX_OFFSET_S)
+    frac[0] = <uint32_t>((<uint64_t>ts.tv_nsec << 32) // 1000000000)
+
+
+cdef void handle_rtcp(Leg *leg, const uint8_t *buf, Py_ssize_t n) noexcept nogil:
+    """Count an RTCP datagram; learn LSR from SRs and the RTT from blocks about us."""
+    cdef Py_ssize_t pos = 0
+    cdef RtcpPacket pkt
+    cdef RtcpReportView view
+    cdef RtcpReportBlock block
+    cdef uint32_t sec, frac, arrival
+    cdef double rtt_s
+    cdef int i
+    leg.counters.rtcp_received += 1
+    ntp_now(&sec, &frac)
+    arrival = ntp_middle32(sec, frac)
+    while rtcp_next(buf, n, &pos, &pkt) > 0:
+        if pkt.packet_type != RTCP_SR and pkt.packet_type != RTCP_RR:
+            continue
+        if rtcp_parse_report(buf, &pkt, &view) < 0:
+            continue
+        if view.has_sender_info:
+            stats_sr_received(&leg.rx_stats, view.sender.ntp_sec, view.sender.ntp_frac,
+                              arrival)
+        for i in range(view.report_count):
+            rtcp_report_block(buf, &view, i, &block)
+            if block.ssrc == leg.out_ssrc:
+                rtt_s = rtcp_rtt_s(arrival, block.lsr, block.dlsr)
+                if rtt_s >= 0:
+                    leg.rtt_ms = rtt_s * 1000.0
+
+
+cdef void send_rtcp(Worker *w, Leg *leg, int64_t now) noexcept nogil:
+    """RFC 3550 §6.1 compound: SR when this leg has sent RTP (else RR), then SDES CNAME."""
+    cdef uint8_t *buf = w.txbuf
+    cdef RtcpReportBlock block
+    cdef RtcpSenderInfo sender
+    cdef int n_blocks = 0
+    cdef Py_ssize_t n, more
+    cdef uint32_t sec, frac
+    cdef sockaddr_in to = leg.remote
+    cdef int fd = leg.rtp.fd
+    ntp_now(&sec, &frac)
+    if leg.counters.received:
+        stats_report_block(&leg.rx_stats, leg.in_ssrc, ntp_middle32(sec, frac), &block)
+        n_blocks = 1
+    if leg.counters.sent:
+        sender.ntp_sec = sec
+        sender.ntp_frac = frac
+        sender.rtp_ts = leg.last_out_ts + <uint32_t>((now - leg.last_out_ns) // NS_PER_SAMPLE)
+        sender.packet_count = <uint32_t>leg.counters.sent
+        sender.octet_count = <uint32_t>leg.octets_sent
+        n = rtcp_write_sr(buf, PKT_CAP, leg.out_ssrc, &sender, &block, n_blocks)
+    else:
+        n = rtcp_write_rr(buf, PKT_CAP, leg.out_ssrc, &block, n_blocks)
+    if n <= 0:
+        return
+    more = rtcp_write_sdes_cname(buf + n, PKT_CAP - n, leg.out_ssrc,
+                                 <const uint8_t *>b"switch", 6)
+    if more > 0:
+        n += more
+    if not leg.rtcp_mux:
+        fd = leg.rtcp.fd
+        to.sin_port = htons(<uint16_t>(ntohs(to.sin_port) + 1))
+    sendto(fd, buf, n, MSG_DONTWAIT, <sockaddr *>&to, sizeof(sockaddr_in))
+
+
+cdef void dtmf_received(Leg *leg, Shared *shared, const uint8_t *payload,
+                        Py_ssize_t length, RtpHeader *header) noexcept nogil:
+    """RFC 4733 in: one DtmfReceived per key press, when its end is known."""
+    cdef DtmfReport reports[DTMF_MAX_REPORTS]
+    cdef EventRec rec
+    cdef int n, i
+    n = dtmf_rx_feed(&leg.dtmf_rx, payload, length, header.timestamp, header.marker,
+                     header.seq, reports)
+    for i in range(n):
+        if reports[i].kind == DTMF_ENDED:
+            memset(&rec, 0, sizeof(rec))
+            rec.kind = EV_DTMF
+            rec.leg = leg.id
+            rec.digit = reports[i].digit
+            rec.value = reports[i].duration_samples // SAMPLES_PER_MS
+            post_event(shared, &rec)
+
+
+# ---- what the engine itself sends: playback, mixes, DTMF ---------------------------
+
+cdef bint gen_begin(Leg *leg, int64_t now) noexcept nogil:
+    """Make the engine this leg's RTP source; True (marker) when it was not already."""
+    cdef int64_t elapsed_samples
+    if leg.out_started and leg.out_src_leg == GEN_SOURCE:
+        return False
+    if leg.out_started:  # continue the stream: ts by the time elapsed since its last packet
+        elapsed_samples = (now - leg.last_out_ns) // 1000000 * SAMPLES_PER_MS
+        if elapsed_samples < 1:
+            elapsed_samples = 1
+        elif elapsed_samples > 0x7FFFFFFF:
+            elapsed_samples = 0x7FFFFFFF
+        leg.gen_ts = leg.last_out_ts + <uint32_t>elapsed_samples
+    else:
+        leg.gen_ts = leg.last_out_ts  # the random start chosen at open_leg
+    leg.out_src_leg = GEN_SOURCE
+    leg.out_src_ssrc = 0
+    return True
+
+
+cdef void gen_send(Worker *w, Leg *leg, int payload_type, const uint8_t *payload,
+                   int n_payload, uint32_t ts, bint marker, int64_t now) noexcept nogil:
+    cdef uint8_t *buf = w.txbuf
+    cdef uint16_t seq = <uint16_t>(leg.last_out_seq + 1)
+    cdef Py_ssize_t n
+    leg.last_out_seq = seq
+    leg.last_out_ts = ts
+    leg.last_out_ns = now
+    leg.out_started = True
+    if not leg.remote_known:
+        return
+    n = rtp_write_header(buf, PKT_CAP, <uint8_t>payload_type, marker, seq, ts, leg.out_ssrc)
+    memcpy(buf + n, payload, n_payload)
+    leg.counters.sent += 1
+    leg.octets_sent += n_payload
+    if sendto(leg.rtp.fd, buf, n + n_payload, MSG_DONTWAIT, <sockaddr *>&leg.remote,
+              sizeof(sockaddr_in)) < 0:
+        leg.counters.sent -= 1
+        leg.octets_sent -= n_payload
+
+
+cdef void gen_audio(Worker *w, Leg *leg, const int16_t *pcm, int64_t now) noexcept nogil:
+    cdef uint8_t payload[LM_FRAME_SAMPLES]
+    cdef bint marker = gen_begin(leg, now)
+    cdef int n = lm_encode(leg.payload_type, pcm, payload)
+    if n:
+        gen_send(w, leg, leg.payload_type, payload, n, leg.gen_ts, marker, now)
+    leg.gen_ts += LM_FRAME_SAMPLES
+
+
+cdef void dtmf_tick(Worker *w, Leg *leg, LegMedia *m, int64_t now) noexcept nogil:
+    """RFC 4733 out: a digit's packets as its duration elapses, then a pause."""
+    cdef bint marker
+    cdef int i
+    if m.n_packets == 0:
+        if m.digit_index > 0 and m.event_elapsed < LM_DTMF_PAUSE_SAMPLES:
+            m.event_elapsed += LM_FRAME_SAMPLES  # the pause after a digit
+            leg.gen_ts += LM_FRAME_SAMPLES
+            return
+        if not lm_dtmf_next_digit(m):
+            m.dtmf_active = False
+            return
+        gen_begin(leg, now)
+        m.event_ts = leg.gen_ts
+    m.event_elapsed += LM_FRAME_SAMPLES
+    while (m.packet_index < m.n_packets
+           and m.packets[m.packet_index].send_offset_samples <= m.event_elapsed):
+        i = m.packet_index
+        gen_send(w, leg, leg.dtmf_payload_type, m.packets[i].payload, 4, m.event_ts,
+                 m.packets[i].marker, now)
+        m.packet_index += 1
+    if m.packet_index >= m.n_packets:
+        leg.gen_ts = m.event_ts + m.event_elapsed
+        m.n_packets = 0
+        m.event_elapsed = 0
+
+
+cdef void output_tick(Worker *w, Leg *leg, LegMedia *m, int64_t now) noexcept nogil:
+    """DTMF first, then playback, then the leg's mix; otherwise relay feeds it."""
+    cdef int16_t pcm[LM_FRAME_SAMPLES]
+    cdef EventRec rec
+    cdef int rc
+    if m.dtmf_active:
+        dtmf_tick(w, leg, m, now)
+        return
+    rc = lm_play_frame(m, pcm)
+    if rc == 1:
+        gen_audio(w, leg, pcm, now)
+        return
+    if rc == 0 and m.play_posts_finished:
+        memset(&rec, 0, sizeof(rec))
+        rec.kind = EV_PLAYBACK_FINISHED
+        rec.leg = leg.id
+        post_event(w.shared, &rec)
+    if m.mix != NULL:
+        gen_audio(w, leg, m.mix_out, now)
+
+
+# ---- media commands (CMD_CALL): run on the worker that owns the leg ----------------
+
+cdef void decode_use(LegMedia *m, int delta) noexcept nogil:
+    if m.decode_users == 0 and delta > 0:
+        jb_init(&m.jb)  # a fresh start: no stale frames from an earlier use
+    m.decode_users += delta
+
+
+cdef void cmd_set_media(Worker *w, Cmd *cmd) noexcept nogil:
+    cmd.leg.media = <LegMedia *>cmd.ptr
+
+
+cdef void restart_source(Leg *leg) noexcept nogil:
+    # The next generated frame starts a new source: marker, ts by the time elapsed.
+    if leg.out_src_leg == GEN_SOURCE:
+        leg.out_src_leg = 0
+
+
+cdef void cmd_play(Worker *w, Cmd *cmd) noexcept nogil:
+    cdef LegMedia *m = cmd.leg.media
+    if cmd.arg:  # a tone
+        m.tone = (<ToneGen *>cmd.ptr)[0]
+        m.tone_on = True
+        m.player = NULL
+    else:
+        m.tone_on = False
+        m.player = <Player *>cmd.ptr
+    m.playing = True
+    m.play_posts_finished = True
+    restart_source(cmd.leg)
+
+
+cdef void cmd_stop_playing(Worker *w, Cmd *cmd) noexcept nogil:
+    cdef LegMedia *m = cmd.leg.media
+    m.playing = False
+    m.tone_on = False
+    m.player = NULL
+
+
+cdef void cmd_send_dtmf(Worker *w, Cmd *cmd) noexcept nogil:
+    cdef LegMedia *m = cmd.leg.media
+    memcpy(m.digits, cmd.ptr, <size_t>cmd.payload_type)
+    m.n_digits = cmd.payload_type
+    m.digit_index = 0
+    m.dtmf_duration_samples = <uint32_t>cmd.arg
+    m.n_packets = 0
+    m.event_elapsed = 0
+    m.dtmf_active = True
+    restart_source(cmd.leg)
+
+
+cdef void cmd_inband(Worker *w, Cmd *cmd) noexcept nogil:
+    cdef LegMedia *m = cmd.leg.media
+    if cmd.arg and not m.inband:
+        goertzel_init(&m.goertzel)
+        m.inband = True
+        decode_use(m, 1)
+    elif not cmd.arg and m.inband:
+        m.inband = False
+        decode_use(m, -1)
+
+
+cdef void cmd_tap_add(Worker *w, Cmd *cmd) noexcept nogil:
+    cdef RecTap *tap = <RecTap *>cmd.ptr
+    decode_use(tap.a.media, 1)
+    if tap.b != NULL:
+        decode_use(tap.b.media, 1)
+    tap.prev = NULL
+    tap.next = w.taps
+    if w.taps != NULL:
+        w.taps.prev = tap
+    w.taps = tap
+
+
+cdef void cmd_tap_remove(Worker *w, Cmd *cmd) noexcept nogil:
+    cdef RecTap *tap = <RecTap *>cmd.ptr
+    decode_use(tap.a.media, -1)
+    if tap.b != NULL:
+        decode_use(tap.b.media, -1)
+    if tap.prev != NULL:
+        tap.prev.next = tap.next
+    else:
+        w.taps = tap.next
+    if tap.next != NULL:
+        tap.next.prev = tap.prev
+    tap.prev = tap.next = NULL
+
+
+cdef void cmd_mix_join(Worker *w, Cmd *cmd) noexcept nogil:
+    cdef MixNode *node = <MixNode *>cmd.ptr
+    cdef int slot = <int>cmd.arg
+    cdef int other
+    if node.worker == NULL:
+        node.worker = w
+        node.prev = NULL
+        node.next = w.mixes
+        if w.mixes != NULL:
+            w.mixes.prev = node
+        w.mixes = node
+    node.slots[slot] = cmd.leg
+    cmd.leg.media.mix = node
+    cmd.leg.media.mix_slot = slot
+    memset(cmd.leg.media.mix_out, 0, sizeof(cmd.leg.media.mix_out))
+    decode_use(cmd.leg.media, 1)
+    node.mix.hears[slot] = 0
+    for other in range(MIX_MAX_PARTIES):  # a newcomer hears everyone and is heard
+        if node.mix.active & (1u << other):
+            node.mix.hears[slot] |= 1u << other
+            node.mix.hears[other] |= 1u << slot
+    node.mix.active |= 1u << slot
+    restart_source(cmd.leg)
+
+
+cdef void cmd_mix_leave(Worker *w, Cmd *cmd) noexcept nogil:
+    cdef MixNode *node = <MixNode *>cmd.ptr
+    cdef int slot = <int>cmd.arg
+    cdef int other
+    node.mix.active &= ~(1u << slot)
+    node.mix.hears[slot] = 0
+    for other in range(MIX_MAX_PARTIES):
+        node.mix.hears[other] &= ~(1u << slot)
+    node.slots[slot] = NULL
+    cmd.leg.media.mix = NULL
+    decode_use(cmd.leg.media, -1)
+    if node.mix.active == 0:
+        if node.prev != NULL:
+            node.prev.next = node.next
+        else:
+            w.mixes = node.next
+        if node.next != NULL:
+            node.next.prev = node.prev
+        node.prev = node.next = NULL
+        node.worker = NULL
+
+
+cdef void cmd_mix_hearing(Worker *w, Cmd *cmd) noexcept nogil:
+    cdef MixNode *node = <MixNode *>cmd.ptr
+    cdef int listener = <int>(cmd.arg >> 8)
+    cdef int talker = <int>(cmd.arg & 0xFF)
+    if cmd.payload_type:
+        node.mix.hears[listener] |= 1u << talker
+    else:
+        node.mix.hears[listener] &= ~(1u << talker)
+
 
 
 # ---- the 20 ms clock ---------------------------------------------------------------
@@ -385,6 +789,10 @@ cdef void run_tick(Worker *w, int64_t tick_ns) noexcept nogil:
     cdef Leg *leg = w.legs
     cdef bint stats_due = tick_ns >= w.next_stats_ns
     cdef EventRec rec
+    cdef char digits[LM_MAX_INBAND]
+    cdef int n, i
+    w.ticks += 1
+    # 1. per leg: timers, RTCP, and this tick's decoded audio (and in-band detection)
     while leg != NULL:
         if (leg.remote_set and not leg.timeout_posted
                 and tick_ns - leg.last_rx_ns >= shared.rtp_timeout_ns):
@@ -395,11 +803,72 @@ cdef void run_tick(Worker *w, int64_t tick_ns) noexcept nogil:
             post_event(shared, &rec)
         if stats_due:
             post_stats(shared, leg)
+        if leg.remote_known and shared.rtcp_interval_ns > 0:
+            if leg.next_rtcp_ns == 0:
+                leg.next_rtcp_ns = tick_ns + shared.rtcp_interval_ns
+            elif tick_ns >= leg.next_rtcp_ns:
+                send_rtcp(w, leg, tick_ns)
+                leg.next_rtcp_ns += shared.rtcp_interval_ns
+                if leg.next_rtcp_ns <= tick_ns:
+                    leg.next_rtcp_ns = tick_ns + shared.rtcp_interval_ns
+        if leg.media != NULL and leg.media.decode_users > 0:
+            n = lm_pull(leg.media, tick_ns // 1000, leg.payload_type, digits, LM_MAX_INBAND)
+            for i in range(n):
+                memset(&rec, 0, sizeof(rec))
+                rec.kind = EV_DTMF
+                rec.leg = leg.id
+                rec.digit = digits[i]
+                post_event(shared, &rec)
         leg = leg.next
     if stats_due:
         w.next_stats_ns += shared.stats_interval_ns
         if w.next_stats_ns <= tick_ns:
             w.next_stats_ns = tick_ns + shared.stats_interval_ns
+    # 2. mixes, 3. recordings (both read the decoded audio of step 1)
+    mix_pass(w)
+    record_pass(w)
+    # 4. what the engine sends itself: DTMF, playback, mix output
+    leg = w.legs
+    while leg != NULL:
+        if leg.media != NULL:
+            output_tick(w, leg, leg.media, tick_ns)
+        leg = leg.next
+
+
+cdef void mix_pass(Worker *w) noexcept nogil:
+    cdef MixNode *node = w.mixes
+    cdef const int16_t *inputs[MIX_MAX_PARTIES]
+    cdef int16_t *outputs[MIX_MAX_PARTIES]
+    cdef int slot
+    while node != NULL:
+        for slot in range(MIX_MAX_PARTIES):
+            if node.slots[slot] != NULL:
+                inputs[slot] = node.slots[slot].media.pcm
+                outputs[slot] = node.slots[slot].media.mix_out
+            else:
+                inputs[slot] = NULL
+                outputs[slot] = NULL
+        mix_frame(&node.mix, inputs, outputs)
+        node = node.next
+
+
+cdef void record_pass(Worker *w) noexcept nogil:
+    cdef RecTap *tap = w.taps
+    cdef int16_t mono[LM_FRAME_SAMPLES]
+    cdef int i, total
+    while tap != NULL:
+        if tap.stereo:
+            recorder_write_frame(tap.state, tap.a.media.pcm,
+                                 tap.b.media.pcm if tap.b != NULL else NULL)
+        elif tap.b == NULL:
+            recorder_write_frame(tap.state, tap.a.media.pcm, NULL)
+        else:
+            for i in range(LM_FRAME_SAMPLES):
+                total = <int>tap.a.media.pcm[i] + tap.b.media.pcm[i]
+                mono[i] = <int16_t>(32767 if total > 32767 else
+                                    (-32768 if total < -32768 else total))
+            recorder_write_frame(tap.state, mono, NULL)
+        tap = tap.next
 
 
 cdef void worker_loop(Worker *w) noexcept nogil:
@@ -429,6 +898,8 @@ cdef void worker_loop(Worker *w) noexcept nogil:
         now = now_ns()
         ticks = 0
         while now >= next_tick and ticks < MAX_CATCHUP_TICKS:
+            if now - next_tick > TICK_NS:
+                w.tick_overruns += 1  # started more than one period after its deadline
             run_tick(w, next_tick)
             next_tick += TICK_NS
             ticks += 1
@@ -467,7 +938,8 @@ cdef class MediaEngine:
     """The media plane. See the module docstring for the threading model."""
 
     def __cinit__(self, workers=None, port_range=(20000, 29999), bind_host="127.0.0.1",
-                  rtp_timeout_s=30.0, stats_interval_s=5.0):
+                  rtp_timeout_s=30.0, stats_interval_s=5.0, rtcp_interval_s=5.0,
+                  ssrc_seed=None):
         cdef in_addr addr
         cdef int i, low, high
         cdef Worker *w
@@ -492,6 +964,17 @@ cdef class MediaEngine:
             raise ValueError(f"bind_host must be an IPv4 address, got {bind_host!r}")
         check_positive("rtp_timeout_s", rtp_timeout_s)
         check_positive("stats_interval_s", stats_interval_s)
+        check_positive("rtcp_interval_s", rtcp_interval_s)
+        if ssrc_seed is not None and (not isinstance(ssrc_seed, int)
+                                      or isinstance(ssrc_seed, bool)):
+            raise ValueError(f"ssrc_seed must be an integer or None, got {ssrc_seed!r}")
+        # STYLE rule 16: randomness is injectable; a seed makes SSRCs and the initial
+        # sequence numbers and timestamps reproducible for tests.
+        self._ssrc_rng = None if ssrc_seed is None else random.Random(ssrc_seed)
+        self._recordings = {}
+        self._players = {}
+        self._mixes = {}
+        self._next_media_id = 1
 
         self._port_low = low
         self._port_high = high
@@ -509,6 +992,7 @@ cdef class MediaEngine:
         pthread_mutex_init(&self.shared.mutex, NULL)
         self.shared.rtp_timeout_ns = <int64_t>(rtp_timeout_s * 1e9)
         self.shared.stats_interval_ns = <int64_t>(stats_interval_s * 1e9)
+        self.shared.rtcp_interval_ns = <int64_t>(rtcp_interval_s * 1e9)
         self.shared.cap = EVENT_RING
         self.shared.ring = <EventRec *>calloc(EVENT_RING, sizeof(EventRec))
         if self.shared.ring == NULL:
@@ -593,6 +1077,8 @@ cdef class MediaEngine:
                 self._stop_threads(i)
                 raise MediaError(f"cannot start media worker: {strerror(rc).decode()}")
         self._running = True
+        if self._writer is None:
+            self._writer = _RecorderWriter()
 
     def stop(self):
         """Join the worker threads and close every leg (its ports become free)."""
@@ -605,6 +1091,11 @@ cdef class MediaEngine:
             while leg != NULL:
                 self._close_leg(leg.id)
                 leg = self.workers[i].legs
+        for mix_id in list(self._mixes):
+            free(<MixNode *><size_t>self._mixes.pop(mix_id)[0])
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     cdef void _stop_threads(self, int count) noexcept:
         cdef int i
@@ -692,6 +1183,7 @@ cdef class MediaEngine:
         close(leg.rtp.fd)
         if leg.rtcp.fd >= 0:
             close(leg.rtcp.fd)
+        free(leg.media)
         free(leg)
 
     def open_leg(self, group=None, rtcp_mux=False):
@@ -722,7 +1214,12 @@ cdef class MediaEngine:
         leg.rtcp.is_rtcp = True
         leg.payload_type = PT_PCMU
         leg.dtmf_payload_type = 101
-        leg.out_ssrc = int.from_bytes(os.urandom(4), "big")
+        start = (self._ssrc_rng.getrandbits(80) if self._ssrc_rng is not None
+                 else int.from_bytes(os.urandom(10), "big"))
+        leg.out_ssrc = start & 0xFFFFFFFF
+        leg.last_out_seq = (start >> 32) & 0xFFFF  # where a generated stream starts
+        leg.last_out_ts = (start >> 48) & 0xFFFFFFFF
+        dtmf_rx_init(&leg.dtmf_rx)
         memset(&cmd, 0, sizeof(cmd))
         cmd.kind = CMD_ATTACH
         cmd.leg = leg
@@ -791,6 +1288,15 @@ cdef class MediaEngine:
     cdef int _close_leg(self, object leg_id) except -1:
         cdef Leg *leg = self._leg(leg_id)
         cdef Cmd cmd
+        for rec_id, entry in list(self._recordings.items()):
+            if leg_id in entry[2]:
+                self.stop_recording(rec_id)
+        for mix_id, entry in list(self._mixes.items()):
+            if leg_id in entry[1]:
+                self.leave_mix(mix_id, leg_id)
+        if leg.media != NULL:
+            self._call(leg, cmd_stop_playing, NULL, 0)
+        self._players.pop(leg_id, None)
         memset(&cmd, 0, sizeof(cmd))
         cmd.kind = CMD_DETACH
         cmd.leg = leg
@@ -849,7 +1355,8 @@ cdef class MediaEngine:
         # and a jitter figure one packet old is as good as the current one.
         quality(target, &rec)
         stats = counters_dict(&target.counters)
-        stats.update(lost=rec.lost, jitter_ms=rec.jitter_ms, mos=rec.mos)
+        stats.update(lost=rec.lost, jitter_ms=rec.jitter_ms, mos=rec.mos,
+                     rtt_ms=target.rtt_ms)
         return stats
 
     @property
@@ -860,10 +1367,291 @@ cdef class MediaEngine:
         """Index of the worker that owns the leg (legs that talk share one)."""
         return self._leg(leg).worker.index
 
+    def stats(self):
+        """Engine-wide clock figures: ticks, tick_overruns (ticks that started more than
+        one 20 ms period late), events_dropped, and the same per worker."""
+        cdef int i
+        cdef Worker *w
+        per_worker = []
+        for i in range(self.n_workers):
+            w = &self.workers[i]
+            per_worker.append({"index": i, "legs": w.n_legs, "ticks": w.ticks,
+                               "tick_overruns": w.tick_overruns})
+        return {
+            "ticks": sum(entry["ticks"] for entry in per_worker),
+            "tick_overruns": sum(entry["tick_overruns"] for entry in per_worker),
+            "events_dropped": self.shared.dropped,
+            "recordings": len(self._recordings),
+            "mixes": len(self._mixes),
+            "workers": per_worker,
+        }
+
+    # -- media commands: each is applied by the leg's worker (see _call)
+
+    cdef int _call(self, Leg *leg, cmd_fn fn, void *ptr, int64_t arg) except -1:
+        cdef Cmd cmd
+        memset(&cmd, 0, sizeof(cmd))
+        cmd.kind = CMD_CALL
+        cmd.fn = fn
+        cmd.leg = leg
+        cmd.ptr = ptr
+        cmd.arg = arg
+        return self._submit(leg.worker, &cmd)
+
+    cdef LegMedia *_media(self, Leg *leg) except NULL:
+        cdef LegMedia *m
+        if leg.media != NULL:
+            return leg.media
+        m = <LegMedia *>malloc(sizeof(LegMedia))
+        if m == NULL:
+            raise MemoryError()
+        lm_init(m)
+        self._call(leg, cmd_set_media, m, 0)
+        return m
+
+    def _attached(self, leg_id):
+        return any(leg_id in entry[2] for entry in self._recordings.values()) or any(
+            leg_id in entry[1] for entry in self._mixes.values())
+
+    cdef int _move(self, Leg *leg, Worker *home) except -1:
+        """Put a leg on ``home`` (legs that share audio share a worker)."""
+        cdef Cmd cmd
+        if leg.worker == home:
+            return 0
+        if self._attached(leg.id):
+            raise MediaError(
+                f"leg {leg.id} is recorded or mixed on another worker; stop that first"
+            )
+        memset(&cmd, 0, sizeof(cmd))
+        cmd.kind = CMD_DETACH
+        cmd.leg = leg
+        self._submit(leg.worker, &cmd)
+        cmd.kind = CMD_ATTACH
+        self._submit(home, &cmd)
+        return 0
+
+    def record(self, leg_a, leg_b=None, path=None, *, stereo=True):
+        """Record leg_a's received audio (customer, left) and leg_b's (agent, right), or
+        with stereo=False their mono mix, to the WAV file ``path``; return its id."""
+        cdef Leg *a = self._leg(leg_a)
+        cdef Leg *b = NULL if leg_b is None else self._leg(leg_b)
+        cdef RecTap *tap
+        cdef Recording recording
+        if not isinstance(path, (str, os.PathLike)):
+            raise ValueError(f"path must be a str or os.PathLike, got {path!r}")
+        if not isinstance(stereo, bool):
+            raise ValueError(f"stereo must be a bool, got {stereo!r}")
+        if b == a:
+            raise ValueError(f"cannot record leg {leg_a} against itself")
+        if b != NULL:
+            self._move(b, a.worker)
+        if self._writer is None:
+            self._writer = _RecorderWriter()
+        self._media(a)
+        if b != NULL:
+            self._media(b)
+        recording = self._writer.open(path, 2 if stereo else 1)
+        tap = <RecTap *>calloc(1, sizeof(RecTap))
+        if tap == NULL:
+            recording.close()
+            raise MemoryError()
+        tap.id = self._next_media_id
+        self._next_media_id += 1
+        tap.state = recording.state
+        tap.a = a
+        tap.b = b
+        tap.stereo = stereo
+        self._call(a, cmd_tap_add, tap, 0)
+        legs = (leg_a,) if leg_b is None else (leg_a, leg_b)
+        self._recordings[tap.id] = (recording, <size_t>tap, legs)
+        return tap.id
+
+    def stop_recording(self, recording_id):
+        """Stop feeding the recording, flush it and finalise its WAV header."""
+        cdef RecTap *tap
+        entry = self._recordings.pop(recording_id, None)
+        if entry is None:
+            raise MediaError(f"no such recording: {recording_id!r}")
+        recording, address, _ = entry
+        tap = <RecTap *><size_t>address
+        self._call(tap.a, cmd_tap_remove, tap, 0)
+        free(tap)
+        recording.close()
+
+    def play(self, leg, prompts, *, loop=False):
+        """Play prompts (WAV paths, or raw 16-bit 8 kHz PCM bytes) toward the leg."""
+        cdef Leg *target = self._leg(leg)
+        cdef PromptPlayer player
+        if (not isinstance(prompts, list) or not prompts
+                or not all(isinstance(p, (str, bytes, os.PathLike)) for p in prompts)):
+            raise ValueError(
+                f"prompts must be a non-empty list of WAV paths or PCM bytes, got {prompts!r}"
+            )
+        pcm = [p if isinstance(p, bytes) else read_prompt(p) for p in prompts]
+        player = _PromptPlayer(pcm, loop=bool(loop))
+        self._media(target)
+        self._call(target, cmd_play, &player.player, 0)
+        self._players[leg] = player  # after the swap: the old one is no longer read
+
+    def play_tone(self, leg, name):
+        """Play a call-progress tone (dial, ringback, busy, congestion) until stopped."""
+        cdef Leg *target = self._leg(leg)
+        cdef ToneGen gen
+        cdef double amplitude
+        if name not in CALL_PROGRESS_TONES:
+            raise ValueError(
+                f"unknown tone {name!r}, expected one of {', '.join(CALL_PROGRESS_TONES)}"
+            )
+        freqs, level_dbm0, cadence_ms = CALL_PROGRESS_TONES[name]
+        amplitude = dbm0_peak(level_dbm0)
+        f1 = freqs[0]
+        f2 = freqs[1] if len(freqs) > 1 else 0.0
+        amp2 = amplitude if len(freqs) > 1 else 0.0
+        tone_init(&gen, len(cadence_ms) > 0)
+        if not cadence_ms:
+            tone_add_segment(&gen, 0, f1, amplitude, f2, amp2)
+        for k in range(0, len(cadence_ms), 2):
+            tone_add_segment(&gen, cadence_ms[k] * SAMPLES_PER_MS, f1, amplitude, f2, amp2)
+            if k + 1 < len(cadence_ms):
+                tone_add_segment(&gen, cadence_ms[k + 1] * SAMPLES_PER_MS, 0.0, 0.0, 0.0, 0.0)
+        self._media(target)
+        self._call(target, cmd_play, &gen, 1)
+        self._players.pop(leg, None)
+
+    def stop_playing(self, leg):
+        """Stop prompts or tone on the leg (no PlaybackFinished); relay or mix resume."""
+        cdef Leg *target = self._leg(leg)
+        if target.media != NULL:
+            self._call(target, cmd_stop_playing, NULL, 0)
+        self._players.pop(leg, None)
+
+    def send_dtmf(self, leg, digits, *, duration_ms=100):
+        """Send digits as RFC 4733 telephone-events, 100 ms apart, on the leg's stream."""
+        cdef Leg *target = self._leg(leg)
+        cdef Cmd cmd
+        if (not isinstance(digits, str) or not 1 <= len(digits) <= LM_MAX_DIGITS
+                or any(d not in "0123456789*#ABCD" for d in digits)):
+            raise ValueError(f"digits must be 1-{LM_MAX_DIGITS} of 0-9 * # A-D, got {digits!r}")
+        check_int("duration_ms", duration_ms, 40, 2000)
+        if target.dtmf_payload_type < 0:
+            raise MediaError(f"leg {leg} has no telephone-event payload type")
+        raw = digits.encode("ascii")
+        self._media(target)
+        memset(&cmd, 0, sizeof(cmd))
+        cmd.kind = CMD_CALL
+        cmd.fn = cmd_send_dtmf
+        cmd.leg = target
+        cmd.ptr = <char *>raw
+        cmd.payload_type = len(raw)
+        cmd.arg = duration_ms * SAMPLES_PER_MS
+        self._submit(target.worker, &cmd)
+
+    def set_inband_dtmf(self, leg, enabled):
+        """Detect DTMF tones in the leg's decoded audio (DtmfReceived, duration_ms 0)."""
+        cdef Leg *target = self._leg(leg)
+        if not isinstance(enabled, bool):
+            raise ValueError(f"enabled must be a bool, got {enabled!r}")
+        self._media(target)
+        self._call(target, cmd_inband, NULL, enabled)
+
+    def create_mix(self):
+        """A new, empty mix; its first participant decides its worker."""
+        cdef MixNode *node = <MixNode *>calloc(1, sizeof(MixNode))
+        if node == NULL:
+            raise MemoryError()
+        mix_init(&node.mix)
+        node.id = self._next_media_id
+        self._next_media_id += 1
+        self._mixes[node.id] = (<size_t>node, {})
+        return node.id
+
+    def _mix(self, mix):
+        entry = self._mixes.get(mix) if isinstance(mix, int) else None
+        if entry is None:
+            raise MediaError(f"no such mix: {mix!r}")
+        return entry
+
+    def join_mix(self, mix, leg):
+        """Add the leg: it hears everyone in the mix and everyone hears it."""
+        address, members = self._mix(mix)
+        cdef MixNode *node = <MixNode *><size_t>address
+        cdef Leg *target = self._leg(leg)
+        if leg in members:
+            return
+        for entry_id, entry in self._mixes.items():
+            if leg in entry[1]:
+                raise MediaError(f"leg {leg} is already in mix {entry_id}")
+        if len(members) >= MIX_MAX_PARTIES:
+            raise MediaError(f"mix {mix} is full ({MIX_MAX_PARTIES} participants)")
+        if node.worker != NULL:
+            self._move(target, node.worker)
+        slot = min(set(range(MIX_MAX_PARTIES)) - set(members.values()))
+        self._media(target)
+        self._call(target, cmd_mix_join, node, slot)
+        members[leg] = slot
+
+    def leave_mix(self, mix, leg):
+        """Take the leg out of the mix; relay toward it resumes if it is bridged."""
+        address, members = self._mix(mix)
+        cdef MixNode *node = <MixNode *><size_t>address
+        cdef Leg *target = self._leg(leg)
+        if leg not in members:
+            raise MediaError(f"leg {leg} is not in mix {mix}")
+        self._call(target, cmd_mix_leave, node, members.pop(leg))
+
+    def set_hearing(self, mix, listener_leg, talker_leg, audible):
+        """Whether listener_leg hears talker_leg in the mix."""
+        address, members = self._mix(mix)
+        cdef MixNode *node = <MixNode *><size_t>address
+        cdef Cmd cmd
+        for leg in (listener_leg, talker_leg):
+            if leg not in members:
+                raise MediaError(f"leg {leg!r} is not in mix {mix}")
+        if not isinstance(audible, bool):
+            raise ValueError(f"audible must be a bool, got {audible!r}")
+        memset(&cmd, 0, sizeof(cmd))
+        cmd.kind = CMD_CALL
+        cmd.fn = cmd_mix_hearing
+        cmd.leg = self._leg(listener_leg)
+        cmd.ptr = node
+        cmd.arg = (members[listener_leg] << 8) | members[talker_leg]
+        cmd.payload_type = audible
+        self._submit(node.worker, &cmd)
+
+    def monitor(self, supervisor_leg, agent_leg, customer_leg, mode):
+        """Supervisor on a call: "listen" (hears both, heard by none), "whisper" (heard
+        by the agent only) or "barge" (three-way). Reuses the mix the agent is in, if
+        any; returns the mix id."""
+        if mode not in MONITOR_MODES:
+            raise ValueError(f"mode must be one of listen, whisper, barge, got {mode!r}")
+        legs = (supervisor_leg, agent_leg, customer_leg)
+        for leg in legs:
+            self._leg(leg)
+        if len(set(legs)) != 3:
+            raise ValueError(f"monitor needs three different legs, got {legs!r}")
+        mix = next((mix_id for mix_id, entry in self._mixes.items()
+                    if agent_leg in entry[1]), None)
+        if mix is None:
+            mix = self.create_mix()
+        for leg in (agent_leg, customer_leg, supervisor_leg):
+            self.join_mix(mix, leg)
+        agent_hears, customer_hears = MONITOR_MODES[mode]
+        self.set_hearing(mix, agent_leg, customer_leg, True)
+        self.set_hearing(mix, customer_leg, agent_leg, True)
+        self.set_hearing(mix, supervisor_leg, agent_leg, True)
+        self.set_hearing(mix, supervisor_leg, customer_leg, True)
+        self.set_hearing(mix, agent_leg, supervisor_leg, agent_hears)
+        self.set_hearing(mix, customer_leg, supervisor_leg, customer_hears)
+        return mix
+
+
 
 cdef EventRec *malloc_or_null(size_t n) noexcept nogil:
     return <EventRec *>malloc(n * sizeof(EventRec) if n else 1)
 
+
+# mode -> (agent hears the supervisor, customer hears the supervisor)
+MONITOR_MODES = {"listen": (False, False), "whisper": (True, False), "barge": (True, True)}
 
 COUNTER_NAMES = ("received", "sent", "dropped_invalid", "dropped_stranger", "relayed",
                  "rtcp_received")
@@ -877,5 +1665,9 @@ cdef dict counters_dict(const Counters *counters):
 cdef object event_object(const EventRec *rec):
     if rec.kind == EV_RTP_TIMEOUT:
         return RtpTimedOut(rec.leg, rec.value)
+    if rec.kind == EV_DTMF:
+        return DtmfReceived(rec.leg, chr(rec.digit), int(rec.value))
+    if rec.kind == EV_PLAYBACK_FINISHED:
+        return PlaybackFinished(rec.leg)
     return LegStatistics(rec.leg, *[rec.counters[i] for i in range(N_COUNTERS)],
-                         rec.lost, rec.jitter_ms, rec.mos)
+                         rec.lost, rec.jitter_ms, rec.mos, rec.rtt_ms)

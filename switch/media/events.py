@@ -13,6 +13,9 @@ class MediaError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class DtmfReceived:
+    """One key press on a leg: RFC 4733 (duration_ms from the event's end packet) or,
+    with in-band detection on, tones in the audio (duration_ms 0: not measured)."""
+
     leg: int
     digit: str
     duration_ms: int
@@ -20,6 +23,8 @@ class DtmfReceived:
 
 @dataclass(frozen=True, slots=True)
 class PlaybackFinished:
+    """A non-looping play() ran out of prompts (not posted after stop_playing)."""
+
     leg: int
 
 
@@ -41,7 +46,8 @@ class LegStatistics:
     dropped_stranger: valid RTP from an address other than the latched one;
     relayed: received packets forwarded to the bridged peer; rtcp_received: RTCP
     datagrams (RTCP port, or the RTP port with rtcp-mux); lost and jitter_ms: RFC 3550
-    A.3/A.8 for the current incoming SSRC; mos: ITU-T G.107 E-model estimate from them.
+    A.3/A.8 for the current incoming SSRC; mos: ITU-T G.107 E-model estimate from them
+    and rtt_ms, the round trip from RTCP report blocks about our stream (0 until known).
     """
 
     leg: int
@@ -54,6 +60,7 @@ class LegStatistics:
     lost: int
     jitter_ms: float
     mos: float
+    rtt_ms: float = 0.0
 
 
 MediaEvent = DtmfReceived | PlaybackFinished | RtpTimedOut | LegStatistics

@@ -339,7 +339,7 @@ def test_start_stop_repeatedly_leaks_no_threads_or_fds(phones) -> None:
         media = MediaEngine(workers=3, port_range=PORTS)
         for _ in range(3):
             media.start()
-            assert counts()[0] == before[0] + 3
+            assert counts()[0] == before[0] + 3 + 1  # workers and the recorder writer
             leg1, _ = call(media, a, b)
             a.send(media, leg1, rtp(1, 0, 0xA))
             b.recv()
