@@ -1,5 +1,8 @@
 """The media plane's control surface: commands in, events out (see engine.pyx)."""
 
+import os
+from typing import Any, Literal
+
 from switch.media.events import MediaEvent
 
 class MediaEngine:
@@ -10,7 +13,10 @@ class MediaEngine:
         bind_host: str = "127.0.0.1",
         rtp_timeout_s: float = 30.0,
         stats_interval_s: float = 5.0,
-    ) -> None: ...
+        rtcp_interval_s: float = 5.0,
+        ssrc_seed: int | None = None,
+    ) -> None:
+        """ssrc_seed: reproducible SSRCs and initial seq/ts (tests); None: os.urandom."""
     def start(self) -> None:
         """Start the worker threads; MediaError if already started."""
     def stop(self) -> None:
@@ -28,7 +34,8 @@ class MediaEngine:
         dtmf_payload_type: int | None = 101,
     ) -> None: ...
     def bridge(self, a: int, b: int) -> None:
-        """Relay a <-> b; b moves to a's worker if they differ."""
+        """Relay a <-> b; b moves to a's worker if they differ (MediaError if b is
+        recorded or mixed on its current worker)."""
     def unbridge(self, leg: int) -> None: ...
     def close_leg(self, leg: int) -> None: ...
     @property
@@ -40,4 +47,47 @@ class MediaEngine:
     def drain_events(self) -> list[MediaEvent]: ...
     def leg_stats(self, leg: int) -> dict[str, int | float]:
         """received, sent, dropped_invalid, dropped_stranger, relayed, rtcp_received,
-        lost, jitter_ms, mos."""
+        lost, jitter_ms, mos, rtt_ms."""
+    def stats(self) -> dict[str, Any]:
+        """ticks, tick_overruns, events_dropped, recordings, mixes, and workers: a list
+        of {index, legs, ticks, tick_overruns}."""
+    # -- media: everything below runs in the workers, no Python per packet or tick
+    def record(
+        self,
+        leg_a: int,
+        leg_b: int | None = None,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        stereo: bool = True,
+    ) -> int:
+        """WAV of leg_a's received audio (left) and leg_b's (right), or their mono mix;
+        returns the recording id. leg_b moves to leg_a's worker."""
+    def stop_recording(self, recording_id: int) -> None:
+        """Flush and finalise the WAV; MediaError for an unknown id."""
+    def play(
+        self, leg: int, prompts: list[str | bytes | os.PathLike[str]], *, loop: bool = False
+    ) -> None:
+        """WAV paths or raw 16-bit 8 kHz PCM, sent toward the leg in its codec instead of
+        relay; PlaybackFinished when a non-looping list ends (not after stop_playing)."""
+    def play_tone(
+        self, leg: int, name: Literal["dial", "ringback", "busy", "congestion"]
+    ) -> None:
+        """A call-progress tone until stop_playing (or another play)."""
+    def stop_playing(self, leg: int) -> None: ...
+    def send_dtmf(self, leg: int, digits: str, *, duration_ms: int = 100) -> None:
+        """RFC 4733 events with the leg's telephone-event payload type, 100 ms apart."""
+    def set_inband_dtmf(self, leg: int, enabled: bool) -> None:
+        """Goertzel detection on the leg's decoded audio: DtmfReceived(duration_ms=0)."""
+    def create_mix(self) -> int: ...
+    def join_mix(self, mix: int, leg: int) -> None:
+        """The leg hears everyone and is heard; it moves to the mix's worker."""
+    def leave_mix(self, mix: int, leg: int) -> None: ...
+    def set_hearing(self, mix: int, listener_leg: int, talker_leg: int, audible: bool) -> None: ...
+    def monitor(
+        self,
+        supervisor_leg: int,
+        agent_leg: int,
+        customer_leg: int,
+        mode: Literal["listen", "whisper", "barge"],
+    ) -> int:
+        """Create or update the agent's mix for a supervisor; returns the mix id."""

@@ -1260,13 +1260,8 @@ cdef class MediaEngine:
         cdef Cmd cmd
         if leg_a == leg_b:
             raise ValueError(f"cannot bridge leg {a} to itself")
+        self._move(leg_b, home)
         memset(&cmd, 0, sizeof(cmd))
-        if leg_b.worker != home:
-            cmd.kind = CMD_DETACH
-            cmd.leg = leg_b
-            self._submit(leg_b.worker, &cmd)
-            cmd.kind = CMD_ATTACH
-            self._submit(home, &cmd)
         cmd.kind = CMD_BRIDGE
         cmd.leg = leg_a
         cmd.other = leg_b

@@ -493,3 +493,15 @@ def test_media_commands_have_exact_error_messages(engine) -> None:
     with pytest.raises(MediaError) as info:
         engine.send_dtmf(leg, "1")
     assert str(info.value) == f"leg {leg} has no telephone-event payload type"
+
+
+def test_a_recorded_leg_is_not_moved_off_its_worker(engine, tmp_path: Path) -> None:
+    x, y = engine.open_leg(), engine.open_leg()
+    assert engine.leg_worker(x) != engine.leg_worker(y)
+    rec = engine.record(y, None, tmp_path / "y.wav")
+    with pytest.raises(MediaError) as info:
+        engine.bridge(x, y)
+    assert str(info.value) == f"leg {y} is recorded or mixed on another worker; stop that first"
+    engine.stop_recording(rec)
+    engine.bridge(x, y)
+    assert engine.leg_worker(x) == engine.leg_worker(y)
