@@ -17,6 +17,18 @@ Legs that talk to each other live on one worker: ``open_leg(group=...)`` puts a 
 legs on the same worker, and ``bridge(a, b)`` moves ``b`` to ``a``'s worker if they
 differ (detach from the old worker, attach to the new; both synchronous), keeping its
 outgoing stream state so the far end still sees one continuous stream.
+
+Media beyond relay (per-leg state in legmedia.pyx, allocated when a leg first needs it).
+Each tick runs, in order: (1) per leg: timers, RTCP SR/RR when due, and for legs whose
+audio is needed (recorded, mixed, in-band DTMF) one jitter-buffer pull decoded to PCM
+(silence when lost); (2) every mix on the worker (mixer.pxd, hears masks); (3) every
+recording tap (recorder.pxd ring, never blocks); (4) per leg, what the engine itself
+sends: RFC 4733 digits first, then prompts/tones, then the leg's mix output. While the
+engine is a leg's source, relay toward that leg pauses; generated packets continue the
+leg's SSRC and seq, with the marker and a timestamp advanced by the time elapsed when
+the source changes (same rule as a re-bridge). Pure relay legs never touch a jitter
+buffer. RFC 4733 packets received on any leg are fed to its receive state machine
+(one DtmfReceived per key press, at its end) and still relayed.
 """
 
 import os
