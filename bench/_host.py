@@ -21,6 +21,7 @@ import resource
 import socket
 import sys
 import time
+import wave
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +174,7 @@ def run_engine(args: argparse.Namespace) -> None:
         engine.bridge(a, b)
         legs += [a, b]
     recording = start_recording(engine, legs, args.record) if args.record else False
+    recording_started = time.monotonic()
     say({"ports": [engine.leg_port(leg) for leg in legs], "pid": os.getpid(),
          "recording": recording})
     while sys.stdin.readline():
@@ -187,8 +189,21 @@ def run_engine(args: argparse.Namespace) -> None:
         if isinstance(overall, dict):
             counters["engine"] = {k: v for k, v in overall.items()
                                   if isinstance(v, int | float | str)}
-    engine.stop()
+    engine.stop()  # finalises every recording's WAV header
+    if recording:
+        counters["recording"] = recorded_audio(
+            args.record, len(legs) // 2, time.monotonic() - recording_started)
     say(counters)
+
+
+def recorded_audio(directory: str, calls: int, elapsed_s: float) -> dict[str, float]:
+    """What the WAV files hold, against what one call recorded for `elapsed_s` would."""
+    seconds = 0.0
+    for path in Path(directory).glob("call-*.wav"):
+        with wave.open(str(path), "rb") as wav:
+            seconds += wav.getnframes() / wav.getframerate()
+    return {"files": len(list(Path(directory).glob("call-*.wav"))), "recorded_s": seconds,
+            "coverage_pct": 100.0 * seconds / (calls * elapsed_s) if calls else 0.0}
 
 
 def start_recording(engine: Any, legs: list[int], directory: str) -> bool:

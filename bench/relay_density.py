@@ -206,6 +206,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             if relay == "engine" and args.record and not result["recording"]:
                 print("recording not available yet")
             print(format_row(result), flush=True)
+            recorded = result["relay_counters"].get("recording")
+            if isinstance(recorded, dict):
+                dropped = result["relay_counters"].get("engine", {}).get(
+                    "recording_frames_dropped", 0)
+                print(f"      recorded {recorded['files']} stereo WAV files, "
+                      f"{recorded['recorded_s']:.0f} s of audio = "
+                      f"{recorded['coverage_pct']:.1f}% of the calls' time; "
+                      f"{dropped} frames dropped by the writer", flush=True)
             rows.append(result)
             step[relay] = result
         summary.append((pairs, step[echoes[0]], step.get("engine")))

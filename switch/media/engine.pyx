@@ -1376,7 +1376,8 @@ cdef class MediaEngine:
 
     def stats(self):
         """Engine-wide clock figures: ticks, tick_overruns (ticks that started more than
-        one 20 ms period late), events_dropped, and the same per worker."""
+        one 20 ms period late), events_dropped, recording_frames_dropped (frames the
+        recorder's writer could not take in time), and the same per worker."""
         cdef int i
         cdef Worker *w
         per_worker = []
@@ -1389,6 +1390,8 @@ cdef class MediaEngine:
             "tick_overruns": sum(entry["tick_overruns"] for entry in per_worker),
             "events_dropped": self.shared.dropped,
             "recordings": len(self._recordings),
+            "recording_frames_dropped": sum(entry[0].dropped_frames
+                                            for entry in self._recordings.values()),
             "mixes": len(self._mixes),
             "workers": per_worker,
         }
