@@ -162,7 +162,8 @@ def run_engine(args: argparse.Namespace) -> None:
 
     phones = hear()["phones"]
     engine = MediaEngine(workers=1, port_range=ENGINE_PORT_RANGE, bind_host="127.0.0.1",
-                         rtp_timeout_s=300.0, stats_interval_s=5.0)
+                         rtp_timeout_s=300.0, stats_interval_s=5.0,
+                         wakeup_window_us=args.window_us)
     engine.start()
     legs = []
     for pair in range(len(phones) // 2):
@@ -230,6 +231,7 @@ def main() -> None:
     engine = sub.add_parser("engine")
     engine.add_argument("--cpu", type=int, default=0)
     engine.add_argument("--record", default="")
+    engine.add_argument("--window-us", type=int, default=0)
     args = parser.parse_args()
     {"loadgen": run_loadgen, "echo": run_echo, "engine": run_engine}[args.role](args)
 

@@ -4,6 +4,8 @@ each relayed packet costs beside the kernel's own cost for the same packets.
     .venv/bin/python bench/relay_density.py                      # 250 .. 3000 call pairs
     .venv/bin/python bench/relay_density.py --calls 500,1000 --seconds 5
     .venv/bin/python bench/relay_density.py --echo-variant both  # recvfrom/sendto vs mmsg
+    .venv/bin/python bench/relay_density.py --engine-window-us 1000  # coalesced wake-ups
+    .venv/bin/python bench/relay_density.py --record             # every call recorded
     .venv/bin/python bench/relay_density.py --smoke              # N=20 for 1 s (test suite)
 
 For each N, three processes: the load generator (bench/loadgen.pyx, 2N "phone" sockets,
@@ -102,9 +104,11 @@ def listen(proc: subprocess.Popen[str], role: str) -> dict[str, Any]:
 
 
 def run_step(relay: str, pairs: int, seconds: float, *, warmup_s: float,
-             echo_window_us: int = 0, record_dir: str = "") -> dict[str, Any]:
+             echo_window_us: int = 0, engine_window_us: int = 0,
+             record_dir: str = "") -> dict[str, Any]:
     """One N, one relay: returns the load generator's figures and the relay's own."""
-    relay_args = {"engine": ["engine", "--cpu", str(RELAY_CPU)]
+    relay_args = {"engine": ["engine", "--cpu", str(RELAY_CPU),
+                             "--window-us", str(engine_window_us)]
                   + (["--record", record_dir] if record_dir else []),
                   "echo-plain": ["echo", "--variant", "plain", "--cpu", str(RELAY_CPU),
                                  "--window-us", str(echo_window_us)],
@@ -171,6 +175,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--echo-window-us", type=int, default=0,
                         help="echo sleeps to the next window boundary after each pass "
                              "(coalesced wake-ups); 0 = wake on every readiness")
+    parser.add_argument("--engine-window-us", type=int, default=0,
+                        help="MediaEngine(wakeup_window_us=...): coalesce readiness for "
+                             "this long after each wake-up; 0 = wake on every readiness")
     parser.add_argument("--no-engine", action="store_true", help="echo baseline only")
     parser.add_argument("--record", action="store_true", help="record every call (stereo WAV)")
     parser.add_argument("--smoke", action="store_true",
@@ -202,7 +209,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         step: dict[str, dict[str, Any]] = {}
         for relay in relays:
             result = run_step(relay, pairs, args.seconds, warmup_s=args.warmup,
-                              echo_window_us=args.echo_window_us, record_dir=record_dir)
+                              echo_window_us=args.echo_window_us,
+                              engine_window_us=args.engine_window_us, record_dir=record_dir)
             if relay == "engine" and args.record and not result["recording"]:
                 print("recording not available yet")
             print(format_row(result), flush=True)

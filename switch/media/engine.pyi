@@ -15,8 +15,11 @@ class MediaEngine:
         stats_interval_s: float = 5.0,
         rtcp_interval_s: float = 5.0,
         ssrc_seed: int | None = None,
+        wakeup_window_us: int = 0,
     ) -> None:
-        """ssrc_seed: reproducible SSRCs and initial seq/ts (tests); None: os.urandom."""
+        """ssrc_seed: reproducible SSRCs and initial seq/ts (tests); None: os.urandom.
+        wakeup_window_us: after handling a wake-up, wait this long (0-10000 µs, bounded
+        by the next tick) so the next epoll_wait reports many ready sockets at once."""
     def start(self) -> None:
         """Start the worker threads; MediaError if already started."""
     def stop(self) -> None:

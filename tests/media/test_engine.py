@@ -376,3 +376,24 @@ def test_bad_arguments_have_exact_messages(engine) -> None:
         engine.start()
     with pytest.raises(MediaError, match=r"^no such leg: 999$"):
         engine.bridge(leg, 999)
+
+
+def test_wakeup_window_still_relays_every_packet(phones) -> None:
+    media = MediaEngine(workers=1, port_range=PORTS, wakeup_window_us=2000)
+    media.start()
+    try:
+        a, b = phones[:2]
+        leg1, leg2 = call(media, a, b)
+        for k in range(20):
+            a.send(media, leg1, rtp(k, 160 * k, 0xA, bytes([k]) * 160))
+        got = [fields(b.recv()[0]) for _ in range(20)]
+        assert [p[5] for p in got] == [bytes([k]) * 160 for k in range(20)]
+        assert media.leg_stats(leg1)["relayed"] == 20
+    finally:
+        media.stop()
+
+
+def test_wakeup_window_range_is_checked() -> None:
+    with pytest.raises(ValueError, match=r"^wakeup_window_us must be an integer 0-10000, "
+                                         r"got 20000$"):
+        MediaEngine(workers=1, port_range=PORTS, wakeup_window_us=20000)
