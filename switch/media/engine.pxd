@@ -236,6 +236,7 @@ cdef struct Shared:  # engine-wide: configuration and the event ring
     int64_t stats_interval_ns
     int64_t rtcp_interval_ns
     int64_t wakeup_window_ns  # 0: handle readiness at once; >0: let it pile up first
+    int64_t relatch_silence_ns  # -1: never re-latch (strict); see receive_rtp
     pthread_mutex_t mutex
     EventRec *ring
     size_t cap

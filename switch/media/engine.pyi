@@ -16,10 +16,14 @@ class MediaEngine:
         rtcp_interval_s: float = 5.0,
         ssrc_seed: int | None = None,
         wakeup_window_us: int = 0,
+        relatch_silence_s: float | None = 2.0,
     ) -> None:
         """ssrc_seed: reproducible SSRCs and initial seq/ts (tests); None: os.urandom.
         wakeup_window_us: after handling a wake-up, wait this long (0-10000 µs, bounded
-        by the next tick) so the next epoll_wait reports many ready sockets at once."""
+        by the next tick) so the next epoll_wait reports many ready sockets at once.
+        relatch_silence_s: once latched, a packet from another address with another SSRC
+        takes over only after the latched source has been silent this long (a phone that
+        moved); None never re-latches until the next set_remote (strict)."""
     def start(self) -> None:
         """Start the worker threads; MediaError if already started."""
     def stop(self) -> None:

@@ -138,10 +138,6 @@ cdef enum:
     GEN_SOURCE = -1  # out_src_leg while the engine itself is the leg's RTP source
     NTP_UNIX_OFFSET_S = 2208988800  # RFC 5905: 1900 -> 1970
 
-# Re-latch to a new source only when its SSRC differs and the latched one has been
-# silent this long (a phone that moved, e.g. a NAT rebinding); otherwise it is a stranger.
-cdef int64_t RELATCH_SILENCE_NS = 2000000000
-
 cdef uint8_t ULAW_TO_ALAW[256]
 cdef uint8_t ALAW_TO_ULAW[256]
 
@@ -415,7 +411,10 @@ cdef void receive_rtp(Worker *w, Leg *leg) noexcept nogil:
             leg.remote_known = True
             leg.latched = True
         elif not same_address(source, &leg.remote):
-            if ssrc != leg.in_ssrc and now - leg.last_rx_ns > RELATCH_SILENCE_NS:
+            # Re-latch only to a new SSRC after the latched source has been silent long
+            # enough (a phone that moved, e.g. a NAT rebinding); otherwise a stranger.
+            if (w.shared.relatch_silence_ns >= 0 and ssrc != leg.in_ssrc
+                    and now - leg.last_rx_ns > w.shared.relatch_silence_ns):
                 leg.remote = source[0]
             else:
                 leg.counters.dropped_stranger += 1
@@ -968,7 +967,7 @@ cdef class MediaEngine:
 
     def __cinit__(self, workers=None, port_range=(20000, 29999), bind_host="127.0.0.1",
                   rtp_timeout_s=30.0, stats_interval_s=5.0, rtcp_interval_s=5.0,
-                  ssrc_seed=None, wakeup_window_us=0):
+                  ssrc_seed=None, wakeup_window_us=0, relatch_silence_s=2.0):
         cdef in_addr addr
         cdef int i, low, high
         cdef Worker *w
@@ -995,6 +994,14 @@ cdef class MediaEngine:
         check_positive("stats_interval_s", stats_interval_s)
         check_positive("rtcp_interval_s", rtcp_interval_s)
         check_int("wakeup_window_us", wakeup_window_us, 0, 10000)
+        if relatch_silence_s is not None and (
+            not isinstance(relatch_silence_s, (int, float)) or isinstance(relatch_silence_s, bool)
+            or not 0 <= relatch_silence_s < 1e9
+        ):
+            raise ValueError(
+                "relatch_silence_s must be a non-negative number of seconds or None, "
+                f"got {relatch_silence_s!r}"
+            )
         if ssrc_seed is not None and (not isinstance(ssrc_seed, int)
                                       or isinstance(ssrc_seed, bool)):
             raise ValueError(f"ssrc_seed must be an integer or None, got {ssrc_seed!r}")
@@ -1024,6 +1031,9 @@ cdef class MediaEngine:
         self.shared.stats_interval_ns = <int64_t>(stats_interval_s * 1e9)
         self.shared.rtcp_interval_ns = <int64_t>(rtcp_interval_s * 1e9)
         self.shared.wakeup_window_ns = <int64_t>wakeup_window_us * 1000
+        self.shared.relatch_silence_ns = (
+            -1 if relatch_silence_s is None else <int64_t>(relatch_silence_s * 1e9)
+        )
         self.shared.cap = EVENT_RING
         self.shared.ring = <EventRec *>calloc(EVENT_RING, sizeof(EventRec))
         if self.shared.ring == NULL:

@@ -156,6 +156,72 @@ def test_strangers_are_dropped_and_counted(engine, phones) -> None:
     assert (stats["received"], stats["dropped_stranger"], stats["relayed"]) == (2, 2, 2)
 
 
+
+def wait_for_timeout(media: MediaEngine, leg: int) -> None:
+    """Until the engine reports the leg's source silent (an event, with a deadline)."""
+    while True:
+        assert select.select([media.events_fd], [], [], WAIT_S)[0]
+        if any(isinstance(e, RtpTimedOut) and e.leg == leg for e in media.drain_events()):
+            return
+
+
+def test_relatch_to_a_new_ssrc_after_the_configured_silence(phones) -> None:
+    # The RTP timeout (0.25 s) is posted after more silence than relatch needs (0.2 s).
+    media = MediaEngine(workers=1, port_range=PORTS, rtp_timeout_s=0.25, relatch_silence_s=0.2)
+    media.start()
+    try:
+        a, b, moved = phones[:3]
+        leg1, leg2 = call(media, a, b)
+        a.send(media, leg1, rtp(1, 160, 0xA, b"before"))
+        b.recv()
+        wait_for_timeout(media, leg1)
+        moved.send(media, leg1, rtp(2, 320, 0xA, b"same SSRC elsewhere: a stranger"))
+        moved.send(media, leg1, rtp(50, 5000, 0xC, b"new SSRC after silence"))
+        assert fields(b.recv()[0])[5] == b"new SSRC after silence"
+        b.send(media, leg2, rtp(1, 160, 0xB, b"reply"))
+        assert fields(moved.recv()[0])[5] == b"reply"
+        a.send(media, leg1, rtp(3, 480, 0xA, b"old source, now a stranger"))
+        moved.send(media, leg1, rtp(51, 5160, 0xC, b"still latched"))
+        assert fields(b.recv()[0])[5] == b"still latched"
+        assert not a.pending()
+        stats = media.leg_stats(leg1)
+        assert (stats["received"], stats["dropped_stranger"], stats["relayed"]) == (3, 2, 3)
+    finally:
+        media.stop()
+
+
+def test_strict_latching_never_relatches_until_set_remote(phones) -> None:
+    media = MediaEngine(workers=1, port_range=PORTS, rtp_timeout_s=0.25, relatch_silence_s=None)
+    media.start()
+    try:
+        a, b, other = phones[:3]
+        leg1, _ = call(media, a, b)
+        a.send(media, leg1, rtp(1, 160, 0xA, b"first"))
+        b.recv()
+        wait_for_timeout(media, leg1)
+        other.send(media, leg1, rtp(50, 5000, 0xC, b"new SSRC after silence: ignored"))
+        a.send(media, leg1, rtp(2, 320, 0xA, b"latched source"))
+        assert fields(b.recv()[0])[5] == b"latched source"
+        stats = media.leg_stats(leg1)
+        assert (stats["received"], stats["dropped_stranger"], stats["relayed"]) == (2, 1, 2)
+        # A new offer is the way to move: the next packet latches again.
+        media.set_remote(leg1, HOST, other.port)
+        other.send(media, leg1, rtp(51, 5160, 0xC, b"after set_remote"))
+        assert fields(b.recv()[0])[5] == b"after set_remote"
+    finally:
+        media.stop()
+
+
+def test_relatch_silence_is_checked() -> None:
+    for value in (-0.5, "2", True, 1e9):
+        with pytest.raises(ValueError) as caught:
+            MediaEngine(workers=1, port_range=PORTS, relatch_silence_s=value)
+        assert str(caught.value) == (
+            f"relatch_silence_s must be a non-negative number of seconds or None, got {value!r}"
+        )
+    MediaEngine(workers=1, port_range=PORTS, relatch_silence_s=0)  # any new SSRC at once
+
+
 INVALID = {
     "empty": b"",
     "short": b"\x80\x00\x00\x01",
@@ -383,7 +449,7 @@ def test_wakeup_window_still_relays_every_packet(phones) -> None:
     media.start()
     try:
         a, b = phones[:2]
-        leg1, leg2 = call(media, a, b)
+        leg1, _ = call(media, a, b)
         for k in range(20):
             a.send(media, leg1, rtp(k, 160 * k, 0xA, bytes([k]) * 160))
         got = [fields(b.recv()[0]) for _ in range(20)]
