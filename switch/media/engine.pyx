@@ -31,916 +31,94 @@ buffer. RFC 4733 packets received on any leg are fed to its receive state machin
 (one DtmfReceived per key press, at its end) and still relayed.
 """
 
+
 import os
 import random
 from collections import deque
 
 from libc.errno cimport EADDRINUSE, errno
-from libc.stdint cimport int16_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
-from libc.string cimport memcpy, memset, strerror
-from posix.time cimport CLOCK_MONOTONIC, CLOCK_REALTIME, clock_gettime, timespec
+from libc.string cimport memset, strerror
+from posix.unistd cimport close, write
 
-
-cdef extern from "<time.h>" nogil:
-    int TIMER_ABSTIME
-    int clock_nanosleep(int clock_id, int flags, const timespec *request, timespec *remain)
-from posix.unistd cimport close, read, write
-
-from switch.media.dtmf cimport (
-    DTMF_ENDED,
-    DTMF_MAX_REPORTS,
-    DtmfReport,
-    dtmf_event_from_digit,
-    dtmf_rx_feed,
-    dtmf_rx_init,
+from switch.media.dtmf cimport dtmf_rx_init
+from switch.media.engine_events cimport counters_dict, drain_ring, quality
+from switch.media.engine_types cimport (
+    AF_INET,
+    BATCH,
+    CMD_ATTACH,
+    CMD_BRIDGE,
+    CMD_CALL,
+    CMD_DETACH,
+    CMD_SET_REMOTE,
+    CMD_UNBRIDGE,
+    EFD_CLOEXEC,
+    EFD_NONBLOCK,
+    EPOLL_CLOEXEC,
+    EPOLL_CTL_ADD,
+    EPOLLIN,
+    EVENT_RING,
+    PKT_CAP,
+    PT_PCMU,
+    SAMPLES_PER_MS,
+    SOCK_CLOEXEC,
+    SOCK_DGRAM,
+    SOCK_NONBLOCK,
+    EventRec,
+    IoBufs,
+    MixNode,
+    RecTap,
+    bind,
+    epoll_create1,
+    epoll_ctl,
+    epoll_event,
+    eventfd,
+    htons,
+    in_addr,
+    inet_pton,
+    pthread_cond_destroy,
+    pthread_cond_init,
+    pthread_cond_wait,
+    pthread_create,
+    pthread_join,
+    pthread_mutex_destroy,
+    pthread_mutex_init,
+    pthread_mutex_lock,
+    pthread_mutex_unlock,
+    sockaddr,
+    sockaddr_in,
+    socket,
 )
-from switch.media.jitterbuffer cimport jb_init, jb_insert
-from switch.media.legmedia cimport (
-    LM_DTMF_PAUSE_SAMPLES,
-    LM_FRAME_SAMPLES,
-    LM_MAX_DIGITS,
-    LM_MAX_INBAND,
-    LegMedia,
-    lm_dtmf_next_digit,
-    lm_encode,
-    lm_init,
-    lm_owns_output,
-    lm_play_frame,
-    lm_pull,
+from switch.media.engine_worker cimport (
+    apply_command,
+    cmd_inband,
+    cmd_mix_hearing,
+    cmd_mix_join,
+    cmd_mix_leave,
+    cmd_play,
+    cmd_send_dtmf,
+    cmd_set_media,
+    cmd_stop_playing,
+    cmd_tap_add,
+    cmd_tap_remove,
+    worker_main,
 )
-from switch.media.mixer cimport mix_frame, mix_init
-from switch.media.goertzel cimport goertzel_init
-from switch.media.player cimport Player, PromptPlayer
-from switch.media.recorder cimport Recording, recorder_write_frame
-from switch.media.rtp cimport (
-    RTCP_RR,
-    RTCP_SR,
-    RTP_ERR_RTCP,
-    RTP_OK,
-    RecvReport,
-    RtcpPacket,
-    RtcpReportBlock,
-    RtcpReportView,
-    RtcpSenderInfo,
-    RtpHeader,
-    load_be16,
-    load_be32,
-    mos_estimate,
-    ntp_middle32,
-    rtcp_next,
-    rtcp_parse_report,
-    rtcp_report_block,
-    rtcp_rtt_s,
-    rtcp_write_rr,
-    rtcp_write_sdes_cname,
-    rtcp_write_sr,
-    rtp_parse,
-    rtp_write_header,
-    stats_init,
-    stats_peek,
-    stats_report_block,
-    stats_sr_received,
-    stats_update,
-    store_be16,
-    store_be32,
-)
+from switch.media.legmedia cimport LM_MAX_DIGITS, lm_init
+from switch.media.mixer cimport MIX_MAX_PARTIES, mix_init
+from switch.media.player cimport PromptPlayer
+from switch.media.recorder cimport Recording
 from switch.media.tones cimport ToneGen, dbm0_peak, tone_add_segment, tone_init
-from switch.media.g711 cimport (
-    ALAW_DECODE,
-    ALAW_ENCODE,
-    ALAW_SHIFT,
-    ULAW_DECODE,
-    ULAW_ENCODE,
-    ULAW_SHIFT,
-)
 
-from switch.media.events import (
-    DtmfReceived,
-    LegStatistics,
-    MediaError,
-    PlaybackFinished,
-    RtpTimedOut,
-)
+from switch.media.events import MediaError
 from switch.media.player import PromptPlayer as _PromptPlayer
 from switch.media.recorder import RecorderWriter as _RecorderWriter
 from switch.media.tones import CALL_PROGRESS_TONES
 from switch.media.wav import read_prompt
 
-cdef enum:
-    TICK_NS = 20000000  # 20 ms
-    MAX_CATCHUP_TICKS = 5
-    EVENT_RING = 65536
-    PT_PCMU = 0  # RFC 3551 table 4
-    PT_PCMA = 8
-    SAMPLES_PER_MS = 8  # G.711 and RFC 4733 events: 8 kHz RTP clock
-    NS_PER_SAMPLE = 125000
-    GEN_SOURCE = -1  # out_src_leg while the engine itself is the leg's RTP source
-    NTP_UNIX_OFFSET_S = 2208988800  # RFC 5905: 1900 -> 1970
+# mode -> (agent hears the supervisor, customer hears the supervisor)
+MONITOR_MODES = {"listen": (False, False), "whisper": (True, False), "barge": (True, True)}
 
-cdef uint8_t ULAW_TO_ALAW[256]
-cdef uint8_t ALAW_TO_ULAW[256]
-
-
-cdef void _build_transcode_tables() noexcept nogil:
-    # Exactly alaw_encode(ulaw_decode(code)) and back: one lookup per payload byte.
-    cdef int code
-    for code in range(256):
-        ULAW_TO_ALAW[code] = ALAW_ENCODE[(<uint16_t>ULAW_DECODE[code]) >> ALAW_SHIFT]
-        ALAW_TO_ULAW[code] = ULAW_ENCODE[(<uint16_t>ALAW_DECODE[code]) >> ULAW_SHIFT]
-
-
-_build_transcode_tables()
-
-
-cdef inline int64_t now_ns() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
-
-
-cdef inline bint same_address(const sockaddr_in *a, const sockaddr_in *b) noexcept nogil:
-    return a.sin_port == b.sin_port and a.sin_addr.s_addr == b.sin_addr.s_addr
-
-
-# ---- events: worker -> Python ------------------------------------------------------
-
-cdef void post_event(Shared *shared, const EventRec *rec) noexcept nogil:
-    cdef uint64_t one = 1
-    cdef bint was_empty
-    pthread_mutex_lock(&shared.mutex)
-    if shared.count == shared.cap:
-        shared.dropped += 1
-        pthread_mutex_unlock(&shared.mutex)
-        return
-    shared.ring[(shared.head + shared.count) % shared.cap] = rec[0]
-    was_empty = shared.count == 0
-    shared.count += 1
-    pthread_mutex_unlock(&shared.mutex)
-    if was_empty:  # one wake-up per batch: the reader drains everything at once
-        write(shared.eventfd, &one, 8)
-
-
-cdef void post_stats(Shared *shared, Leg *leg) noexcept nogil:
-    cdef EventRec rec
-    rec.kind = EV_STATS
-    rec.leg = leg.id
-    rec.value = 0
-    memcpy(rec.counters, &leg.counters, sizeof(Counters))
-    quality(leg, &rec)
-    post_event(shared, &rec)
-
-
-cdef void quality(const Leg *leg, EventRec *rec) noexcept nogil:
-    """RFC 3550 loss and jitter of the current source, and the E-model MOS from them."""
-    cdef RecvReport report
-    stats_peek(&leg.rx_stats, &report)
-    rec.lost = report.lost
-    rec.jitter_ms = report.jitter / SAMPLES_PER_MS
-    rec.rtt_ms = leg.rtt_ms
-    rec.mos = mos_estimate(
-        report.lost / <double>report.expected if report.expected > 0 and report.lost > 0
-        else 0.0,
-        rec.jitter_ms,
-        leg.rtt_ms,  # 0 until an RTCP report block about our stream came back
-    )
-
-
-# ---- commands: Python -> worker ----------------------------------------------------
-
-cdef void unlink_peer(Leg *leg) noexcept nogil:
-    if leg.peer != NULL:
-        leg.peer.peer = NULL
-        leg.peer = NULL
-
-
-cdef void apply_command(Worker *w, Cmd *cmd) noexcept nogil:
-    cdef Leg *leg = cmd.leg
-    cdef epoll_event ev
-    if cmd.kind == CMD_ATTACH:
-        leg.worker = w
-        leg.prev = NULL
-        leg.next = w.legs
-        if w.legs != NULL:
-            w.legs.prev = leg
-        w.legs = leg
-        w.n_legs += 1
-        ev.events = EPOLLIN  # level-triggered: one recvmmsg per readiness, no EAGAIN call
-        ev.data.ptr = &leg.rtp
-        epoll_ctl(w.epfd, EPOLL_CTL_ADD, leg.rtp.fd, &ev)
-        if leg.rtcp.fd >= 0:
-            ev.data.ptr = &leg.rtcp
-            epoll_ctl(w.epfd, EPOLL_CTL_ADD, leg.rtcp.fd, &ev)
-    elif cmd.kind == CMD_DETACH:
-        epoll_ctl(w.epfd, EPOLL_CTL_DEL, leg.rtp.fd, NULL)
-        if leg.rtcp.fd >= 0:
-            epoll_ctl(w.epfd, EPOLL_CTL_DEL, leg.rtcp.fd, NULL)
-        unlink_peer(leg)
-        if leg.prev != NULL:
-            leg.prev.next = leg.next
-        else:
-            w.legs = leg.next
-        if leg.next != NULL:
-            leg.next.prev = leg.prev
-        leg.prev = leg.next = NULL
-        leg.worker = NULL
-        w.n_legs -= 1
-    elif cmd.kind == CMD_SET_REMOTE:
-        leg.remote = cmd.addr
-        leg.remote_known = True
-        leg.remote_set = True
-        leg.latched = False  # a new offer: learn the source again from its first packet
-        leg.payload_type = cmd.payload_type
-        leg.dtmf_payload_type = cmd.dtmf_payload_type
-        leg.last_rx_ns = now_ns()
-        leg.timeout_posted = False
-    elif cmd.kind == CMD_BRIDGE:
-        unlink_peer(leg)
-        unlink_peer(cmd.other)
-        leg.peer = cmd.other
-        cmd.other.peer = leg
-    elif cmd.kind == CMD_UNBRIDGE:
-        unlink_peer(leg)
-    elif cmd.kind == CMD_CALL:
-        cmd.fn(w, cmd)
-
-
-cdef bint run_commands(Worker *w) noexcept nogil:
-    """Apply queued commands; True when the worker is asked to stop."""
-    cdef uint64_t counter
-    cdef Cmd *cmd
-    cdef Cmd *next_cmd
-    cdef bint stopping
-    read(w.wakefd, &counter, 8)
-    pthread_mutex_lock(&w.mutex)
-    cmd = w.cmd_head
-    w.cmd_head = w.cmd_tail = NULL
-    stopping = w.stopping
-    pthread_mutex_unlock(&w.mutex)
-    while cmd != NULL:
-        next_cmd = cmd.next  # read before done: the submitter's frame goes away after
-        apply_command(w, cmd)
-        pthread_mutex_lock(&w.mutex)
-        cmd.done = True
-        pthread_cond_broadcast(&w.cond)
-        pthread_mutex_unlock(&w.mutex)
-        cmd = next_cmd
-    return stopping
-
-
-# ---- the packet path ---------------------------------------------------------------
-
-cdef inline bint rewrite_for_peer(Leg *src, Leg *dst, uint8_t *buf, Py_ssize_t offset,
-                                  Py_ssize_t payload_end, int64_t now) noexcept nogil:
-    """Make ``buf`` part of ``dst``'s outgoing stream; False to drop it."""
-    cdef uint8_t pt = buf[1] & 0x7F
-    cdef uint8_t marker = buf[1] & 0x80
-    cdef uint8_t out_pt = pt
-    cdef const uint8_t *table = NULL
-    cdef uint16_t seq = load_be16(buf + 2)
-    cdef uint32_t ts = load_be32(buf + 4)
-    cdef uint32_t ssrc = load_be32(buf + 8)
-    cdef uint16_t seq_out
-    cdef uint32_t ts_out
-    cdef int64_t elapsed_samples
-    cdef Py_ssize_t i
-    if src.dtmf_payload_type >= 0 and pt == src.dtmf_payload_type:
-        if dst.dtmf_payload_type < 0:
-            return False  # the far end takes no telephone-events
-        out_pt = <uint8_t>dst.dtmf_payload_type
-    elif pt == src.payload_type and pt != dst.payload_type:
-        if pt == PT_PCMU and dst.payload_type == PT_PCMA:
-            table = ULAW_TO_ALAW
-        elif pt == PT_PCMA and dst.payload_type == PT_PCMU:
-            table = ALAW_TO_ULAW
-        if table != NULL:
-            for i in range(offset, payload_end):
-                buf[i] = table[buf[i]]
-            out_pt = <uint8_t>dst.payload_type
-    if not dst.out_started:
-        dst.out_started = True
-        dst.seq_offset = 0
-        dst.ts_offset = 0
-        dst.last_out_seq = seq
-        dst.last_out_ts = ts
-        dst.last_out_ns = now
-    elif dst.out_src_leg != src.id or dst.out_src_ssrc != ssrc:
-        # A new source for this stream: continue seq at +1 and ts by the time elapsed.
-        elapsed_samples = (now - dst.last_out_ns) // 1000000 * SAMPLES_PER_MS
-        if elapsed_samples < 1:
-            elapsed_samples = 1
-        elif elapsed_samples > 0x7FFFFFFF:
-            elapsed_samples = 0x7FFFFFFF
-        dst.seq_offset = <uint16_t>(dst.last_out_seq + 1 - seq)
-        dst.ts_offset = <uint32_t>(dst.last_out_ts + <uint32_t>elapsed_samples - ts)
-        marker = 0x80
-    dst.out_src_leg = src.id
-    dst.out_src_ssrc = ssrc
-    dst.octets_sent += <uint64_t>(payload_end - offset)
-    seq_out = <uint16_t>(seq + dst.seq_offset)
-    ts_out = <uint32_t>(ts + dst.ts_offset)
-    if <int16_t>(seq_out - dst.last_out_seq) >= 0:
-        dst.last_out_seq = seq_out
-        dst.last_out_ts = ts_out
-        dst.last_out_ns = now
-    buf[1] = marker | out_pt
-    store_be16(buf + 2, seq_out)
-    store_be32(buf + 4, ts_out)
-    store_be32(buf + 8, dst.out_ssrc)
-    return True
-
-
-cdef void send_batch(IoBufs *io, Leg *src, Leg *dst, int n) noexcept nogil:
-    cdef int sent = 0
-    cdef int rc
-    # Counted before the syscall, corrected after: whoever sees a packet arrive also
-    # sees it counted (the far end can wake before sendto returns here).
-    dst.counters.sent += n
-    src.counters.relayed += n
-    if n == 1:
-        if sendto(dst.rtp.fd, io.txiov[0].iov_base, io.txiov[0].iov_len, MSG_DONTWAIT,
-                  <sockaddr *>&dst.remote, sizeof(sockaddr_in)) >= 0:
-            sent = 1
-    else:
-        while sent < n:
-            rc = sendmmsg(dst.rtp.fd, io.tx + sent, n - sent, MSG_DONTWAIT)
-            if rc <= 0:
-                break  # socket buffer full or an ICMP error: drop the rest
-            sent += rc
-    dst.counters.sent -= n - sent
-    src.counters.relayed -= n - sent
-
-
-cdef void receive_rtp(Worker *w, Leg *leg) noexcept nogil:
-    cdef IoBufs *io = w.io
-    cdef Leg *peer = leg.peer
-    cdef int n, i
-    cdef int n_tx = 0
-    cdef uint8_t *buf
-    cdef Py_ssize_t length, offset, payload_end
-    cdef sockaddr_in *source
-    cdef uint32_t ssrc
-    cdef int64_t now
-    cdef int rc
-    cdef RtpHeader header
-    for i in range(BATCH):
-        io.rx[i].msg_hdr.msg_namelen = sizeof(sockaddr_in)
-    n = recvmmsg(leg.rtp.fd, io.rx, BATCH, MSG_DONTWAIT, NULL)
-    if n <= 0:
-        return
-    now = now_ns()
-    for i in range(n):
-        buf = io.rxbuf[i]
-        length = io.rx[i].msg_len
-        if io.rx[i].msg_hdr.msg_flags & MSG_TRUNC:
-            leg.counters.dropped_invalid += 1
-            continue
-        rc = rtp_parse(buf, length, &header)
-        if rc != RTP_OK:
-            if rc == RTP_ERR_RTCP and leg.rtcp_mux:
-                handle_rtcp(leg, buf, length)  # RFC 5761 §4: PT 72-76 is RTCP
-            else:
-                leg.counters.dropped_invalid += 1
-            continue
-        offset = header.payload_offset
-        payload_end = offset + header.payload_len
-        source = &io.rxaddr[i]
-        ssrc = header.ssrc
-        if not leg.latched:
-            leg.remote = source[0]
-            leg.remote_known = True
-            leg.latched = True
-        elif not same_address(source, &leg.remote):
-            # Re-latch only to a new SSRC after the latched source has been silent long
-            # enough (a phone that moved, e.g. a NAT rebinding); otherwise a stranger.
-            if (w.shared.relatch_silence_ns >= 0 and ssrc != leg.in_ssrc
-                    and now - leg.last_rx_ns > w.shared.relatch_silence_ns):
-                leg.remote = source[0]
-            else:
-                leg.counters.dropped_stranger += 1
-                continue
-        if ssrc != leg.in_ssrc or not leg.counters.received:
-            stats_init(&leg.rx_stats)  # a new source: its own sequence space
-        stats_update(&leg.rx_stats, header.seq, header.timestamp,
-                     <uint32_t>(now // NS_PER_SAMPLE))
-        leg.in_ssrc = ssrc
-        leg.last_rx_ns = now
-        leg.timeout_posted = False
-        leg.counters.received += 1
-        if leg.dtmf_payload_type >= 0 and header.payload_type == leg.dtmf_payload_type:
-            dtmf_received(leg, w.shared, buf + offset, header.payload_len, &header)
-        elif (leg.media != NULL and leg.media.decode_users > 0
-              and header.payload_type == leg.payload_type):
-            jb_insert(&leg.media.jb, header.seq, header.timestamp, buf + offset,
-                      header.payload_len, now // 1000)
-        if peer != NULL and peer.remote_known and (
-            peer.media == NULL or not lm_owns_output(peer.media)
-        ) and rewrite_for_peer(
-            leg, peer, buf, offset, payload_end, now
-        ):
-            io.txiov[n_tx].iov_base = buf
-            io.txiov[n_tx].iov_len = length
-            io.tx[n_tx].msg_hdr.msg_name = &peer.remote
-            io.tx[n_tx].msg_hdr.msg_namelen = sizeof(sockaddr_in)
-            io.tx[n_tx].msg_hdr.msg_iov = &io.txiov[n_tx]
-            io.tx[n_tx].msg_hdr.msg_iovlen = 1
-            io.tx[n_tx].msg_hdr.msg_control = NULL
-            io.tx[n_tx].msg_hdr.msg_controllen = 0
-            io.tx[n_tx].msg_hdr.msg_flags = 0
-            n_tx += 1
-    if n_tx:
-        send_batch(io, leg, peer, n_tx)
-
-
-cdef void receive_rtcp(Worker *w, Leg *leg) noexcept nogil:
-    cdef IoBufs *io = w.io
-    cdef int n, i
-    for i in range(BATCH):
-        io.rx[i].msg_hdr.msg_namelen = sizeof(sockaddr_in)
-    n = recvmmsg(leg.rtcp.fd, io.rx, BATCH, MSG_DONTWAIT, NULL)
-    for i in range(n):
-        if not io.rx[i].msg_hdr.msg_flags & MSG_TRUNC:
-            handle_rtcp(leg, io.rxbuf[i], io.rx[i].msg_len)
-        else:
-            leg.counters.rtcp_received += 1
-
-
-cdef inline void ntp_now(uint32_t *sec, uint32_t *frac) noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_REALTIME, &ts)
-    sec[0] = <uint32_t>(ts.tv_sec + NTP_UNIX_OFFSET_S)
-    frac[0] = <uint32_t>((<uint64_t>ts.tv_nsec << 32) // 1000000000)
-
-
-cdef void handle_rtcp(Leg *leg, const uint8_t *buf, Py_ssize_t n) noexcept nogil:
-    """Count an RTCP datagram; learn LSR from SRs and the RTT from blocks about us."""
-    cdef Py_ssize_t pos = 0
-    cdef RtcpPacket pkt
-    cdef RtcpReportView view
-    cdef RtcpReportBlock block
-    cdef uint32_t sec, frac, arrival
-    cdef double rtt_s
-    cdef int i
-    leg.counters.rtcp_received += 1
-    ntp_now(&sec, &frac)
-    arrival = ntp_middle32(sec, frac)
-    while rtcp_next(buf, n, &pos, &pkt) > 0:
-        if pkt.packet_type != RTCP_SR and pkt.packet_type != RTCP_RR:
-            continue
-        if rtcp_parse_report(buf, &pkt, &view) < 0:
-            continue
-        if view.has_sender_info:
-            stats_sr_received(&leg.rx_stats, view.sender.ntp_sec, view.sender.ntp_frac,
-                              arrival)
-        for i in range(view.report_count):
-            rtcp_report_block(buf, &view, i, &block)
-            if block.ssrc == leg.out_ssrc:
-                rtt_s = rtcp_rtt_s(arrival, block.lsr, block.dlsr)
-                if rtt_s >= 0:
-                    leg.rtt_ms = rtt_s * 1000.0
-
-
-cdef void send_rtcp(Worker *w, Leg *leg, int64_t now) noexcept nogil:
-    """RFC 3550 §6.1 compound: SR when this leg has sent RTP (else RR), then SDES CNAME."""
-    cdef uint8_t *buf = w.txbuf
-    cdef RtcpReportBlock block
-    cdef RtcpSenderInfo sender
-    cdef int n_blocks = 0
-    cdef Py_ssize_t n, more
-    cdef uint32_t sec, frac
-    cdef sockaddr_in to = leg.remote
-    cdef int fd = leg.rtp.fd
-    ntp_now(&sec, &frac)
-    if leg.counters.received:
-        stats_report_block(&leg.rx_stats, leg.in_ssrc, ntp_middle32(sec, frac), &block)
-        n_blocks = 1
-    if leg.counters.sent:
-        sender.ntp_sec = sec
-        sender.ntp_frac = frac
-        sender.rtp_ts = leg.last_out_ts + <uint32_t>((now - leg.last_out_ns) // NS_PER_SAMPLE)
-        sender.packet_count = <uint32_t>leg.counters.sent
-        sender.octet_count = <uint32_t>leg.octets_sent
-        n = rtcp_write_sr(buf, PKT_CAP, leg.out_ssrc, &sender, &block, n_blocks)
-    else:
-        n = rtcp_write_rr(buf, PKT_CAP, leg.out_ssrc, &block, n_blocks)
-    if n <= 0:
-        return
-    more = rtcp_write_sdes_cname(buf + n, PKT_CAP - n, leg.out_ssrc,
-                                 <const uint8_t *>b"switch", 6)
-    if more > 0:
-        n += more
-    if not leg.rtcp_mux:
-        fd = leg.rtcp.fd
-        to.sin_port = htons(<uint16_t>(ntohs(to.sin_port) + 1))
-    sendto(fd, buf, n, MSG_DONTWAIT, <sockaddr *>&to, sizeof(sockaddr_in))
-
-
-cdef void dtmf_received(Leg *leg, Shared *shared, const uint8_t *payload,
-                        Py_ssize_t length, RtpHeader *header) noexcept nogil:
-    """RFC 4733 in: one DtmfReceived per key press, when its end is known."""
-    cdef DtmfReport reports[DTMF_MAX_REPORTS]
-    cdef EventRec rec
-    cdef int n, i
-    n = dtmf_rx_feed(&leg.dtmf_rx, payload, length, header.timestamp, header.marker,
-                     header.seq, reports)
-    for i in range(n):
-        if reports[i].kind == DTMF_ENDED:
-            memset(&rec, 0, sizeof(rec))
-            rec.kind = EV_DTMF
-            rec.leg = leg.id
-            rec.digit = reports[i].digit
-            rec.value = reports[i].duration_samples // SAMPLES_PER_MS
-            post_event(shared, &rec)
-
-
-# ---- what the engine itself sends: playback, mixes, DTMF ---------------------------
-
-cdef bint gen_begin(Leg *leg, int64_t now) noexcept nogil:
-    """Make the engine this leg's RTP source; True (marker) when it was not already."""
-    cdef int64_t elapsed_samples
-    if leg.out_started and leg.out_src_leg == GEN_SOURCE:
-        return False
-    if leg.out_started:  # continue the stream: ts by the time elapsed since its last packet
-        elapsed_samples = (now - leg.last_out_ns) // 1000000 * SAMPLES_PER_MS
-        if elapsed_samples < 1:
-            elapsed_samples = 1
-        elif elapsed_samples > 0x7FFFFFFF:
-            elapsed_samples = 0x7FFFFFFF
-        leg.gen_ts = leg.last_out_ts + <uint32_t>elapsed_samples
-    else:
-        leg.gen_ts = leg.last_out_ts  # the random start chosen at open_leg
-    leg.out_src_leg = GEN_SOURCE
-    leg.out_src_ssrc = 0
-    return True
-
-
-cdef void gen_send(Worker *w, Leg *leg, int payload_type, const uint8_t *payload,
-                   int n_payload, uint32_t ts, bint marker, int64_t now) noexcept nogil:
-    cdef uint8_t *buf = w.txbuf
-    cdef uint16_t seq = <uint16_t>(leg.last_out_seq + 1)
-    cdef Py_ssize_t n
-    leg.last_out_seq = seq
-    leg.last_out_ts = ts
-    leg.last_out_ns = now
-    leg.out_started = True
-    if not leg.remote_known:
-        return
-    n = rtp_write_header(buf, PKT_CAP, <uint8_t>payload_type, marker, seq, ts, leg.out_ssrc)
-    memcpy(buf + n, payload, n_payload)
-    leg.counters.sent += 1
-    leg.octets_sent += n_payload
-    if sendto(leg.rtp.fd, buf, n + n_payload, MSG_DONTWAIT, <sockaddr *>&leg.remote,
-              sizeof(sockaddr_in)) < 0:
-        leg.counters.sent -= 1
-        leg.octets_sent -= n_payload
-
-
-cdef void gen_audio(Worker *w, Leg *leg, const int16_t *pcm, int64_t now) noexcept nogil:
-    cdef uint8_t payload[LM_FRAME_SAMPLES]
-    cdef bint marker = gen_begin(leg, now)
-    cdef int n = lm_encode(leg.payload_type, pcm, payload)
-    if n:
-        gen_send(w, leg, leg.payload_type, payload, n, leg.gen_ts, marker, now)
-    leg.gen_ts += LM_FRAME_SAMPLES
-
-
-cdef void dtmf_tick(Worker *w, Leg *leg, LegMedia *m, int64_t now) noexcept nogil:
-    """RFC 4733 out: a digit's packets as its duration elapses, then a pause."""
-    cdef bint marker
-    cdef int i
-    if m.n_packets == 0:
-        if m.digit_index > 0 and m.event_elapsed < LM_DTMF_PAUSE_SAMPLES:
-            m.event_elapsed += LM_FRAME_SAMPLES  # the pause after a digit
-            leg.gen_ts += LM_FRAME_SAMPLES
-            return
-        if not lm_dtmf_next_digit(m):
-            m.dtmf_active = False
-            return
-        gen_begin(leg, now)
-        m.event_ts = leg.gen_ts
-    m.event_elapsed += LM_FRAME_SAMPLES
-    while (m.packet_index < m.n_packets
-           and m.packets[m.packet_index].send_offset_samples <= m.event_elapsed):
-        i = m.packet_index
-        gen_send(w, leg, leg.dtmf_payload_type, m.packets[i].payload, 4, m.event_ts,
-                 m.packets[i].marker, now)
-        m.packet_index += 1
-    if m.packet_index >= m.n_packets:
-        leg.gen_ts = m.event_ts + m.event_elapsed
-        m.n_packets = 0
-        m.event_elapsed = 0
-
-
-cdef void output_tick(Worker *w, Leg *leg, LegMedia *m, int64_t now) noexcept nogil:
-    """DTMF first, then playback, then the leg's mix; otherwise relay feeds it."""
-    cdef int16_t pcm[LM_FRAME_SAMPLES]
-    cdef EventRec rec
-    cdef int rc
-    if m.dtmf_active:
-        dtmf_tick(w, leg, m, now)
-        return
-    rc = lm_play_frame(m, pcm)
-    if rc == 1:
-        gen_audio(w, leg, pcm, now)
-        return
-    if rc == 0 and m.play_posts_finished:
-        memset(&rec, 0, sizeof(rec))
-        rec.kind = EV_PLAYBACK_FINISHED
-        rec.leg = leg.id
-        post_event(w.shared, &rec)
-    if m.mix != NULL:
-        gen_audio(w, leg, m.mix_out, now)
-
-
-# ---- media commands (CMD_CALL): run on the worker that owns the leg ----------------
-
-cdef void decode_use(LegMedia *m, int delta) noexcept nogil:
-    if m.decode_users == 0 and delta > 0:
-        jb_init(&m.jb)  # a fresh start: no stale frames from an earlier use
-    m.decode_users += delta
-
-
-cdef void cmd_set_media(Worker *w, Cmd *cmd) noexcept nogil:
-    cmd.leg.media = <LegMedia *>cmd.ptr
-
-
-cdef void restart_source(Leg *leg) noexcept nogil:
-    # The next generated frame starts a new source: marker, ts by the time elapsed.
-    if leg.out_src_leg == GEN_SOURCE:
-        leg.out_src_leg = 0
-
-
-cdef void cmd_play(Worker *w, Cmd *cmd) noexcept nogil:
-    cdef LegMedia *m = cmd.leg.media
-    if cmd.arg:  # a tone
-        m.tone = (<ToneGen *>cmd.ptr)[0]
-        m.tone_on = True
-        m.player = NULL
-    else:
-        m.tone_on = False
-        m.player = <Player *>cmd.ptr
-    m.playing = True
-    m.play_posts_finished = True
-    restart_source(cmd.leg)
-
-
-cdef void cmd_stop_playing(Worker *w, Cmd *cmd) noexcept nogil:
-    cdef LegMedia *m = cmd.leg.media
-    m.playing = False
-    m.tone_on = False
-    m.player = NULL
-
-
-cdef void cmd_send_dtmf(Worker *w, Cmd *cmd) noexcept nogil:
-    cdef LegMedia *m = cmd.leg.media
-    memcpy(m.digits, cmd.ptr, <size_t>cmd.payload_type)
-    m.n_digits = cmd.payload_type
-    m.digit_index = 0
-    m.dtmf_duration_samples = <uint32_t>cmd.arg
-    m.n_packets = 0
-    m.event_elapsed = 0
-    m.dtmf_active = True
-    restart_source(cmd.leg)
-
-
-cdef void cmd_inband(Worker *w, Cmd *cmd) noexcept nogil:
-    cdef LegMedia *m = cmd.leg.media
-    if cmd.arg and not m.inband:
-        goertzel_init(&m.goertzel)
-        m.inband = True
-        decode_use(m, 1)
-    elif not cmd.arg and m.inband:
-        m.inband = False
-        decode_use(m, -1)
-
-
-cdef void cmd_tap_add(Worker *w, Cmd *cmd) noexcept nogil:
-    cdef RecTap *tap = <RecTap *>cmd.ptr
-    decode_use(tap.a.media, 1)
-    if tap.b != NULL:
-        decode_use(tap.b.media, 1)
-    tap.prev = NULL
-    tap.next = w.taps
-    if w.taps != NULL:
-        w.taps.prev = tap
-    w.taps = tap
-
-
-cdef void cmd_tap_remove(Worker *w, Cmd *cmd) noexcept nogil:
-    cdef RecTap *tap = <RecTap *>cmd.ptr
-    decode_use(tap.a.media, -1)
-    if tap.b != NULL:
-        decode_use(tap.b.media, -1)
-    if tap.prev != NULL:
-        tap.prev.next = tap.next
-    else:
-        w.taps = tap.next
-    if tap.next != NULL:
-        tap.next.prev = tap.prev
-    tap.prev = tap.next = NULL
-
-
-cdef void cmd_mix_join(Worker *w, Cmd *cmd) noexcept nogil:
-    cdef MixNode *node = <MixNode *>cmd.ptr
-    cdef int slot = <int>cmd.arg
-    cdef int other
-    if node.worker == NULL:
-        node.worker = w
-        node.prev = NULL
-        node.next = w.mixes
-        if w.mixes != NULL:
-            w.mixes.prev = node
-        w.mixes = node
-    node.slots[slot] = cmd.leg
-    cmd.leg.media.mix = node
-    cmd.leg.media.mix_slot = slot
-    memset(cmd.leg.media.mix_out, 0, sizeof(cmd.leg.media.mix_out))
-    decode_use(cmd.leg.media, 1)
-    node.mix.hears[slot] = 0
-    for other in range(MIX_MAX_PARTIES):  # a newcomer hears everyone and is heard
-        if node.mix.active & (1u << other):
-            node.mix.hears[slot] |= 1u << other
-            node.mix.hears[other] |= 1u << slot
-    node.mix.active |= 1u << slot
-    restart_source(cmd.leg)
-
-
-cdef void cmd_mix_leave(Worker *w, Cmd *cmd) noexcept nogil:
-    cdef MixNode *node = <MixNode *>cmd.ptr
-    cdef int slot = <int>cmd.arg
-    cdef int other
-    node.mix.active &= ~(1u << slot)
-    node.mix.hears[slot] = 0
-    for other in range(MIX_MAX_PARTIES):
-        node.mix.hears[other] &= ~(1u << slot)
-    node.slots[slot] = NULL
-    cmd.leg.media.mix = NULL
-    decode_use(cmd.leg.media, -1)
-    if node.mix.active == 0:
-        if node.prev != NULL:
-            node.prev.next = node.next
-        else:
-            w.mixes = node.next
-        if node.next != NULL:
-            node.next.prev = node.prev
-        node.prev = node.next = NULL
-        node.worker = NULL
-
-
-cdef void cmd_mix_hearing(Worker *w, Cmd *cmd) noexcept nogil:
-    cdef MixNode *node = <MixNode *>cmd.ptr
-    cdef int listener = <int>(cmd.arg >> 8)
-    cdef int talker = <int>(cmd.arg & 0xFF)
-    if cmd.payload_type:
-        node.mix.hears[listener] |= 1u << talker
-    else:
-        node.mix.hears[listener] &= ~(1u << talker)
-
-
-
-# ---- the 20 ms clock ---------------------------------------------------------------
-
-cdef void run_tick(Worker *w, int64_t tick_ns) noexcept nogil:
-    cdef Shared *shared = w.shared
-    cdef Leg *leg = w.legs
-    cdef bint stats_due = tick_ns >= w.next_stats_ns
-    cdef EventRec rec
-    cdef char digits[LM_MAX_INBAND]
-    cdef int n, i
-    w.ticks += 1
-    # 1. per leg: timers, RTCP, and this tick's decoded audio (and in-band detection)
-    while leg != NULL:
-        if (leg.remote_set and not leg.timeout_posted
-                and tick_ns - leg.last_rx_ns >= shared.rtp_timeout_ns):
-            leg.timeout_posted = True
-            rec.kind = EV_RTP_TIMEOUT
-            rec.leg = leg.id
-            rec.value = (tick_ns - leg.last_rx_ns) / 1e9
-            post_event(shared, &rec)
-        if stats_due:
-            post_stats(shared, leg)
-        if leg.remote_known and shared.rtcp_interval_ns > 0:
-            if leg.next_rtcp_ns == 0:
-                leg.next_rtcp_ns = tick_ns + shared.rtcp_interval_ns
-            elif tick_ns >= leg.next_rtcp_ns:
-                send_rtcp(w, leg, tick_ns)
-                leg.next_rtcp_ns += shared.rtcp_interval_ns
-                if leg.next_rtcp_ns <= tick_ns:
-                    leg.next_rtcp_ns = tick_ns + shared.rtcp_interval_ns
-        if leg.media != NULL and leg.media.decode_users > 0:
-            n = lm_pull(leg.media, tick_ns // 1000, leg.payload_type, digits, LM_MAX_INBAND)
-            for i in range(n):
-                memset(&rec, 0, sizeof(rec))
-                rec.kind = EV_DTMF
-                rec.leg = leg.id
-                rec.digit = digits[i]
-                post_event(shared, &rec)
-        leg = leg.next
-    if stats_due:
-        w.next_stats_ns += shared.stats_interval_ns
-        if w.next_stats_ns <= tick_ns:
-            w.next_stats_ns = tick_ns + shared.stats_interval_ns
-    # 2. mixes, 3. recordings (both read the decoded audio of step 1)
-    mix_pass(w)
-    record_pass(w)
-    # 4. what the engine sends itself: DTMF, playback, mix output
-    leg = w.legs
-    while leg != NULL:
-        if leg.media != NULL:
-            output_tick(w, leg, leg.media, tick_ns)
-        leg = leg.next
-
-
-cdef void mix_pass(Worker *w) noexcept nogil:
-    cdef MixNode *node = w.mixes
-    cdef const int16_t *inputs[MIX_MAX_PARTIES]
-    cdef int16_t *outputs[MIX_MAX_PARTIES]
-    cdef int slot
-    while node != NULL:
-        for slot in range(MIX_MAX_PARTIES):
-            if node.slots[slot] != NULL:
-                inputs[slot] = node.slots[slot].media.pcm
-                outputs[slot] = node.slots[slot].media.mix_out
-            else:
-                inputs[slot] = NULL
-                outputs[slot] = NULL
-        mix_frame(&node.mix, inputs, outputs)
-        node = node.next
-
-
-cdef void record_pass(Worker *w) noexcept nogil:
-    cdef RecTap *tap = w.taps
-    cdef int16_t mono[LM_FRAME_SAMPLES]
-    cdef int i, total
-    while tap != NULL:
-        if tap.stereo:
-            recorder_write_frame(tap.state, tap.a.media.pcm,
-                                 tap.b.media.pcm if tap.b != NULL else NULL)
-        elif tap.b == NULL:
-            recorder_write_frame(tap.state, tap.a.media.pcm, NULL)
-        else:
-            for i in range(LM_FRAME_SAMPLES):
-                total = <int>tap.a.media.pcm[i] + tap.b.media.pcm[i]
-                mono[i] = <int16_t>(32767 if total > 32767 else
-                                    (-32768 if total < -32768 else total))
-            recorder_write_frame(tap.state, mono, NULL)
-        tap = tap.next
-
-
-cdef void nap_until(int64_t deadline_ns) noexcept nogil:
-    cdef timespec ts
-    ts.tv_sec = deadline_ns // 1000000000
-    ts.tv_nsec = deadline_ns % 1000000000
-    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL)
-
-
-cdef void worker_loop(Worker *w) noexcept nogil:
-    cdef IoBufs *io = w.io
-    cdef int64_t now = now_ns()
-    cdef int64_t next_tick = now + TICK_NS
-    cdef int n, i, ticks, timeout_ms
-    cdef bint woken
-    cdef Sock *sock
-    w.next_stats_ns = now + w.shared.stats_interval_ns
-    while True:
-        now = now_ns()
-        timeout_ms = <int>((next_tick - now + 999999) // 1000000) if next_tick > now else 0
-        n = epoll_wait(w.epfd, io.events, MAX_EVENTS, timeout_ms)
-        woken = False
-        for i in range(n):
-            sock = <Sock *>io.events[i].data.ptr
-            if sock == NULL:
-                woken = True  # commands run after the sockets: a detached leg's Sock
-                # may still be in this batch, and its memory is freed once detached
-            elif sock.is_rtcp:
-                receive_rtcp(w, sock.leg)
-            else:
-                receive_rtp(w, sock.leg)
-        if woken and run_commands(w):
-            return
-        now = now_ns()
-        ticks = 0
-        while now >= next_tick and ticks < MAX_CATCHUP_TICKS:
-            if now - next_tick > TICK_NS:
-                w.tick_overruns += 1  # started more than one period after its deadline
-            run_tick(w, next_tick)
-            next_tick += TICK_NS
-            ticks += 1
-        if now >= next_tick:  # stalled longer than the catch-up: re-anchor the clock
-            next_tick = now + TICK_NS
-        if n > 0 and w.shared.wakeup_window_ns > 0:
-            # Coalesce readiness: at real pacing each socket holds one packet per 20 ms,
-            # so waiting a little lets one epoll_wait report many sockets (bench shows
-            # whether that beats a wake-up per packet; it adds up to the window of delay).
-            nap_until(min(now + w.shared.wakeup_window_ns, next_tick))
-
-
-cdef void *worker_main(void *arg) noexcept nogil:
-    worker_loop(<Worker *>arg)
-    return NULL
-
-
-# ---- Python side -------------------------------------------------------------------
 
 cdef int parse_ipv4(str host, in_addr *out) except -1:
     if not isinstance(host, str) or inet_pton(AF_INET, host.encode("ascii", "replace"),
@@ -1361,27 +539,7 @@ cdef class MediaEngine:
 
     def drain_events(self):
         """Take every queued event, oldest first, as switch.media.events objects."""
-        cdef uint64_t counter
-        cdef EventRec *batch
-        cdef size_t n, i
-        cdef Shared *shared = self.shared
-        read(shared.eventfd, &counter, 8)
-        with nogil:
-            pthread_mutex_lock(&shared.mutex)
-            n = shared.count
-            batch = <EventRec *>malloc_or_null(n)
-            if batch != NULL:
-                for i in range(n):
-                    batch[i] = shared.ring[(shared.head + i) % shared.cap]
-                shared.head = (shared.head + n) % shared.cap
-                shared.count = 0
-            pthread_mutex_unlock(&shared.mutex)
-        if n and batch == NULL:
-            raise MemoryError()
-        try:
-            return [event_object(&batch[i]) for i in range(n)]
-        finally:
-            free(batch)
+        return drain_ring(self.shared)
 
     def leg_stats(self, leg):
         """The leg's counters (see switch.media.events.LegStatistics for their meaning)."""
@@ -1682,31 +840,3 @@ cdef class MediaEngine:
         self.set_hearing(mix, agent_leg, supervisor_leg, agent_hears)
         self.set_hearing(mix, customer_leg, supervisor_leg, customer_hears)
         return mix
-
-
-
-cdef EventRec *malloc_or_null(size_t n) noexcept nogil:
-    return <EventRec *>malloc(n * sizeof(EventRec) if n else 1)
-
-
-# mode -> (agent hears the supervisor, customer hears the supervisor)
-MONITOR_MODES = {"listen": (False, False), "whisper": (True, False), "barge": (True, True)}
-
-COUNTER_NAMES = ("received", "sent", "dropped_invalid", "dropped_stranger", "relayed",
-                 "rtcp_received")
-
-
-cdef dict counters_dict(const Counters *counters):
-    cdef const uint64_t *values = <const uint64_t *>counters
-    return {name: values[i] for i, name in enumerate(COUNTER_NAMES)}
-
-
-cdef object event_object(const EventRec *rec):
-    if rec.kind == EV_RTP_TIMEOUT:
-        return RtpTimedOut(rec.leg, rec.value)
-    if rec.kind == EV_DTMF:
-        return DtmfReceived(rec.leg, chr(rec.digit), int(rec.value))
-    if rec.kind == EV_PLAYBACK_FINISHED:
-        return PlaybackFinished(rec.leg)
-    return LegStatistics(rec.leg, *[rec.counters[i] for i in range(N_COUNTERS)],
-                         rec.lost, rec.jitter_ms, rec.mos, rec.rtt_ms)

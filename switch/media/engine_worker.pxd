@@ -1,0 +1,24 @@
+# cython: language_level=3
+"""A worker thread's own side: the loop, and the commands it applies (Python -> worker).
+
+Every command runs on the worker that owns the leg (or directly in the caller while the
+engine is stopped); the cmd_* functions are the CMD_CALL bodies of the media commands.
+"""
+
+from switch.media.engine_types cimport Cmd, Worker
+
+
+cdef void apply_command(Worker *w, Cmd *cmd) noexcept nogil
+# pthread entry point: arg is the Worker; returns when the worker is asked to stop.
+cdef void *worker_main(void *arg) noexcept nogil
+
+cdef void cmd_set_media(Worker *w, Cmd *cmd) noexcept nogil  # ptr: LegMedia
+cdef void cmd_play(Worker *w, Cmd *cmd) noexcept nogil  # ptr: Player, or ToneGen if arg
+cdef void cmd_stop_playing(Worker *w, Cmd *cmd) noexcept nogil
+cdef void cmd_send_dtmf(Worker *w, Cmd *cmd) noexcept nogil  # ptr/payload_type: digits
+cdef void cmd_inband(Worker *w, Cmd *cmd) noexcept nogil  # arg: enabled
+cdef void cmd_tap_add(Worker *w, Cmd *cmd) noexcept nogil  # ptr: RecTap
+cdef void cmd_tap_remove(Worker *w, Cmd *cmd) noexcept nogil
+cdef void cmd_mix_join(Worker *w, Cmd *cmd) noexcept nogil  # ptr: MixNode, arg: slot
+cdef void cmd_mix_leave(Worker *w, Cmd *cmd) noexcept nogil
+cdef void cmd_mix_hearing(Worker *w, Cmd *cmd) noexcept nogil  # arg: listener<<8|talker
