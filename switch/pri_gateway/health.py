@@ -160,6 +160,7 @@ class GatewayHealth:
     def response_received(self, status: int, now: float) -> HealthEvent | None:
         """A response to the outstanding probe. Provisional responses are ignored (the
         probe stays outstanding until its final response or timer F)."""
+        self._check_outstanding()
         if not 100 <= status <= 699:
             raise HealthError(f"gateway {self.name!r}: status {status} is not a SIP status")
         if status < 200:
@@ -171,9 +172,12 @@ class GatewayHealth:
         """Timer F fired for the outstanding probe: the gateway did not answer."""
         return self._on_outcome(Outcome.FAILURE, now)
 
-    def _on_outcome(self, outcome: Outcome, now: float) -> HealthEvent | None:
+    def _check_outstanding(self) -> None:
         if not self.probe_outstanding:
             raise HealthError(f"gateway {self.name!r}: no probe is outstanding")
+
+    def _on_outcome(self, outcome: Outcome, now: float) -> HealthEvent | None:
+        self._check_outstanding()
         self.probe_outstanding = False
         if outcome is Outcome.SUCCESS:
             self.consecutive_successes += 1

@@ -140,8 +140,8 @@ class ChannelPool:
         if held is not None:
             if held.direction is not direction:
                 raise TrunkError(
-                    f"call {call_id!r} already holds a {held.direction.value} channel "
-                    f"on gateway {self.gateway.name!r}"
+                    f"call {call_id!r} already holds a channel on gateway "
+                    f"{self.gateway.name!r} as {held.direction.value}"
                 )
             return held
         if self.free <= 0:
