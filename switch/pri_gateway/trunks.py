@@ -14,7 +14,7 @@ digest challenges); `Trunks.gateway_for_source` is that check.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from fractions import Fraction
@@ -206,7 +206,14 @@ class Trunks:
     skips gateways whose health says they are not live.
     """
 
-    def __init__(self, groups: Iterable[TrunkGroup], gateways: Iterable[Gateway] = ()) -> None:
+    def __init__(
+        self,
+        groups: Iterable[TrunkGroup],
+        gateways: Iterable[Gateway] = (),
+        make_health: Callable[[str], GatewayHealth] = GatewayHealth,
+    ) -> None:
+        """`gateways` adds gateways that are in no group (inbound only); `make_health`
+        builds each gateway's keepalive (pass a lambda to set intervals and counts)."""
         self.groups: dict[str, TrunkGroup] = {}
         self.gateways: dict[str, Gateway] = {}
         for gateway in gateways:
@@ -218,7 +225,7 @@ class Trunks:
             for gateway in group.gateways:
                 self._add_gateway(gateway)
         self.pools = {name: ChannelPool(g) for name, g in self.gateways.items()}
-        self.health = {name: GatewayHealth(name) for name in self.gateways}
+        self.health = {name: make_health(name) for name in self.gateways}
 
     def _add_gateway(self, gateway: Gateway) -> None:
         known = self.gateways.get(gateway.name)

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from switch.pri_gateway.health import GatewayHealth
 from switch.pri_gateway.trunks import (
     ALL_GATEWAYS_DOWN,
     TRUNK_FULL,
@@ -209,6 +210,24 @@ def test_inbound_is_accepted_from_a_gateway_marked_down() -> None:
     trunks = make_trunks(Gateway("a", "10.0.0.1"))
     take_down(trunks, "a")
     assert isinstance(trunks.seize_inbound(trunks.gateways["a"], "in"), Seizure)
+
+
+def test_inbound_only_gateway_and_configured_keepalive() -> None:
+    inbound_only = Gateway("in-only", "10.0.0.9")
+    trunks = Trunks(
+        [TrunkGroup("pstn", [Gateway("a", "10.0.0.1")])],
+        gateways=[inbound_only],
+        make_health=lambda name: GatewayHealth(name, interval_s=5.0, failures_to_down=1),
+    )
+    assert trunks.gateway_for_source("10.0.0.9", 5060) == inbound_only
+    assert isinstance(trunks.seize_inbound(inbound_only, "in"), Seizure)
+    health = trunks.health["a"]
+    health.probe_sent(0.0)
+    assert health.response_received(200, 0.1) is None
+    assert health.next_deadline() == 5.0
+    health.probe_sent(5.0)
+    health.probe_timed_out(37.0)
+    assert trunks.select_outbound("pstn") == ALL_GATEWAYS_DOWN
 
 
 def test_release_through_trunks_frees_the_right_pool_once() -> None:
