@@ -33,9 +33,11 @@ _DIGITS: Final = frozenset("0123456789")
 _MOBILE = re.compile(r"1[3-9][0-9]{9}")
 _SERVICE_400_800 = re.compile(r"[48]00[0-9]{7}")
 # Area code then local number: 2-digit codes take 8-digit locals, 3-digit codes 7 or 8.
-_FIXED = re.compile(r"(10|2[0-9])([2-9][0-9]{7})|([3-9][0-9]{2})([2-9][0-9]{6,7})")
+# Local numbers start with 2-8 in practice; 1 is accepted too (test and legacy lines
+# use it), never 0, which is the trunk prefix.
+_FIXED = re.compile(r"(10|2[0-9])([1-9][0-9]{7})|([3-9][0-9]{2})([1-9][0-9]{6,7})")
 _AREA_CODE = re.compile(r"10|2[0-9]|[3-9][0-9]{2}")
-_LOCAL = re.compile(r"[2-9][0-9]{6,7}")
+_LOCAL = re.compile(r"[1-9][0-9]{6,7}")
 # 3-digit emergency/public numbers (110, 119, 120, 122 ...), 5-digit carrier and
 # government lines (10000, 10086, 10010, 12345 ...), 5-digit 95xxx/96xxx hotlines.
 _SHORT_SERVICE = re.compile(r"1[0-9]{2}|1[0-9]{4}|9[56][0-9]{3}")
