@@ -92,13 +92,13 @@ def test_unlisted_status_takes_its_class_default(status: int, cause: int) -> Non
 @pytest.mark.parametrize("status", [100, 180, 200, 302, 399, 700, 0, -1])
 def test_only_failure_statuses_map_to_a_cause(status: int) -> None:
     with pytest.raises(LocalProtocolError,
-                       match=f"^only failure statuses 400..699 map to a cause, got {status}$"):
+                       match=rf"^only failure statuses 400\.\.699 map to a cause, got {status}$"):
         q850_cause_for_status(status)
 
 
 @pytest.mark.parametrize("cause", [-1, 128, 1000])
 def test_cause_out_of_range_is_our_bug(cause: int) -> None:
-    with pytest.raises(LocalProtocolError, match=f"^Q.850 cause must be 0..127, got {cause}$"):
+    with pytest.raises(LocalProtocolError, match=rf"^Q\.850 cause must be 0\.\.127, got {cause}$"):
         sip_status_for_cause(cause)
 
 
@@ -151,9 +151,9 @@ def test_format_reason_with_own_text_and_unnamed_cause() -> None:
 
 
 def test_format_reason_refuses_bad_input() -> None:
-    with pytest.raises(LocalProtocolError, match="^Q.850 cause must be 0..127, got 200$"):
+    with pytest.raises(LocalProtocolError, match=r"^Q\.850 cause must be 0\.\.127, got 200$"):
         format_reason(200)
-    with pytest.raises(LocalProtocolError, match="^control character in reason text"):
+    with pytest.raises(LocalProtocolError, match=r"^control character in reason text"):
         format_reason(16, "a\r\nVia: evil")
 
 
@@ -186,7 +186,8 @@ def test_parse_reason(value: str, parsed: list[ReasonValue]) -> None:
     ("Q.850;cause=128", "Q.850 cause 128 out of range"),
     ("SIP;cause=99", "SIP cause 99 out of range"),
     ("SIP;cause=700", "SIP cause 700 out of range"),
-    ('Q.850;cause=16;text="open', "unterminated quoted string in Reason 'Q.850;cause=16;text=\"open'"),
+    ('Q.850;cause=16;text="open',
+     "unterminated quoted string in Reason 'Q.850;cause=16;text=\"open'"),
     ('Q.850;cause=16;text="a" "b"', "bad quoted string in Reason '\"a\" \"b\"'"),
     ("Q.850;=3", "bad Reason parameter '=3'"),
     ("Q.850;x=", "empty value for Reason parameter 'x'"),
