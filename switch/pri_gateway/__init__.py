@@ -1,6 +1,16 @@
-"""Trunks to PRI media gateways: Q.850 <-> SIP causes and the Reason header, number
-normalisation for China, caller-ID presentation and privacy."""
+"""Trunks to PRI media gateways: E1 channel accounting and trunk groups, OPTIONS health
+of gateways, Q.850 <-> SIP causes and the Reason header, number normalisation for
+China, caller-ID presentation and privacy."""
 
+from switch.pri_gateway.errors import PriGatewayError
+from switch.pri_gateway.health import (
+    GatewayCameBack,
+    GatewayHealth,
+    GatewayWentDown,
+    HealthError,
+    HealthEvent,
+    HealthState,
+)
 from switch.pri_gateway.numbers import (
     CallerIdentity,
     NormalizedNumber,
@@ -22,16 +32,47 @@ from switch.pri_gateway.q850 import (
     q850_cause_from_reason,
     sip_status_for_cause,
 )
+from switch.pri_gateway.trunks import (
+    ALL_GATEWAYS_DOWN,
+    CHANNELS_PER_E1_SPAN,
+    TRUNK_FULL,
+    ChannelPool,
+    Direction,
+    Gateway,
+    Rejection,
+    Seizure,
+    TrunkError,
+    TrunkGroup,
+    Trunks,
+)
 
 __all__ = [
+    "ALL_GATEWAYS_DOWN",
     "CAUSE_NAMES",
+    "CHANNELS_PER_E1_SPAN",
+    "TRUNK_FULL",
     "CallerIdentity",
     "CauseClass",
+    "ChannelPool",
+    "Direction",
+    "Gateway",
+    "GatewayCameBack",
+    "GatewayHealth",
+    "GatewayWentDown",
+    "HealthError",
+    "HealthEvent",
+    "HealthState",
     "NormalizedNumber",
     "NumberError",
     "NumberKind",
+    "PriGatewayError",
     "ReasonHeaderError",
     "ReasonValue",
+    "Rejection",
+    "Seizure",
+    "TrunkError",
+    "TrunkGroup",
+    "Trunks",
     "cause_class",
     "cause_name",
     "format_reason",

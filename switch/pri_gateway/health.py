@@ -25,8 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from switch.pri_gateway.errors import PriGatewayError
 
-class HealthError(Exception):
+
+class HealthError(PriGatewayError):
     """The caller drove the keepalive out of order (our bug, not the gateway's)."""
 
 

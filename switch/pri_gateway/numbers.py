@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Final
 
+from switch.pri_gateway.errors import PriGatewayError
 from switch.sip import HeaderError, NameAddr, SipUri, TelUri
 
 COUNTRY_CODE: Final = "86"
@@ -44,7 +45,7 @@ _SHORT_SERVICE = re.compile(r"1[0-9]{2}|1[0-9]{4}|9[56][0-9]{3}")
 _INTERNAL = re.compile(r"[0-9]{2,8}")
 
 
-class NumberError(ValueError):
+class NumberError(PriGatewayError, ValueError):
     """Input that cannot be a telephone number at all (letters, empty, too long)."""
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from enum import Enum
 from fractions import Fraction
 
+from switch.pri_gateway.errors import PriGatewayError
 from switch.pri_gateway.health import GatewayHealth
 
 # ITU-T G.704 §2.3 (2048 kbit/s frame): timeslot 0 carries frame alignment, timeslot 16
@@ -34,7 +35,7 @@ SIP_SERVICE_UNAVAILABLE = 503  # RFC 3398 §8.2.6.1: causes 34 and 38 -> 503
 TRANSPORTS = frozenset({"UDP", "TCP", "TLS"})
 
 
-class TrunkError(Exception):
+class TrunkError(PriGatewayError):
     """A trunk configuration is invalid, or a caller used the accounting wrongly."""
 
 
