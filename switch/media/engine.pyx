@@ -29,69 +29,23 @@ leg's SSRC and seq, with the marker and a timestamp advanced by the time elapsed
 the source changes (same rule as a re-bridge). Pure relay legs never touch a jitter
 buffer. RFC 4733 packets received on any leg are fed to its receive state machine
 (one DtmfReceived per key press, at its end) and still relayed.
+
+Where the code lives: this module holds MediaEngine's media commands on top of
+RelayCore (engine_core.pyx: workers, legs, bridging, events, stats); the worker thread
+is engine_worker.pyx (loop, command application), engine_relay.pyx (packet path),
+engine_tick.pyx (per-tick work) and engine_events.pyx (event ring), over the structs
+and OS declarations of engine_types.pxd.
 """
 
 
 import os
-import random
-from collections import deque
 
-from libc.errno cimport EADDRINUSE, errno
-from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
-from libc.string cimport memset, strerror
-from posix.unistd cimport close, write
+from libc.string cimport memset
 
-from switch.media.dtmf cimport dtmf_rx_init
-from switch.media.engine_events cimport counters_dict, drain_ring, quality
-from switch.media.engine_types cimport (
-    AF_INET,
-    BATCH,
-    CMD_ATTACH,
-    CMD_BRIDGE,
-    CMD_CALL,
-    CMD_DETACH,
-    CMD_SET_REMOTE,
-    CMD_UNBRIDGE,
-    EFD_CLOEXEC,
-    EFD_NONBLOCK,
-    EPOLL_CLOEXEC,
-    EPOLL_CTL_ADD,
-    EPOLLIN,
-    EVENT_RING,
-    PKT_CAP,
-    PT_PCMU,
-    SAMPLES_PER_MS,
-    SOCK_CLOEXEC,
-    SOCK_DGRAM,
-    SOCK_NONBLOCK,
-    EventRec,
-    IoBufs,
-    MixNode,
-    RecTap,
-    bind,
-    epoll_create1,
-    epoll_ctl,
-    epoll_event,
-    eventfd,
-    htons,
-    in_addr,
-    inet_pton,
-    pthread_cond_destroy,
-    pthread_cond_init,
-    pthread_cond_wait,
-    pthread_create,
-    pthread_join,
-    pthread_mutex_destroy,
-    pthread_mutex_init,
-    pthread_mutex_lock,
-    pthread_mutex_unlock,
-    sockaddr,
-    sockaddr_in,
-    socket,
-)
+from switch.media.engine_core cimport RelayCore, check_int
+from switch.media.engine_types cimport CMD_CALL, SAMPLES_PER_MS, Cmd, MixNode, RecTap
 from switch.media.engine_worker cimport (
-    apply_command,
     cmd_inband,
     cmd_mix_hearing,
     cmd_mix_join,
@@ -102,7 +56,6 @@ from switch.media.engine_worker cimport (
     cmd_stop_playing,
     cmd_tap_add,
     cmd_tap_remove,
-    worker_main,
 )
 from switch.media.legmedia cimport LM_MAX_DIGITS, lm_init
 from switch.media.mixer cimport MIX_MAX_PARTIES, mix_init
@@ -120,388 +73,47 @@ from switch.media.wav import read_prompt
 MONITOR_MODES = {"listen": (False, False), "whisper": (True, False), "barge": (True, True)}
 
 
-cdef int parse_ipv4(str host, in_addr *out) except -1:
-    if not isinstance(host, str) or inet_pton(AF_INET, host.encode("ascii", "replace"),
-                                              out) != 1:
-        raise ValueError(f"host must be an IPv4 address, got {host!r}")
-    return 0
-
-
-cdef int check_int(str name, object value, int low, int high) except -1:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer {low}-{high}, got {value!r}")
-    return 0
-
-
-cdef int check_positive(str name, object value) except -1:
-    if (not isinstance(value, (int, float)) or isinstance(value, bool)
-            or not 0 < value < 1e9):
-        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-    return 0
-
-
-cdef class MediaEngine:
+cdef class MediaEngine(RelayCore):
     """The media plane. See the module docstring for the threading model."""
 
-    def __cinit__(self, workers=None, port_range=(20000, 29999), bind_host="127.0.0.1",
-                  rtp_timeout_s=30.0, stats_interval_s=5.0, rtcp_interval_s=5.0,
-                  ssrc_seed=None, wakeup_window_us=0, relatch_silence_s=2.0):
-        cdef in_addr addr
-        cdef int i, low, high
-        cdef Worker *w
-        cdef epoll_event ev
-        if workers is None:
-            workers = os.cpu_count() or 1
-        check_int("workers", workers, 1, 1024)
-        if (not isinstance(port_range, tuple) or len(port_range) != 2
-                or not all(isinstance(p, int) and not isinstance(p, bool) for p in port_range)
-                or not 1 <= port_range[0] <= port_range[1] <= 65535):
-            raise ValueError(
-                f"port_range must be (low, high) with 1 <= low <= high <= 65535, "
-                f"got {port_range!r}"
-            )
-        low, high = port_range
-        first_even = low + (low & 1)
-        if first_even + 1 > high:
-            raise ValueError(f"port_range {low}-{high} holds no even port with port+1 in range")
-        if not isinstance(bind_host, str) or inet_pton(
-            AF_INET, bind_host.encode("ascii", "replace"), &addr
-        ) != 1:
-            raise ValueError(f"bind_host must be an IPv4 address, got {bind_host!r}")
-        check_positive("rtp_timeout_s", rtp_timeout_s)
-        check_positive("stats_interval_s", stats_interval_s)
-        check_positive("rtcp_interval_s", rtcp_interval_s)
-        check_int("wakeup_window_us", wakeup_window_us, 0, 10000)
-        if relatch_silence_s is not None and (
-            not isinstance(relatch_silence_s, (int, float)) or isinstance(relatch_silence_s, bool)
-            or not 0 <= relatch_silence_s < 1e9
-        ):
-            raise ValueError(
-                "relatch_silence_s must be a non-negative number of seconds or None, "
-                f"got {relatch_silence_s!r}"
-            )
-        if ssrc_seed is not None and (not isinstance(ssrc_seed, int)
-                                      or isinstance(ssrc_seed, bool)):
-            raise ValueError(f"ssrc_seed must be an integer or None, got {ssrc_seed!r}")
-        # STYLE rule 16: randomness is injectable; a seed makes SSRCs and the initial
-        # sequence numbers and timestamps reproducible for tests.
-        self._ssrc_rng = None if ssrc_seed is None else random.Random(ssrc_seed)
+    def __cinit__(self, *args, **kwargs):
+        # RelayCore.__cinit__ has validated the arguments and set the workers up.
         self._recordings = {}
         self._players = {}
         self._mixes = {}
         self._next_media_id = 1
 
-        self._port_low = low
-        self._port_high = high
-        self._bind_host = bind_host.encode("ascii")
-        self._free_ports = deque(range(first_even, high, 2))
-        self._legs = {}
-        self._leg_group = {}
-        self._groups = {}
-        self._next_leg_id = 1
-
-        self.shared = <Shared *>calloc(1, sizeof(Shared))
-        if self.shared == NULL:
-            raise MemoryError()
-        self.shared.eventfd = -1
-        pthread_mutex_init(&self.shared.mutex, NULL)
-        self.shared.rtp_timeout_ns = <int64_t>(rtp_timeout_s * 1e9)
-        self.shared.stats_interval_ns = <int64_t>(stats_interval_s * 1e9)
-        self.shared.rtcp_interval_ns = <int64_t>(rtcp_interval_s * 1e9)
-        self.shared.wakeup_window_ns = <int64_t>wakeup_window_us * 1000
-        self.shared.relatch_silence_ns = (
-            -1 if relatch_silence_s is None else <int64_t>(relatch_silence_s * 1e9)
-        )
-        self.shared.cap = EVENT_RING
-        self.shared.ring = <EventRec *>calloc(EVENT_RING, sizeof(EventRec))
-        if self.shared.ring == NULL:
-            raise MemoryError()
-        self.shared.eventfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)
-        if self.shared.eventfd < 0:
-            raise OSError(errno, strerror(errno).decode())
-
-        self.workers = <Worker *>calloc(workers, sizeof(Worker))
-        if self.workers == NULL:
-            raise MemoryError()
-        for i in range(workers):
-            w = &self.workers[i]
-            w.index = i
-            w.shared = self.shared
-            w.epfd = -1
-            w.wakefd = -1
-            pthread_mutex_init(&w.mutex, NULL)
-            pthread_cond_init(&w.cond, NULL)
-            self.n_workers += 1
-            w.io = <IoBufs *>calloc(1, sizeof(IoBufs))
-            if w.io == NULL:
-                raise MemoryError()
-            for j in range(BATCH):
-                w.io.rxiov[j].iov_base = w.io.rxbuf[j]
-                w.io.rxiov[j].iov_len = PKT_CAP
-                w.io.rx[j].msg_hdr.msg_name = &w.io.rxaddr[j]
-                w.io.rx[j].msg_hdr.msg_iov = &w.io.rxiov[j]
-                w.io.rx[j].msg_hdr.msg_iovlen = 1
-            w.epfd = epoll_create1(EPOLL_CLOEXEC)
-            w.wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)
-            if w.epfd < 0 or w.wakefd < 0:
-                raise OSError(errno, strerror(errno).decode())
-            ev.events = EPOLLIN
-            ev.data.ptr = NULL
-            epoll_ctl(w.epfd, EPOLL_CTL_ADD, w.wakefd, &ev)
-
-    def __dealloc__(self):
-        cdef int i
-        cdef Worker *w
-        cdef Leg *leg
-        cdef Leg *next_leg
-        if self.workers != NULL:
-            if self._running:
-                self._stop_threads(self.n_workers)
-            for i in range(self.n_workers):
-                w = &self.workers[i]
-                leg = w.legs
-                while leg != NULL:
-                    next_leg = leg.next
-                    self._free_leg(leg)
-                    leg = next_leg
-                if w.epfd >= 0:
-                    close(w.epfd)
-                if w.wakefd >= 0:
-                    close(w.wakefd)
-                free(w.io)
-                pthread_mutex_destroy(&w.mutex)
-                pthread_cond_destroy(&w.cond)
-            free(self.workers)
-            self.workers = NULL
-        if self.shared != NULL:
-            if self.shared.eventfd >= 0:
-                close(self.shared.eventfd)
-            free(self.shared.ring)
-            pthread_mutex_destroy(&self.shared.mutex)
-            free(self.shared)
-            self.shared = NULL
-
-    # -- lifecycle
-
     def start(self):
         """Start one worker thread per configured worker."""
-        cdef int i, rc
-        if self._running:
-            raise MediaError("media engine already started")
-        for i in range(self.n_workers):
-            self.workers[i].stopping = False
-            rc = pthread_create(&self.workers[i].thread, NULL, worker_main, &self.workers[i])
-            if rc != 0:
-                self._running = i > 0
-                self._stop_threads(i)
-                raise MediaError(f"cannot start media worker: {strerror(rc).decode()}")
-        self._running = True
+        RelayCore.start(self)
         if self._writer is None:
             self._writer = _RecorderWriter()
 
     def stop(self):
         """Join the worker threads and close every leg (its ports become free)."""
-        cdef int i
-        cdef Leg *leg
-        if self._running:
-            self._stop_threads(self.n_workers)
-        for i in range(self.n_workers):
-            leg = self.workers[i].legs
-            while leg != NULL:
-                self._close_leg(leg.id)
-                leg = self.workers[i].legs
+        RelayCore.stop(self)
         for mix_id in list(self._mixes):
             free(<MixNode *><size_t>self._mixes.pop(mix_id)[0])
         if self._writer is not None:
             self._writer.close()
             self._writer = None
 
-    cdef void _stop_threads(self, int count) noexcept:
-        cdef int i
-        cdef uint64_t one = 1
-        cdef Worker *w
-        for i in range(count):
-            w = &self.workers[i]
-            pthread_mutex_lock(&w.mutex)
-            w.stopping = True
-            pthread_mutex_unlock(&w.mutex)
-            write(w.wakefd, &one, 8)
-        with nogil:
-            for i in range(count):
-                pthread_join(self.workers[i].thread, NULL)
-        self._running = False
+    def stats(self):
+        """Engine-wide clock figures: ticks, tick_overruns (ticks that started more than
+        one 20 ms period late), events_dropped, recording_frames_dropped (frames the
+        recorder's writer could not take in time), and the same per worker."""
+        figures = RelayCore.stats(self)
+        per_worker = figures.pop("workers")
+        figures.update(
+            recordings=len(self._recordings),
+            recording_frames_dropped=sum(entry[0].dropped_frames
+                                         for entry in self._recordings.values()),
+            mixes=len(self._mixes),
+            workers=per_worker,
+        )
+        return figures
 
-    # -- commands
-
-    cdef int _submit(self, Worker *w, Cmd *cmd) except -1:
-        cdef uint64_t one = 1
-        cmd.next = NULL
-        cmd.done = False
-        if not self._running:
-            apply_command(w, cmd)
-            return 0
-        with nogil:
-            pthread_mutex_lock(&w.mutex)
-            if w.cmd_tail != NULL:
-                w.cmd_tail.next = cmd
-            else:
-                w.cmd_head = cmd
-            w.cmd_tail = cmd
-            pthread_mutex_unlock(&w.mutex)
-            write(w.wakefd, &one, 8)
-            pthread_mutex_lock(&w.mutex)
-            while not cmd.done:
-                pthread_cond_wait(&w.cond, &w.mutex)
-            pthread_mutex_unlock(&w.mutex)
-        return 0
-
-    cdef Leg *_leg(self, object leg) except NULL:
-        address = self._legs.get(leg) if isinstance(leg, int) else None
-        if address is None:
-            raise MediaError(f"no such leg: {leg!r}")
-        return <Leg *><size_t>address
-
-    cdef int _bind_pair(self, Leg *leg) except -1:
-        cdef sockaddr_in addr
-        cdef int fd_rtp, fd_rtcp, port, err
-        memset(&addr, 0, sizeof(addr))
-        addr.sin_family = AF_INET
-        inet_pton(AF_INET, self._bind_host, &addr.sin_addr)
-        for _ in range(len(self._free_ports)):
-            port = self._free_ports.popleft()
-            fd_rtp = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
-            fd_rtcp = -1
-            if fd_rtp < 0:
-                self._free_ports.appendleft(port)
-                raise OSError(errno, strerror(errno).decode())
-            addr.sin_port = htons(port)
-            err = 0
-            if bind(fd_rtp, <sockaddr *>&addr, sizeof(addr)) != 0:
-                err = errno
-            elif not leg.rtcp_mux:
-                fd_rtcp = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
-                addr.sin_port = htons(port + 1)
-                if fd_rtcp < 0 or bind(fd_rtcp, <sockaddr *>&addr, sizeof(addr)) != 0:
-                    err = errno
-            if err == 0:
-                leg.port = port
-                leg.rtp.fd = fd_rtp
-                leg.rtcp.fd = fd_rtcp
-                return 0
-            close(fd_rtp)
-            if fd_rtcp >= 0:
-                close(fd_rtcp)
-            self._free_ports.append(port)  # taken by someone else: try it again last
-            if err != EADDRINUSE:
-                raise MediaError(
-                    f"cannot bind {self._bind_host.decode()}:{port}: {strerror(err).decode()}"
-                )
-        raise MediaError(f"no free RTP port in {self._port_low}-{self._port_high}")
-
-    cdef void _free_leg(self, Leg *leg) noexcept:
-        close(leg.rtp.fd)
-        if leg.rtcp.fd >= 0:
-            close(leg.rtcp.fd)
-        free(leg.media)
-        free(leg)
-
-    def open_leg(self, group=None, rtcp_mux=False):
-        """Bind an even RTP port (RTCP on port+1 unless rtcp_mux); return the leg id."""
-        cdef Leg *leg
-        cdef Cmd cmd
-        cdef int index
-        if group is not None and not isinstance(group, str):
-            raise ValueError(f"group must be a str or None, got {group!r}")
-        if group is not None and group in self._groups:
-            index = self._groups[group][0]
-        else:
-            index = min(range(self.n_workers), key=lambda i: self.workers[i].n_legs)
-        leg = <Leg *>calloc(1, sizeof(Leg))
-        if leg == NULL:
-            raise MemoryError()
-        leg.rtcp_mux = bool(rtcp_mux)
-        leg.rtp.fd = leg.rtcp.fd = -1
-        try:
-            self._bind_pair(leg)
-        except BaseException:
-            free(leg)
-            raise
-        leg.id = self._next_leg_id
-        self._next_leg_id += 1
-        leg.rtp.leg = leg
-        leg.rtcp.leg = leg
-        leg.rtcp.is_rtcp = True
-        leg.payload_type = PT_PCMU
-        leg.dtmf_payload_type = 101
-        start = (self._ssrc_rng.getrandbits(80) if self._ssrc_rng is not None
-                 else int.from_bytes(os.urandom(10), "big"))
-        leg.out_ssrc = start & 0xFFFFFFFF
-        leg.last_out_seq = (start >> 32) & 0xFFFF  # where a generated stream starts
-        leg.last_out_ts = (start >> 48) & 0xFFFFFFFF
-        dtmf_rx_init(&leg.dtmf_rx)
-        memset(&cmd, 0, sizeof(cmd))
-        cmd.kind = CMD_ATTACH
-        cmd.leg = leg
-        self._submit(&self.workers[index], &cmd)
-        self._legs[leg.id] = <size_t>leg
-        if group is not None:
-            self._leg_group[leg.id] = group
-            self._groups.setdefault(group, [index, 0])[1] += 1
-        return leg.id
-
-    def leg_port(self, leg):
-        """The leg's local RTP port."""
-        return self._leg(leg).port
-
-    def set_remote(self, leg, host, port, payload_type=0, dtmf_payload_type=101):
-        """Where the leg sends (until its first valid packet says otherwise) and its codecs."""
-        cdef Leg *target = self._leg(leg)
-        cdef Cmd cmd
-        memset(&cmd, 0, sizeof(cmd))
-        parse_ipv4(host, &cmd.addr.sin_addr)
-        check_int("port", port, 1, 65535)
-        check_int("payload_type", payload_type, 0, 127)
-        if dtmf_payload_type is not None:
-            check_int("dtmf_payload_type", dtmf_payload_type, 0, 127)
-        cmd.kind = CMD_SET_REMOTE
-        cmd.leg = target
-        cmd.addr.sin_family = AF_INET
-        cmd.addr.sin_port = htons(port)
-        cmd.payload_type = payload_type
-        cmd.dtmf_payload_type = -1 if dtmf_payload_type is None else dtmf_payload_type
-        self._submit(target.worker, &cmd)
-
-    def bridge(self, a, b):
-        """Relay a <-> b (each unbridged from any previous peer first)."""
-        cdef Leg *leg_a = self._leg(a)
-        cdef Leg *leg_b = self._leg(b)
-        cdef Worker *home = leg_a.worker
-        cdef Cmd cmd
-        if leg_a == leg_b:
-            raise ValueError(f"cannot bridge leg {a} to itself")
-        self._move(leg_b, home)
-        memset(&cmd, 0, sizeof(cmd))
-        cmd.kind = CMD_BRIDGE
-        cmd.leg = leg_a
-        cmd.other = leg_b
-        self._submit(home, &cmd)
-
-    def unbridge(self, leg):
-        """Stop relaying between leg and its peer (both directions)."""
-        cdef Leg *target = self._leg(leg)
-        cdef Cmd cmd
-        memset(&cmd, 0, sizeof(cmd))
-        cmd.kind = CMD_UNBRIDGE
-        cmd.leg = target
-        self._submit(target.worker, &cmd)
-
-    def close_leg(self, leg):
-        """Close the leg's sockets; its ports go back to the pool."""
-        self._close_leg(leg)
-
-    cdef int _close_leg(self, object leg_id) except -1:
-        cdef Leg *leg = self._leg(leg_id)
-        cdef Cmd cmd
+    cdef int _release_media(self, Leg *leg, object leg_id) except -1:
         for rec_id, entry in list(self._recordings.items()):
             if leg_id in entry[2]:
                 self.stop_recording(rec_id)
@@ -511,89 +123,13 @@ cdef class MediaEngine:
         if leg.media != NULL:
             self._call(leg, cmd_stop_playing, NULL, 0)
         self._players.pop(leg_id, None)
-        memset(&cmd, 0, sizeof(cmd))
-        cmd.kind = CMD_DETACH
-        cmd.leg = leg
-        self._submit(leg.worker, &cmd)
-        port = leg.port
-        self._free_leg(leg)
-        del self._legs[leg_id]
-        self._free_ports.append(port)
-        group = self._leg_group.pop(leg_id, None)
-        if group is not None:
-            self._groups[group][1] -= 1
-            if self._groups[group][1] == 0:
-                del self._groups[group]
+        return 0
 
-    # -- what comes back
+    cdef bint _attached(self, object leg_id) except -1:
+        return any(leg_id in entry[2] for entry in self._recordings.values()) or any(
+            leg_id in entry[1] for entry in self._mixes.values())
 
-    @property
-    def events_fd(self):
-        """An eventfd that is readable while events are queued (for loop.add_reader)."""
-        return self.shared.eventfd
-
-    @property
-    def events_dropped(self):
-        """Events lost because nobody drained the ring in time."""
-        return self.shared.dropped
-
-    def drain_events(self):
-        """Take every queued event, oldest first, as switch.media.events objects."""
-        return drain_ring(self.shared)
-
-    def leg_stats(self, leg):
-        """The leg's counters (see switch.media.events.LegStatistics for their meaning)."""
-        cdef Leg *target = self._leg(leg)
-        cdef EventRec rec
-        # Plain reads of what the worker writes: aligned 64-bit loads are atomic here,
-        # and a jitter figure one packet old is as good as the current one.
-        quality(target, &rec)
-        stats = counters_dict(&target.counters)
-        stats.update(lost=rec.lost, jitter_ms=rec.jitter_ms, mos=rec.mos,
-                     rtt_ms=target.rtt_ms)
-        return stats
-
-    @property
-    def workers_count(self):
-        return self.n_workers
-
-    def leg_worker(self, leg):
-        """Index of the worker that owns the leg (legs that talk share one)."""
-        return self._leg(leg).worker.index
-
-    def stats(self):
-        """Engine-wide clock figures: ticks, tick_overruns (ticks that started more than
-        one 20 ms period late), events_dropped, recording_frames_dropped (frames the
-        recorder's writer could not take in time), and the same per worker."""
-        cdef int i
-        cdef Worker *w
-        per_worker = []
-        for i in range(self.n_workers):
-            w = &self.workers[i]
-            per_worker.append({"index": i, "legs": w.n_legs, "ticks": w.ticks,
-                               "tick_overruns": w.tick_overruns})
-        return {
-            "ticks": sum(entry["ticks"] for entry in per_worker),
-            "tick_overruns": sum(entry["tick_overruns"] for entry in per_worker),
-            "events_dropped": self.shared.dropped,
-            "recordings": len(self._recordings),
-            "recording_frames_dropped": sum(entry[0].dropped_frames
-                                            for entry in self._recordings.values()),
-            "mixes": len(self._mixes),
-            "workers": per_worker,
-        }
-
-    # -- media commands: each is applied by the leg's worker (see _call)
-
-    cdef int _call(self, Leg *leg, cmd_fn fn, void *ptr, int64_t arg) except -1:
-        cdef Cmd cmd
-        memset(&cmd, 0, sizeof(cmd))
-        cmd.kind = CMD_CALL
-        cmd.fn = fn
-        cmd.leg = leg
-        cmd.ptr = ptr
-        cmd.arg = arg
-        return self._submit(leg.worker, &cmd)
+    # -- media commands: each is applied by the leg's worker (see RelayCore._call)
 
     cdef LegMedia *_media(self, Leg *leg) except NULL:
         cdef LegMedia *m
@@ -605,27 +141,6 @@ cdef class MediaEngine:
         lm_init(m)
         self._call(leg, cmd_set_media, m, 0)
         return m
-
-    def _attached(self, leg_id):
-        return any(leg_id in entry[2] for entry in self._recordings.values()) or any(
-            leg_id in entry[1] for entry in self._mixes.values())
-
-    cdef int _move(self, Leg *leg, Worker *home) except -1:
-        """Put a leg on ``home`` (legs that share audio share a worker)."""
-        cdef Cmd cmd
-        if leg.worker == home:
-            return 0
-        if self._attached(leg.id):
-            raise MediaError(
-                f"leg {leg.id} is recorded or mixed on another worker; stop that first"
-            )
-        memset(&cmd, 0, sizeof(cmd))
-        cmd.kind = CMD_DETACH
-        cmd.leg = leg
-        self._submit(leg.worker, &cmd)
-        cmd.kind = CMD_ATTACH
-        self._submit(home, &cmd)
-        return 0
 
     def record(self, leg_a, leg_b=None, path=None, *, stereo=True):
         """Record leg_a's received audio (customer, left) and leg_b's (agent, right), or
