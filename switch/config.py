@@ -24,6 +24,15 @@ SQLITE_FILE_NAME = "callcenter.sqlite3"
 # RFC 8760 §2: the digest algorithms a SIP registrar may offer.
 DIGEST_ALGORITHMS = ("SHA-256", "SHA-512-256", "MD5")
 
+GATEWAY_TRANSPORTS = ("udp", "tcp")
+# Application -> the route keys that carry its parameters (all required). IVR and
+# queues join this table in later issues.
+APPLICATIONS: dict[str, tuple[str, ...]] = {"prompt": ("prompt",)}
+# What the dialplan does with a call no route matches.
+DIALPLAN_DEFAULTS = ("reject",)
+# Internal extensions: 2 to 8 digits (a registered user's number).
+EXTENSION_RE = re.compile(r"[0-9]{2,8}")
+
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -73,6 +82,8 @@ class SipConfig:
 @dataclass(frozen=True)
 class RtpConfig:
     ports: tuple[int, int]  # (lo, hi) inclusive; lo even: RTP on even ports, RTCP on odd
+    wakeup_window_us: int  # MediaEngine's coalescing window; 0: no added delay
+    relatch_silence_s: float  # silence before another source may take over a leg
 
 
 @dataclass(frozen=True)
@@ -91,12 +102,59 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class GatewayConfig:
+    """One ``[[gateways]]`` entry: a PRI media gateway, trusted by its source address."""
+
+    name: str
+    host: str
+    port: int
+    transport: str  # one of GATEWAY_TRANSPORTS
+    spans: int  # E1 spans, 30 voice channels each
+
+
+@dataclass(frozen=True)
+class TrunkGroupConfig:
+    """One ``[[trunk_groups]]`` entry; every gateway name is a configured gateway."""
+
+    name: str
+    gateways: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    """One ``[[routes]]`` entry, as written; validated: exactly one match (did, prefix or
+    ``extension = true``) and at most one action (none only for ``extension = true``,
+    which then routes to the dialled extension). switch.dialplan turns these into rules.
+    """
+
+    did: str | None
+    prefix: str | None
+    extension: bool | str | None  # True: match extensions; "1001": route to 1001
+    from_trunk: str | None
+    application: str | None
+    prompt: str | None
+    trunk_group: str | None
+    strip: int
+    prepend: str
+
+
+@dataclass(frozen=True)
+class DialplanConfig:
+    default: str  # one of DIALPLAN_DEFAULTS
+    status: int  # the SIP status of that rejection
+
+
+@dataclass(frozen=True)
 class Config:
     sip: SipConfig
     rtp: RtpConfig
     database: DatabaseConfig
     data: DataConfig
     web: WebConfig
+    dialplan: DialplanConfig
+    gateways: tuple[GatewayConfig, ...]
+    trunk_groups: tuple[TrunkGroupConfig, ...]
+    routes: tuple[RouteConfig, ...]
 
 
 class _Invalid(Exception):
@@ -195,6 +253,85 @@ def _port_range(raw: object) -> tuple[int, int]:
     return lo, hi
 
 
+def _non_negative_int(raw: object) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
+        raise _Invalid("expected a non-negative integer")
+    return raw
+
+
+def _wakeup_window_us(raw: object) -> int:
+    # MediaEngine's own bound: beyond 10 ms the wait would outlast a 20 ms packet's slack.
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= 10000:
+        raise _Invalid("expected an integer from 0 to 10000")
+    return raw
+
+
+def _seconds(raw: object) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 <= raw < 1e9:
+        raise _Invalid("expected a non-negative number of seconds")
+    return float(raw)
+
+
+def _port(raw: object) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= 65535:
+        raise _Invalid("expected a port from 1 to 65535")
+    return raw
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[object], str]:
+    def parse(raw: object) -> str:
+        if raw not in choices:
+            raise _Invalid("expected one of " + ", ".join(f'"{name}"' for name in choices))
+        return str(raw)
+
+    return parse
+
+
+def _names(raw: object) -> tuple[str, ...]:
+    if (
+        not isinstance(raw, list)
+        or not raw
+        or not all(isinstance(item, str) and item.strip() for item in raw)
+        or len(set(raw)) != len(raw)
+    ):
+        raise _Invalid("expected a non-empty list of distinct names")
+    return tuple(raw)
+
+
+_NUMBER_RE = re.compile(r"\+?[0-9]+")
+_DIGITS_RE = re.compile(r"[0-9*#+]*")
+
+
+def _number(raw: object) -> str:
+    if not isinstance(raw, str) or not _NUMBER_RE.fullmatch(raw):
+        raise _Invalid('expected a number such as "4008001234" (digits, optionally after +)')
+    return raw
+
+
+def _digits(raw: object) -> str:
+    if not isinstance(raw, str) or not _DIGITS_RE.fullmatch(raw):
+        raise _Invalid("expected a string of 0-9, *, # and +")
+    return raw
+
+
+def _prefix(raw: object) -> str:
+    if raw == "":
+        raise _Invalid("expected a non-empty string of 0-9, *, # and +")
+    return _digits(raw)
+
+
+def _route_extension(raw: object) -> bool | str:
+    if raw is True or (isinstance(raw, str) and EXTENSION_RE.fullmatch(raw)):
+        return raw
+    raise _Invalid("expected true (match extensions) or an extension of 2 to 8 digits")
+
+
+def _sip_failure_status(raw: object) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 400 <= raw <= 699:
+        raise _Invalid("expected a SIP status from 400 to 699")
+    return raw
+
+
 class _Field(NamedTuple):
     parse: Callable[[object], Any]
     default: object  # as it would be written in TOML
@@ -223,10 +360,47 @@ SCHEMA: dict[str, dict[str, _Field]] = {
         "ban_s": _Field(_positive_int, 600),
         "whitelist": _Field(_networks, []),
     },
-    "rtp": {"ports": _Field(_port_range, "20000-29999")},
+    "rtp": {
+        "ports": _Field(_port_range, "20000-29999"),
+        "wakeup_window_us": _Field(_wakeup_window_us, 0),
+        "relatch_silence_s": _Field(_seconds, 2.0),
+    },
     "database": {"url": _Field(_text, "")},
     "data": {"dir": _Field(_name, "var")},
     "web": {"listen": _Field(_host_port, "127.0.0.1:8080")},
+    "dialplan": {
+        "default": _Field(_choice(DIALPLAN_DEFAULTS), "reject"),
+        "status": _Field(_sip_failure_status, 404),
+    },
+}
+
+REQUIRED = object()  # a TABLE_ARRAYS default: the key must be given
+
+# Arrays of tables ([[name]]), each empty by default: name -> key -> field. A default of
+# None means "absent" (TOML has no null) and is kept as None without parsing.
+TABLE_ARRAYS: dict[str, dict[str, _Field]] = {
+    "gateways": {
+        "name": _Field(_name, REQUIRED),
+        "host": _Field(_name, REQUIRED),
+        "port": _Field(_port, 5060),
+        "transport": _Field(_choice(GATEWAY_TRANSPORTS), "udp"),
+        "spans": _Field(_positive_int, 1),
+    },
+    "trunk_groups": {
+        "name": _Field(_name, REQUIRED),
+        "gateways": _Field(_names, REQUIRED),
+    },
+    "routes": {
+        "did": _Field(_number, None),
+        "prefix": _Field(_prefix, None),
+        "extension": _Field(_route_extension, None),
+        "from_trunk": _Field(_name, None),
+        "application": _Field(_choice(tuple(APPLICATIONS)), None),
+        "prompt": _Field(_name, None),
+        "trunk_group": _Field(_name, None),
+        "strip": _Field(_non_negative_int, 0),
+        "prepend": _Field(_digits, ""),
+    },
 }
 
 # Environment variable -> (section, key, how to turn its text into a raw TOML value).
@@ -266,6 +440,8 @@ def _check_keys(table: Mapping[str, object], path: str, source: str) -> None:
     subsections = _subsections(path)
     for key, value in table.items():
         child = f"{path}.{key}" if path else key
+        if not path and key in TABLE_ARRAYS:
+            continue  # checked entry by entry in _table_array
         if key in subsections:
             if not isinstance(value, dict):
                 raise ConfigError(f"{source}: [{child}]: expected a table, got {_show(value)}")
@@ -319,10 +495,102 @@ def load_config(path: str | None = None, environ: Mapping[str, str] = os.environ
                 values[section, key] = SCHEMA[section][key].parse(convert(text))
             except _Invalid as error:
                 raise ConfigError(f"{variable}: {error.expected}, got {_show(text)}") from None
-    return _build(values, source)
+    arrays = {name: _table_array(document, name, source) for name in TABLE_ARRAYS}
+    return _build(values, arrays, source)
 
 
-def _build(values: Mapping[tuple[str, str], Any], source: str) -> Config:
+def _table_array(document: Mapping[str, Any], name: str, source: str) -> list[dict[str, Any]]:
+    """Each ``[[name]]`` entry parsed against TABLE_ARRAYS[name], in file order."""
+    raw = document.get(name, [])
+    if not isinstance(raw, list):
+        raise ConfigError(f"{source}: [[{name}]]: expected an array of tables, got {_show(raw)}")
+    fields = TABLE_ARRAYS[name]
+    entries = []
+    for number, entry in enumerate(raw, start=1):
+        where = f"{source}: [[{name}]] #{number}"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: expected a table, got {_show(entry)}")
+        for key in entry:
+            if key not in fields:
+                raise ConfigError(f"{where} {key}: unknown key")
+        parsed: dict[str, Any] = {}
+        for key, field in fields.items():
+            if key not in entry:
+                if field.default is REQUIRED:
+                    raise ConfigError(f"{where}: {key} is required")
+                parsed[key] = None if field.default is None else field.parse(field.default)
+                continue
+            try:
+                parsed[key] = field.parse(entry[key])
+            except _Invalid as error:
+                raise ConfigError(
+                    f"{where} {key}: {error.expected}, got {_show(entry[key])}"
+                ) from None
+        entries.append(parsed)
+    return entries
+
+
+def _unique_names(entries: list[dict[str, Any]], section: str, source: str) -> None:
+    first: dict[str, int] = {}
+    for number, entry in enumerate(entries, start=1):
+        if entry["name"] in first:
+            raise ConfigError(
+                f"{source}: [[{section}]] #{number}: name {_show(entry['name'])} is already"
+                f" used by #{first[entry['name']]}"
+            )
+        first[entry["name"]] = number
+
+
+_MATCH_KEYS = ("did", "prefix", "extension")
+_ACTION_KEYS = ("extension", "application", "trunk_group")
+_TRUNK_ONLY_DEFAULTS = {"strip": 0, "prepend": ""}
+
+
+def _check_route(route: dict[str, Any], where: str, trunk_groups: set[str]) -> None:
+    """One match, one action (implied for ``extension = true``), names that exist."""
+    # `extension` is a match when true and an action when it names an extension.
+    matches = [key for key in _MATCH_KEYS if route[key] is not None]
+    matches = [key for key in matches if key != "extension" or route[key] is True]
+    actions = [key for key in _ACTION_KEYS if isinstance(route[key], str)]
+    if not matches:
+        raise ConfigError(f"{where}: no match: give one of did, prefix, extension = true")
+    if len(matches) > 1:
+        raise ConfigError(
+            f"{where}: {matches[0]} and {matches[1]} both given: a route matches on one"
+        )
+    if not actions and matches != ["extension"]:
+        raise ConfigError(
+            f'{where}: no action: give one of extension = "...", application, trunk_group'
+        )
+    if len(actions) > 1:
+        raise ConfigError(
+            f"{where}: {actions[0]} and {actions[1]} both given: a route takes one action"
+        )
+    for key in ("from_trunk", "trunk_group"):
+        if route[key] is not None and route[key] not in trunk_groups:
+            raise ConfigError(f"{where}: {key} {_show(route[key])} is not defined")
+    wanted = APPLICATIONS.get(route["application"], ())
+    for parameter in sorted({p for params in APPLICATIONS.values() for p in params}):
+        if parameter in wanted and route[parameter] is None:
+            raise ConfigError(
+                f"{where}: application {_show(route['application'])} needs {parameter}"
+            )
+        if parameter not in wanted and route[parameter] is not None:
+            takers = " or ".join(
+                _show(app) for app, params in APPLICATIONS.items() if parameter in params
+            )
+            raise ConfigError(f"{where}: {parameter} applies only to application = {takers}")
+    if route["trunk_group"] is None:
+        for key, default in _TRUNK_ONLY_DEFAULTS.items():
+            if route[key] != default:
+                raise ConfigError(f"{where}: {key} applies only to a trunk_group route")
+
+
+def _build(
+    values: Mapping[tuple[str, str], Any],
+    arrays: Mapping[str, list[dict[str, Any]]],
+    source: str,
+) -> Config:
     def section(name: str) -> dict[str, Any]:
         return {key: values[name, key] for key in SCHEMA[name]}
 
@@ -338,6 +606,20 @@ def _build(values: Mapping[tuple[str, str], Any], source: str) -> Config:
             f"and max_expires_s ({hi}), got {default}"
         )
 
+    gateways, groups, routes = arrays["gateways"], arrays["trunk_groups"], arrays["routes"]
+    _unique_names(gateways, "gateways", source)
+    _unique_names(groups, "trunk_groups", source)
+    gateway_names = {gateway["name"] for gateway in gateways}
+    for number, group in enumerate(groups, start=1):
+        for name in group["gateways"]:
+            if name not in gateway_names:
+                raise ConfigError(
+                    f"{source}: [[trunk_groups]] #{number}: gateway {_show(name)} is not defined"
+                )
+    group_names = {group["name"] for group in groups}
+    for number, route in enumerate(routes, start=1):
+        _check_route(route, f"{source}: [[routes]] #{number}", group_names)
+
     data_dir = Path.cwd() / values["data", "dir"]  # an absolute dir replaces the cwd
     url = values["database", "url"] or f"sqlite+aiosqlite:///{data_dir / SQLITE_FILE_NAME}"
     return Config(
@@ -350,4 +632,8 @@ def _build(values: Mapping[tuple[str, str], Any], source: str) -> Config:
         database=DatabaseConfig(url=url),
         data=DataConfig(dir=data_dir),
         web=WebConfig(**section("web")),
+        dialplan=DialplanConfig(**section("dialplan")),
+        gateways=tuple(GatewayConfig(**gateway) for gateway in gateways),
+        trunk_groups=tuple(TrunkGroupConfig(**group) for group in groups),
+        routes=tuple(RouteConfig(**route) for route in routes),
     )

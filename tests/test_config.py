@@ -11,7 +11,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from switch.config import SCHEMA, Config, ConfigError, HostPort, load_config
+from switch.config import (
+    SCHEMA,
+    TABLE_ARRAYS,
+    Config,
+    ConfigError,
+    GatewayConfig,
+    HostPort,
+    RouteConfig,
+    TrunkGroupConfig,
+    load_config,
+)
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "callcenter.example.toml"
 
@@ -52,6 +62,10 @@ def test_defaults(empty_cwd: Path) -> None:
     bans = config.sip.bans
     assert (bans.max_failures, bans.window_s, bans.ban_s, bans.whitelist) == (5, 60, 600, ())
     assert config.rtp.ports == (20000, 29999)
+    assert config.rtp.wakeup_window_us == 0
+    assert config.rtp.relatch_silence_s == 2.0
+    assert (config.dialplan.default, config.dialplan.status) == ("reject", 404)
+    assert (config.gateways, config.trunk_groups, config.routes) == ((), (), ())
     assert config.data.dir == empty_cwd / "var"
     assert config.database.url == f"sqlite+aiosqlite:///{empty_cwd}/var/callcenter.sqlite3"
     assert config.web.listen == HostPort("127.0.0.1", 8080)
@@ -80,9 +94,58 @@ def test_example_names_every_setting_and_nothing_else() -> None:
         "database": dict.fromkeys(SCHEMA["database"]),
         "data": dict.fromkeys(SCHEMA["data"]),
         "web": dict.fromkeys(SCHEMA["web"]),
+        "dialplan": dict.fromkeys(SCHEMA["dialplan"]),
     }
     # ... and the dataclasses hold the same names, so operators' keys are the code's.
-    assert _field_names(load_config(environ={})) == _document_shape(document)
+    # The arrays of tables are empty by default; their example is commented out.
+    assert _field_names(load_config(environ={})) == {
+        **_document_shape(document),
+        **dict.fromkeys(TABLE_ARRAYS),
+    }
+
+
+def _commented_example() -> str:
+    """The [[gateways]]/[[trunk_groups]]/[[routes]] example, with its "# " removed."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    block = text.split("# ---- example\n")[1].split("# ---- end of example\n")[0]
+    return "".join(line[2:] if line.startswith("# ") else "\n" for line in block.splitlines(True))
+
+
+def test_commented_example_loads_and_names_every_array_key(empty_cwd: Path) -> None:
+    example = _commented_example()
+    document = tomllib.loads(example)
+    assert set(document) == set(TABLE_ARRAYS)
+    for name, fields in TABLE_ARRAYS.items():
+        assert set().union(*document[name]) == set(fields), name
+    config = load_text(empty_cwd, example)
+    assert config.gateways == (
+        GatewayConfig(name="gw1", host="192.0.2.10", port=5060, transport="udp", spans=4),
+        GatewayConfig(name="gw2", host="192.0.2.11", port=5060, transport="udp", spans=1),
+    )
+    assert config.trunk_groups == (TrunkGroupConfig(name="pstn", gateways=("gw1", "gw2")),)
+    assert [route.did or route.prefix or route.extension for route in config.routes] == [
+        "4008001234",
+        "4008005678",
+        True,
+        "0",
+    ]
+    for name, cls in [
+        ("gateways", GatewayConfig),
+        ("trunk_groups", TrunkGroupConfig),
+        ("routes", RouteConfig),
+    ]:
+        assert [field.name for field in dataclasses.fields(cls)] == list(TABLE_ARRAYS[name])
+
+
+def test_every_array_key_has_a_comment_in_the_commented_example() -> None:
+    commented: set[tuple[str, str]] = set()
+    section = ""
+    for line in _commented_example().splitlines():
+        if line.startswith("[["):
+            section = line.strip("[]")
+        elif "=" in line and "#" in line.split("=", 1)[1]:
+            commented.add((section, line.split("=")[0].strip()))
+    assert commented == {(name, key) for name, fields in TABLE_ARRAYS.items() for key in fields}
 
 
 def _field_names(value: object) -> dict[str, object]:

@@ -1,0 +1,159 @@
+"""The dialplan: which way a new call goes. Pure: a query in, a decision out, no I/O.
+
+Routes come from ``[[routes]]`` in the configuration and are tried in order; the first
+that matches decides. What a route matches on and which calls it may see are data
+(``_MATCHES``, ``_SIDES``); call control turns the decision into SIP and media.
+
+Which calls a route sees: with ``from_trunk`` only inbound calls from that trunk group.
+Without it a ``did`` route sees every inbound call, while ``prefix`` and ``extension``
+routes see only calls from our side (phones and applications): an inbound caller must
+never reach a trunk group by dialling a prefix (toll fraud through hairpinning) unless a
+route says so with ``from_trunk``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from types import MappingProxyType
+
+from switch.config import EXTENSION_RE, Config, RouteConfig
+from switch.sip import reason_phrase
+
+ADDRESS_INCOMPLETE = 484  # RFC 3261 §21.4.22: nothing left to dial after `strip`
+
+
+class CallDirection(Enum):
+    INBOUND = "inbound"  # from a trunk (a PRI gateway)
+    INTERNAL = "internal"  # from one of our phones
+    OUTBOUND = "outbound"  # placed by an application (the dialer, a transfer)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteQuery:
+    direction: CallDirection
+    from_trunk: str | None  # the trunk group an inbound call arrived through
+    called: str  # the called (dialled) number: Request-URI user part, normalised
+    caller: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToExtension:
+    extension: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToApplication:
+    name: str
+    # Read-only; left out of the hash since a mapping has none.
+    params: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+
+
+@dataclass(frozen=True, slots=True)
+class ToTrunkGroup:
+    group: str
+    dialled_number: str  # after strip and prepend
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    status: int  # SIP status for the caller's leg
+    reason: str  # its reason phrase
+
+
+RouteDecision = ToExtension | ToApplication | ToTrunkGroup | Reject
+
+_FROM_OUR_SIDE = frozenset({CallDirection.INTERNAL, CallDirection.OUTBOUND})
+
+# Match kind -> does the called number match the route's value.
+_MATCHES: dict[str, Callable[[str, str], bool]] = {
+    "did": lambda called, did: called == did,
+    "prefix": lambda called, prefix: called.startswith(prefix),
+    "extension": lambda called, _: EXTENSION_RE.fullmatch(called) is not None,
+}
+# Match kind -> the directions a route without from_trunk sees (see the module doc).
+_SIDES: dict[str, frozenset[CallDirection]] = {
+    "did": frozenset({CallDirection.INBOUND}),
+    "prefix": _FROM_OUR_SIDE,
+    "extension": _FROM_OUR_SIDE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One rule: ``kind`` and ``value`` say what it matches, the rest what it does."""
+
+    kind: str  # a key of _MATCHES
+    value: str  # the DID or prefix; "" for extension
+    from_trunk: str | None
+    decide: Callable[[str], RouteDecision]  # called number -> decision
+
+    def matches(self, query: RouteQuery) -> bool:
+        if self.from_trunk is not None:
+            if query.direction is not CallDirection.INBOUND or query.from_trunk != self.from_trunk:
+                return False
+        elif query.direction not in _SIDES[self.kind]:
+            return False
+        return _MATCHES[self.kind](query.called, self.value)
+
+    @classmethod
+    def from_config(cls, route: RouteConfig) -> Route:
+        """``route`` has been validated by switch.config: one match, one action."""
+        if route.did is not None:
+            kind, value = "did", route.did
+        elif route.prefix is not None:
+            kind, value = "prefix", route.prefix
+        else:
+            kind, value = "extension", ""
+        return cls(kind, value, route.from_trunk, _action(route))
+
+
+def _action(route: RouteConfig) -> Callable[[str], RouteDecision]:
+    if isinstance(route.extension, str):
+        decision = ToExtension(route.extension)
+        return lambda _: decision
+    if route.application is not None:
+        params = {"prompt": route.prompt} if route.prompt is not None else {}
+        application = ToApplication(route.application, params)
+        return lambda _: application
+    if route.trunk_group is not None:
+        return _to_trunk_group(route.trunk_group, route.strip, route.prepend)
+    return ToExtension  # extension = true alone: ring the dialled extension
+
+
+def _to_trunk_group(group: str, strip: int, prepend: str) -> Callable[[str], RouteDecision]:
+    def decide(called: str) -> RouteDecision:
+        rest = called[strip:]
+        if not rest:
+            return Reject(ADDRESS_INCOMPLETE, reason_phrase(ADDRESS_INCOMPLETE))
+        return ToTrunkGroup(group, prepend + rest)
+
+    return decide
+
+
+class Dialplan:
+    def __init__(self, routes: Sequence[Route], default: Reject) -> None:
+        self.routes = tuple(routes)
+        self.default = default
+
+    def __repr__(self) -> str:
+        return f"<Dialplan {len(self.routes)} routes, default {self.default.status}>"
+
+    @classmethod
+    def from_config(cls, config: Config) -> Dialplan:
+        status = config.dialplan.status  # default = "reject" is the only choice so far
+        return cls(
+            [Route.from_config(route) for route in config.routes],
+            Reject(status, reason_phrase(status)),
+        )
+
+    def route(self, call: RouteQuery) -> RouteDecision:
+        """The decision of the first route that matches ``call``, else the default."""
+        for rule in self.routes:
+            if rule.matches(call):
+                return rule.decide(call.called)
+        return self.default
