@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, MetaData, String, TypeDecorator
+from sqlalchemy import DateTime, ForeignKey, Integer, MetaData, String, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -74,3 +74,54 @@ class User(Base):
     sip_realm: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Call(Base):
+    """One call detail record. The row is written when the call starts (``state`` open),
+    so a crash leaves evidence of every call that was up, and is completed in one
+    transaction when the call ends (``state`` closed). Numbers are stored as call control
+    gave them, already normalised."""
+
+    __tablename__ = "calls"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(64), unique=True)  # ours, not a SIP Call-ID
+    direction: Mapped[str] = mapped_column(String(16))
+    caller: Mapped[str] = mapped_column(String(64))
+    callee: Mapped[str] = mapped_column(String(64))
+    trunk: Mapped[str | None] = mapped_column(String(64))
+    gateway: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # The latest moment the call was known to be up: where an interrupted call ends.
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    duration_s: Mapped[int | None] = mapped_column(Integer)
+    billable_s: Mapped[int | None] = mapped_column(Integer)
+    disposition: Mapped[str | None] = mapped_column(String(32))
+    q850_cause: Mapped[int | None] = mapped_column(Integer)
+    sip_status: Mapped[int | None] = mapped_column(Integer)
+    # Filled by the queue/ACD and recording issues.
+    queue_name: Mapped[str | None] = mapped_column(String(64))
+    agent_username: Mapped[str | None] = mapped_column(String(64))
+    recording_path: Mapped[str | None] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(8), index=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class CallLeg(Base):
+    """One SIP dialog of a call (a B2BUA call has two or more)."""
+
+    __tablename__ = "call_legs"
+
+    call_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("calls.call_id", ondelete="CASCADE"), primary_key=True
+    )
+    leg_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    peer: Mapped[str] = mapped_column(String(255))
+    sip_call_id: Mapped[str | None] = mapped_column(String(255))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    sip_status: Mapped[int | None] = mapped_column(Integer)
+    q850_cause: Mapped[int | None] = mapped_column(Integer)

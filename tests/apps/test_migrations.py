@@ -31,7 +31,7 @@ async def _revision(db: Database) -> str | None:
 
 
 def test_migrations_have_one_head() -> None:
-    assert ScriptDirectory.from_config(alembic_config()).get_heads() == ["0001"]
+    assert ScriptDirectory.from_config(alembic_config()).get_heads() == ["0002"]
 
 
 def test_plain_urls_get_the_async_drivers() -> None:
@@ -47,7 +47,7 @@ async def test_upgrade_creates_a_new_sqlite_file_and_its_directory(tmp_path: Pat
     db = await Database.connect(f"sqlite:///{path}")
     try:
         assert {"users", "alembic_version"} <= await _tables(db)
-        assert await _revision(db) == "0001"
+        assert await _revision(db) == "0002"
     finally:
         await db.close()
 
@@ -58,7 +58,7 @@ async def test_upgrade_again_is_a_no_op_that_keeps_the_data(db_url: str) -> None
     try:
         await UserService(db, "r").add_user("alice", "password-1")
         await upgrade_database(db_url)
-        assert await _revision(db) == "0001"
+        assert await _revision(db) == "0002"
         assert [u.username for u in await UserService(db, "r").list_users()] == ["alice"]
     finally:
         await db.close()
@@ -78,7 +78,9 @@ async def test_models_match_the_migrations(db: Database) -> None:
 async def test_compare_would_notice_a_model_change_without_migration(db: Database) -> None:
     # The check above can fail: a model column that no migration creates is reported.
     changed = MetaData()
-    users = Base.metadata.tables["users"].to_metadata(changed)
+    for table in Base.metadata.tables.values():
+        table.to_metadata(changed)
+    users = changed.tables["users"]
     users.append_column(Column("nickname", String(20)))
 
     def diffs(connection: Connection) -> list[tuple[Any, ...]]:
