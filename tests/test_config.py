@@ -304,6 +304,135 @@ ERRORS = [
 ]
 
 
+GW = '[[gateways]]\nname = "gw1"\nhost = "192.0.2.10"\n'
+GROUP = '[[trunk_groups]]\nname = "pstn"\ngateways = ["gw1"]\n'
+ROUTE_TO_PSTN = '[[routes]]\nprefix = "0"\ntrunk_group = "pstn"\n'
+
+ERRORS += [
+    (
+        "[rtp]\nwakeup_window_us = 20000\n",
+        "callcenter.toml: [rtp] wakeup_window_us: expected an integer from 0 to 10000, got 20000",
+    ),
+    (
+        "[rtp]\nrelatch_silence_s = -1\n",
+        "callcenter.toml: [rtp] relatch_silence_s: expected a non-negative number of seconds,"
+        " got -1",
+    ),
+    (
+        '[dialplan]\ndefault = "hangup"\n',
+        'callcenter.toml: [dialplan] default: expected one of "reject", got "hangup"',
+    ),
+    (
+        "[dialplan]\nstatus = 200\n",
+        "callcenter.toml: [dialplan] status: expected a SIP status from 400 to 699, got 200",
+    ),
+    (
+        '[gateways]\nname = "gw1"\n',
+        "callcenter.toml: [[gateways]]: expected an array of tables, got a table",
+    ),
+    ("gateways = [1]\n", "callcenter.toml: [[gateways]] #1: expected a table, got 1"),
+    ('[[gateways]]\nname = "gw1"\n', "callcenter.toml: [[gateways]] #1: host is required"),
+    (
+        GW + 'adress = "x"\n',
+        "callcenter.toml: [[gateways]] #1 adress: unknown key",
+    ),
+    (
+        GW + "port = 0\n",
+        "callcenter.toml: [[gateways]] #1 port: expected a port from 1 to 65535, got 0",
+    ),
+    (
+        GW + 'transport = "tls"\n',
+        'callcenter.toml: [[gateways]] #1 transport: expected one of "udp", "tcp", got "tls"',
+    ),
+    (
+        GW + "spans = 0\n",
+        "callcenter.toml: [[gateways]] #1 spans: expected a positive integer, got 0",
+    ),
+    (
+        GW + GW,
+        'callcenter.toml: [[gateways]] #2: name "gw1" is already used by #1',
+    ),
+    (
+        GW + GROUP + GROUP,
+        'callcenter.toml: [[trunk_groups]] #2: name "pstn" is already used by #1',
+    ),
+    (
+        GW + '[[trunk_groups]]\nname = "pstn"\ngateways = ["gw1", "gw2"]\n',
+        'callcenter.toml: [[trunk_groups]] #1: gateway "gw2" is not defined',
+    ),
+    (
+        GW + '[[trunk_groups]]\nname = "pstn"\ngateways = []\n',
+        "callcenter.toml: [[trunk_groups]] #1 gateways: expected a non-empty list of distinct"
+        " names, got []",
+    ),
+    (
+        GW + GROUP + ROUTE_TO_PSTN + '[[routes]]\nprefix = "9"\ntrunk_group = "pstn2"\n',
+        'callcenter.toml: [[routes]] #2: trunk_group "pstn2" is not defined',
+    ),
+    (
+        GW + GROUP + '[[routes]]\ndid = "4008001234"\nfrom_trunk = "pri"\nextension = "1001"\n',
+        'callcenter.toml: [[routes]] #1: from_trunk "pri" is not defined',
+    ),
+    (
+        '[[routes]]\ndid = "4008001234"\n',
+        'callcenter.toml: [[routes]] #1: no action: give one of extension = "...",'
+        " application, trunk_group",
+    ),
+    (
+        GW + GROUP + '[[routes]]\ndid = "4008001234"\nextension = "1001"\ntrunk_group = "pstn"\n',
+        "callcenter.toml: [[routes]] #1: extension and trunk_group both given:"
+        " a route takes one action",
+    ),
+    (
+        '[[routes]]\nextension = "1001"\n',
+        "callcenter.toml: [[routes]] #1: no match: give one of did, prefix, extension = true",
+    ),
+    (
+        '[[routes]]\ndid = "4008001234"\nprefix = "400"\nextension = "1001"\n',
+        "callcenter.toml: [[routes]] #1: did and prefix both given: a route matches on one",
+    ),
+    (
+        "[[routes]]\nextension = false\n",
+        "callcenter.toml: [[routes]] #1 extension: expected true (match extensions) or an"
+        " extension of 2 to 8 digits, got false",
+    ),
+    (
+        '[[routes]]\ndid = "400-800"\nextension = "1001"\n',
+        'callcenter.toml: [[routes]] #1 did: expected a number such as "4008001234"'
+        ' (digits, optionally after +), got "400-800"',
+    ),
+    (
+        '[[routes]]\nprefix = ""\nextension = "1001"\n',
+        "callcenter.toml: [[routes]] #1 prefix: expected a non-empty string of 0-9, *, #"
+        ' and +, got ""',
+    ),
+    (
+        '[[routes]]\ndid = "4008001234"\napplication = "ivr"\n',
+        'callcenter.toml: [[routes]] #1 application: expected one of "prompt", got "ivr"',
+    ),
+    (
+        '[[routes]]\ndid = "4008001234"\napplication = "prompt"\n',
+        'callcenter.toml: [[routes]] #1: application "prompt" needs prompt',
+    ),
+    (
+        '[[routes]]\ndid = "4008001234"\nextension = "1001"\nprompt = "welcome"\n',
+        'callcenter.toml: [[routes]] #1: prompt applies only to application = "prompt"',
+    ),
+    (
+        "[[routes]]\nextension = true\nstrip = 1\n",
+        "callcenter.toml: [[routes]] #1: strip applies only to a trunk_group route",
+    ),
+    (
+        GW + GROUP + ROUTE_TO_PSTN + "strip = -1\n",
+        "callcenter.toml: [[routes]] #1 strip: expected a non-negative integer, got -1",
+    ),
+    (
+        GW + GROUP + ROUTE_TO_PSTN + 'prepend = "x"\n',
+        'callcenter.toml: [[routes]] #1 prepend: expected a string of 0-9, *, # and +, got "x"',
+    ),
+]
+
+
 @pytest.mark.parametrize(("text", "message"), ERRORS)
 def test_exact_error_messages(empty_cwd: Path, text: str, message: str) -> None:
     assert error_of(empty_cwd, text) == message
@@ -367,6 +496,26 @@ def test_any_value_loads_or_raises_config_error(
             # Names the key, or a key of the same section it must agree with
             # (max_expires_s = 60 makes the default 3600 out of range).
             assert str(error).startswith(f"{path}: [{section}] ")
+        else:
+            assert isinstance(config, Config)
+
+
+@given(
+    section_key=st.sampled_from([(s, k) for s, keys in TABLE_ARRAYS.items() for k in keys]),
+    value=TOML_VALUES,
+)
+def test_any_array_value_loads_or_raises_config_error(
+    section_key: tuple[str, str], value: object
+) -> None:
+    section, key = section_key
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "c.toml")
+        text = f"{GW}{GROUP}[[{section}]]\n{key} = {_toml(value)}\n"
+        Path(path).write_text(text, encoding="utf-8")
+        try:
+            config = load_config(path, environ={})
+        except ConfigError as error:
+            assert str(error).startswith(f"{path}: [[{section}]] #")
         else:
             assert isinstance(config, Config)
 
