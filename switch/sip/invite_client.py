@@ -138,6 +138,9 @@ class _InviteSession:
         self.ended = False
         self._events: list[InviteEvent] = []
         self._pending_2xx: dict[int, _Retransmission] = {}  # by INVITE CSeq number
+        # ACKs we sent for 2xx responses, by INVITE CSeq number: a retransmitted 2xx
+        # (its transaction may be gone, RFC 6026) gets the same ACK again (§13.2.2.4).
+        self._acks: dict[int, Request] = {}
         self._reinvite: ClientTransaction | None = None
         self._bye: ClientTransaction | None = None
         self._reinvite_server: ServerTransaction | None = None
@@ -211,6 +214,10 @@ class _InviteSession:
                 self._end("bye-sent")
         elif txn is self._reinvite:
             self._on_reinvite_response(response)
+        elif 200 <= response.status < 300 and response.cseq.method == "INVITE":
+            # A retransmitted 2xx to a re-INVITE we already ACKed; its transaction is
+            # still Accepted (RFC 6026 §7.2) and passes it up: ACK it again.
+            self._resend_ack(response)
 
     def _on_reinvite_response(self, response: Response) -> None:
         assert self.dialog is not None
@@ -230,7 +237,10 @@ class _InviteSession:
             self._resend_ack(response)
 
     def _resend_ack(self, response: Response) -> None:
-        raise NotImplementedError
+        ack = self._acks.get(response.cseq.seq)
+        if ack is not None and self.dialog is not None \
+                and response.to.tag == self.dialog.id.remote_tag:
+            self.layer.send_ack(ack, self.peer)
 
     def _on_request(self, txn: ServerTransaction, request: Request, now: float) -> None:
         dialog = self.dialog
@@ -283,6 +293,7 @@ class _InviteSession:
         assert self.dialog is not None
         ack = self.dialog.create_ack(response.cseq.seq, self._via())
         self.layer.send_ack(ack, self.peer)
+        self._acks[response.cseq.seq] = ack
         return ack
 
     def _send_2xx(self, txn: ServerTransaction, sdp: bytes, now: float,
@@ -347,7 +358,6 @@ class InviteClient(_InviteSession):
         self._provisional_seen = False
         self._cancel_pending = False
         self._cancelled = False
-        self._ack: Request | None = None
 
     def cancel(self, now: float) -> None:
         """Give up before the answer (§9.1): sent once a provisional response came."""
@@ -412,7 +422,7 @@ class InviteClient(_InviteSession):
         else:
             dialog.receive_response(response)
         self.dialog = dialog
-        self._ack = self._send_ack(response)
+        self._send_ack(response)
         if self._cancelled:
             # §9.1 race: the answer crossed our CANCEL; take the call down at once.
             self._send_bye(now, cause="bye-sent")
@@ -420,11 +430,6 @@ class InviteClient(_InviteSession):
             return
         self.answered = True
         self._events.append(Answered(response.body))
-
-    def _resend_ack(self, response: Response) -> None:
-        if self._ack is not None and self.dialog is not None \
-                and response.to.tag == self.dialog.id.remote_tag:
-            self.layer.send_ack(self._ack, self.peer)
 
     def _on_failure_response(self, response: Response) -> None:
         if self.final_status is not None:

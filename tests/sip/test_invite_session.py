@@ -9,6 +9,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 
+import pytest
+
 from switch.sip.headers import NameAddr
 from switch.sip.invite_client import (
     Answered,
@@ -275,3 +277,40 @@ def test_bye_answered_481_still_ends() -> None:
     call.client.bye(call.now)
     call.advance(64 * T1 + 1)  # Timer F: the BYE times out
     assert call.alice_events[-1] == Ended("bye-sent")
+
+
+# Alice's re-INVITE is her CSeq 2; Bob's is his first request in the dialog, CSeq 1.
+@pytest.mark.parametrize(("reinviting", "ack_cseq"),
+                         [("alice", b"CSeq: 2 ACK"), ("bob", b"CSeq: 1 ACK")])
+def test_retransmitted_2xx_to_a_reinvite_is_acked_again(reinviting: str,
+                                                         ack_cseq: bytes) -> None:
+    call = Call()
+    call.answered()
+    # The first ACK to the re-INVITE's 200 is lost: the answerer retransmits the 200
+    # after T1 and the re-INVITEr must send the same ACK again (§13.2.2.4, RFC 6026).
+    lost: list[bytes] = []
+
+    def drop_first_ack(side: str, data: bytes) -> bool:
+        if side == reinviting and data.startswith(b"ACK") and ack_cseq in data and not lost:
+            lost.append(data)
+            return True
+        return False
+
+    call.drop = drop_first_ack
+    if reinviting == "alice":
+        call.client.reinvite(sdp(4000, 2, Direction.SENDONLY), call.now)
+        call.pump()
+        call.bob.accept_reinvite(sdp(6000, 2, Direction.RECVONLY), call.now)
+    else:
+        call.bob.reinvite(sdp(6000, 2, Direction.SENDONLY), call.now)
+        call.pump()
+        call.client.accept_reinvite(sdp(4000, 2, Direction.RECVONLY), call.now)
+    call.pump()
+    assert lost  # the first ACK never arrived
+    answerer = call.bob if reinviting == "alice" else call.client
+    assert answerer.next_deadline() is not None  # still retransmitting its 200
+    call.advance(call.now + 1.0)
+    acks = [d for d in call.sent(reinviting, b"ACK ") if ack_cseq in d]
+    assert len(acks) == 2 and acks[0] == acks[1]  # the same ACK, sent again
+    assert answerer.next_deadline() is None  # the second one arrived: no more 200s
+    assert not call.client.ended and not call.bob.ended
