@@ -216,12 +216,16 @@ async def test_list_calls_by_start_time(store: CdrStore) -> None:
     assert await store.list_calls(at(100), at(200)) == []
 
 
-async def test_sqlite_commits_are_synchronous_full(db: Database) -> None:
+async def test_sqlite_commits_are_synchronous_full(tmp_path: Path) -> None:
     # What the module's durability note relies on: a committed CDR survives power loss.
-    if db.dialect != "sqlite":
-        pytest.skip("a SQLite setting")
-    async with db.engine.connect() as connection:
-        assert (await connection.exec_driver_sql("PRAGMA synchronous")).scalar() == 2  # FULL
+    # (SQLite only, so it opens its own file rather than the both-databases fixture.)
+    sqlite = await Database.connect(f"sqlite+aiosqlite:///{tmp_path / 'cdr.sqlite3'}")
+    try:
+        async with sqlite.engine.connect() as connection:
+            synchronous = (await connection.exec_driver_sql("PRAGMA synchronous")).scalar()
+        assert synchronous == 2  # FULL
+    finally:
+        await sqlite.close()
 
 
 # The "switch": real apps code on the real database, killed with SIGKILL while it waits.
