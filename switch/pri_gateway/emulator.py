@@ -45,6 +45,7 @@ from switch.pri_gateway.q850 import (
 from switch.pri_gateway.trunks import CHANNELS_PER_E1_SPAN
 from switch.sip import (
     AckReceived,
+    Direction,
     NameAddr,
     NoAcceptableMedia,
     ParseError,
@@ -73,9 +74,11 @@ from switch.sip.invite_client import (
     Answered,
     ByeReceived,
     Ended,
+    Held,
     InviteClient,
     InviteEvent,
     Rejected,
+    Resumed,
 )
 from switch.sip.invite_server import InviteServer
 from switch.sip.transaction import MAGIC_COOKIE, TransactionEvent
@@ -204,9 +207,14 @@ class EmulatedCall:
         self.end_cause: str | None = None  # the session's Ended.cause
         self.recording_path: Path | None = None
         self.digits = ""  # RFC 4733 digits heard on this call
+        self.held = False  # the far end's last re-INVITE put us on hold
+        self.reinvites_answered = 0
+        self.reinvited = asyncio.Event()  # set at each re-INVITE we answered
         self.session: _Client | _Server | None = None
         self.leg: int | None = None
         self._recording: int | None = None
+        self._sdp_id = 0  # o= session id of our SDP; the version counts up (RFC 3264 §8)
+        self._sdp_version = 1
         self._digit_arrived = asyncio.Event()
         self._timers: list[asyncio.TimerHandle] = []
 
@@ -224,6 +232,13 @@ class EmulatedCall:
     def hangup(self, q850_cause: int = Q850_NORMAL_CLEARING) -> None:
         """BYE with the cause once answered; CANCEL before that (placed calls)."""
         self._emulator._hangup(self, q850_cause)
+
+    def hold(self) -> None:
+        """re-INVITE with a sendonly offer (RFC 3264 §8.4)."""
+        self._emulator._reinvite(self, Direction.SENDONLY)
+
+    def resume(self) -> None:
+        self._emulator._reinvite(self, Direction.SENDRECV)
 
     def _heard_digit(self, digit: str) -> None:
         self.digits += digit
@@ -346,8 +361,9 @@ class GatewayEmulator:
         call_id = f"{secrets.token_hex(12)}@{self.local_host}"
         call = EmulatedCall(self, call_id, caller, called, placed=True)
         call.leg = engine.open_leg()
+        call._sdp_id = next(self._sdp_versions)
         offer = build_offer(self.local_host, engine.leg_port(call.leg),
-                            session_id=next(self._sdp_versions), session_version=1)
+                            session_id=call._sdp_id, session_version=1)
         host, port = self.switch
         peer = Peer("UDP", host, port)
         local = f"{self.local_host}:{self._transport.port}"
@@ -456,6 +472,7 @@ class GatewayEmulator:
         request = event.request
         call = EmulatedCall(self, request.call_id, _user(request.from_.uri),
                             _user(request.uri), placed=False)
+        call._sdp_id = next(self._sdp_versions)
         full = self.busy_channels >= self.channels
         local = f"{self.local_host}:{self._transport.port}"
         server = _Server(self._layer, event, to_tag=secrets.token_hex(6),
@@ -488,7 +505,7 @@ class GatewayEmulator:
         try:
             negotiation = negotiate_answer(
                 SessionDescription.parse(server.offer), local_address=self.local_host,
-                local_port=engine.leg_port(leg), session_id=next(self._sdp_versions),
+                local_port=engine.leg_port(leg), session_id=call._sdp_id,
                 session_version=1)
         except SdpError as exc:
             status = exc.status if isinstance(exc, NoAcceptableMedia) else 488
@@ -500,6 +517,39 @@ class GatewayEmulator:
         server.ring(now)
         server.answer(negotiation.answer.serialize(), now)
         self._start_media(call, self.answer_audio)
+
+    def _answer_reinvite(self, call: EmulatedCall, sdp: bytes) -> None:
+        """Hold/resume from the far end: answer with the same leg, follow its address."""
+        engine = self._require_engine()
+        session = call.session
+        assert session is not None and call.leg is not None
+        call._sdp_version += 1
+        try:
+            negotiation = negotiate_answer(
+                SessionDescription.parse(sdp), local_address=self.local_host,
+                local_port=engine.leg_port(call.leg), session_id=call._sdp_id,
+                session_version=call._sdp_version)
+        except SdpError:
+            self._hangup(call, 47)  # resource unavailable, unspecified
+            return
+        media = negotiation.media
+        engine.set_remote(call.leg, media.remote_address, media.remote_port,
+                          media.payload_type, media.dtmf_payload_type)
+        session.accept_reinvite(negotiation.answer.serialize(), self._now())
+        call.reinvites_answered += 1
+        call.reinvited.set()
+
+    def _reinvite(self, call: EmulatedCall, direction: Direction) -> None:
+        engine = self._require_engine()
+        session = call.session
+        if session is None or call.leg is None or not call.answered.is_set():
+            raise EmulatorError("only an answered call can be put on hold")
+        call._sdp_version += 1
+        offer = build_offer(self.local_host, engine.leg_port(call.leg),
+                            session_id=call._sdp_id, session_version=call._sdp_version,
+                            direction=direction)
+        session.reinvite(offer.serialize(), self._now())
+        self._pump()
 
     def _reject_later(self, call: EmulatedCall, status: int, cause: int) -> None:
         session = call.session
@@ -524,11 +574,15 @@ class GatewayEmulator:
             self._on_answered(call, event.sdp)
         elif isinstance(event, Rejected):
             call.final_status = event.status
+        elif isinstance(event, Held | Resumed):
+            call.held = isinstance(event, Held)
+            self._answer_reinvite(call, event.sdp)
         elif isinstance(event, ByeReceived):
             pass  # remote_reason was read from the BYE on its way in
         elif isinstance(event, Ended):
-            if isinstance(session, _Server):
-                call.final_status = session.final_status
+            assert session is not None
+            if isinstance(session, _Server) or call.final_status is None:
+                call.final_status = session.final_status  # also 487 after our CANCEL
             self._finish(call, event.cause)
 
     def _on_answered(self, call: EmulatedCall, sdp: bytes) -> None:

@@ -199,3 +199,32 @@ def test_program_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--switch", "127.0.0.1:5060", "--call", "12345"])
     assert "expected CALLER:CALLED, got '12345'" in capsys.readouterr().err
+
+
+async def test_hold_and_resume_reinvites_are_answered(tmp_path: Path) -> None:
+    async with pair(tmp_path) as (a, b):
+        call = await a.place_call("13800138000", "4008001234", audio=("tone", 1000.0))
+        await asyncio.wait_for(call.answered.wait(), WAIT_S)
+        far = b.calls[call.call_id]
+        call.hold()
+        await asyncio.wait_for(far.reinvited.wait(), WAIT_S)
+        assert far.held and far.reinvites_answered == 1
+        far.reinvited.clear()
+        call.resume()
+        await asyncio.wait_for(far.reinvited.wait(), WAIT_S)
+        assert not far.held and far.reinvites_answered == 2
+        call.hangup()
+        await ended(call, far)
+        assert far.remote_reason == 16
+
+
+async def test_hangup_before_answer_cancels(tmp_path: Path) -> None:
+    async with pair(tmp_path) as (a, b):
+        b.set_outcome("", Outcome.NO_ANSWER)  # rings for 30 s
+        call = await a.place_call("13800138000", "4008001234")
+        await asyncio.wait_for(yield_until(lambda: call.call_id in b.calls), WAIT_S)
+        call.hangup()
+        far = b.calls[call.call_id]
+        await ended(call, far)
+        assert call.final_status == 487 and far.end_cause == "cancelled"
+        assert not far.answered.is_set()
