@@ -27,7 +27,7 @@ import secrets
 import struct
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -652,9 +652,10 @@ class GatewayEmulator:
                     engine.close_leg(call.leg)
         call.ended.set()
 
-    def _later(self, call: EmulatedCall, delay_s: float, callback: object,
+    def _later(self, call: EmulatedCall, delay_s: float, callback: Callable[..., object],
                *args: object) -> None:
-        assert self._loop is not None and callable(callback)
+        """A scripted step of `call`, cancelled when the call ends."""
+        assert self._loop is not None
         call._timers.append(self._loop.call_later(delay_s, callback, *args))
 
     # -- media in
