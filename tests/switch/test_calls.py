@@ -1,0 +1,307 @@
+"""Call control (B2BUA) with three sans-I/O parties in memory: a caller phone
+(InviteClient), the switch (CallControl on its own TransactionLayer, FakeMediaEngine) and
+a callee phone (InviteServer). Real bytes cross the wire; time moves only when told."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Protocol
+
+import pytest
+
+from switch.calls import Call, CallControl, CallEnded, CallState, map_failure
+from switch.fake_media import FakeMediaEngine
+from switch.media import RtpTimedOut
+from switch.sip import (
+    NameAddr,
+    Peer,
+    Request,
+    RequestReceived,
+    SessionDescription,
+    TransactionLayer,
+    build_offer,
+    parse_message,
+)
+from switch.sip.invite_client import (
+    Answered,
+    ByeReceived,
+    Cancelled,
+    Ended,
+    InviteClient,
+    InviteEvent,
+    Rejected,
+    Ringing,
+)
+from switch.sip.invite_server import InviteServer
+from switch.sip.offer_answer import PCMA, PCMU, TELEPHONE_EVENT, Codec
+from switch.sip.transport import stamp_via
+
+CALLER = Peer("UDP", "10.0.0.1", 5060)
+CALLEE = Peer("UDP", "10.0.0.2", 5060)
+SWITCH = Peer("UDP", "10.0.0.9", 5060)
+MEDIA_ADDRESS = "10.0.0.9"
+
+
+def counter(prefix: str) -> Callable[[], str]:
+    numbers = itertools.count(1)
+    return lambda: f"{prefix}{next(numbers)}"
+
+
+def phone_sdp(address: str, port: int,
+              codecs: tuple[Codec, ...] = (PCMU, PCMA, TELEPHONE_EVENT)) -> bytes:
+    return build_offer(address, port, session_id=port, session_version=1,
+                       codecs=codecs).serialize()
+
+
+def audio(sdp: bytes) -> tuple[str, int, tuple[str, ...]]:
+    session = SessionDescription.parse(sdp)
+    media = session.media[0]
+    connection = media.connection or session.connection
+    assert connection is not None
+    return connection.address, media.port, media.formats
+
+
+class Timed(Protocol):
+    def next_deadline(self) -> float | None: ...
+    def handle_timer(self, now: float) -> None: ...
+
+
+class Network:
+    def __init__(self, caller_offer: bytes | None = None) -> None:
+        self.now = 0.0
+        self.engine = FakeMediaEngine(workers=1, port_range=(30000, 30099))
+        self.engine.start()
+        self.switch_layer = TransactionLayer(new_branch=counter("z9hG4bKsw"))
+        self.caller_layer = TransactionLayer(new_branch=counter("z9hG4bKa"))
+        self.callee_layer = TransactionLayer(new_branch=counter("z9hG4bKb"))
+        session_ids = itertools.count(1000)
+        self.control = CallControl(
+            self.switch_layer, self.engine, via_host="10.0.0.9", via_port=5060,
+            media_address=MEDIA_ADDRESS, new_token=counter("tok"),
+            new_session_id=lambda: next(session_ids))
+        self.callee: InviteServer | None = None
+        self.callee_invite: Request | None = None
+        self.caller_events: list[InviteEvent] = []
+        self.callee_events: list[InviteEvent] = []
+        self.ended: list[CallEnded] = []
+        self.stray: list[RequestReceived] = []  # requests call control did not claim
+        self.callee_unreachable = False  # drop everything sent to the callee
+        self.caller = InviteClient(
+            self.caller_layer, SWITCH, request_uri="sip:1002@10.0.0.9",
+            from_=NameAddr.parse("\"Alice\" <sip:1001@10.0.0.9>;tag=alice"),
+            to=NameAddr.parse("<sip:1002@10.0.0.9>"),
+            contact=NameAddr.parse("<sip:1001@10.0.0.1:5060>"), call_id="caller-call",
+            offer=caller_offer if caller_offer is not None else phone_sdp("10.0.0.1", 4000),
+            via_host="10.0.0.1", via_port=5060, now=self.now)
+        self.pump()
+
+    @property
+    def bob(self) -> InviteServer:
+        assert self.callee is not None
+        return self.callee
+
+    @property
+    def call(self) -> Call:
+        assert len(self.control.calls) == 1
+        return next(iter(self.control.calls.values()))
+
+    def _deliver(self, data: bytes, source: Peer, layer: TransactionLayer) -> None:
+        message = parse_message(data)
+        if isinstance(message, Request):
+            stamp_via(message, source)
+        layer.receive(message, source, self.now)
+
+    def pump(self) -> None:
+        moving = True
+        while moving:
+            moving = False
+            for out in self.caller_layer.outgoing():
+                assert out.peer == SWITCH
+                self._deliver(out.data, CALLER, self.switch_layer)
+                moving = True
+            for out in self.callee_layer.outgoing():
+                assert out.peer == SWITCH
+                self._deliver(out.data, CALLEE, self.switch_layer)
+                moving = True
+            for out in self.switch_layer.outgoing():
+                if out.peer == CALLEE and self.callee_unreachable:
+                    continue
+                target = {CALLER: self.caller_layer, CALLEE: self.callee_layer}[out.peer]
+                self._deliver(out.data, SWITCH, target)
+                moving = True
+            for event in self.switch_layer.events():
+                moving = True
+                if self.control.handle(event, self.now):
+                    continue
+                if isinstance(event, RequestReceived) and event.request.method == "INVITE":
+                    # What signalling does after auth and routing to extension 1002.
+                    self.control.place(event, CALLER, callee_uri="sip:1002@10.0.0.2:5060",
+                                       callee_to=NameAddr.parse("<sip:1002@10.0.0.9>"),
+                                       callee_peer=CALLEE, now=self.now)
+                elif isinstance(event, RequestReceived):
+                    self.stray.append(event)
+            for event in self.caller_layer.events():
+                moving = True
+                self.caller.handle(event, self.now)
+            for event in self.callee_layer.events():
+                moving = True
+                if self.callee is None and isinstance(event, RequestReceived):
+                    self.callee_invite = event.request
+                    self.callee = InviteServer(
+                        self.callee_layer, event, to_tag="bob",
+                        contact=NameAddr.parse("<sip:1002@10.0.0.2:5060>"),
+                        via_host="10.0.0.2", via_port=5060, peer=SWITCH)
+                elif self.callee is not None:
+                    self.callee.handle(event, self.now)
+            self.caller_events += self.caller.events()
+            if self.callee is not None:
+                self.callee_events += self.callee.events()
+            self.ended += self.control.events()
+
+    def advance(self, until: float) -> None:
+        while True:
+            parties: list[Timed] = [
+                self.switch_layer, self.caller_layer, self.callee_layer, self.control,
+                self.caller, *([self.callee] if self.callee else [])]
+            deadlines = [d for p in parties if (d := p.next_deadline()) is not None
+                         and d <= until]
+            if not deadlines:
+                break
+            self.now = min(deadlines)
+            for party in parties:
+                party.handle_timer(self.now)
+            self.pump()
+        self.now = until
+
+    def answered_call(self) -> None:
+        self.bob.ring(self.now)
+        self.pump()
+        self.bob.answer(phone_sdp("10.0.0.2", 6000), self.now)
+        self.pump()
+
+
+def test_answered_call_anchors_media_in_the_engine_both_ways() -> None:
+    net = Network()
+    # The callee is offered our second engine leg, in the caller's codec only.
+    assert net.callee_invite is not None
+    assert net.callee_invite.uri.serialize() == "sip:1002@10.0.0.2:5060"
+    assert net.callee_invite.from_.uri.serialize() == "sip:1001@10.0.0.9"
+    assert net.callee_invite.call_id != "caller-call"
+    call = net.call
+    a_port, b_port = net.engine.leg_port(call.a_leg), net.engine.leg_port(call.b_leg)
+    assert audio(net.callee_invite.body) == (MEDIA_ADDRESS, b_port, ("0", "101"))
+
+    net.bob.ring(net.now)
+    net.pump()
+    assert net.caller_events == [Ringing(180)]
+    assert net.call.state is CallState.RINGING
+
+    net.bob.answer(phone_sdp("10.0.0.2", 6000), net.now)
+    net.pump()
+    [answered] = net.caller_events[1:]
+    assert isinstance(answered, Answered)
+    # The caller sees the switch's address and port, never the callee's.
+    assert audio(answered.sdp) == (MEDIA_ADDRESS, a_port, ("0", "101"))
+    assert call.state is CallState.ANSWERED
+    legs = net.engine.legs
+    assert legs[call.a_leg].remote == ("10.0.0.1", 4000)
+    assert legs[call.b_leg].remote == ("10.0.0.2", 6000)
+    assert legs[call.a_leg].peer == call.b_leg and legs[call.b_leg].peer == call.a_leg
+
+
+def test_caller_codec_is_the_only_one_offered_to_the_callee() -> None:
+    net = Network(caller_offer=phone_sdp("10.0.0.1", 4000, codecs=(PCMA,)))
+    assert net.callee_invite is not None
+    assert audio(net.callee_invite.body)[2] == ("8",)
+
+
+@pytest.mark.parametrize("who", ["caller", "callee"])
+def test_bye_from_either_side_ends_the_other_and_closes_media(who: str) -> None:
+    net = Network()
+    net.answered_call()
+    call = net.call
+    (net.caller if who == "caller" else net.bob).bye(net.now)
+    net.pump()
+    other_events = net.callee_events if who == "caller" else net.caller_events
+    assert ByeReceived() in other_events
+    assert Ended("bye-received") in other_events
+    assert net.ended == [CallEnded("caller-call", f"{who}-bye")]
+    assert net.engine.legs == {}  # both engine legs closed
+    assert net.control.calls == {}
+    assert call.state is CallState.ENDED
+
+
+def test_cancel_before_answer_reaches_the_callee_and_gives_the_caller_487() -> None:
+    net = Network()
+    net.bob.ring(net.now)
+    net.pump()
+    net.caller.cancel(net.now)
+    net.pump()
+    assert Cancelled() in net.caller_events
+    assert net.caller.final_status == 487
+    assert Cancelled() in net.callee_events
+    assert net.bob.final_status == 487
+    assert net.ended == [CallEnded("caller-call", "cancelled")]
+    assert net.engine.legs == {}
+    assert net.control.calls == {}
+
+
+@pytest.mark.parametrize(("callee_status", "caller_status"),
+                         [(486, 486), (603, 603), (404, 404), (503, 500), (408, 480)])
+def test_callee_failure_is_mapped_to_the_caller(callee_status: int, caller_status: int) -> None:
+    net = Network()
+    net.bob.reject(callee_status, net.now)
+    net.pump()
+    [rejected] = [e for e in net.caller_events if isinstance(e, Rejected)]
+    assert rejected.status == caller_status
+    assert net.ended == [CallEnded("caller-call", f"rejected-{callee_status}")]
+    assert net.engine.legs == {}
+
+
+def test_failure_map_table() -> None:
+    assert map_failure(486) == 486
+    assert map_failure(302) == 480
+    assert map_failure(407) == 500
+    assert map_failure(600) == 600
+
+
+def test_callee_never_answering_the_invite_gives_the_caller_480() -> None:
+    net = Network()
+    net.callee_unreachable = True  # e.g. a stale registration: the INVITE goes nowhere
+    net.callee_layer = TransactionLayer(new_branch=counter("x"))  # nothing was received
+    net.advance(40.0)  # Timer B is 64*T1 = 32 s
+    [rejected] = [e for e in net.caller_events if isinstance(e, Rejected)]
+    assert rejected.status == 480
+    assert net.engine.legs == {}
+
+
+def test_rtp_timeout_hangs_up_both_sides() -> None:
+    net = Network()
+    net.answered_call()
+    call = net.call
+    net.engine.emit(RtpTimedOut(call.b_leg, 30.0))
+    net.control.handle_media(net.engine.drain_events(), net.now)
+    net.pump()
+    assert ByeReceived() in net.caller_events
+    assert ByeReceived() in net.callee_events
+    assert net.ended == [CallEnded("caller-call", "rtp-timeout")]
+    assert net.engine.legs == {}
+
+
+def test_unusable_caller_offer_is_answered_488_without_calling_anyone() -> None:
+    video_only = (b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\n"
+                  b"t=0 0\r\nm=video 4000 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n")
+    net = Network(caller_offer=video_only)
+    [rejected] = [e for e in net.caller_events if isinstance(e, Rejected)]
+    assert rejected.status == 488
+    assert net.callee is None
+    assert net.engine.legs == {}
+
+
+def test_in_dialog_request_for_a_finished_call_is_not_claimed() -> None:
+    net = Network()
+    net.answered_call()
+    net.caller.bye(net.now)
+    net.pump()
+    assert not net.control.owns("caller-call")
