@@ -11,6 +11,8 @@ import sys
 
 from apps import Database, UserService, seed_demo_data, upgrade_database
 from switch.config import Config
+from switch.dialplan import Dialplan
+from switch.media import MediaEngine
 from switch.signalling import SipService, SipSettings
 from switch.sip import Credentials
 
@@ -63,8 +65,24 @@ async def run(config: Config, *, ready: asyncio.Event | None = None) -> None:
             return None
         return Credentials(found.username, found.realm, found.ha1_md5, found.ha1_sha256)
 
-    service = SipService(sip_settings(config), lookup)
-    await service.start()
+    settings = sip_settings(config)
+    sip_host = settings.listen[0][0]
+    media_address = _media_address(sip_host)
+    # One worker for now; RTP is bound where SIP listens (wildcards bind everywhere).
+    engine = MediaEngine(workers=1, port_range=config.rtp.ports,
+                         bind_host=media_address if media_address == sip_host else "0.0.0.0",
+                         wakeup_window_us=config.rtp.wakeup_window_us,
+                         relatch_silence_s=config.rtp.relatch_silence_s)
+    engine.start()
+    service = SipService(settings, lookup, engine=engine,
+                         dialplan=Dialplan.from_config(config), media_address=media_address)
+    loop.add_reader(engine.events_fd, service.on_media_events)
+    try:
+        await service.start()
+    except BaseException:
+        loop.remove_reader(engine.events_fd)
+        engine.stop()
+        raise
     for line in service.listening():
         print(f"SIP listening on {line} (realm {config.sip.realm!r})", flush=True)
     print(f"Database: {_without_password(config.database.url)}", flush=True)
@@ -77,7 +95,18 @@ async def run(config: Config, *, ready: asyncio.Event | None = None) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         await service.stop()
+        loop.remove_reader(engine.events_fd)
+        engine.stop()
         await db.close()
+
+
+def _media_address(sip_host: str) -> str:
+    """The address our SDP advertises. The engine is IPv4 only, and there is no setting
+    for an advertised address yet: with a wildcard or IPv6 SIP address, say loopback."""
+    if "." in sip_host and sip_host != "0.0.0.0":
+        return sip_host
+    log.warning("SIP listens on %s: SDP advertises 127.0.0.1 for RTP", sip_host)
+    return "127.0.0.1"
 
 
 def _without_password(url: str) -> str:

@@ -1,4 +1,5 @@
-"""The switch's SIP service: transport, transactions, authentication, bans, registrar.
+"""The switch's SIP service: transport, transactions, authentication, bans, registrar,
+and the door to call control (switch.calls) for INVITE dialogs.
 
 This is the asyncio adapter around the sans-I/O stack (STYLE.md §4): it feeds input
 with `now=loop.time()`, drains events, transmits, and re-arms one timer. The only
@@ -14,6 +15,9 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from switch.calls import CallControl, MediaControl
+from switch.dialplan import CallDirection, Dialplan, Reject, RouteQuery, ToExtension
+from switch.media import MediaEvent
 from switch.sip import (
     AuthHeaderError,
     AuthOutcome,
@@ -31,6 +35,7 @@ from switch.sip import (
     ServerTransaction,
     SipMessage,
     SipTransport,
+    SipUri,
     TransactionLayer,
     TransportLimits,
     aor_key,
@@ -74,11 +79,13 @@ class SipCounters:
     dropped_banned: int = 0
     auth_failures: int = 0
     registrations: int = 0
+    calls: int = 0
 
 
 class SipService:
     def __init__(self, settings: SipSettings, lookup_credentials: CredentialLookup, *,
-                 secret: bytes | None = None) -> None:
+                 secret: bytes | None = None, engine: MediaControl | None = None,
+                 dialplan: Dialplan | None = None, media_address: str = "127.0.0.1") -> None:
         self.settings = settings
         self._lookup = lookup_credentials
         self.transactions = TransactionLayer(new_branch=lambda: "z9hG4bK" + secrets.token_hex(8))
@@ -98,6 +105,11 @@ class SipService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._registrar_sweep: asyncio.TimerHandle | None = None
+        # Without a media engine there is no call control: INVITEs get 480 as before.
+        self._engine = engine
+        self.dialplan = dialplan
+        self.media_address = media_address
+        self.calls: CallControl | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -109,6 +121,15 @@ class SipService:
             transport = SipTransport(self._on_message, self._on_parse_error, limits)
             await transport.start(host, port)
             self.transports.append(transport)
+        if self._engine is not None and self.transports:
+            # Our Via and Contact: the first listening address (a wildcard bind needs an
+            # advertised address, which config does not have yet).
+            _, host, port = self.transports[0].addresses[0]
+            session_ids = iter(range(secrets.randbelow(2**31), 2**62))
+            self.calls = CallControl(
+                self.transactions, self._engine, via_host=host, via_port=port,
+                media_address=self.media_address, new_token=lambda: secrets.token_hex(8),
+                new_session_id=lambda: next(session_ids))
         self._registrar_sweep = self._loop.call_later(5.0, self._sweep_registrar)
 
     def listening(self) -> list[str]:
@@ -128,9 +149,9 @@ class SipService:
         c = self.counters
         oversize = sum(transport.dropped_oversize for transport in self.transports)
         log.info("SIP totals: %d received, %d malformed, %d oversize dropped, %d dropped "
-                 "from banned sources, %d failed authentications, %d registrations",
-                 c.received, c.malformed, oversize, c.dropped_banned, c.auth_failures,
-                 c.registrations)
+                 "from banned sources, %d failed authentications, %d registrations, "
+                 "%d calls", c.received, c.malformed, oversize, c.dropped_banned,
+                 c.auth_failures, c.registrations, c.calls)
 
     @property
     def now(self) -> float:
@@ -162,10 +183,27 @@ class SipService:
         self._send(Outgoing(response.serialize(), peer))
 
     def _pump(self) -> None:
+        calls = self.calls
         for event in self.transactions.events():
+            if calls is not None and calls.handle(event, self.now):
+                continue  # an event of a call's dialog (BYE, CANCEL, ACK, responses)
             if isinstance(event, RequestReceived):
                 self._on_request(event.transaction, event.request)
+        self._log_ended_calls()
         self._flush()
+
+    def on_media_events(self) -> None:
+        """The engine's events_fd is readable: hand what it posted to call control."""
+        if self._engine is None or self.calls is None:
+            return
+        events: list[MediaEvent] = self._engine.drain_events()
+        self.calls.handle_media(events, self.now)
+        self._pump()
+
+    def _log_ended_calls(self) -> None:
+        if self.calls is not None:
+            for ended in self.calls.events():
+                log.info("call %s ended: %s", ended.call_id, ended.cause)
 
     def _flush(self) -> None:
         for outgoing in self.transactions.outgoing():
@@ -183,7 +221,9 @@ class SipService:
             self.transports[0].send(outgoing)
 
     def _arm_timer(self) -> None:
-        deadline = self.transactions.next_deadline()
+        deadlines = [self.transactions.next_deadline(),
+                     self.calls.next_deadline() if self.calls is not None else None]
+        deadline = min((d for d in deadlines if d is not None), default=None)
         if deadline == self._timer_at:
             return
         if self._timer is not None:
@@ -197,6 +237,8 @@ class SipService:
         self._timer = None
         self._timer_at = None
         self.transactions.handle_timer(self.now)
+        if self.calls is not None:
+            self.calls.handle_timer(self.now)
         self._pump()
 
     def _sweep_registrar(self) -> None:
@@ -227,10 +269,14 @@ class SipService:
             self.respond(transaction, options_response(request, to_tag=to_tag))
         elif method == "CANCEL":
             self._on_cancel(transaction, request)
+        elif method == "INVITE" and request.to.tag is not None:
+            # A re-INVITE for a dialog no call knows (call control claimed the rest).
+            self.respond(transaction, build_response(request, 481))
         elif method in ("REGISTER", "INVITE"):
             self._spawn(self._authenticate_then(transaction, request, to_tag))
         else:
-            # In-dialog requests: no dialogs exist until call control arrives (§12.2.2).
+            # In-dialog requests of calls went to call control; these match no dialog
+            # (§12.2.2).
             self.respond(transaction, build_response(request, 481, to_tag=to_tag))
 
     def _on_cancel(self, transaction: ServerTransaction, cancel: Request) -> None:
@@ -292,10 +338,45 @@ class SipService:
         if request.method == "REGISTER":
             self._register(transaction, request, username, to_tag)
         else:
-            # Calls are routed by call control (a later part of the switch); until an
-            # application claims INVITEs, an authenticated caller reaches nobody.
-            self.respond(transaction, build_response(request, 480, to_tag=to_tag))
+            self._route_invite(transaction, request, username, to_tag)
         self._flush()
+
+    def _route_invite(self, transaction: ServerTransaction, request: Request, username: str,
+                      to_tag: str) -> None:
+        last = transaction.last_response
+        if transaction.terminated or (last is not None and last.status >= 200):
+            return  # CANCELled (487) while the credentials were looked up
+        if self.calls is None:
+            # No media engine, no calls: an authenticated caller reaches nobody.
+            self.respond(transaction, build_response(request, 480, to_tag=to_tag))
+            return
+        called = request.uri.user if isinstance(request.uri, SipUri) else None
+        query = RouteQuery(CallDirection.INTERNAL, None, called or "", username)
+        decision = (self.dialplan.route(query) if self.dialplan is not None
+                    else ToExtension(query.called))
+        if isinstance(decision, Reject):
+            self.respond(transaction, build_response(request, decision.status,
+                                                     decision.reason, to_tag=to_tag))
+            return
+        if not isinstance(decision, ToExtension):
+            # Applications and trunk groups arrive with later parts of call control.
+            log.info("call from %s to %r: %s is not available yet", username, query.called,
+                     type(decision).__name__)
+            self.respond(transaction, build_response(request, 480, to_tag=to_tag))
+            return
+        bindings = self.registrar.lookup(decision.extension, self.now)
+        if not bindings:
+            self.respond(transaction, build_response(request, 480, to_tag=to_tag))
+            return
+        binding = max(bindings, key=lambda b: b.expires_at)  # first cut: no forking
+        call = self.calls.place(
+            RequestReceived(transaction, request), transaction.peer,
+            callee_uri=binding.contact.uri.serialize(), callee_to=request.to,
+            callee_peer=binding.flow, now=self.now)
+        if call is not None:
+            self.counters.calls += 1
+            log.info("call %s: %s -> extension %s at %s:%s", call.call_id, username,
+                     decision.extension, binding.flow.host, binding.flow.port)
 
     def _challenge(self, transaction: ServerTransaction, request: Request, to_tag: str, *,
                    stale: bool) -> None:
