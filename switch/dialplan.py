@@ -145,11 +145,13 @@ class Dialplan:
 
     @classmethod
     def from_config(cls, config: Config) -> Dialplan:
+        """With no [[routes]] at all, phones may call each other's extensions (an implicit
+        `extension = true` route), so a fresh install works; once routes are written,
+        only they apply."""
         status = config.dialplan.status  # default = "reject" is the only choice so far
-        return cls(
-            [Route.from_config(route) for route in config.routes],
-            Reject(status, reason_phrase(status)),
-        )
+        routes = [Route.from_config(route) for route in config.routes] or [
+            Route("extension", "", None, ToExtension)]
+        return cls(routes, Reject(status, reason_phrase(status)))
 
     def route(self, call: RouteQuery) -> RouteDecision:
         """The decision of the first route that matches ``call``, else the default."""

@@ -147,16 +147,26 @@ def test_first_matching_route_wins(tmp_path: Path) -> None:
     assert dialplan_of(tmp_path, second + first).route(call) == ToExtension("1002")
 
 
-def test_no_routes_rejects_with_the_configured_status(tmp_path: Path) -> None:
-    assert dialplan_of(tmp_path, "").route(query(INTERNAL, "1001")) == Reject(404, "Not Found")
+def test_no_routes_means_extensions_only(tmp_path: Path) -> None:
+    # A fresh install: phones reach each other's extensions, nothing else gets through.
+    empty = dialplan_of(tmp_path, "")
+    assert empty.route(query(INTERNAL, "1001")) == ToExtension("1001")
+    assert empty.route(query(INTERNAL, "013800138000")) == Reject(404, "Not Found")
+    assert empty.route(query(INBOUND, "1001", "pstn")) == Reject(404, "Not Found")
     dialplan = dialplan_of(tmp_path, "[dialplan]\nstatus = 403\n")
     assert dialplan.route(query(INBOUND, "4008001234", "pstn")) == Reject(403, "Forbidden")
 
 
-def test_example_file_has_no_routes() -> None:
+def test_written_routes_replace_the_implicit_extension_route(tmp_path: Path) -> None:
+    dialplan = dialplan_of(tmp_path, '[[routes]]\nprefix = "9"\nextension = "1001"\n')
+    assert dialplan.route(query(INTERNAL, "1002")) == Reject(404, "Not Found")
+
+
+def test_example_file_lets_extensions_call_each_other() -> None:
     example = Path(__file__).resolve().parents[2] / "callcenter.example.toml"
     dialplan = Dialplan.from_config(load_config(str(example), environ={}))
-    assert dialplan.route(query(INTERNAL, "1001")) == Reject(404, "Not Found")
+    assert dialplan.route(query(INTERNAL, "1001")) == ToExtension("1001")
+    assert dialplan.route(query(INBOUND, "4008001234", "pstn")) == Reject(404, "Not Found")
 
 
 def test_decisions_are_frozen(dialplan: Dialplan) -> None:
