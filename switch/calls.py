@@ -29,6 +29,7 @@ from switch.sip import (
     ResponseReceived,
     SdpError,
     SessionDescription,
+    SipUri,
     StrayResponseReceived,
     TransactionLayer,
     TransactionTimedOut,
@@ -293,10 +294,14 @@ class CallControl:
     # -- starting a call
 
     def place(self, received: RequestReceived, caller_peer: Peer, *, callee_uri: str,
-              callee_to: NameAddr, callee_peer: Peer, now: float) -> Call | None:
+              callee_to: NameAddr, callee_peer: Peer, now: float,
+              calling_extension: str | None = None) -> Call | None:
         """Answer-side setup for a routed INVITE: our engine leg for the caller, an
         offer from our other leg to the callee. None when the caller's offer is unusable
-        (it has then been answered 488) or the engine has no port (503)."""
+        (it has then been answered 488) or the engine has no port (503).
+
+        `calling_extension` is who authenticated: the callee is told that number, not
+        whatever the caller wrote in its From (a phone cannot pose as another)."""
         server = InviteServer(self.layer, received, to_tag=self._new_token(),
                               contact=self.contact, via_host=self.via_host,
                               via_port=self.via_port, peer=caller_peer)
@@ -338,6 +343,9 @@ class CallControl:
                                  session_id=self._new_session_id(), session_version=1,
                                  codecs=codecs)
         caller = received.request.from_
+        if calling_extension is not None:
+            host = caller.uri.host if isinstance(caller.uri, SipUri) else self.via_host
+            caller = NameAddr(SipUri(host=host, user=calling_extension), caller.display_name)
         from_ = caller.with_tag(self._new_token())
         out_call_id = self._new_token()
         call.outbound = InviteClient(

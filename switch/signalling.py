@@ -372,7 +372,7 @@ class SipService:
         call = self.calls.place(
             RequestReceived(transaction, request), transaction.peer,
             callee_uri=binding.contact.uri.serialize(), callee_to=request.to,
-            callee_peer=binding.flow, now=self.now)
+            callee_peer=binding.flow, now=self.now, calling_extension=username)
         if call is not None:
             self.counters.calls += 1
             log.info("call %s: %s -> extension %s at %s:%s", call.call_id, username,

@@ -68,8 +68,10 @@ class Timed(Protocol):
 
 
 class Network:
-    def __init__(self, caller_offer: bytes | None = None) -> None:
+    def __init__(self, caller_offer: bytes | None = None,
+                 calling_extension: str | None = None) -> None:
         self.now = 0.0
+        self.calling_extension = calling_extension
         self.engine = FakeMediaEngine(workers=1, port_range=(30000, 30099))
         self.engine.start()
         self.switch_layer = TransactionLayer(new_branch=counter("z9hG4bKsw"))
@@ -138,7 +140,8 @@ class Network:
                     # What signalling does after auth and routing to extension 1002.
                     self.control.place(event, CALLER, callee_uri="sip:1002@10.0.0.2:5060",
                                        callee_to=NameAddr.parse("<sip:1002@10.0.0.9>"),
-                                       callee_peer=CALLEE, now=self.now)
+                                       callee_peer=CALLEE, now=self.now,
+                                       calling_extension=self.calling_extension)
                 elif isinstance(event, RequestReceived):
                     self.stray.append(event)
             for event in self.caller_layer.events():
@@ -208,6 +211,13 @@ def test_answered_call_anchors_media_in_the_engine_both_ways() -> None:
     assert legs[call.a_leg].remote == ("10.0.0.1", 4000)
     assert legs[call.b_leg].remote == ("10.0.0.2", 6000)
     assert legs[call.a_leg].peer == call.b_leg and legs[call.b_leg].peer == call.a_leg
+
+
+def test_callee_sees_the_authenticated_extension_not_the_callers_from() -> None:
+    # The caller's From says 1001; it authenticated as 1003: the callee is told 1003.
+    net = Network(calling_extension="1003")
+    assert net.callee_invite is not None
+    assert net.callee_invite.from_.uri.serialize() == "sip:1003@10.0.0.9"
 
 
 def test_caller_codec_is_the_only_one_offered_to_the_callee() -> None:
