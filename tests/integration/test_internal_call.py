@@ -4,14 +4,19 @@ about bytes the switch really sent; media must be anchored in the switch's RTP r
 
 from __future__ import annotations
 
+import math
 import re
+import socket
+import struct
 import subprocess
 import uuid
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from switch.media import ulaw_encode
 from switch.sip import (
     Request,
     Response,
@@ -53,10 +58,36 @@ class Phone:
         self.udp = UdpClient()
         self.tag = uuid.uuid4().hex[:8]
         self.cseq = 0
-        self.rtp_port = self.udp.port + 2000  # advertised only; no RTP is sent here
+        # The phone's RTP socket: what its SDP advertises, and where audio arrives.
+        self.rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.rtp.bind(("127.0.0.1", 0))
+        self.rtp.settimeout(5.0)
+        self.rtp_port = int(self.rtp.getsockname()[1])
 
     def close(self) -> None:
         self.udp.close()
+        self.rtp.close()
+
+    def send_tone(self, port: int, ssrc: int, n_packets: int = 10) -> list[bytes]:
+        """RTP/PCMU 20 ms packets of a 1 kHz tone to the switch; returns the payloads."""
+        samples = array("h", (int(8000 * math.sin(2 * math.pi * 1000 * n / 8000))
+                              for n in range(160 * n_packets)))
+        pcmu = ulaw_encode(samples.tobytes())
+        payloads = [pcmu[160 * k: 160 * (k + 1)] for k in range(n_packets)]
+        for k, payload in enumerate(payloads):
+            header = struct.pack("!BBHII", 0x80, 0, 100 + k, 160 * k, ssrc)
+            self.rtp.sendto(header + payload, ("127.0.0.1", port))
+        return payloads
+
+    def receive_audio(self, n_packets: int) -> tuple[list[bytes], set[int], set[int]]:
+        """(payloads, source ports, SSRCs) of the next RTP packets that arrive."""
+        payloads, ports, ssrcs = [], set(), set()
+        for _ in range(n_packets):
+            data, (_, port) = self.rtp.recvfrom(2048)
+            ports.add(port)
+            ssrcs.add(struct.unpack("!I", data[8:12])[0])
+            payloads.append(data[12:])
+        return payloads, ports, ssrcs
 
     @property
     def contact(self) -> str:
@@ -235,6 +266,33 @@ def test_call_is_answered_with_media_anchored_and_bye_ends_both(
     # The call is gone from the switch: another BYE in that dialog matches nothing.
     call.bye(answer)
     assert caller.response("BYE").status == 481
+    assert switch.alive()
+
+
+def test_audio_crosses_the_switch_both_ways(
+        phones: tuple[SwitchProcess, Phone, Phone]) -> None:
+    switch, caller, callee = phones
+    call = caller.call("2002")
+    invite = callee.request("INVITE")
+    _, switch_port_for_callee = media_of(invite.body)
+    callee.answer_offer(invite, "callee1")
+    answer = call.final()
+    _, switch_port_for_caller = media_of(answer.body)
+    call.ack(answer)
+    callee.request("ACK")
+
+    sent = caller.send_tone(switch_port_for_caller, ssrc=0xCA11E5)
+    heard, ports, ssrcs = callee.receive_audio(len(sent))
+    assert heard == sent  # the tone arrives intact (PCMU both sides: relayed, not re-encoded)
+    assert ports == {switch_port_for_callee}  # from the switch, not from the caller
+    assert 0xCA11E5 not in ssrcs  # the switch is the RTP source toward the callee
+
+    sent = callee.send_tone(switch_port_for_callee, ssrc=0xCA11EE)
+    heard, ports, _ = caller.receive_audio(len(sent))
+    assert heard == sent and ports == {switch_port_for_caller}
+    call.bye(answer)
+    callee.reply(callee.request("BYE"))
+    assert caller.response("BYE").status == 200
     assert switch.alive()
 
 
