@@ -1,0 +1,74 @@
+"""What call control reports about calls, for CDRs, logs and (later) the agent desktop.
+
+Sans-I/O like call control itself: these carry no times. The asyncio side that drains
+them (switch.cdr_writer) stamps the wall clock as it receives them, which is within the
+same loop iteration as the SIP message or timer that caused them.
+
+`call_id` is ours (unique per call, stable across transfers), not a SIP Call-ID: a call
+has one SIP dialog per leg. Leg 0 is the leg the call came in on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "CallAnswered", "CallEnded", "CallEvent", "CallStarted", "LegAdded", "LegAnswered",
+    "LegEnded", "RecordingStarted",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CallStarted:
+    call_id: str
+    direction: str  # "inbound" (from a trunk), "outbound" (out through a trunk), "internal"
+    caller: str  # normalised number or extension
+    callee: str  # the dialled number or extension, normalised
+    trunk: str | None = None  # trunk group of the inbound or outbound leg
+    gateway: str | None = None  # gateway name of that leg
+
+
+@dataclass(frozen=True, slots=True)
+class LegAdded:
+    call_id: str
+    leg_index: int
+    peer: str  # gateway name, extension or URI of the far end
+    sip_call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class LegAnswered:
+    call_id: str
+    leg_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class LegEnded:
+    call_id: str
+    leg_index: int
+    sip_status: int | None  # the final status of the leg's INVITE when it failed
+    q850_cause: int | None  # from a Reason header, or mapped from the status
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered:
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingStarted:
+    call_id: str
+    path: str  # absolute path of the WAV file
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    call_id: str
+    disposition: str  # an apps.cdrs.Disposition value: answered, busy, no_answer, ...
+    q850_cause: int | None
+    sip_status: int | None
+    cause: str  # what happened, for logs: "caller-bye", "callee-bye", "rejected-486", ...
+
+
+CallEvent = (CallStarted | LegAdded | LegAnswered | LegEnded | CallAnswered
+             | RecordingStarted | CallEnded)
