@@ -6,6 +6,10 @@ for every call that was up. On the next start, ``recover_interrupted`` closes th
 as ``interrupted`` at the last moment each call was known to be up (its ``last_seen_at``:
 start, answer, a leg event or the latest ``heartbeat``).
 
+Call control's events (``switch.call_events``) arrive through ``CdrStore.apply``, many
+calls' changes in one transaction, so the store commits once per batch rather than once
+per event; ``apps.cdr_writer`` stamps, queues and batches them.
+
 Durability: every method commits before it returns. What a returned commit survives:
 - PostgreSQL: a crash of the switch or of the server (default ``synchronous_commit=on``).
 - SQLite (WAL, see ``apps.db``): a crash of the switch, always, since the committed
@@ -18,19 +22,38 @@ Durability: every method commits before it returns. What a returned commit survi
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, case, select, update
+from sqlalchemy import ColumnElement, case, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps.db import Database
 from apps.models import Call, CallLeg
+from switch.call_events import (
+    CallAnswered,
+    CallEnded,
+    CallEvent,
+    CallStarted,
+    LegAdded,
+    LegAnswered,
+    LegEnded,
+    RecordingStarted,
+)
+
+logger = logging.getLogger(__name__)
 
 ONE_SECOND = timedelta(seconds=1)
 DEFAULT_LIST_LIMIT = 1000
+# Call ids per "IN (...)" when a batch loads its rows: far below the bound-parameter
+# limits of SQLite (32766) and asyncpg (32767), whatever size a batch is given.
+IDS_PER_SELECT = 500
+
+_E = TypeVar("_E", bound=enum.StrEnum)
 
 
 class CdrError(Exception):
@@ -202,6 +225,129 @@ def _closing(
     }
 
 
+def _member(kind: type[_E], value: str, what: str, call_id: str) -> _E:
+    try:
+        return kind(value)
+    except ValueError:
+        raise CdrError(f"call '{call_id}' has an unknown {what} '{value}'") from None
+
+
+class _Batch:
+    """One ``CdrStore.apply``: the batch's rows, loaded once, changed in memory by the same
+    rules as the single-call methods (and with their exact errors), written at the end.
+    A change that does not fit raises CdrError and leaves the rows as they were."""
+
+    def __init__(self, calls: Iterable[Call], legs: Iterable[CallLeg], closed_at: datetime) -> None:
+        self.calls = {call.call_id: call for call in calls}
+        self.legs: dict[str, dict[int, CallLeg]] = {}
+        for leg in legs:
+            self.legs.setdefault(leg.call_id, {})[leg.leg_index] = leg
+        self.new_calls: list[Call] = []
+        self.new_legs: list[CallLeg] = []
+        self.closed_at = closed_at
+
+    def apply(self, at: datetime, event: CallEvent) -> None:
+        rule = _BATCH_RULES.get(type(event))
+        if rule is None:
+            raise CdrError(f"{type(event).__name__} is not a call event")
+        rule(self, at, event)
+        call = self.calls[event.call_id]
+        call.last_seen_at = max(call.last_seen_at, at)  # events may be stamped out of order
+
+    def _open(self, call_id: str) -> Call:
+        call = self.calls.get(call_id)
+        if call is None:
+            raise CdrError(f"no CDR for call '{call_id}'")
+        if call.state != CallState.open.value:
+            raise CdrError(f"call '{call_id}' is already closed")
+        return call
+
+    def _leg(self, call_id: str, leg_index: int) -> CallLeg:
+        leg = self.legs.get(call_id, {}).get(leg_index)
+        if leg is None:
+            raise CdrError(f"call '{call_id}' has no leg {leg_index}")
+        return leg
+
+    def on_call_started(self, at: datetime, event: CallStarted) -> None:
+        if event.call_id in self.calls:
+            raise CdrError(f"call '{event.call_id}' already has a CDR")
+        call = Call(
+            call_id=event.call_id,
+            direction=_member(Direction, event.direction, "direction", event.call_id).value,
+            caller=event.caller,
+            callee=event.callee,
+            trunk=event.trunk,
+            gateway=event.gateway,
+            started_at=at,
+            last_seen_at=at,
+            state=CallState.open.value,
+        )
+        self.calls[event.call_id] = call
+        self.new_calls.append(call)
+
+    def on_leg_added(self, at: datetime, event: LegAdded) -> None:
+        self._open(event.call_id)
+        legs = self.legs.setdefault(event.call_id, {})
+        if event.leg_index in legs:
+            raise CdrError(f"call '{event.call_id}' already has leg {event.leg_index}")
+        leg = CallLeg(
+            call_id=event.call_id,
+            leg_index=event.leg_index,
+            peer=event.peer,
+            sip_call_id=event.sip_call_id,
+            started_at=at,
+        )
+        legs[event.leg_index] = leg
+        self.new_legs.append(leg)
+
+    def on_leg_answered(self, at: datetime, event: LegAnswered) -> None:
+        self._open(event.call_id)
+        leg = self._leg(event.call_id, event.leg_index)
+        leg.answered_at = at
+
+    def on_leg_ended(self, at: datetime, event: LegEnded) -> None:
+        self._open(event.call_id)
+        leg = self._leg(event.call_id, event.leg_index)
+        if leg.ended_at is not None:
+            raise CdrError(f"leg {event.leg_index} of call '{event.call_id}' has already ended")
+        leg.ended_at = at
+        leg.sip_status = event.sip_status
+        leg.q850_cause = event.q850_cause
+
+    def on_call_answered(self, at: datetime, event: CallAnswered) -> None:
+        call = self._open(event.call_id)
+        if call.answered_at is not None:
+            raise CdrError(f"call '{event.call_id}' was already answered")
+        call.answered_at = at
+
+    def on_recording_started(self, at: datetime, event: RecordingStarted) -> None:
+        self._open(event.call_id).recording_path = event.path
+
+    def on_call_ended(self, at: datetime, event: CallEnded) -> None:
+        call = self._open(event.call_id)
+        disposition = _member(Disposition, event.disposition, "disposition", event.call_id)
+        if disposition is Disposition.answered and call.answered_at is None:
+            raise CdrError(f"call '{event.call_id}' cannot end as answered: it was never answered")
+        end = CallEnd(disposition, event.q850_cause, event.sip_status)
+        for name, value in _closing(call, end, at, self.closed_at).items():
+            setattr(call, name, value)
+        for leg in self.legs.get(event.call_id, {}).values():
+            if leg.ended_at is None:
+                leg.ended_at = at
+
+
+# How each event changes a batch's rows: one entry per CallEvent type.
+_BATCH_RULES: dict[type, Callable[[_Batch, datetime, Any], None]] = {
+    CallStarted: _Batch.on_call_started,
+    LegAdded: _Batch.on_leg_added,
+    LegAnswered: _Batch.on_leg_answered,
+    LegEnded: _Batch.on_leg_ended,
+    CallAnswered: _Batch.on_call_answered,
+    RecordingStarted: _Batch.on_recording_started,
+    CallEnded: _Batch.on_call_ended,
+}
+
+
 class CdrStore:
     """CDRs on ``db``; ``clock`` gives wall-clock UTC for any time a caller leaves out."""
 
@@ -308,6 +454,51 @@ class CdrStore:
         record = await self.get_call(call_id)
         assert record is not None
         return record
+
+    async def apply(self, changes: Sequence[tuple[datetime, CallEvent]]) -> None:
+        """Apply call control's events, each stamped with when it happened, for any number
+        of calls, in order, in one committed transaction. Each change follows the rules of
+        the single-call method it stands for; one that does not fit (an unknown or closed
+        call, a second answer ...) is logged and skipped, and the rest are still applied.
+        Rows closed here get the store's clock as ``closed_at``."""
+        if not changes:
+            return
+        closed_at = self._clock()
+        call_ids = sorted({event.call_id for _, event in changes})
+        async with self._db.session() as session:
+            await self._lock_for_batch(session)
+            calls: list[Call] = []
+            for i in range(0, len(call_ids), IDS_PER_SELECT):
+                calls += await session.scalars(
+                    select(Call)
+                    .where(Call.call_id.in_(call_ids[i : i + IDS_PER_SELECT]))
+                    .order_by(Call.call_id)
+                    .with_for_update()
+                )
+            legs: list[CallLeg] = []
+            known = [call.call_id for call in calls]
+            for i in range(0, len(known), IDS_PER_SELECT):
+                legs += await self._legs(session, known[i : i + IDS_PER_SELECT])
+            batch = _Batch(calls, legs, closed_at)
+            for at, event in changes:
+                try:
+                    batch.apply(at, event)
+                except CdrError as error:
+                    logger.warning("CDR change skipped: %s: %s", type(event).__name__, error)
+            # No relationship() ties legs to calls, so the unit of work would not know to
+            # insert a new call before its legs: flush the calls first.
+            session.add_all(batch.new_calls)
+            await session.flush()
+            session.add_all(batch.new_legs)
+            await session.commit()
+
+    async def _lock_for_batch(self, session: AsyncSession) -> None:
+        # A batch reads its rows, then writes them back changed, so no other writer may
+        # close one in between. PostgreSQL: the SELECTs lock their rows (FOR UPDATE).
+        # SQLite has no row locks, and its driver would read outside any transaction:
+        # take the database's write lock before reading instead.
+        if self._db.dialect == "sqlite":
+            await session.execute(text("BEGIN IMMEDIATE"))
 
     async def heartbeat(self, at: datetime | None = None) -> int:
         """Mark every open call as still up at ``at``; returns how many. Called every few
