@@ -6,13 +6,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import sys
+from datetime import UTC, datetime
 
 from apps import Database, UserService, seed_demo_data, upgrade_database
+from apps.cdr_writer import CdrWriter
+from apps.cdrs import CdrStore
+from callcenter.audio_assets import ensure_music_on_hold
+from switch.applications import ApplicationRunner, play_prompt
+from switch.calls import CallSettings
 from switch.config import Config
 from switch.dialplan import Dialplan
 from switch.media import MediaEngine
+from switch.pri_gateway import Gateway, TrunkGroup, Trunks
 from switch.signalling import SipService, SipSettings
 from switch.sip import Credentials
 
@@ -39,12 +47,46 @@ def sip_settings(config: Config) -> SipSettings:
     )
 
 
+def trunks_from(config: Config) -> Trunks:
+    gateways = {g.name: Gateway(g.name, g.host, g.port, g.transport.upper(), g.spans)
+                for g in config.gateways}
+    groups = [TrunkGroup(group.name, [gateways[name] for name in group.gateways])
+              for group in config.trunk_groups]
+    return Trunks(groups, gateways.values())
+
+
+def call_settings(config: Config) -> CallSettings:
+    calls = config.calls
+    prompts = config.data.dir / "prompts"
+    moh = config.media.music_on_hold or str(ensure_music_on_hold(prompts))
+    recordings = config.data.dir / "recordings"
+
+    def recording_path(call_id: str) -> str:
+        day = recordings / datetime.now(UTC).strftime("%Y/%m/%d")
+        day.mkdir(parents=True, exist_ok=True)
+        return str(day / f"{call_id}.wav")
+
+    return CallSettings(
+        ring_timeout_s=calls.ring_timeout_s,
+        max_duration_s=calls.max_duration_s or math.inf,
+        session_expires_s=calls.session_expires_s or None,
+        min_se_s=calls.min_se_s,
+        music_on_hold=moh,
+        recording_path=recording_path if config.recording.enabled else None,
+    )
+
+
 async def run(config: Config, *, ready: asyncio.Event | None = None) -> None:
     # Handlers first: a supervisor may signal as soon as it reads the listening lines.
     stop = asyncio.Event()
+    hurry = asyncio.Event()  # a second signal: do not wait for calls to end
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        (hurry if stop.is_set() else stop).set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, on_signal)
     await upgrade_database(config.database.url)
     db = await Database.connect(config.database.url)
     users = UserService(db, config.sip.realm)
@@ -74,14 +116,23 @@ async def run(config: Config, *, ready: asyncio.Event | None = None) -> None:
                          wakeup_window_us=config.rtp.wakeup_window_us,
                          relatch_silence_s=config.rtp.relatch_silence_s)
     engine.start()
+    cdrs = CdrWriter(CdrStore(db))
+    await cdrs.start()  # closes calls a crash left open, before any new call
+    applications = ApplicationRunner({"prompt": play_prompt},
+                                     prompts_dir=str(config.data.dir / "prompts"))
     service = SipService(settings, lookup, engine=engine,
-                         dialplan=Dialplan.from_config(config), media_address=media_address)
+                         dialplan=Dialplan.from_config(config), media_address=media_address,
+                         trunks=trunks_from(config), call_settings=call_settings(config),
+                         start_application=applications.start,
+                         on_call_events=cdrs.submit, on_channel_events=applications.deliver)
+    applications.attach(service)
     loop.add_reader(engine.events_fd, service.on_media_events)
     try:
         await service.start()
     except BaseException:
         loop.remove_reader(engine.events_fd)
         engine.stop()
+        await cdrs.stop()
         raise
     for line in service.listening():
         print(f"SIP listening on {line} (realm {config.sip.realm!r})", flush=True)
@@ -91,12 +142,15 @@ async def run(config: Config, *, ready: asyncio.Event | None = None) -> None:
     try:
         await stop.wait()
         print("Shutting down", flush=True)
+        await service.drain(config.calls.drain_timeout_s, hurry)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+        await applications.stop()
         await service.stop()
         loop.remove_reader(engine.events_fd)
         engine.stop()
+        await cdrs.stop()
         await db.close()
 
 

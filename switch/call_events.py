@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
-    "CallAnswered", "CallEnded", "CallEvent", "CallStarted", "LegAdded", "LegAnswered",
-    "LegEnded", "RecordingStarted",
+    "CallAnswered", "CallEnded", "CallEvent", "CallStarted", "ChannelEvent", "DigitReceived",
+    "HungUp", "LegAdded", "LegAnswered", "LegEnded", "PeerAnswered", "PeerFailed",
+    "PeerRinging", "PlaybackDone", "RecordingStarted",
 ]
 
 
@@ -72,3 +73,43 @@ class CallEnded:
 
 CallEvent = (CallStarted | LegAdded | LegAnswered | LegEnded | CallAnswered
              | RecordingStarted | CallEnded)
+
+
+# -- what an application driving a call hears (switch.applications turns these into
+# awaitable results); `call_id` is ours, as above.
+
+@dataclass(frozen=True, slots=True)
+class DigitReceived:
+    call_id: str
+    digit: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackDone:
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerRinging:
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerAnswered:
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerFailed:
+    call_id: str
+    status: int  # the SIP status the dialled leg failed with (480 when nobody is there)
+    q850_cause: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class HungUp:
+    call_id: str
+    cause: str
+
+
+ChannelEvent = DigitReceived | PlaybackDone | PeerRinging | PeerAnswered | PeerFailed | HungUp

@@ -87,6 +87,25 @@ class RtpConfig:
 
 
 @dataclass(frozen=True)
+class CallsConfig:
+    ring_timeout_s: float  # a dialled phone or number that rings this long is given up
+    max_duration_s: float  # an answered call is cut after this; 0: no limit
+    session_expires_s: int  # RFC 4028 session timer interval; 0: no session timers
+    min_se_s: int  # the shortest session interval we accept (Min-SE)
+    drain_timeout_s: float  # on SIGTERM, wait this long for calls to end by themselves
+
+
+@dataclass(frozen=True)
+class MediaConfig:
+    music_on_hold: str  # a WAV file; empty: the built-in tune in <data dir>/prompts
+
+
+@dataclass(frozen=True)
+class RecordingConfig:
+    enabled: bool  # record every answered call (stereo WAV under <data dir>/recordings)
+
+
+@dataclass(frozen=True)
 class DatabaseConfig:
     url: str  # never empty: the SQLite default is filled in
 
@@ -148,6 +167,9 @@ class DialplanConfig:
 class Config:
     sip: SipConfig
     rtp: RtpConfig
+    calls: CallsConfig
+    media: MediaConfig
+    recording: RecordingConfig
     database: DatabaseConfig
     data: DataConfig
     web: WebConfig
@@ -272,6 +294,31 @@ def _seconds(raw: object) -> float:
     return float(raw)
 
 
+def _positive_seconds(raw: object) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
+        raise _Invalid("expected a positive number of seconds")
+    return float(raw)
+
+
+def _bool(raw: object) -> bool:
+    if not isinstance(raw, bool):
+        raise _Invalid("expected true or false")
+    return raw
+
+
+def _min_se_s(raw: object) -> int:
+    # RFC 4028 §4: Min-SE is never below 90 seconds.
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 90:
+        raise _Invalid("expected an integer of at least 90 (RFC 4028)")
+    return raw
+
+
+def _session_expires_s(raw: object) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or (raw != 0 and raw < 90):
+        raise _Invalid("expected 0 (off) or an integer of at least 90 (RFC 4028)")
+    return raw
+
+
 def _port(raw: object) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= 65535:
         raise _Invalid("expected a port from 1 to 65535")
@@ -365,6 +412,15 @@ SCHEMA: dict[str, dict[str, _Field]] = {
         "wakeup_window_us": _Field(_wakeup_window_us, 0),
         "relatch_silence_s": _Field(_seconds, 2.0),
     },
+    "calls": {
+        "ring_timeout_s": _Field(_positive_seconds, 60),
+        "max_duration_s": _Field(_seconds, 14400),
+        "session_expires_s": _Field(_session_expires_s, 1800),
+        "min_se_s": _Field(_min_se_s, 90),
+        "drain_timeout_s": _Field(_seconds, 300),
+    },
+    "media": {"music_on_hold": _Field(_text, "")},
+    "recording": {"enabled": _Field(_bool, False)},
     "database": {"url": _Field(_text, "")},
     "data": {"dir": _Field(_name, "var")},
     "web": {"listen": _Field(_host_port, "127.0.0.1:8080")},
@@ -629,6 +685,9 @@ def _build(
             bans=SipBansConfig(**section("sip.bans")),
         ),
         rtp=RtpConfig(**section("rtp")),
+        calls=CallsConfig(**section("calls")),
+        media=MediaConfig(**section("media")),
+        recording=RecordingConfig(**section("recording")),
         database=DatabaseConfig(url=url),
         data=DataConfig(dir=data_dir),
         web=WebConfig(**section("web")),

@@ -153,6 +153,11 @@ class Dialplan:
             Route("extension", "", None, ToExtension)]
         return cls(routes, Reject(status, reason_phrase(status)))
 
+    @classmethod
+    def extensions_only(cls) -> Dialplan:
+        """Phones call each other's extensions, nothing else (a fresh install)."""
+        return cls([Route("extension", "", None, ToExtension)], Reject(404, reason_phrase(404)))
+
     def route(self, call: RouteQuery) -> RouteDecision:
         """The decision of the first route that matches ``call``, else the default."""
         for rule in self.routes:

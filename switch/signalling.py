@@ -15,9 +15,18 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from switch.calls import CallControl, MediaControl
-from switch.dialplan import CallDirection, Dialplan, Reject, RouteQuery, ToExtension
+from switch.call_events import CallEnded, CallEvent, ChannelEvent
+from switch.calls import Call, CallControl, CallOrigin, CallSettings, MediaControl
+from switch.dialplan import CallDirection, Dialplan, RouteQuery
+from switch.legs import LegKind
 from switch.media import MediaEvent
+from switch.pri_gateway import (
+    CallerIdentity,
+    Gateway,
+    Rejection,
+    Trunks,
+)
+from switch.routing import CallRouter, StartApplication, national_number
 from switch.sip import (
     AuthHeaderError,
     AuthOutcome,
@@ -49,6 +58,7 @@ from switch.sip import (
 log = logging.getLogger("callcenter.sip")
 
 CredentialLookup = Callable[[str], Awaitable[Credentials | None]]
+DRAIN_RETRY_AFTER_S = 30  # what a caller is told while we drain for shutdown
 
 
 @dataclass(frozen=True)
@@ -85,7 +95,12 @@ class SipCounters:
 class SipService:
     def __init__(self, settings: SipSettings, lookup_credentials: CredentialLookup, *,
                  secret: bytes | None = None, engine: MediaControl | None = None,
-                 dialplan: Dialplan | None = None, media_address: str = "127.0.0.1") -> None:
+                 dialplan: Dialplan | None = None, media_address: str = "127.0.0.1",
+                 trunks: Trunks | None = None, call_settings: CallSettings | None = None,
+                 start_application: StartApplication | None = None,
+                 on_call_events: Callable[[list[CallEvent]], None] | None = None,
+                 on_channel_events: Callable[[list[ChannelEvent]], None] | None = None,
+                 ) -> None:
         self.settings = settings
         self._lookup = lookup_credentials
         self.transactions = TransactionLayer(new_branch=lambda: "z9hG4bK" + secrets.token_hex(8))
@@ -107,9 +122,17 @@ class SipService:
         self._registrar_sweep: asyncio.TimerHandle | None = None
         # Without a media engine there is no call control: INVITEs get 480 as before.
         self._engine = engine
-        self.dialplan = dialplan
+        self.dialplan = dialplan or Dialplan.extensions_only()
         self.media_address = media_address
+        self.trunks = trunks
+        self.call_settings = call_settings or CallSettings()
+        self._start_application = start_application
+        self._on_call_events = on_call_events
+        self._on_channel_events = on_channel_events
         self.calls: CallControl | None = None
+        self.router: CallRouter | None = None
+        self.draining = False  # shutting down: no new calls, current ones finish
+        self._idle = asyncio.Event()  # set when draining and no call is left
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -126,10 +149,14 @@ class SipService:
             # advertised address, which config does not have yet).
             _, host, port = self.transports[0].addresses[0]
             session_ids = iter(range(secrets.randbelow(2**31), 2**62))
+            trunks = self.trunks
             self.calls = CallControl(
                 self.transactions, self._engine, via_host=host, via_port=port,
                 media_address=self.media_address, new_token=lambda: secrets.token_hex(8),
-                new_session_id=lambda: next(session_ids))
+                new_session_id=lambda: next(session_ids), settings=self.call_settings,
+                release=trunks.release if trunks is not None else lambda seizure: None)
+            self.router = CallRouter(self.calls, self.registrar, self.dialplan, trunks,
+                                     domain=host, start_application=self._start_application)
         self._registrar_sweep = self._loop.call_later(5.0, self._sweep_registrar)
 
     def listening(self) -> list[str]:
@@ -189,7 +216,7 @@ class SipService:
                 continue  # an event of a call's dialog (BYE, CANCEL, ACK, responses)
             if isinstance(event, RequestReceived):
                 self._on_request(event.transaction, event.request)
-        self._log_ended_calls()
+        self._report_calls()
         self._flush()
 
     def on_media_events(self) -> None:
@@ -200,10 +227,66 @@ class SipService:
         self.calls.handle_media(events, self.now)
         self._pump()
 
-    def _log_ended_calls(self) -> None:
-        if self.calls is not None:
-            for ended in self.calls.events():
-                log.info("call %s ended: %s", ended.call_id, ended.cause)
+    def _report_calls(self) -> None:
+        calls = self.calls
+        if calls is None:
+            return
+        reports = calls.events()
+        if reports:
+            for report in reports:
+                if isinstance(report, CallEnded):
+                    log.info("call %s ended: %s (%s)", report.call_id, report.cause,
+                             report.disposition)
+            if self._on_call_events is not None:
+                self._on_call_events(reports)
+        if self.draining and not calls.calls:
+            self._idle.set()
+        channel_events = calls.channel_events()
+        if channel_events and self._on_channel_events is not None:
+            self._on_channel_events(channel_events)
+
+    def pump(self) -> None:
+        """Send what call control queued (after an application's command)."""
+        self._pump()
+
+    def dial_number(self, call: Call, number: str) -> bool:
+        """An application rings `number` for `call` (switch.applications)."""
+        assert self.router is not None
+        return self.router.dial_number(call, number, self.now)
+
+    async def drain(self, timeout_s: float, interrupt: asyncio.Event) -> int:
+        """Graceful shutdown: refuse new calls (503 with Retry-After) and wait until
+        the calls up have ended, `timeout_s` has passed or `interrupt` is set; then hang
+        up what is left. Returns how many calls had to be hung up."""
+        self.draining = True
+        self._idle.clear()
+        if self.active_calls:
+            log.info("draining: %d calls up, waiting up to %.0f s (signal again to hang "
+                     "up now)", self.active_calls, timeout_s)
+            idle = asyncio.ensure_future(self._idle.wait())
+            interrupted = asyncio.ensure_future(interrupt.wait())
+            await asyncio.wait({idle, interrupted}, timeout=timeout_s,
+                               return_when=asyncio.FIRST_COMPLETED)
+            idle.cancel()
+            interrupted.cancel()
+        left = self.active_calls
+        if left:
+            log.warning("hanging up %d calls still up", left)
+            self.hang_up_all()
+        return left
+
+    @property
+    def active_calls(self) -> int:
+        return len(self.calls.calls) if self.calls is not None else 0
+
+    def hang_up_all(self) -> None:
+        """Graceful shutdown, last step: end every call still up (Q.850 cause 16)."""
+        if self.calls is None:
+            return
+        for call in list(self.calls.calls.values()):
+            call.hang_up(self.now, cause="shutdown")
+            self.calls.drain(call, self.now)
+        self._pump()
 
     def _flush(self) -> None:
         for outgoing in self.transactions.outgoing():
@@ -272,6 +355,13 @@ class SipService:
         elif method == "INVITE" and request.to.tag is not None:
             # A re-INVITE for a dialog no call knows (call control claimed the rest).
             self.respond(transaction, build_response(request, 481))
+        elif method == "INVITE" and self.draining:
+            response = build_response(request, 503, to_tag=to_tag)
+            response.headers.add("Retry-After", str(DRAIN_RETRY_AFTER_S))
+            self.respond(transaction, response)
+        elif method == "INVITE" and (gateway := self._gateway_of(transaction.peer)):
+            # A PRI gateway is trusted by its source address: no digest challenge.
+            self._route_from_gateway(transaction, request, gateway, to_tag)
         elif method in ("REGISTER", "INVITE"):
             self._spawn(self._authenticate_then(transaction, request, to_tag))
         else:
@@ -343,40 +433,71 @@ class SipService:
 
     def _route_invite(self, transaction: ServerTransaction, request: Request, username: str,
                       to_tag: str) -> None:
+        """An authenticated phone's INVITE."""
         last = transaction.last_response
         if transaction.terminated or (last is not None and last.status >= 200):
             return  # CANCELled (487) while the credentials were looked up
-        if self.calls is None:
+        if self.calls is None or self.router is None:
             # No media engine, no calls: an authenticated caller reaches nobody.
             self.respond(transaction, build_response(request, 480, to_tag=to_tag))
             return
         called = request.uri.user if isinstance(request.uri, SipUri) else None
-        query = RouteQuery(CallDirection.INTERNAL, None, called or "", username)
-        decision = (self.dialplan.route(query) if self.dialplan is not None
-                    else ToExtension(query.called))
-        if isinstance(decision, Reject):
-            self.respond(transaction, build_response(request, decision.status,
-                                                     decision.reason, to_tag=to_tag))
-            return
-        if not isinstance(decision, ToExtension):
-            # Applications and trunk groups arrive with later parts of call control.
-            log.info("call from %s to %r: %s is not available yet", username, query.called,
-                     type(decision).__name__)
-            self.respond(transaction, build_response(request, 480, to_tag=to_tag))
-            return
-        bindings = self.registrar.lookup(decision.extension, self.now)
-        if not bindings:
-            self.respond(transaction, build_response(request, 480, to_tag=to_tag))
-            return
-        binding = max(bindings, key=lambda b: b.expires_at)  # first cut: no forking
-        call = self.calls.place(
-            RequestReceived(transaction, request), transaction.peer,
-            callee_uri=binding.contact.uri.serialize(), callee_to=request.to,
-            callee_peer=binding.flow, now=self.now, calling_extension=username)
+        callee = national_number(called or "")
+        display = request.from_.display_name
+        origin = CallOrigin("internal", username, callee,
+                            LegKind(trunk=False, name=username), display=display)
+        query = RouteQuery(CallDirection.INTERNAL, None, callee, username)
+        call = self.router.route(RequestReceived(transaction, request), transaction.peer,
+                                 origin, query, self.now)
         if call is not None:
             self.counters.calls += 1
-            log.info("call %s: %s -> extension %s at %s:%s", call.call_id, username,
-                     decision.extension, binding.flow.host, binding.flow.port)
+            log.info("call %s: extension %s dialled %r", call.call_id, username, callee)
+
+    def _gateway_of(self, peer: Peer) -> Gateway | None:
+        if self.trunks is None:
+            return None
+        return self.trunks.gateway_for_source(peer.host, peer.port)
+
+    def _route_from_gateway(self, transaction: ServerTransaction, request: Request,
+                            gateway: Gateway, to_tag: str) -> None:
+        """An INVITE from a PRI gateway: the PSTN calls one of our numbers."""
+        trunks = self.trunks
+        assert trunks is not None
+        if self.calls is None or self.router is None:
+            self.respond(transaction, build_response(request, 503, to_tag=to_tag))
+            return
+        try:
+            identity = CallerIdentity.from_headers(
+                request.headers.get("P-Asserted-Identity"), request.headers.get("Privacy"),
+                request.headers.get("From") or "")
+        except ValueError:  # HeaderError/UriError: a PAI we cannot read
+            self.respond(transaction, build_response(request, 400, "Bad Identity",
+                                                     to_tag=to_tag))
+            return
+        seizure = trunks.seize_inbound(gateway, request.call_id)
+        if isinstance(seizure, Rejection):
+            # More calls than the spans have channels: the gateway miscounted.
+            response = build_response(request, seizure.status, to_tag=to_tag)
+            response.headers.add("Reason", seizure.reason_header_value())
+            self.respond(transaction, response)
+            return
+        called = request.uri.user if isinstance(request.uri, SipUri) else None
+        callee = national_number(called or "")
+        caller = national_number(identity.number)
+        trunk = next((name for name, group in trunks.groups.items()
+                      if any(g.name == gateway.name for g in group.gateways)), None)
+        origin = CallOrigin("inbound", caller, callee, LegKind(trunk=True, name=gateway.name),
+                            trunk=trunk, gateway=gateway.name, seizure=seizure,
+                            display=identity.display, restricted=identity.restricted)
+        query = RouteQuery(CallDirection.INBOUND, trunk, callee, caller)
+        call = self.router.route(RequestReceived(transaction, request), transaction.peer,
+                                 origin, query, self.now)
+        if call is None:
+            trunks.release(seizure)
+            return
+        self.counters.calls += 1
+        log.info("call %s: %s -> %s from gateway %s", call.call_id, caller, callee,
+                 gateway.name)
 
     def _challenge(self, transaction: ServerTransaction, request: Request, to_tag: str, *,
                    stale: bool) -> None:

@@ -10,8 +10,10 @@ from typing import Protocol
 
 import pytest
 
-from switch.calls import Call, CallControl, CallEnded, CallState, map_failure
+from switch.call_events import CallEnded, CallEvent
+from switch.calls import Call, CallControl, CallOrigin, CallState, DialTarget, map_failure
 from switch.fake_media import FakeMediaEngine
+from switch.legs import LegKind
 from switch.media import RtpTimedOut
 from switch.sip import (
     NameAddr,
@@ -86,7 +88,7 @@ class Network:
         self.callee_invite: Request | None = None
         self.caller_events: list[InviteEvent] = []
         self.callee_events: list[InviteEvent] = []
-        self.ended: list[CallEnded] = []
+        self.reports: list[CallEvent] = []
         self.stray: list[RequestReceived] = []  # requests call control did not claim
         self.callee_unreachable = False  # drop everything sent to the callee
         self.caller = InviteClient(
@@ -137,11 +139,17 @@ class Network:
                 if self.control.handle(event, self.now):
                     continue
                 if isinstance(event, RequestReceived) and event.request.method == "INVITE":
-                    # What signalling does after auth and routing to extension 1002.
-                    self.control.place(event, CALLER, callee_uri="sip:1002@10.0.0.2:5060",
-                                       callee_to=NameAddr.parse("<sip:1002@10.0.0.9>"),
-                                       callee_peer=CALLEE, now=self.now,
-                                       calling_extension=self.calling_extension)
+                    # What switch.routing does after auth, for extension 1002.
+                    caller = self.calling_extension or "1001"
+                    origin = CallOrigin("internal", caller, "1002", LegKind(False, caller))
+                    call = self.control.accept(event, CALLER, origin, self.now)
+                    if call is not None:
+                        call.dial(DialTarget(
+                            CALLEE, "sip:1002@10.0.0.2:5060",
+                            NameAddr.parse("<sip:1002@10.0.0.9>"),
+                            NameAddr.parse(f"<sip:{caller}@10.0.0.9>"),
+                            LegKind(False, "1002")), self.now)
+                        self.control.drain(call, self.now)
                 elif isinstance(event, RequestReceived):
                     self.stray.append(event)
             for event in self.caller_layer.events():
@@ -160,7 +168,7 @@ class Network:
             self.caller_events += self.caller.events()
             if self.callee is not None:
                 self.callee_events += self.callee.events()
-            self.ended += self.control.events()
+            self.reports += self.control.events()
 
     def advance(self, until: float) -> None:
         while True:
@@ -177,6 +185,11 @@ class Network:
             self.pump()
         self.now = until
 
+    @property
+    def ended(self) -> list[str]:
+        """The causes of the calls that ended, in order."""
+        return [r.cause for r in self.reports if isinstance(r, CallEnded)]
+
     def answered_call(self) -> None:
         self.bob.ring(self.now)
         self.pump()
@@ -192,7 +205,7 @@ def test_answered_call_anchors_media_in_the_engine_both_ways() -> None:
     assert net.callee_invite.from_.uri.serialize() == "sip:1001@10.0.0.9"
     assert net.callee_invite.call_id != "caller-call"
     call = net.call
-    a_port, b_port = net.engine.leg_port(call.a_leg), net.engine.leg_port(call.b_leg)
+    a_port, b_port = net.engine.leg_port(call.a.engine_leg), net.engine.leg_port(call.b.engine_leg)
     assert audio(net.callee_invite.body) == (MEDIA_ADDRESS, b_port, ("0", "101"))
 
     net.bob.ring(net.now)
@@ -208,9 +221,10 @@ def test_answered_call_anchors_media_in_the_engine_both_ways() -> None:
     assert audio(answered.sdp) == (MEDIA_ADDRESS, a_port, ("0", "101"))
     assert call.state is CallState.ANSWERED
     legs = net.engine.legs
-    assert legs[call.a_leg].remote == ("10.0.0.1", 4000)
-    assert legs[call.b_leg].remote == ("10.0.0.2", 6000)
-    assert legs[call.a_leg].peer == call.b_leg and legs[call.b_leg].peer == call.a_leg
+    assert legs[call.a.engine_leg].remote == ("10.0.0.1", 4000)
+    assert legs[call.b.engine_leg].remote == ("10.0.0.2", 6000)
+    assert legs[call.a.engine_leg].peer == call.b.engine_leg
+    assert legs[call.b.engine_leg].peer == call.a.engine_leg
 
 
 def test_callee_sees_the_authenticated_extension_not_the_callers_from() -> None:
@@ -236,7 +250,7 @@ def test_bye_from_either_side_ends_the_other_and_closes_media(who: str) -> None:
     other_events = net.callee_events if who == "caller" else net.caller_events
     assert ByeReceived() in other_events
     assert Ended("bye-received") in other_events
-    assert net.ended == [CallEnded("caller-call", f"{who}-bye")]
+    assert net.ended == [f"{who}-bye"]
     assert net.engine.legs == {}  # both engine legs closed
     assert net.control.calls == {}
     assert call.state is CallState.ENDED
@@ -252,7 +266,7 @@ def test_cancel_before_answer_reaches_the_callee_and_gives_the_caller_487() -> N
     assert net.caller.final_status == 487
     assert Cancelled() in net.callee_events
     assert net.bob.final_status == 487
-    assert net.ended == [CallEnded("caller-call", "cancelled")]
+    assert net.ended == ["cancelled"]
     assert net.engine.legs == {}
     assert net.control.calls == {}
 
@@ -265,7 +279,7 @@ def test_callee_failure_is_mapped_to_the_caller(callee_status: int, caller_statu
     net.pump()
     [rejected] = [e for e in net.caller_events if isinstance(e, Rejected)]
     assert rejected.status == caller_status
-    assert net.ended == [CallEnded("caller-call", f"rejected-{callee_status}")]
+    assert net.ended == [f"rejected-{callee_status}"]
     assert net.engine.legs == {}
 
 
@@ -290,12 +304,14 @@ def test_rtp_timeout_hangs_up_both_sides() -> None:
     net = Network()
     net.answered_call()
     call = net.call
-    net.engine.emit(RtpTimedOut(call.b_leg, 30.0))
+    net.engine.emit(RtpTimedOut(call.b.engine_leg, 30.0))
     net.control.handle_media(net.engine.drain_events(), net.now)
     net.pump()
-    assert ByeReceived() in net.caller_events
-    assert ByeReceived() in net.callee_events
-    assert net.ended == [CallEnded("caller-call", "rtp-timeout")]
+    # Both phones are told why: Q.850 102, recovery on timer expiry.
+    timeout = ByeReceived('Q.850;cause=102;text="Recovery on timer expiry"')
+    assert timeout in net.caller_events
+    assert timeout in net.callee_events
+    assert net.ended == ["rtp-timeout"]
     assert net.engine.legs == {}
 
 

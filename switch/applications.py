@@ -1,0 +1,278 @@
+"""The application interface: IVR, queues and the dialer drive calls through `Channel`,
+an async API (answer, play, collect digits, dial and bridge, record, hang up), and never
+see SIP.
+
+Call control is sans-I/O; this is its asyncio face. A `Channel` command calls into
+the call at once and asks the SIP service to send what it queued; results arrive as
+`ChannelEvent`s (switch.call_events) that `ApplicationRunner.deliver` routes to the
+channel waiting for them. Every await ends with `ChannelHungUp` if the caller hangs up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from switch.call_events import (
+    ChannelEvent,
+    DigitReceived,
+    HungUp,
+    PeerAnswered,
+    PeerFailed,
+    PeerRinging,
+    PlaybackDone,
+)
+from switch.calls import Call, CallState
+from switch.dialplan import ToApplication
+
+__all__ = [
+    "Application", "ApplicationRunner", "Channel", "ChannelHungUp", "DialResult",
+    "play_prompt",
+]
+
+log = logging.getLogger("callcenter.apps")
+
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
+
+
+class ChannelHungUp(Exception):
+    """The call ended while the application was waiting on it."""
+
+
+class ServiceHooks(Protocol):
+    """What a channel needs from the SIP service that owns call control."""
+
+    @property
+    def now(self) -> float: ...
+    def pump(self) -> None: ...
+    def dial_number(self, call: Call, number: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DialResult:
+    answered: bool
+    status: int | None = None  # the SIP status when not answered
+    q850_cause: int | None = None
+
+
+Application = Callable[["Channel"], Awaitable[None]]
+
+
+class Channel:
+    def __init__(self, hooks: ServiceHooks, call: Call, params: Mapping[str, str]) -> None:
+        self._hooks = hooks
+        self.call = call
+        self.params = params
+        self._events: asyncio.Queue[ChannelEvent] = asyncio.Queue()
+        self._digits: list[str] = []
+        self.hung_up = False
+
+    def __repr__(self) -> str:
+        return f"<Channel {self.call_id}>"
+
+    @property
+    def call_id(self) -> str:
+        return self.call.call_id
+
+    @property
+    def caller(self) -> str:
+        return self.call.origin.caller
+
+    @property
+    def callee(self) -> str:
+        return self.call.origin.callee
+
+    def deliver(self, event: ChannelEvent) -> None:
+        if isinstance(event, DigitReceived):
+            self._digits.append(event.digit)
+        if isinstance(event, HungUp):
+            self.hung_up = True
+        self._events.put_nowait(event)
+
+    # -- commands
+
+    async def answer(self) -> None:
+        self._check_up()
+        self.call.answer(self._hooks.now)
+        self._flush()
+
+    async def play(self, prompts: list[str | bytes | os.PathLike[str]], *,
+                   stop_on_digit: bool = False) -> str | None:
+        """Play to the caller until the list ends; with `stop_on_digit` a key press
+        stops it and is returned (and stays buffered for collect_digits)."""
+        self._check_up()
+        if stop_on_digit and self._digits:
+            return self._digits[0]
+        self.call.play(prompts)
+        self._flush()
+        while True:
+            event = await self._next()
+            if isinstance(event, PlaybackDone):
+                return None
+            if stop_on_digit and isinstance(event, DigitReceived):
+                self.call.stop_playing()
+                self._flush()
+                return event.digit
+
+    async def play_tone(self, name: Literal["dial", "ringback", "busy", "congestion"]) -> None:
+        """Start a call-progress tone; it plays until the next play or stop_playing."""
+        self._check_up()
+        self.call.play_tone(name)
+        self._flush()
+
+    async def stop_playing(self) -> None:
+        self.call.stop_playing()
+        self._flush()
+
+    async def collect_digits(self, max_digits: int, *, timeout_s: float = 5.0,
+                             terminator: str | None = "#") -> str:
+        """Up to `max_digits` DTMF digits; stops early at `terminator` (not returned)
+        or when `timeout_s` passes with no new digit. Digits pressed during an earlier
+        prompt count (type-ahead)."""
+        collected = ""
+        while len(collected) < max_digits:
+            if self._digits:
+                digit = self._digits.pop(0)
+                if digit == terminator:
+                    break
+                collected += digit
+                continue
+            try:
+                await asyncio.wait_for(self._next_digit(), timeout_s)
+            except TimeoutError:
+                break
+        return collected
+
+    async def dial(self, number: str) -> DialResult:
+        """Ring `number` (an extension or an outbound number through the dialplan) and
+        bridge the caller to it when it answers; the caller hears ringback meanwhile.
+        Returns when it answers or fails; ChannelHungUp if the caller hangs up first."""
+        self._check_up()
+        if not self._hooks.dial_number(self.call, number):
+            return self._failure()
+        self._flush()
+        while True:
+            event = await self._next()
+            if isinstance(event, PeerAnswered):
+                return DialResult(True)
+            if isinstance(event, PeerFailed):
+                return DialResult(False, event.status, event.q850_cause)
+
+    async def hang_up(self) -> None:
+        if not self.hung_up and self.call.state is not CallState.ENDED:
+            self.call.hang_up(self._hooks.now, cause="application")
+            self._flush()
+
+    async def wait_hung_up(self) -> str:
+        """Wait until the call ends (the application keeps it, bridged, until then)."""
+        while True:
+            event = await self._events.get()
+            if isinstance(event, HungUp):
+                return event.cause
+
+    # -- plumbing
+
+    def _failure(self) -> DialResult:
+        while not self._events.empty():
+            event = self._events.get_nowait()
+            if isinstance(event, PeerFailed):
+                return DialResult(False, event.status, event.q850_cause)
+            if isinstance(event, HungUp):
+                raise ChannelHungUp(event.cause)
+        return DialResult(False)
+
+    def _flush(self) -> None:
+        self._hooks.pump()
+
+    def _check_up(self) -> None:
+        if self.hung_up or self.call.state is CallState.ENDED:
+            raise ChannelHungUp(self.call.cause or "ended")
+
+    async def _next(self) -> ChannelEvent:
+        event = await self._events.get()
+        if isinstance(event, HungUp):
+            raise ChannelHungUp(event.cause)
+        return event
+
+    async def _next_digit(self) -> None:
+        while not self._digits:
+            event = await self._next()
+            if isinstance(event, PeerRinging | PeerAnswered | PeerFailed):
+                continue
+
+
+async def play_prompt(channel: Channel) -> None:
+    """The placeholder application: answer, play the route's prompt, hang up."""
+    await channel.answer()
+    prompt = channel.params.get("prompt")
+    if prompt:
+        await channel.play([prompt])
+    await channel.hang_up()
+
+
+class ApplicationRunner:
+    """Starts applications on calls the dialplan sends them and feeds them events."""
+
+    def __init__(self, applications: Mapping[str, Application], *,
+                 prompts_dir: str | None = None) -> None:
+        self.applications = dict(applications)
+        self.prompts_dir = prompts_dir  # where a route's relative prompt names are
+        self.channels: dict[str, Channel] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._hooks: ServiceHooks | None = None
+
+    def attach(self, hooks: ServiceHooks) -> None:
+        self._hooks = hooks
+
+    def start(self, call: Call, decision: ToApplication, now: float) -> bool:
+        application = self.applications.get(decision.name)
+        if application is None or self._hooks is None:
+            return False
+        params = dict(decision.params)
+        prompt = params.get("prompt")
+        if prompt and self.prompts_dir is not None and not os.path.isabs(prompt):
+            params["prompt"] = os.path.join(self.prompts_dir, prompt)
+        channel = Channel(self._hooks, call, params)
+        call.application = decision.name
+        self.channels[call.call_id] = channel
+        task = asyncio.get_running_loop().create_task(self._run(application, channel))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    def deliver(self, events: list[ChannelEvent]) -> None:
+        for event in events:
+            channel = self.channels.get(event.call_id)
+            if channel is not None:
+                channel.deliver(event)
+
+    async def _run(self, application: Application, channel: Channel) -> None:
+        try:
+            await application(channel)
+        except ChannelHungUp:
+            pass
+        except Exception:
+            log.exception("application %s failed on call %s", channel.call.application,
+                          channel.call_id)
+            await channel.hang_up()
+        else:
+            # Done without hanging up: a bridged call stays up until it ends; anything
+            # else has nowhere to go.
+            b = channel.call.b
+            if b is None or not b.answered:
+                await channel.hang_up()
+            else:
+                with contextlib.suppress(ChannelHungUp):
+                    await channel.wait_hung_up()
+        finally:
+            self.channels.pop(channel.call_id, None)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
