@@ -4,23 +4,40 @@ A session sits on a `TransactionLayer` it shares with others. The owner routes t
 layer's events for this call to `handle(event, now)` (by Call-ID and tags), calls
 `handle_timer(now)` at `next_deadline()`, and reads what happened from `events()`:
 past-tense facts (Ringing, EarlyMedia, Answered, Rejected, Cancelled, ByeReceived, Held,
-Resumed, Ended). SDP bodies travel as bytes; negotiation (offer_answer) is the owner's.
+Resumed, ReinviteAnswered, ReinviteFailed, DialogRequest, DialogResponse, Ended). SDP
+bodies travel as bytes; negotiation (offer_answer) is the owner's.
 
 `_InviteSession` holds what both sides do once a dialog exists: BYE either way,
-re-INVITE either way (hold/resume), 2xx retransmission of an answered INVITE until its
-ACK (§13.3.1.4), and the 481/408 rule that ends a dialog (§12.2.1.2).
+re-INVITE either way (hold/resume, with the §14.1 491 retry), 2xx retransmission of an
+answered INVITE until its ACK (§13.3.1.4), the 481/408 rule that ends a dialog
+(§12.2.1.2), other in-dialog requests passed to and from the owner, and RFC 4028
+session timers (the rules are in `session_timer`; here they are sent and received).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from switch.sip.dialog import Dialog, DialogError, DialogState
 from switch.sip.errors import LocalProtocolError
-from switch.sip.headers import NameAddr, Via
-from switch.sip.message import Headers, Request, Response, build_response
+from switch.sip.headers import HeaderError, NameAddr, Via, canonical_name
+from switch.sip.message import Headers, Message, Request, Response, build_response
 from switch.sip.peer import Peer
 from switch.sip.sdp import SessionDescription
+from switch.sip.session_timer import (
+    MIN_SE_FLOOR_S,
+    MinSE,
+    SessionTimer,
+    TimerAnswer,
+    TimerDue,
+    TooSmall,
+    answer_timer,
+    refresher_for,
+    request_timer_headers,
+    retry_after_422,
+    uac_timer,
+)
 from switch.sip.transaction import (
     AckReceived,
     ClientTransaction,
@@ -37,12 +54,19 @@ from switch.sip.transaction_states import T1_S, T2_S
 from switch.sip.uri import parse_uri
 
 __all__ = [
-    "Answered", "ByeReceived", "Cancelled", "EarlyMedia", "Ended", "Held", "InviteClient",
-    "InviteEvent", "Rejected", "Resumed", "Ringing",
+    "Answered", "ByeReceived", "Cancelled", "DialogRequest", "DialogResponse", "EarlyMedia",
+    "Ended", "Held", "InviteClient", "InviteEvent", "ReinviteAnswered", "ReinviteFailed",
+    "Rejected", "Resumed", "Ringing",
 ]
 
 SDP_TYPE = "application/sdp"
 ACK_TIMEOUT_T1 = 64  # §13.3.1.4: stop retransmitting a 2xx after 64*T1 and end the call
+
+# Headers the session writes itself; an owner passing them in `headers=` has a bug.
+SESSION_HEADERS = frozenset({"Via", "From", "To", "Call-ID", "CSeq", "Max-Forwards",
+                             "Content-Length"})
+# Methods with their own commands and events; send_request() refuses them.
+_OWN_METHODS = frozenset({"INVITE", "ACK", "CANCEL", "BYE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,16 +88,17 @@ class Answered:
 class Rejected:
     status: int
     reason: str
+    reason_header: str | None = None  # the response's Reason values (RFC 3326), joined
 
 
 @dataclass(frozen=True, slots=True)
 class Cancelled:
-    pass
+    reason_header: str | None = None  # the CANCEL's (UAS) or the 487's (UAC) Reason
 
 
 @dataclass(frozen=True, slots=True)
 class ByeReceived:
-    pass
+    reason_header: str | None = None  # e.g. 'Q.850;cause=16;text="Normal call clearing"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,16 +114,65 @@ class Resumed:
 
 
 @dataclass(frozen=True, slots=True)
+class ReinviteAnswered:
+    """The 2xx to our re-INVITE: `sdp` is the peer's answer."""
+
+    sdp: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ReinviteFailed:
+    """A non-2xx final answer to our re-INVITE; the session goes on as before (§14.1).
+    408 and 481 end the call instead (Ended)."""
+
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class DialogRequest:
+    """An in-dialog request the session leaves to the owner (REFER, NOTIFY, INFO, OPTIONS,
+    UPDATE that is not a session refresh ...): answer it with `respond(transaction, ...)`."""
+
+    transaction: ServerTransaction
+    request: Request
+
+
+@dataclass(frozen=True, slots=True)
+class DialogResponse:
+    """The final answer to a `send_request`; a timeout or transport failure is 408."""
+
+    method: str
+    status: int
+    transaction: ClientTransaction
+
+
+@dataclass(frozen=True, slots=True)
 class Ended:
-    cause: str  # "bye-sent", "bye-received", "no-ack", "481", "408", "transport"
+    # "bye-sent", "bye-received", "no-ack", "481", "408", "transport", "cancelled",
+    # "session-expired" (RFC 4028 §10), or the final status of a rejected INVITE
+    cause: str
 
 
 InviteEvent = (Ringing | EarlyMedia | Answered | Rejected | Cancelled | ByeReceived | Held
-               | Resumed | Ended)
+               | Resumed | ReinviteAnswered | ReinviteFailed | DialogRequest | DialogResponse
+               | Ended)
 
 
 def _sdp_headers(body: bytes) -> list[tuple[str, str]]:
     return [("Content-Type", SDP_TYPE)] if body else []
+
+
+def _add_headers(message: Message, headers: Sequence[tuple[str, str]],
+                 forbidden: frozenset[str] = SESSION_HEADERS) -> None:
+    for name, value in headers:
+        if canonical_name(name) in forbidden:
+            raise LocalProtocolError(f"the session sets the {name} header itself")
+        message.headers.add(name, value)
+
+
+def reason_header(message: Message) -> str | None:
+    """Every Reason value of a message (RFC 3326), comma-joined; None without any."""
+    return ", ".join(message.headers.get_all("Reason")) or None
 
 
 def is_hold_offer(sdp: bytes) -> bool:
@@ -125,25 +199,57 @@ class _Retransmission:
     give_up: float
 
 
+@dataclass(frozen=True, slots=True)
+class _GlareRetry:
+    """Our re-INVITE got 491: send the same offer again at `due` (§14.1)."""
+
+    due: float
+    sdp: bytes
+    refresh: bool  # a session refresh of ours rather than the owner's offer
+
+
 class _InviteSession:
     """Dialog-level behaviour shared by both sides."""
 
     def __init__(self, layer: TransactionLayer, peer: Peer, *, via_host: str, via_port: int,
-                 t1_s: float = T1_S, t2_s: float = T2_S) -> None:
+                 t1_s: float = T1_S, t2_s: float = T2_S, glare_retry_s: float | None = None,
+                 session_expires_s: int | None = None,
+                 min_se_s: int = MIN_SE_FLOOR_S) -> None:
+        if min_se_s < MIN_SE_FLOOR_S:
+            raise LocalProtocolError(f"min_se_s must be at least {MIN_SE_FLOOR_S} "
+                                     f"(RFC 4028 §4), got {min_se_s}")
+        if session_expires_s is not None and session_expires_s < min_se_s:
+            raise LocalProtocolError(f"session_expires_s {session_expires_s} is below "
+                                     f"min_se_s {min_se_s}")
+        if glare_retry_s is not None and glare_retry_s < 0:
+            raise LocalProtocolError(f"glare_retry_s must not be negative: {glare_retry_s}")
         self.layer = layer
         self.peer = peer
         self.via_host, self.via_port = via_host, via_port
         self.t1_s, self.t2_s = t1_s, t2_s
+        # Chosen by the owner: RFC 3261 §14.1 says 2.1-4 s if we own the Call-ID,
+        # 0-2 s otherwise; None reports the 491 as ReinviteFailed instead.
+        self.glare_retry_s = glare_retry_s
+        self.session_expires_s = session_expires_s  # None: no session timer at all
+        self.min_se_s = min_se_s
         self.dialog: Dialog | None = None
         self.ended = False
+        self.local_sdp = b""  # the SDP we last offered or answered successfully
+        self.timer: SessionTimer | None = None
         self._events: list[InviteEvent] = []
         self._pending_2xx: dict[int, _Retransmission] = {}  # by INVITE CSeq number
         # ACKs we sent for 2xx responses, by INVITE CSeq number: a retransmitted 2xx
         # (its transaction may be gone, RFC 6026) gets the same ACK again (§13.2.2.4).
         self._acks: dict[int, Request] = {}
         self._reinvite: ClientTransaction | None = None
+        self._reinvite_sdp = b""
+        self._reinvite_refresh = False
+        self._queued_offer: bytes | None = None  # the owner's, behind our refresh
+        self._glare_retry: _GlareRetry | None = None
         self._bye: ClientTransaction | None = None
         self._reinvite_server: ServerTransaction | None = None
+        self._reinvite_answer: TimerAnswer | None = None
+        self._requests: dict[ClientTransaction, str] = {}  # send_request()s, by method
 
     # -- outputs
 
@@ -152,7 +258,13 @@ class _InviteSession:
         return events
 
     def next_deadline(self) -> float | None:
-        return min((r.due for r in self._pending_2xx.values()), default=None)
+        deadlines = [r.due for r in self._pending_2xx.values()]
+        if not self.ended:
+            if self._glare_retry is not None:
+                deadlines.append(self._glare_retry.due)
+            if self.timer is not None:
+                deadlines.append(self.timer.next_deadline())
+        return min(deadlines, default=None)
 
     def handle_timer(self, now: float) -> None:
         for seq, pending in list(self._pending_2xx.items()):
@@ -167,23 +279,46 @@ class _InviteSession:
                 self.layer.send_response(pending.transaction, pending.response, now)
             pending.interval_s = min(pending.interval_s * 2, self.t2_s)
             pending.due = min(now + pending.interval_s, pending.give_up)
+        if self.ended:
+            return
+        retry = self._glare_retry
+        if retry is not None and retry.due <= now:
+            self._glare_retry = None
+            if not self._invite_busy():
+                self._send_reinvite(retry.sdp, now, refresh=retry.refresh)
+            elif not retry.refresh:
+                # The peer's own re-INVITE arrived meanwhile and is still unanswered.
+                self._events.append(ReinviteFailed(491))
+        timer = self.timer
+        due = timer.due(now) if timer is not None else None
+        if due is TimerDue.REFRESH:
+            self._refresh(now)
+        elif due is TimerDue.EXPIRE:
+            # RFC 4028 §10: no refresh came (or ours got no answer) in time.
+            self.timer = None
+            self._send_bye(now, cause="session-expired")
 
     # -- commands
 
-    def bye(self, now: float) -> None:
-        """Hang up a confirmed call."""
+    def bye(self, now: float, headers: Sequence[tuple[str, str]] = ()) -> None:
+        """Hang up a confirmed call; `headers` e.g. a Reason (RFC 3326)."""
         if self.dialog is None or self.dialog.state is not DialogState.CONFIRMED or self.ended:
             raise LocalProtocolError("no confirmed call to hang up")
-        self._send_bye(now, cause="bye-sent")
+        self._send_bye(now, cause="bye-sent", headers=headers)
 
     def reinvite(self, sdp: bytes, now: float) -> None:
-        """Send a new offer in the dialog (hold: a sendonly offer; resume: sendrecv)."""
-        dialog = self._confirmed()
-        if self._reinvite is not None or self._reinvite_server is not None:
+        """Send a new offer in the dialog (hold: a sendonly offer; resume: sendrecv).
+        The outcome comes back as ReinviteAnswered or ReinviteFailed. While a session
+        refresh of ours is in flight the offer waits for it and follows."""
+        self._confirmed()
+        if self._reinvite is not None and self._reinvite_refresh and self._queued_offer is None:
+            self._queued_offer = sdp
+            return
+        if self._invite_busy() or (self._glare_retry is not None
+                                   and not self._glare_retry.refresh):
             raise LocalProtocolError("an INVITE is already in progress in this dialog")
-        request = dialog.create_request("INVITE", via=self._via(), headers=_sdp_headers(sdp),
-                                        body=sdp)
-        self._reinvite = self.layer.send_request(request, self.peer, now)
+        self._glare_retry = None  # a refresh waiting to retry: this offer refreshes too
+        self._send_reinvite(sdp, now, refresh=False)
 
     def accept_reinvite(self, sdp: bytes, now: float) -> None:
         """Answer the peer's re-INVITE (after Held/Resumed) with our SDP answer."""
@@ -191,7 +326,56 @@ class _InviteSession:
         if txn is None:
             raise LocalProtocolError("no re-INVITE to answer")
         self._reinvite_server = None
-        self._send_2xx(txn, sdp, now)
+        answer, self._reinvite_answer = self._reinvite_answer, None
+        self._send_2xx(txn, sdp, now, headers=answer.headers() if answer else ())
+        self.local_sdp = sdp
+        self._renew_from_answer(now, answer)
+        self._resume_waiting_refresh()
+
+    def reject_reinvite(self, status: int, now: float,
+                        headers: Sequence[tuple[str, str]] = ()) -> None:
+        """Refuse the peer's re-INVITE (488 for an offer we cannot take, §14.2); the
+        session goes on with the SDP agreed before."""
+        txn = self._reinvite_server
+        if txn is None or self.dialog is None:
+            raise LocalProtocolError("no re-INVITE to answer")
+        if not 300 <= status <= 699:
+            raise LocalProtocolError(f"reject needs a 3xx-6xx status, got {status}")
+        self._reinvite_server, self._reinvite_answer = None, None
+        response = build_response(txn.request, status, to_tag=self.dialog.id.local_tag)
+        _add_headers(response, headers)
+        self.layer.send_response(txn, response, now)
+        self._resume_waiting_refresh()
+
+    def respond(self, transaction: ServerTransaction, status: int, now: float,
+                headers: Sequence[tuple[str, str]] = (), body: bytes = b"") -> None:
+        """Answer a DialogRequest; a body needs its Content-Type in `headers`."""
+        if self.dialog is None:
+            raise LocalProtocolError("no dialog to respond in")
+        if transaction.request.method == "INVITE":
+            raise LocalProtocolError("answer a re-INVITE with accept_reinvite()")
+        if not 100 <= status <= 699:
+            raise LocalProtocolError(f"a response status is 100-699, got {status}")
+        response = build_response(transaction.request, status,
+                                  to_tag=self.dialog.id.local_tag, body=body)
+        _add_headers(response, headers)
+        if body and response.content_type is None:
+            raise LocalProtocolError("a response body needs a Content-Type header")
+        self.layer.send_response(transaction, response, now)
+
+    def send_request(self, method: str, now: float, headers: Sequence[tuple[str, str]] = (),
+                     body: bytes = b"") -> ClientTransaction:
+        """Send REFER, NOTIFY, INFO, OPTIONS, UPDATE ... in the confirmed dialog. Its final
+        answer comes back as DialogResponse; a 481 also ends the call (§12.2.1.2)."""
+        dialog = self._confirmed()
+        if method in _OWN_METHODS:
+            raise LocalProtocolError(f"{method} has its own command in the session")
+        request = dialog.create_request(method, via=self._via(), headers=headers, body=body)
+        if body and request.content_type is None:
+            raise LocalProtocolError("a request body needs a Content-Type header")
+        txn = self.layer.send_request(request, self.peer, now)
+        self._requests[txn] = method
+        return txn
 
     # -- inputs
 
@@ -199,7 +383,7 @@ class _InviteSession:
         if isinstance(event, ResponseReceived):
             self._on_response(event.transaction, event.response, now)
         elif isinstance(event, StrayResponseReceived):
-            self._on_stray(event.response)
+            self._on_stray(event.response, now)
         elif isinstance(event, RequestReceived):
             self._on_request(event.transaction, event.request, now)
         elif isinstance(event, AckReceived):
@@ -213,25 +397,64 @@ class _InviteSession:
             if response.status >= 200:
                 self._end("bye-sent")
         elif txn is self._reinvite:
-            self._on_reinvite_response(response)
+            self._on_reinvite_response(response, now)
+        elif txn in self._requests:
+            self._on_dialog_response(txn, response)
         elif 200 <= response.status < 300 and response.cseq.method == "INVITE":
             # A retransmitted 2xx to a re-INVITE we already ACKed; its transaction is
             # still Accepted (RFC 6026 §7.2) and passes it up: ACK it again.
             self._resend_ack(response)
 
-    def _on_reinvite_response(self, response: Response) -> None:
+    def _on_reinvite_response(self, response: Response, now: float) -> None:
         assert self.dialog is not None
-        if response.status < 200:
+        status = response.status
+        if status < 200:
             return
-        self._reinvite = None
+        refresh = self._reinvite_refresh
+        self._reinvite, self._reinvite_refresh = None, False
         self.dialog.receive_response(response)
-        if 200 <= response.status < 300:
+        if 200 <= status < 300:
             self._send_ack(response)
-        elif response.status in (408, 481):
+            self.local_sdp = self._reinvite_sdp
+            self._renew_from_2xx(now, response)
+            if not refresh:
+                self._events.append(ReinviteAnswered(response.body))
+        elif status in (408, 481):
             self._send_bye_quietly()
-            self._end(str(response.status))
+            self._end(str(status))
+            return
+        elif status == 491 and self.glare_retry_s is not None:
+            self._glare_retry = _GlareRetry(now + self.glare_retry_s, self._reinvite_sdp,
+                                            refresh)
+        elif not refresh:
+            self._events.append(ReinviteFailed(status))
+            self._resume_waiting_refresh()
+        # A failed refresh is not retried: the session expires unless the peer refreshes.
+        self._send_queued_offer(now)
 
-    def _on_stray(self, response: Response) -> None:
+    def _send_queued_offer(self, now: float) -> None:
+        offer, self._queued_offer = self._queued_offer, None
+        if offer is None:
+            return
+        if self._glare_retry is not None:
+            # Our refresh met glare: the owner's offer takes its place in the retry.
+            self._glare_retry = _GlareRetry(self._glare_retry.due, offer, refresh=False)
+        else:
+            self._send_reinvite(offer, now, refresh=False)
+
+    def _on_dialog_response(self, txn: ClientTransaction, response: Response) -> None:
+        status = response.status
+        if status < 200:
+            return
+        method = self._requests.pop(txn)
+        if status != 408 and self.dialog is not None:
+            self.dialog.receive_response(response)  # refreshes the target on a 2xx
+        self._events.append(DialogResponse(method, status, txn))
+        if status == 481:
+            self._send_bye_quietly()
+            self._end("481")
+
+    def _on_stray(self, response: Response, now: float) -> None:
         # A 2xx retransmission whose INVITE transaction is gone: ACK it again (RFC 6026).
         if 200 <= response.status < 300 and response.cseq.method == "INVITE":
             self._resend_ack(response)
@@ -244,31 +467,62 @@ class _InviteSession:
 
     def _on_request(self, txn: ServerTransaction, request: Request, now: float) -> None:
         dialog = self.dialog
-        if dialog is None or self.ended:
-            self.layer.send_response(txn, build_response(request, 481), now)
+        if request.method == "CANCEL" or dialog is None or self.ended:
+            # §9.2: only a CANCEL of the peer's pending re-INVITE matches anything here;
+            # the owner is answering that re-INVITE already, so it simply completes.
+            matched = (request.method == "CANCEL" and self._reinvite_server is not None
+                       and self.layer.find_server_transaction_for_cancel(request)
+                       is self._reinvite_server)
+            self.layer.send_response(txn, build_response(request, 200 if matched else 481),
+                                     now)
             return
         try:
             dialog.receive_request(request)
         except DialogError as exc:
             self.layer.send_response(txn, build_response(request, exc.status), now)
             return
-        if request.method == "BYE":
+        method = request.method
+        if method == "BYE":
             self.layer.send_response(txn, build_response(request, 200), now)
             self._pending_2xx.clear()
-            self._events.append(ByeReceived())
+            self._events.append(ByeReceived(reason_header(request)))
             dialog.terminate()
             self._end("bye-received")
-        elif request.method == "INVITE":
-            if self._reinvite is not None or self._reinvite_server is not None:
-                # §14.2: glare; the peer retries after a random pause.
-                response = build_response(request, 491)
-                self.layer.send_response(txn, response, now)
-                return
-            self._reinvite_server = txn
-            hold = is_hold_offer(request.body)
-            self._events.append(Held(request.body) if hold else Resumed(request.body))
+        elif method == "INVITE":
+            self._on_reinvite_request(txn, request, now)
+        elif method == "UPDATE" and not request.body and self.session_expires_s is not None:
+            self._on_update_refresh(txn, request, now)
         else:
-            self.layer.send_response(txn, build_response(request, 501), now)
+            self._events.append(DialogRequest(txn, request))
+
+    def _on_reinvite_request(self, txn: ServerTransaction, request: Request,
+                             now: float) -> None:
+        if self._invite_busy():
+            # §14.2: glare; the peer retries after a random pause.
+            self.layer.send_response(txn, build_response(request, 491), now)
+            return
+        decision = self._decide_timer(request)
+        if isinstance(decision, TooSmall):
+            self._send_422(txn, request, decision, now)
+            return
+        self._reinvite_server, self._reinvite_answer = txn, decision
+        hold = is_hold_offer(request.body)
+        self._events.append(Held(request.body) if hold else Resumed(request.body))
+
+    def _on_update_refresh(self, txn: ServerTransaction, request: Request,
+                           now: float) -> None:
+        """An UPDATE without a body is a session refresh (RFC 4028 §9, RFC 3311)."""
+        assert self.dialog is not None
+        decision = self._decide_timer(request)
+        if isinstance(decision, TooSmall):
+            self._send_422(txn, request, decision, now)
+            return
+        response = build_response(request, 200, to_tag=self.dialog.id.local_tag)
+        if self.dialog.local_contact is not None:
+            response.headers.add("Contact", self.dialog.local_contact.serialize())
+        _add_headers(response, decision.headers() if decision else ())
+        self.layer.send_response(txn, response, now)
+        self._renew_from_answer(now, decision)
 
     def _on_failure(self, txn: object, cause: str, now: float) -> None:
         if txn is self._bye:
@@ -277,8 +531,81 @@ class _InviteSession:
             self._reinvite = None
             self._send_bye_quietly()
             self._end(cause)
+        elif isinstance(txn, ClientTransaction) and txn in self._requests:
+            self._events.append(DialogResponse(self._requests.pop(txn), 408, txn))
+
+    # -- session timers (RFC 4028)
+
+    def _decide_timer(self, request: Request) -> TimerAnswer | TooSmall | None:
+        if self.session_expires_s is None:
+            return None
+        try:
+            return answer_timer(request, session_expires_s=self.session_expires_s,
+                                min_se_s=self.min_se_s,
+                                we_refresh=self.timer.we_refresh if self.timer else None)
+        except HeaderError:
+            return None  # an unreadable Session-Expires: answer as if there were none
+
+    def _send_422(self, txn: ServerTransaction, request: Request, decision: TooSmall,
+                  now: float) -> None:
+        local_tag = self.dialog.id.local_tag if self.dialog is not None else None
+        response = build_response(request, 422, to_tag=local_tag)
+        response.headers.add("Min-SE", MinSE(decision.min_se_s).serialize())
+        self.layer.send_response(txn, response, now)
+
+    def _timer_request_headers(self) -> list[tuple[str, str]]:
+        if self.session_expires_s is None:
+            return []
+        timer = self.timer
+        if timer is None:
+            return request_timer_headers(self.session_expires_s, self.min_se_s)
+        return request_timer_headers(timer.interval_s, self.min_se_s,
+                                     refresher_for(timer.we_refresh, we_send=True))
+
+    def _renew_from_answer(self, now: float, answer: TimerAnswer | None) -> None:
+        if answer is None:
+            return
+        interval_s = answer.session_expires.interval_s
+        if self.timer is None:
+            self.timer = SessionTimer(interval_s, answer.we_refresh, now)
+        else:
+            self.timer.renew(now, interval_s, answer.we_refresh)
+
+    def _renew_from_2xx(self, now: float, response: Response) -> None:
+        if self.session_expires_s is None:
+            return
+        try:
+            granted = uac_timer(response)
+        except HeaderError:
+            granted = None
+        if granted is None:
+            if self.timer is not None:
+                # A peer without the extension answered our refresh: we keep refreshing.
+                self.timer.renew(now)
+            return
+        interval_s, we_refresh = granted
+        if self.timer is None:
+            self.timer = SessionTimer(interval_s, we_refresh, now)
+        else:
+            self.timer.renew(now, interval_s, we_refresh)
+
+    def _refresh(self, now: float) -> None:
+        assert self.timer is not None
+        self.timer.refresh_pending = True
+        if self._invite_busy() or self._glare_retry is not None:
+            return  # the INVITE in progress renews the session if it succeeds
+        self._send_reinvite(self.local_sdp, now, refresh=True)
+
+    def _resume_waiting_refresh(self) -> None:
+        """An INVITE we waited behind ended without renewing: refresh at once."""
+        timer = self.timer
+        if timer is not None and timer.refresh_pending and not self._invite_busy():
+            timer.refresh_pending = False
 
     # -- helpers
+
+    def _invite_busy(self) -> bool:
+        return self._reinvite is not None or self._reinvite_server is not None
 
     def _confirmed(self) -> Dialog:
         if self.dialog is None or self.dialog.state is not DialogState.CONFIRMED or self.ended:
@@ -289,6 +616,13 @@ class _InviteSession:
         return Via.parse(f"SIP/2.0/{self.peer.transport} {self.via_host}:{self.via_port}"
                          f";branch={self.layer.new_branch()};rport")
 
+    def _send_reinvite(self, sdp: bytes, now: float, *, refresh: bool) -> None:
+        dialog = self._confirmed()
+        headers = [*_sdp_headers(sdp), *self._timer_request_headers()]
+        request = dialog.create_request("INVITE", via=self._via(), headers=headers, body=sdp)
+        self._reinvite = self.layer.send_request(request, self.peer, now)
+        self._reinvite_sdp, self._reinvite_refresh = sdp, refresh
+
     def _send_ack(self, response: Response) -> Request:
         assert self.dialog is not None
         ack = self.dialog.create_ack(response.cseq.seq, self._via())
@@ -297,7 +631,8 @@ class _InviteSession:
         return ack
 
     def _send_2xx(self, txn: ServerTransaction, sdp: bytes, now: float,
-                  contact: NameAddr | None = None) -> Response:
+                  contact: NameAddr | None = None,
+                  headers: Sequence[tuple[str, str]] = ()) -> Response:
         assert self.dialog is not None
         response = build_response(txn.request, 200, to_tag=self.dialog.id.local_tag, body=sdp)
         for name, value in _sdp_headers(sdp):
@@ -305,14 +640,16 @@ class _InviteSession:
         local_contact = contact or self.dialog.local_contact
         if local_contact is not None:
             response.headers.add("Contact", local_contact.serialize())
+        _add_headers(response, headers, SESSION_HEADERS | {"Contact", "Content-Type"})
         self.layer.send_response(txn, response, now)
         self._pending_2xx[txn.request.cseq.seq] = _Retransmission(
             txn, response, now + self.t1_s, self.t1_s, now + ACK_TIMEOUT_T1 * self.t1_s)
         return response
 
-    def _send_bye(self, now: float, cause: str) -> None:
+    def _send_bye(self, now: float, cause: str,
+                  headers: Sequence[tuple[str, str]] = ()) -> None:
         assert self.dialog is not None
-        request = self.dialog.create_request("BYE", via=self._via())
+        request = self.dialog.create_request("BYE", via=self._via(), headers=headers)
         self._bye = self.layer.send_request(request, self.peer, now)
         if cause != "bye-sent":
             self._end(cause)
@@ -329,28 +666,27 @@ class _InviteSession:
 
 
 class InviteClient(_InviteSession):
-    """The UAC side of one call leg: sends the INVITE with our SDP offer."""
+    """The UAC side of one call leg: sends the INVITE with our SDP offer.
+
+    With `session_expires_s` the INVITE carries Supported: timer, Session-Expires and
+    Min-SE; a 422 is retried once with the peer's Min-SE (same Call-ID, CSeq + 1, same
+    offer), and the owner only sees the outcome of the retry (RFC 4028 §7.3)."""
 
     def __init__(self, layer: TransactionLayer, peer: Peer, *, request_uri: str,
                  from_: NameAddr, to: NameAddr, contact: NameAddr, call_id: str,
                  offer: bytes, via_host: str, via_port: int, now: float,
                  extra_headers: list[tuple[str, str]] | None = None,
-                 t1_s: float = T1_S, t2_s: float = T2_S) -> None:
+                 t1_s: float = T1_S, t2_s: float = T2_S, glare_retry_s: float | None = None,
+                 session_expires_s: int | None = None,
+                 min_se_s: int = MIN_SE_FLOOR_S) -> None:
         super().__init__(layer, peer, via_host=via_host, via_port=via_port, t1_s=t1_s,
-                         t2_s=t2_s)
+                         t2_s=t2_s, glare_retry_s=glare_retry_s,
+                         session_expires_s=session_expires_s, min_se_s=min_se_s)
         if from_.tag is None:
             raise LocalProtocolError("the From of an INVITE needs our tag")
-        headers = Headers()
-        headers.add("Via", self._via().serialize())
-        headers.add("Max-Forwards", "70")
-        headers.add("From", from_.serialize())
-        headers.add("To", to.serialize())
-        headers.add("Call-ID", call_id)
-        headers.add("CSeq", "1 INVITE")
-        headers.add("Contact", contact.serialize())
-        for name, value in [*(extra_headers or []), *_sdp_headers(offer)]:
-            headers.add(name, value)
-        self.invite = Request("INVITE", parse_uri(request_uri), headers, offer)
+        self._invite_template = (parse_uri(request_uri), from_, to, contact, call_id, offer,
+                                 list(extra_headers or []))
+        self.invite = self._build_invite(1)
         self.transaction = layer.send_request(self.invite, peer, now)
         self.early: dict[str | None, Dialog] = {}
         self.answered = False
@@ -358,12 +694,31 @@ class InviteClient(_InviteSession):
         self._provisional_seen = False
         self._cancel_pending = False
         self._cancelled = False
+        self._cancel_headers: list[tuple[str, str]] = []
+        self._retried_422 = False
+        self._fork_acks: dict[str | None, Request] = {}  # other forks' 2xx, ACKed and BYEd
 
-    def cancel(self, now: float) -> None:
-        """Give up before the answer (§9.1): sent once a provisional response came."""
+    def _build_invite(self, seq: int) -> Request:
+        uri, from_, to, contact, call_id, offer, extra = self._invite_template
+        headers = Headers()
+        headers.add("Via", self._via().serialize())
+        headers.add("Max-Forwards", "70")
+        headers.add("From", from_.serialize())
+        headers.add("To", to.serialize())
+        headers.add("Call-ID", call_id)
+        headers.add("CSeq", f"{seq} INVITE")
+        headers.add("Contact", contact.serialize())
+        for name, value in [*extra, *self._timer_request_headers(), *_sdp_headers(offer)]:
+            headers.add(name, value)
+        return Request("INVITE", uri, headers, offer)
+
+    def cancel(self, now: float, headers: Sequence[tuple[str, str]] = ()) -> None:
+        """Give up before the answer (§9.1): sent once a provisional response came.
+        `headers` (a Reason, RFC 3326) go on the CANCEL, even a deferred one."""
         if self.final_status is not None or self._cancelled:
             return
         self._cancelled = True
+        self._cancel_headers = list(headers)
         if self._provisional_seen:
             self._send_cancel(now)
         else:
@@ -381,7 +736,9 @@ class InviteClient(_InviteSession):
             assert value is not None
             headers.add(name, value)
         headers.add("CSeq", f"{invite.cseq.seq} CANCEL")
-        self.layer.send_request(Request("CANCEL", invite.uri, headers), self.peer, now)
+        cancel = Request("CANCEL", invite.uri, headers)
+        _add_headers(cancel, self._cancel_headers, SESSION_HEADERS | {"Route"})
+        self.layer.send_request(cancel, self.peer, now)
 
     def _on_response(self, txn: ClientTransaction, response: Response, now: float) -> None:
         if txn is not self.transaction:
@@ -394,7 +751,7 @@ class InviteClient(_InviteSession):
         elif status < 300:
             self._on_2xx(response, now)
         else:
-            self._on_failure_response(response)
+            self._on_failure_response(response, now)
 
     def _on_provisional(self, response: Response, now: float) -> None:
         self._provisional_seen = True
@@ -413,10 +770,13 @@ class InviteClient(_InviteSession):
 
     def _on_2xx(self, response: Response, now: float) -> None:
         if self.dialog is not None:
-            self._resend_ack(response)  # a retransmission (or another fork's 2xx)
+            if response.to.tag == self.dialog.id.remote_tag:
+                self._resend_ack(response)  # a retransmission
+            else:
+                self._on_fork_2xx(response, now)
             return
         self.final_status = response.status
-        dialog = self.early.get(response.to.tag)
+        dialog = self.early.pop(response.to.tag, None)
         if dialog is None:
             dialog = Dialog.from_uac(self.invite, response)
         else:
@@ -429,19 +789,74 @@ class InviteClient(_InviteSession):
             self._events.append(Cancelled())
             return
         self.answered = True
+        self.local_sdp = self.invite.body
+        self._renew_from_2xx(now, response)
         self._events.append(Answered(response.body))
 
-    def _on_failure_response(self, response: Response) -> None:
+    def _on_fork_2xx(self, response: Response, now: float) -> None:
+        """§13.2.2.4: a 2xx from another fork after we took the first: ACK it, then BYE
+        that dialog; the call stays on the first."""
+        tag = response.to.tag
+        ack = self._fork_acks.get(tag)
+        if ack is not None:
+            self.layer.send_ack(ack, self.peer)  # that fork retransmits its 2xx
+            return
+        try:
+            dialog = self.early.pop(tag, None) or Dialog.from_uac(self.invite, response)
+            dialog.receive_response(response)
+        except DialogError:
+            return  # no usable Contact: there is nowhere to send the ACK or the BYE
+        ack = dialog.create_ack(response.cseq.seq, self._via())
+        self.layer.send_ack(ack, self.peer)
+        self._fork_acks[tag] = ack
+        bye = dialog.create_request("BYE", via=self._via())
+        self.layer.send_request(bye, self.peer, now)
+        dialog.terminate()
+
+    def _on_stray(self, response: Response, now: float) -> None:
+        if (self.dialog is not None and 200 <= response.status < 300
+                and response.cseq.method == "INVITE"
+                and response.cseq.seq == self.invite.cseq.seq
+                and response.to.tag != self.dialog.id.remote_tag):
+            self._on_fork_2xx(response, now)
+        else:
+            super()._on_stray(response, now)
+
+    def _on_failure_response(self, response: Response, now: float) -> None:
         if self.final_status is not None:
+            return
+        if response.status == 422 and self._retry_after_422(response, now):
             return
         self.final_status = response.status
         for dialog in self.early.values():
             dialog.terminate()
         if self._cancelled and response.status == 487:
-            self._events.append(Cancelled())
+            self._events.append(Cancelled(reason_header(response)))
         else:
-            self._events.append(Rejected(response.status, response.reason))
+            self._events.append(Rejected(response.status, response.reason,
+                                         reason_header(response)))
         self._end(str(response.status))
+
+    def _retry_after_422(self, response: Response, now: float) -> bool:
+        """RFC 4028 §7.3: one new INVITE with the interval the 422 asks for."""
+        if self._retried_422 or self._cancelled or self.session_expires_s is None:
+            return False
+        try:
+            retry = retry_after_422(response, session_expires_s=self.session_expires_s,
+                                    min_se_s=self.min_se_s)
+        except HeaderError:
+            retry = None
+        if retry is None:
+            return False
+        self._retried_422 = True
+        self.session_expires_s, self.min_se_s = retry
+        for dialog in self.early.values():
+            dialog.terminate()
+        self.early.clear()
+        self._provisional_seen = False
+        self.invite = self._build_invite(self.invite.cseq.seq + 1)
+        self.transaction = self.layer.send_request(self.invite, self.peer, now)
+        return True
 
     def _on_failure(self, txn: object, cause: str, now: float) -> None:
         if txn is self.transaction and self.final_status is None:
@@ -450,4 +865,3 @@ class InviteClient(_InviteSession):
             self._end(cause)
             return
         super()._on_failure(txn, cause, now)
-

@@ -3,22 +3,36 @@
 Built from the RequestReceived of an initial INVITE. The owner answers with
 `ring(now)` (180), `early_media(sdp, now)` (183 with SDP), `answer(sdp, now)` (200, then
 resent at T1, 2T1, ... capped at T2 until the ACK; after 64*T1 without one the call is
-ended with BYE, §13.3.1.4) or `reject(status, now)`. A CANCEL routed to `handle` gets
-200 and the INVITE 487 (§9.2). Everything after the answer is `_InviteSession`'s.
+ended with BYE, §13.3.1.4) or `reject(status, now)`; each takes extra `headers`
+(P-Asserted-Identity, Reason ...). A CANCEL routed to `handle` gets 200 and the INVITE
+487 (§9.2). Everything after the answer is `_InviteSession`'s.
+
+Session timers (RFC 4028 §9), when `session_expires_s` is set: the 2xx carries the
+negotiated Session-Expires (and Require: timer if the caller supports it). An INVITE
+asking for an interval below our Min-SE cannot be accepted: `answer()` then sends 422
+with our Min-SE instead of the 200 and the call ends with Ended("422").
+`session_interval_too_small()` tells the owner beforehand, so it can `reject(422, now)`
+(which adds the Min-SE itself) before it places an outbound leg.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from switch.sip.dialog import Dialog, build_dialog_response
 from switch.sip.errors import LocalProtocolError
-from switch.sip.headers import NameAddr
+from switch.sip.headers import NameAddr, canonical_name
 from switch.sip.invite_client import (
+    SESSION_HEADERS,
     Cancelled,
+    _add_headers,
     _InviteSession,
     _sdp_headers,
+    reason_header,
 )
 from switch.sip.message import Request, Response, build_response
 from switch.sip.peer import Peer
+from switch.sip.session_timer import MIN_SE_FLOOR_S, MinSE, SessionTimer, TooSmall
 from switch.sip.transaction import (
     RequestReceived,
     ServerTransaction,
@@ -29,15 +43,21 @@ from switch.sip.transaction_states import T1_S, T2_S
 
 __all__ = ["InviteServer"]
 
+# The session writes these into the responses that create the dialog.
+_DIALOG_RESPONSE_HEADERS = SESSION_HEADERS | {"Contact", "Content-Type", "Record-Route"}
+
 
 class InviteServer(_InviteSession):
     """The UAS side of one call leg."""
 
     def __init__(self, layer: TransactionLayer, received: RequestReceived, *, to_tag: str,
                  contact: NameAddr, via_host: str, via_port: int, peer: Peer,
-                 t1_s: float = T1_S, t2_s: float = T2_S) -> None:
+                 t1_s: float = T1_S, t2_s: float = T2_S, glare_retry_s: float | None = None,
+                 session_expires_s: int | None = None,
+                 min_se_s: int = MIN_SE_FLOOR_S) -> None:
         super().__init__(layer, peer, via_host=via_host, via_port=via_port, t1_s=t1_s,
-                         t2_s=t2_s)
+                         t2_s=t2_s, glare_retry_s=glare_retry_s,
+                         session_expires_s=session_expires_s, min_se_s=min_se_s)
         if received.request.method != "INVITE":
             raise LocalProtocolError(f"an InviteServer starts from an INVITE, not "
                                      f"{received.request.method}")
@@ -47,38 +67,62 @@ class InviteServer(_InviteSession):
         self.to_tag = to_tag
         self.contact = contact
         self.final_status: int | None = None
+        self._timer_decision = self._decide_timer(self.invite)
+
+    def session_interval_too_small(self) -> bool:
+        """The INVITE's Session-Expires is below our Min-SE: only a 422 will do."""
+        return isinstance(self._timer_decision, TooSmall)
 
     # -- answering the initial INVITE
 
-    def ring(self, now: float) -> None:
-        self._provisional(180, b"", now)
+    def ring(self, now: float, headers: Sequence[tuple[str, str]] = ()) -> None:
+        self._provisional(180, b"", now, headers)
 
-    def early_media(self, sdp: bytes, now: float) -> None:
-        self._provisional(183, sdp, now)
+    def early_media(self, sdp: bytes, now: float,
+                    headers: Sequence[tuple[str, str]] = ()) -> None:
+        self._provisional(183, sdp, now, headers)
 
-    def answer(self, sdp: bytes, now: float) -> None:
+    def answer(self, sdp: bytes, now: float, headers: Sequence[tuple[str, str]] = ()) -> None:
+        """200 with our SDP; a 422 instead when the session interval is too small."""
         self._check_unanswered()
+        decision = self._timer_decision
+        if isinstance(decision, TooSmall):
+            self.reject(422, now)
+            return
         self.final_status = 200
         response = self._dialog_response(200, b"")
         if self.dialog is None:
             self.dialog = Dialog.from_uas(self.invite, response)
         self.dialog.send_response(response)
-        self._send_2xx(self.transaction, sdp, now, contact=self.contact)
+        timer_headers = decision.headers() if decision is not None else []
+        self._send_2xx(self.transaction, sdp, now, contact=self.contact,
+                       headers=[*timer_headers, *headers])
+        self.local_sdp = sdp
+        if decision is not None:
+            self.timer = SessionTimer(decision.session_expires.interval_s,
+                                      decision.we_refresh, now)
 
-    def reject(self, status: int, now: float, reason: str | None = None) -> None:
+    def reject(self, status: int, now: float, reason: str | None = None,
+               headers: Sequence[tuple[str, str]] = ()) -> None:
+        """A 3xx-6xx final answer; a 422 gets our Min-SE unless `headers` has one."""
         if not 300 <= status <= 699:
             raise LocalProtocolError(f"reject needs a 3xx-6xx status, got {status}")
         self._check_unanswered()
         self.final_status = status
         response = build_response(self.invite, status, reason, to_tag=self.to_tag)
+        _add_headers(response, headers)
+        if status == 422 and not any(canonical_name(n) == "Min-SE" for n, _ in headers):
+            response.headers.add("Min-SE", MinSE(self.min_se_s).serialize())
         if self.dialog is not None:
             self.dialog.send_response(response)
         self.layer.send_response(self.transaction, response, now)
         self._end(str(status))
 
-    def _provisional(self, status: int, sdp: bytes, now: float) -> None:
+    def _provisional(self, status: int, sdp: bytes, now: float,
+                     headers: Sequence[tuple[str, str]]) -> None:
         self._check_unanswered()
         response = self._dialog_response(status, sdp)
+        _add_headers(response, headers, _DIALOG_RESPONSE_HEADERS)
         if self.dialog is None:
             self.dialog = Dialog.from_uas(self.invite, response)
         self.layer.send_response(self.transaction, response, now)
@@ -97,15 +141,14 @@ class InviteServer(_InviteSession):
     # -- CANCEL (§9.2)
 
     def handle(self, event: TransactionEvent, now: float) -> None:
-        if isinstance(event, RequestReceived) and event.request.method == "CANCEL":
+        if isinstance(event, RequestReceived) and event.request.method == "CANCEL" \
+                and self.layer.find_server_transaction_for_cancel(event.request) \
+                is self.transaction:
             self._on_cancel(event.transaction, event.request, now)
             return
-        super().handle(event, now)
+        super().handle(event, now)  # a CANCEL of anything else: 481 or a re-INVITE's
 
     def _on_cancel(self, txn: ServerTransaction, cancel: Request, now: float) -> None:
-        if self.layer.find_server_transaction_for_cancel(cancel) is not self.transaction:
-            self.layer.send_response(txn, build_response(cancel, 481), now)
-            return
         self.layer.send_response(txn, build_response(cancel, 200, to_tag=self.to_tag), now)
         if self.final_status is not None:
             return  # too late: the INVITE has its final answer already
@@ -114,5 +157,5 @@ class InviteServer(_InviteSession):
         if self.dialog is not None:
             self.dialog.send_response(terminated)
         self.layer.send_response(self.transaction, terminated, now)
-        self._events.append(Cancelled())
+        self._events.append(Cancelled(reason_header(cancel)))
         self._end("cancelled")
