@@ -106,7 +106,10 @@ class Call:
             for event in alice_in:
                 self.client.handle(event, self.now)
             for event in bob_in:
-                if self.server is None and isinstance(event, RequestReceived):
+                if isinstance(event, RequestReceived) and event.request.to.tag is None \
+                        and event.request.method == "INVITE" \
+                        and (self.server is None or self.server.ended):
+                    # A new call, or the caller's retry after a 422: a new InviteServer.
                     self.server = InviteServer(
                         self.bob_layer, event, to_tag="bobtag",
                         contact=NameAddr.parse("<sip:bob@10.0.0.2:5060>"),

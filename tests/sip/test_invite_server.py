@@ -1,0 +1,117 @@
+"""InviteServer: extra headers on its answers, in-dialog requests from the caller,
+and the RFC 4028 check made on the initial INVITE (422 and Min-SE)."""
+
+from __future__ import annotations
+
+import pytest
+
+from switch.sip.errors import LocalProtocolError
+from switch.sip.invite_client import (
+    DialogRequest,
+    Ended,
+    Rejected,
+    Ringing,
+)
+from switch.sip.message import Response
+from tests.sip.test_invite_client import REASON, Call, sdp
+
+PAI = ("P-Asserted-Identity", '"Service Desk" <sip:10086@example.com>')
+
+
+def test_ring_and_answer_carry_the_owners_headers() -> None:
+    call = Call()
+    call.bob.ring(call.now, headers=[PAI, ("Privacy", "id")])
+    call.pump()
+    call.bob.answer(sdp(6000), call.now, headers=[PAI])
+    call.pump()
+    ringing, ok = (call.sent_messages("bob", b"SIP/2.0 180")[0],
+                   call.sent_messages("bob", b"SIP/2.0 200")[0])
+    assert ringing.headers.get("P-Asserted-Identity") == PAI[1]
+    assert ringing.headers.get("Privacy") == "id"
+    assert ok.headers.get("P-Asserted-Identity") == PAI[1]
+    assert ok.body == sdp(6000)
+    assert len(ok.headers.get_all("Contact")) == 1
+
+
+def test_early_media_carries_the_owners_headers() -> None:
+    call = Call()
+    call.bob.early_media(sdp(6000), call.now, headers=[PAI])
+    call.pump()
+    progress = call.sent_messages("bob", b"SIP/2.0 183")[0]
+    assert progress.headers.get("P-Asserted-Identity") == PAI[1]
+    assert progress.content_type == "application/sdp"
+
+
+def test_reject_with_reason_and_a_redirect_contact() -> None:
+    call = Call()
+    call.bob.reject(302, call.now, headers=[("Contact", "<sip:desk@10.0.0.7>"),
+                                            ("Reason", REASON)])
+    call.pump()
+    moved = call.sent_messages("bob", b"SIP/2.0 302")[0]
+    assert moved.headers.get("Contact") == "<sip:desk@10.0.0.7>"
+    assert call.alice_events == [Rejected(302, "Moved Temporarily", REASON), Ended("302")]
+
+
+@pytest.mark.parametrize("name", ["Contact", "Content-Type", "To", "Via"])
+def test_answer_refuses_headers_the_session_writes(name: str) -> None:
+    call = Call()
+    with pytest.raises(LocalProtocolError, match=rf"^the session sets the {name} header"):
+        call.bob.answer(sdp(6000), call.now, headers=[(name, "x")])
+
+
+def test_info_during_ringing_goes_to_the_owner() -> None:
+    call = Call()
+    call.bob.ring(call.now)
+    call.pump()
+    assert call.client.early  # Alice has the early dialog from the 180
+    dialog = next(iter(call.client.early.values()))
+    info = dialog.create_request("INFO", via=call.client._via())
+    call.alice_layer.send_request(info, call.client.peer, call.now)
+    call.pump()
+    event = call.bob_events[-1]
+    assert isinstance(event, DialogRequest) and event.request.method == "INFO"
+    call.bob.respond(event.transaction, 200, call.now)
+    call.pump()
+    answer = call.sent_messages("bob", b"SIP/2.0 200")[-1]
+    assert isinstance(answer, Response) and answer.cseq.method == "INFO"
+    assert call.alice_events == [Ringing(180)]
+
+
+# -- RFC 4028 on the initial INVITE
+
+def test_interval_below_our_min_se_is_answered_422_by_answer() -> None:
+    call = Call(alice={"session_expires_s": 90},
+                bob={"session_expires_s": 1800, "min_se_s": 600})
+    call.bob.ring(call.now)
+    call.pump()
+    first = call.bob
+    assert first.session_interval_too_small()
+    first.answer(sdp(6000), call.now)
+    call.pump()
+    too_small = call.sent_messages("bob", b"SIP/2.0 422")[0]
+    assert too_small.headers.get("Min-SE") == "600"
+    assert call.sent("bob", b"SIP/2.0 200") == []
+    assert call.bob_events[0] == Ended("422")
+    # The caller's retry (RFC 4028 §7.3) is a new INVITE, hence a new InviteServer.
+    assert call.bob is not first
+    assert not call.bob.session_interval_too_small()
+    with pytest.raises(LocalProtocolError, match=r"^the INVITE was already answered 422$"):
+        first.answer(sdp(6000), call.now)
+
+
+def test_owner_may_reject_422_early_and_min_se_is_added() -> None:
+    call = Call(alice={"session_expires_s": 120},
+                bob={"session_expires_s": 1800, "min_se_s": 300})
+    assert call.bob.session_interval_too_small()
+    call.bob.reject(422, call.now)
+    call.pump()
+    assert call.sent_messages("bob", b"SIP/2.0 422")[0].headers.get("Min-SE") == "300"
+
+
+def test_without_timers_a_small_interval_is_accepted_as_today() -> None:
+    call = Call(alice={"session_expires_s": 90})
+    assert not call.bob.session_interval_too_small()
+    call.answered()
+    ok = call.sent_messages("bob", b"SIP/2.0 200")[0]
+    assert ok.headers.get("Session-Expires") is None and ok.headers.get("Require") is None
+    assert call.bob.timer is None and call.bob.next_deadline() is None
