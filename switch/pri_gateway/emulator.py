@@ -154,40 +154,9 @@ def _user(uri: Uri) -> str:
     return ""
 
 
-class _ReasonBye:
-    """BYE with `Reason: Q.850;cause=N` (RFC 3326): the session's own BYE carries none."""
-
-    bye_reason: str | None = None
-
-    def _bye_with_reason(self, session: InviteClient | InviteServer, now: float,
-                         cause: str) -> None:
-        assert session.dialog is not None
-        headers = [("Reason", self.bye_reason)] if self.bye_reason else []
-        request = session.dialog.create_request("BYE", via=session._via(), headers=headers)
-        session._bye = session.layer.send_request(request, session.peer, now)
-        if cause != "bye-sent":
-            session._end(cause)
-
-
-class _Client(_ReasonBye, InviteClient):
-    def _send_bye(self, now: float, cause: str) -> None:
-        self._bye_with_reason(self, now, cause)
-
-
-class _Server(_ReasonBye, InviteServer):
-    def _send_bye(self, now: float, cause: str) -> None:
-        self._bye_with_reason(self, now, cause)
-
-    def reject_with_reason(self, status: int, cause: int, now: float) -> None:
-        """`reject` plus `Reason: Q.850;cause=N` (RFC 6432: Q.850 in responses)."""
-        self._check_unanswered()
-        self.final_status = status
-        response = build_response(self.invite, status, to_tag=self.to_tag)
-        response.headers.add("Reason", format_reason(cause))
-        if self.dialog is not None:
-            self.dialog.send_response(response)
-        self.layer.send_response(self.transaction, response, now)
-        self._end(str(status))
+def _reason(cause: int) -> list[tuple[str, str]]:
+    """`Reason: Q.850;cause=N` for a BYE, CANCEL or failure response (RFC 3326, RFC 6432)."""
+    return [("Reason", format_reason(cause))]
 
 
 class EmulatedCall:
@@ -210,7 +179,7 @@ class EmulatedCall:
         self.held = False  # the far end's last re-INVITE put us on hold
         self.reinvites_answered = 0
         self.reinvited = asyncio.Event()  # set at each re-INVITE we answered
-        self.session: _Client | _Server | None = None
+        self.session: InviteClient | InviteServer | None = None
         self.leg: int | None = None
         self._recording: int | None = None
         self._sdp_id = 0  # o= session id of our SDP; the version counts up (RFC 3264 §8)
@@ -368,14 +337,13 @@ class GatewayEmulator:
         peer = Peer("UDP", host, port)
         local = f"{self.local_host}:{self._transport.port}"
         now = self._now()
-        call.session = _Client(
+        call.session = InviteClient(
             self._layer, peer, request_uri=f"sip:{called}@{host}:{port}",
             from_=NameAddr.parse(f"<sip:{caller}@{local}>").with_tag(secrets.token_hex(6)),
             to=NameAddr.parse(f"<sip:{called}@{host}:{port}>"),
             contact=NameAddr.parse(f"<sip:{caller}@{local}>"), call_id=call_id,
             offer=offer.serialize(), via_host=self.local_host,
             via_port=self._transport.port, now=now)
-        call.session.bye_reason = format_reason(q850_cause)
         self.calls[call_id] = call
         self._scripts[call_id] = _Script(audio, tuple(dtmf), hangup_after_s, q850_cause)
         self._offers[call_id] = offer
@@ -475,15 +443,14 @@ class GatewayEmulator:
         call._sdp_id = next(self._sdp_versions)
         full = self.busy_channels >= self.channels
         local = f"{self.local_host}:{self._transport.port}"
-        server = _Server(self._layer, event, to_tag=secrets.token_hex(6),
+        server = InviteServer(self._layer, event, to_tag=secrets.token_hex(6),
                          contact=NameAddr.parse(f"<sip:{call.called}@{local}>"),
                          via_host=self.local_host, via_port=self._transport.port,
                          peer=event.transaction.peer)
-        server.bye_reason = format_reason(Q850_NORMAL_CLEARING)
         call.session = server
         self.calls[call.call_id] = call
         if full:
-            server.reject_with_reason(503, Q850_NO_CIRCUIT_AVAILABLE, now)
+            server.reject(503, now, headers=_reason(Q850_NO_CIRCUIT_AVAILABLE))
             self._session_events(call)
             return
         outcome = self.outcome_for(call.called)
@@ -495,10 +462,10 @@ class GatewayEmulator:
             self._later(call, self._no_answer_after_s, self._reject_later, call, status, cause)
         else:
             status, cause = OUTCOME_RESPONSES[outcome]
-            server.reject_with_reason(status, cause, now)
+            server.reject(status, now, headers=_reason(cause))
         self._session_events(call)
 
-    def _answer(self, call: EmulatedCall, server: _Server, now: float) -> None:
+    def _answer(self, call: EmulatedCall, server: InviteServer, now: float) -> None:
         engine = self._require_engine()
         leg = engine.open_leg()
         call.leg = leg
@@ -509,7 +476,7 @@ class GatewayEmulator:
                 session_version=1)
         except SdpError as exc:
             status = exc.status if isinstance(exc, NoAcceptableMedia) else 488
-            server.reject_with_reason(status, q850_cause_for_status(status), now)
+            server.reject(status, now, headers=_reason(q850_cause_for_status(status)))
             return
         media = negotiation.media
         engine.set_remote(leg, media.remote_address, media.remote_port, media.payload_type,
@@ -553,9 +520,9 @@ class GatewayEmulator:
 
     def _reject_later(self, call: EmulatedCall, status: int, cause: int) -> None:
         session = call.session
-        if isinstance(session, _Server) and session.final_status is None \
+        if isinstance(session, InviteServer) and session.final_status is None \
                 and not call.ended.is_set():
-            session.reject_with_reason(status, cause, self._now())
+            session.reject(status, self._now(), headers=_reason(cause))
             self._session_events(call)
             self._pump()
 
@@ -569,7 +536,7 @@ class GatewayEmulator:
 
     def _on_call_event(self, call: EmulatedCall, event: InviteEvent) -> None:
         session = call.session
-        if isinstance(event, Answered) and isinstance(session, _Client):
+        if isinstance(event, Answered) and isinstance(session, InviteClient):
             call.final_status = session.final_status
             self._on_answered(call, event.sdp)
         elif isinstance(event, Rejected):
@@ -581,7 +548,7 @@ class GatewayEmulator:
             pass  # remote_reason was read from the BYE on its way in
         elif isinstance(event, Ended):
             assert session is not None
-            if isinstance(session, _Server) or call.final_status is None:
+            if isinstance(session, InviteServer) or call.final_status is None:
                 call.final_status = session.final_status  # also 487 after our CANCEL
             self._finish(call, event.cause)
 
@@ -624,14 +591,14 @@ class GatewayEmulator:
         session = call.session
         if session is None or call.ended.is_set() or session.ended:
             return
-        session.bye_reason = format_reason(q850_cause)
         now = self._now()
+        reason = _reason(q850_cause)
         if call.answered.is_set():
-            session.bye(now)
-        elif isinstance(session, _Client):
-            session.cancel(now)
+            session.bye(now, headers=reason)
+        elif isinstance(session, InviteClient):
+            session.cancel(now, headers=reason)
         elif session.final_status is None:
-            session.reject_with_reason(sip_status_for_cause(q850_cause), q850_cause, now)
+            session.reject(sip_status_for_cause(q850_cause), now, headers=reason)
         self._session_events(call)
         self._pump()
 
