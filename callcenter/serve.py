@@ -20,7 +20,7 @@ from switch.calls import CallSettings
 from switch.config import Config
 from switch.dialplan import Dialplan
 from switch.media import MediaEngine
-from switch.pri_gateway import Gateway, TrunkGroup, Trunks
+from switch.pri_gateway import Gateway, GatewayHealth, TrunkGroup, Trunks
 from switch.signalling import SipService, SipSettings
 from switch.sip import Credentials
 
@@ -52,7 +52,11 @@ def trunks_from(config: Config) -> Trunks:
                 for g in config.gateways}
     groups = [TrunkGroup(group.name, [gateways[name] for name in group.gateways])
               for group in config.trunk_groups]
-    return Trunks(groups, gateways.values())
+    keepalive_s = {g.name: g.keepalive_s for g in config.gateways}
+    # A gateway that stops answering is probed more often, so it is back in the
+    # rotation soon after it recovers.
+    return Trunks(groups, gateways.values(), make_health=lambda name: GatewayHealth(
+        name, interval_s=keepalive_s[name], down_interval_s=min(10.0, keepalive_s[name])))
 
 
 def call_settings(config: Config) -> CallSettings:

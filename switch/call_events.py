@@ -1,7 +1,7 @@
 """What call control reports about calls, for CDRs, logs and (later) the agent desktop.
 
 Sans-I/O like call control itself: these carry no times. The asyncio side that drains
-them (switch.cdr_writer) stamps the wall clock as it receives them, which is within the
+them (apps.cdr_writer) stamps the wall clock as it receives them, which is within the
 same loop iteration as the SIP message or timer that caused them.
 
 `call_id` is ours (unique per call, stable across transfers), not a SIP Call-ID: a call

@@ -129,6 +129,7 @@ class GatewayConfig:
     port: int
     transport: str  # one of GATEWAY_TRANSPORTS
     spans: int  # E1 spans, 30 voice channels each
+    keepalive_s: float  # OPTIONS probe interval while the gateway is up
 
 
 @dataclass(frozen=True)
@@ -441,6 +442,7 @@ TABLE_ARRAYS: dict[str, dict[str, _Field]] = {
         "port": _Field(_port, 5060),
         "transport": _Field(_choice(GATEWAY_TRANSPORTS), "udp"),
         "spans": _Field(_positive_int, 1),
+        "keepalive_s": _Field(_positive_seconds, 30),
     },
     "trunk_groups": {
         "name": _Field(_name, REQUIRED),

@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from switch.call_events import CallEnded, CallEvent, ChannelEvent
 from switch.calls import Call, CallControl, CallOrigin, CallSettings, MediaControl
 from switch.dialplan import CallDirection, Dialplan, RouteQuery
+from switch.gateway_probes import GatewayProbes
 from switch.legs import LegKind
 from switch.media import MediaEvent
 from switch.pri_gateway import (
     CallerIdentity,
     Gateway,
+    GatewayCameBack,
     Rejection,
     Trunks,
 )
@@ -131,6 +133,7 @@ class SipService:
         self._on_channel_events = on_channel_events
         self.calls: CallControl | None = None
         self.router: CallRouter | None = None
+        self.probes: GatewayProbes | None = None  # OPTIONS keepalive of PRI gateways
         self.draining = False  # shutting down: no new calls, current ones finish
         self._idle = asyncio.Event()  # set when draining and no call is left
 
@@ -155,6 +158,11 @@ class SipService:
                 media_address=self.media_address, new_token=lambda: secrets.token_hex(8),
                 new_session_id=lambda: next(session_ids), settings=self.call_settings,
                 release=trunks.release if trunks is not None else lambda seizure: None)
+            if trunks is not None and trunks.gateways:
+                self.probes = GatewayProbes(self.transactions, trunks, via_host=host,
+                                            via_port=port,
+                                            new_token=lambda: secrets.token_hex(8))
+                self.probes.handle_timer(self.now)
             self.router = CallRouter(self.calls, self.registrar, self.dialplan, trunks,
                                      domain=host, start_application=self._start_application)
         self._registrar_sweep = self._loop.call_later(5.0, self._sweep_registrar)
@@ -211,12 +219,20 @@ class SipService:
 
     def _pump(self) -> None:
         calls = self.calls
+        probes = self.probes
         for event in self.transactions.events():
+            if probes is not None and probes.handle(event, self.now):
+                continue  # the answer (or silence) of a gateway keepalive
             if calls is not None and calls.handle(event, self.now):
                 continue  # an event of a call's dialog (BYE, CANCEL, ACK, responses)
             if isinstance(event, RequestReceived):
                 self._on_request(event.transaction, event.request)
         self._report_calls()
+        if probes is not None:
+            for change in probes.events():
+                log.warning("gateway %s is %s", change.name,
+                            "back in service" if isinstance(change, GatewayCameBack)
+                            else "out of service: no answer to OPTIONS")
         self._flush()
 
     def on_media_events(self) -> None:
@@ -305,7 +321,8 @@ class SipService:
 
     def _arm_timer(self) -> None:
         deadlines = [self.transactions.next_deadline(),
-                     self.calls.next_deadline() if self.calls is not None else None]
+                     self.calls.next_deadline() if self.calls is not None else None,
+                     self.probes.next_deadline() if self.probes is not None else None]
         deadline = min((d for d in deadlines if d is not None), default=None)
         if deadline == self._timer_at:
             return
@@ -322,6 +339,8 @@ class SipService:
         self.transactions.handle_timer(self.now)
         if self.calls is not None:
             self.calls.handle_timer(self.now)
+        if self.probes is not None:
+            self.probes.handle_timer(self.now)
         self._pump()
 
     def _sweep_registrar(self) -> None:

@@ -122,8 +122,10 @@ def test_commented_example_loads_and_names_every_array_key(empty_cwd: Path) -> N
         assert set().union(*document[name]) == set(fields), name
     config = load_text(empty_cwd, example)
     assert config.gateways == (
-        GatewayConfig(name="gw1", host="192.0.2.10", port=5060, transport="udp", spans=4),
-        GatewayConfig(name="gw2", host="192.0.2.11", port=5060, transport="udp", spans=1),
+        GatewayConfig(name="gw1", host="192.0.2.10", port=5060, transport="udp", spans=4,
+                      keepalive_s=30.0),
+        GatewayConfig(name="gw2", host="192.0.2.11", port=5060, transport="udp", spans=1,
+                      keepalive_s=30.0),
     )
     assert config.trunk_groups == (TrunkGroupConfig(name="pstn", gateways=("gw1", "gw2")),)
     assert [route.did or route.prefix or route.extension for route in config.routes] == [
