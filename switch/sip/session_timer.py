@@ -11,7 +11,7 @@ import enum
 import re
 from dataclasses import dataclass
 
-from switch.sip.headers import HeaderError, parse_params
+from switch.sip.headers import HeaderError, parse_params, split_list
 from switch.sip.message import Message
 
 __all__ = [
@@ -52,9 +52,10 @@ class SessionExpires:
     @classmethod
     def parse(cls, text: str) -> SessionExpires:
         interval_s, rest = _delta_seconds(text, "Session-Expires")
-        refresher = parse_params(rest).get("refresher")
-        if refresher is None:
+        params = parse_params(rest)
+        if "refresher" not in params:
             return cls(interval_s)
+        refresher = params["refresher"] or ""
         try:
             return cls(interval_s, Refresher(refresher.lower()))
         except ValueError:
@@ -90,8 +91,8 @@ class MinSE:
 
 def supports_timer(message: Message) -> bool:
     """The sender listed the timer option in Supported or Require (RFC 4028 §7.1)."""
-    return any(tag.strip().lower() == TIMER_OPTION
-               for name in ("Supported", "Require") for tag in message.headers.get_all(name))
+    return any(tag.lower() == TIMER_OPTION for name in ("Supported", "Require")
+               for value in message.headers.get_all(name) for tag in split_list(value))
 
 
 def _session_expires(message: Message) -> SessionExpires | None:

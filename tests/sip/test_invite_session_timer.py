@@ -1,0 +1,230 @@
+"""RFC 4028 session timers through the two INVITE sessions and real TransactionLayers,
+with time stepped by the test: negotiation, the 422 round, refreshes from either side,
+and the BYE when no refresh comes."""
+
+from __future__ import annotations
+
+import pytest
+
+from switch.sip.errors import LocalProtocolError
+from switch.sip.headers import NameAddr
+from switch.sip.invite_client import (
+    Answered,
+    ByeReceived,
+    DialogResponse,
+    Ended,
+    Held,
+    InviteClient,
+    ReinviteAnswered,
+    Rejected,
+    Resumed,
+    Ringing,
+)
+from switch.sip.message import Request, Response
+from switch.sip.sdp import Direction
+from switch.sip.transaction import TransactionLayer
+from tests.sip.test_invite_client import BOB, Call, branches, sdp
+
+TIMERS = {"session_expires_s": 1800}
+
+
+def header(message: Request | Response, name: str) -> str | None:
+    return message.headers.get(name)
+
+
+def refreshes(call: Call, side: str) -> list[Request | Response]:
+    """re-INVITEs (CSeq above the initial INVITE's) sent by `side`."""
+    return [m for m in call.sent_messages(side, b"INVITE ") if m.to.tag is not None]
+
+
+def test_invite_offers_a_timer_and_the_uac_refreshes() -> None:
+    call = Call(alice=TIMERS, bob=TIMERS)
+    invite = call.sent_messages("alice", b"INVITE ")[0]
+    assert header(invite, "Supported") == "timer"
+    assert header(invite, "Session-Expires") == "1800"
+    assert header(invite, "Min-SE") == "90"
+    call.answered()
+    ok = call.sent_messages("bob", b"SIP/2.0 200")[0]
+    assert header(ok, "Require") == "timer"
+    assert header(ok, "Session-Expires") == "1800;refresher=uac"
+    assert call.client.next_deadline() == 900.0  # half the interval
+    assert call.bob.next_deadline() == 1768.0  # interval - min(32, interval/3)
+
+    call.advance(899.9)
+    assert refreshes(call, "alice") == []
+    call.advance(900.0)
+    [refresh] = refreshes(call, "alice")
+    assert refresh.body == sdp(4000)  # our last SDP, unchanged
+    assert header(refresh, "Session-Expires") == "1800;refresher=uac"
+    # The owner still answers the refresh like any re-INVITE.
+    assert call.bob_events[-1] == Resumed(sdp(4000))
+    call.bob.accept_reinvite(sdp(6000), call.now)
+    call.pump()
+    assert header(call.sent_messages("bob", b"SIP/2.0 200")[-1],
+                  "Session-Expires") == "1800;refresher=uac"
+    # The refresh is not reported to Alice's owner.
+    assert call.alice_events == [Ringing(180), Answered(sdp(6000))]
+    assert call.client.next_deadline() == 1800.0 and call.bob.next_deadline() == 2668.0
+    call.advance(1800.0)
+    assert len(refreshes(call, "alice")) == 2
+    assert not call.client.ended and not call.bob.ended
+
+
+def test_uas_refreshes_a_caller_without_timer_support() -> None:
+    call = Call(bob=TIMERS)
+    call.answered()
+    ok = call.sent_messages("bob", b"SIP/2.0 200")[0]
+    assert header(ok, "Session-Expires") == "1800;refresher=uas"
+    assert header(ok, "Require") is None  # the caller does not know the extension
+    assert call.client.timer is None and call.client.next_deadline() is None
+    call.advance(900.0)
+    [refresh] = refreshes(call, "bob")
+    assert refresh.body == sdp(6000)
+    # Bob sends this re-INVITE: as its UAC he names himself "uac".
+    assert header(refresh, "Session-Expires") == "1800;refresher=uac"
+    assert call.alice_events[-1] == Resumed(sdp(6000))
+    call.client.accept_reinvite(sdp(4000), call.now)
+    call.pump()
+    # Alice's 200 has no Session-Expires; Bob keeps refreshing.
+    assert call.bob.next_deadline() == 1800.0
+    assert ReinviteAnswered(sdp(4000)) not in call.bob_events
+
+
+def test_refresh_while_on_hold_offers_the_hold_again() -> None:
+    call = Call(alice=TIMERS, bob=TIMERS)
+    call.answered()
+    call.client.reinvite(sdp(4000, 2, Direction.SENDONLY), call.now)
+    call.pump()
+    call.bob.accept_reinvite(sdp(6000, 2, Direction.RECVONLY), call.now)
+    call.pump()
+    call.advance(900.0)
+    assert call.bob_events[-1] == Held(sdp(4000, 2, Direction.SENDONLY))
+
+
+def test_no_refresh_means_bye_before_expiry() -> None:
+    call = Call(alice=TIMERS, bob=TIMERS)
+    call.answered()
+    call.drop = lambda side, data: side == "alice"  # Alice goes silent
+    call.advance(1767.9)
+    assert not call.bob.ended
+    call.advance(1768.0)
+    assert call.bob_events[-1] == Ended("session-expired")
+    assert len(call.sent("bob", b"BYE ")) == 1
+    assert call.bob.next_deadline() is None or call.bob.next_deadline() > 1768.0
+
+
+def test_uas_refresher_silent_caller_byes_at_expiry() -> None:
+    call = Call(alice=TIMERS, bob={**TIMERS, "min_se_s": 90})
+    call.answered()
+    call.drop = lambda side, data: side == "alice"
+    # Alice refreshes (uac); her refresh is lost and times out (Timer B, 64*T1).
+    call.advance(900.0 + 32.0)
+    assert call.alice_events[-1] == Ended("408")
+    call.drop = lambda side, data: False
+    assert not call.bob.ended
+    call.advance(1768.0)
+    assert call.bob_events[-1] == Ended("session-expired")
+
+
+def test_422_is_retried_once_with_the_peers_min_se() -> None:
+    call = Call(alice={"session_expires_s": 90},
+                bob={"session_expires_s": 1800, "min_se_s": 600})
+    call.bob.answer(sdp(6000), call.now)  # answer() sends the 422 itself
+    call.pump()
+    first, retry = call.sent_messages("alice", b"INVITE ")
+    assert (retry.cseq.seq, retry.call_id) == (first.cseq.seq + 1, first.call_id)
+    assert retry.from_.tag == first.from_.tag and retry.body == first.body
+    assert header(retry, "Session-Expires") == "600" and header(retry, "Min-SE") == "600"
+    assert len(call.sent("alice", b"ACK ")) == 1  # the 422, ACKed by the transaction
+    assert call.alice_events == []  # invisible to the owner
+    call.answered()
+    assert call.alice_events == [Ringing(180), Answered(sdp(6000))]
+    assert call.client.timer is not None and call.client.timer.interval_s == 600
+    assert call.client.next_deadline() == 300.0
+
+
+def test_a_second_422_is_a_rejection() -> None:
+    call = Call(alice={"session_expires_s": 90},
+                bob={"session_expires_s": 1800, "min_se_s": 600})
+    call.bob.answer(sdp(6000), call.now)
+    call.pump()
+    call.bob.reject(422, call.now, headers=[("Min-SE", "1200")])
+    call.pump()
+    assert call.alice_events == [Rejected(422, "Session Interval Too Small"), Ended("422")]
+    assert len(call.sent("alice", b"INVITE ")) == 2
+
+
+def test_reinvite_below_our_min_se_gets_422_and_the_owner_sees_nothing() -> None:
+    call = Call(alice=TIMERS, bob={**TIMERS, "min_se_s": 600})
+    call.answered()
+    dialog = call.client.dialog
+    assert dialog is not None
+    reinvite = dialog.create_request("INVITE", via=call.client._via(), body=sdp(4000, 2),
+                                     headers=[("Content-Type", "application/sdp"),
+                                              ("Supported", "timer"),
+                                              ("Session-Expires", "100")])
+    call.alice_layer.send_request(reinvite, BOB, call.now)
+    call.pump()
+    too_small = call.sent_messages("bob", b"SIP/2.0 422")[0]
+    assert header(too_small, "Min-SE") == "600"
+    assert [e for e in call.bob_events if isinstance(e, Held | Resumed)] == []
+
+
+def test_update_without_body_refreshes_the_uas() -> None:
+    call = Call(alice=TIMERS, bob=TIMERS)
+    call.answered()
+    call.advance(500.0)
+    txn = call.client.send_request("UPDATE", call.now, headers=[
+        ("Supported", "timer"), ("Session-Expires", "1800;refresher=uac")])
+    call.pump()
+    ok = call.sent_messages("bob", b"SIP/2.0 200")[-1]
+    assert ok.cseq.method == "UPDATE"
+    assert header(ok, "Session-Expires") == "1800;refresher=uac"
+    assert header(ok, "Contact") == "<sip:bob@10.0.0.2:5060>"
+    assert call.alice_events[-1] == DialogResponse("UPDATE", 200, txn)
+    assert call.bob.next_deadline() == 500.0 + 1768.0
+
+
+def test_owner_reinvite_waits_behind_our_refresh() -> None:
+    call = Call(alice=TIMERS, bob=TIMERS)
+    call.answered()
+    call.drop = lambda side, data: side == "bob" and data.startswith(b"SIP/2.0 1")
+    call.advance(900.0)
+    assert call.bob_events[-1] == Resumed(sdp(4000))  # the refresh, not yet answered
+    call.client.reinvite(sdp(4000, 2, Direction.SENDONLY), call.now)  # queued
+    assert len(refreshes(call, "alice")) == 1
+    call.bob.accept_reinvite(sdp(6000), call.now)
+    call.pump()
+    assert len(refreshes(call, "alice")) == 2
+    assert call.bob_events[-1] == Held(sdp(4000, 2, Direction.SENDONLY))
+    call.bob.accept_reinvite(sdp(6000, 2, Direction.RECVONLY), call.now)
+    call.pump()
+    assert call.alice_events[-1] == ReinviteAnswered(sdp(6000, 2, Direction.RECVONLY))
+    assert call.client.next_deadline() == 900.0 + 900.0
+
+
+def test_bye_from_either_side_stops_the_timers() -> None:
+    call = Call(alice=TIMERS, bob=TIMERS)
+    call.answered()
+    call.client.bye(call.now)
+    call.pump()
+    assert call.bob_events[-2:] == [ByeReceived(), Ended("bye-received")]
+    assert call.client.next_deadline() is None and call.bob.next_deadline() is None
+
+
+@pytest.mark.parametrize(("options", "error"), [
+    ({"min_se_s": 60}, "min_se_s must be at least 90 (RFC 4028 §4), got 60"),
+    ({"session_expires_s": 100, "min_se_s": 120},
+     "session_expires_s 100 is below min_se_s 120"),
+    ({"glare_retry_s": -1.0}, "glare_retry_s must not be negative: -1.0"),
+])
+def test_bad_timer_settings_are_our_bug(options: dict[str, float], error: str) -> None:
+    with pytest.raises(LocalProtocolError) as info:
+        InviteClient(TransactionLayer(new_branch=branches("x")), BOB,
+                     request_uri="sip:bob@10.0.0.2",
+                     from_=NameAddr.parse("<sip:alice@example.com>;tag=t"),
+                     to=NameAddr.parse("<sip:bob@example.com>"),
+                     contact=NameAddr.parse("<sip:alice@10.0.0.1>"), call_id="c",
+                     offer=sdp(4000), via_host="10.0.0.1", via_port=5060, now=0.0,
+                     **options)  # type: ignore[arg-type]
+    assert str(info.value) == error
