@@ -50,6 +50,7 @@ from switch.sip import (
     NoAcceptableMedia,
     ParseError,
     Peer,
+    Request,
     RequestReceived,
     Response,
     ResponseReceived,
@@ -180,6 +181,8 @@ class EmulatedCall:
         self.reinvites_answered = 0
         self.reinvited = asyncio.Event()  # set at each re-INVITE we answered
         self.session: InviteClient | InviteServer | None = None
+        self.invite: Request | None = None  # the switch's INVITE (calls we received)
+        self.response: Response | None = None  # the final response to our INVITE
         self.leg: int | None = None
         self._recording: int | None = None
         self._sdp_id = 0  # o= session id of our SDP; the version counts up (RFC 3264 §8)
@@ -316,11 +319,13 @@ class GatewayEmulator:
     async def place_call(self, caller: str, called: str, *, audio: Audio = None,
                          dtmf: Sequence[tuple[float, str]] = (),
                          hangup_after_s: float | None = None,
-                         q850_cause: int = Q850_NORMAL_CLEARING) -> EmulatedCall:
+                         q850_cause: int = Q850_NORMAL_CLEARING,
+                         headers: Sequence[tuple[str, str]] = ()) -> EmulatedCall:
         """Send an INVITE to the switch from `caller` to `called`; returns at once (wait
         on `call.answered` / `call.ended`). Once answered: play `audio`, send `dtmf`
         (seconds after the answer, digits), hang up after `hangup_after_s` with
-        `q850_cause`."""
+        `q850_cause`. `headers` go on the INVITE (a test posing as a phone adds its
+        Authorization there)."""
         if self.switch is None:
             raise EmulatorError("no switch address to send calls to")
         if self.busy_channels >= self.channels:
@@ -343,7 +348,7 @@ class GatewayEmulator:
             to=NameAddr.parse(f"<sip:{called}@{host}:{port}>"),
             contact=NameAddr.parse(f"<sip:{caller}@{local}>"), call_id=call_id,
             offer=offer.serialize(), via_host=self.local_host,
-            via_port=self._transport.port, now=now)
+            via_port=self._transport.port, now=now, extra_headers=list(headers))
         self.calls[call_id] = call
         self._scripts[call_id] = _Script(audio, tuple(dtmf), hangup_after_s, q850_cause)
         self._offers[call_id] = offer
@@ -412,9 +417,11 @@ class GatewayEmulator:
         elif isinstance(event, ResponseReceived | StrayResponseReceived):
             response: Response = event.response
             call = self.calls.get(response.call_id)
-            if call is not None and response.status >= 300 \
-                    and response.cseq.method == "INVITE":
-                call.remote_reason = _reason_cause(response)
+            if call is not None and response.status >= 200 \
+                    and response.cseq.method == "INVITE" and call.response is None:
+                call.response = response
+                if response.status >= 300:
+                    call.remote_reason = _reason_cause(response)
         elif isinstance(event, AckReceived):
             call = self.calls.get(event.request.call_id)
         elif isinstance(event, TransactionTimedOut | TransportFailed):
@@ -440,6 +447,7 @@ class GatewayEmulator:
         request = event.request
         call = EmulatedCall(self, request.call_id, _user(request.from_.uri),
                             _user(request.uri), placed=False)
+        call.invite = request
         call._sdp_id = next(self._sdp_versions)
         full = self.busy_channels >= self.channels
         local = f"{self.local_host}:{self._transport.port}"

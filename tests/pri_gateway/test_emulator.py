@@ -228,3 +228,18 @@ async def test_hangup_before_answer_cancels(tmp_path: Path) -> None:
         await ended(call, far)
         assert call.final_status == 487 and far.end_cause == "cancelled"
         assert not far.answered.is_set()
+
+
+async def test_extra_invite_headers_arrive_and_both_sides_keep_the_messages(
+        tmp_path: Path) -> None:
+    async with pair(tmp_path) as (a, b):
+        b.set_outcome("4008", Outcome.BUSY)
+        call = await a.place_call("13800138000", "4008001234",
+                                  headers=[("P-Asserted-Identity", "<sip:1001@example.com>")])
+        await ended(call)
+        far = b.calls[call.call_id]
+        assert far.invite is not None and call.invite is None
+        assert far.invite.headers.get("P-Asserted-Identity") == "<sip:1001@example.com>"
+        assert call.response is not None and far.response is None
+        assert (call.response.status, call.response.headers.get("Reason")) == (
+            486, 'Q.850;cause=17;text="User busy"')
