@@ -70,11 +70,15 @@ from switch.sip.invite_client import (
     Answered,
     ByeReceived,
     Cancelled,
+    DialogRequest,
+    DialogResponse,
     EarlyMedia,
     Ended,
     Held,
     InviteClient,
     InviteEvent,
+    ReinviteAnswered,
+    ReinviteFailed,
     Rejected,
     Resumed,
     Ringing,
@@ -82,6 +86,7 @@ from switch.sip.invite_client import (
 from switch.sip.invite_server import InviteServer
 from switch.sip.offer_answer import CODECS, TELEPHONE_EVENT
 from switch.sip.transaction import TransactionEvent
+from switch.transfers import PendingTransfer, on_refer, on_target_event, transferor_left
 
 __all__ = [
     "Call", "CallControl", "CallOrigin", "CallSettings", "CallState", "DialTarget",
@@ -236,6 +241,7 @@ class Call:
         self.all_legs = [a]  # with legs that failed or were replaced, until they end
         self.origin = origin
         self.application: str | None = None  # the owning application's name
+        self.transfer: PendingTransfer | None = None  # a blind transfer ringing
         self.state = CallState.CALLING
         self.cause: str | None = None
         self.started_at = now
@@ -251,9 +257,20 @@ class Call:
 
     @property
     def legs(self) -> Iterator[Leg]:
-        yield self.a
-        if self.b is not None:
-            yield self.b
+        """The two parties (a leg that moved to another call no longer counts)."""
+        for leg in (self.a, self.b):
+            if leg is not None and leg in self.all_legs:
+                yield leg
+
+    def other(self, leg: Leg) -> Leg | None:
+        """The party `leg` is talking to."""
+        if leg is self.a:
+            return self.b
+        return self.a if leg is self.b else None
+
+    def next_leg_index(self) -> int:
+        index, self._next_index = self._next_index, self._next_index + 1
+        return index
 
     @property
     def done(self) -> bool:
@@ -276,13 +293,24 @@ class Call:
     def dial(self, target: DialTarget, now: float) -> Leg | None:
         """Ring `target` as this call's other party; None (and PeerFailed for an
         application) when the engine has no port for it."""
-        control = self.control
         if self.b is not None and not self.b.ended:
             raise RuntimeError(f"{self} is already connected to {self.b}")
+        leg = self._new_leg(target, now)
+        if leg is None:  # no free RTP port
+            self.dial_failed(None, 503, TEMPORARY_FAILURE, now)
+            return None
+        self.b = leg
+        return leg
+
+    def dial_extra(self, target: DialTarget, now: float) -> Leg | None:
+        """Ring `target` beside the two parties (a blind transfer's target)."""
+        return self._new_leg(target, now)
+
+    def _new_leg(self, target: DialTarget, now: float) -> Leg | None:
+        control = self.control
         try:
             engine_leg = control.engine.open_leg(group=self.call_id)
         except MediaError:  # no free RTP port
-            self.dial_failed(None, 503, TEMPORARY_FAILURE, now)
             return None
         a_media = self.a.media
         assert a_media is not None
@@ -301,13 +329,11 @@ class Call:
             contact=control.contact, call_id=sip_call_id, offer=offer.serialize(),
             via_host=control.via_host, via_port=control.via_port, now=now,
             extra_headers=list(target.headers), **control.session_options())
-        leg = Leg(self._next_index, session, engine_leg, target.kind,
+        leg = Leg(self.next_leg_index(), session, engine_leg, target.kind,
                   session_id=session_id, seizure=target.seizure)
-        self._next_index += 1
         leg.offer = offer
         leg.local_sdp = offer.serialize()
         leg.sdp_version = 2
-        self.b = leg
         self.all_legs.append(leg)
         control.adopt(self, leg)
         control.report(LegAdded(self.call_id, leg.index, target.kind.name, sip_call_id))
@@ -337,10 +363,30 @@ class Call:
     # -- events from the legs
 
     def on_leg_event(self, leg: Leg, event: InviteEvent, now: float) -> None:
-        if leg is self.a:
+        if isinstance(event, DialogRequest):
+            self._on_dialog_request(leg, event, now)
+        elif isinstance(event, DialogResponse | ReinviteAnswered | ReinviteFailed):
+            return  # answers to our NOTIFYs and session refreshes: nothing to do
+        elif self.transfer is not None and leg is self.transfer.target:
+            on_target_event(self, leg, event, now)
+        elif isinstance(event, ByeReceived) and transferor_left(self, leg):
+            return
+        elif leg is self.a:
             self._on_a(event, now)
-        else:
+        elif leg is self.b:
             self._on_b(leg, event, now)
+        elif isinstance(event, Held | Resumed):
+            leg.session.accept_reinvite(leg.local_sdp, now)  # a leg on its way out
+
+    def _on_dialog_request(self, leg: Leg, event: DialogRequest, now: float) -> None:
+        method = event.request.method
+        if method == "REFER" and not leg.ended:
+            on_refer(self, leg, event, now)
+        else:
+            # INFO (DTMF the phone sends that way, or nothing we know), OPTIONS pings,
+            # a stray NOTIFY: acknowledge, so the dialog is not torn down over them.
+            leg.session.respond(event.transaction,
+                                200 if method in _ACKNOWLEDGED else 405, now)
 
     def _on_a(self, event: InviteEvent, now: float) -> None:
         if isinstance(event, Cancelled):
@@ -359,8 +405,8 @@ class Call:
         if self.state is CallState.ENDED or leg is not self.b:
             return
         a_session = self.a.session
-        assert isinstance(a_session, InviteServer)
-        unanswered = a_session.final_status is None
+        # After a transfer the caller's side may be a leg we dialled: answered, then.
+        unanswered = isinstance(a_session, InviteServer) and a_session.final_status is None
         if isinstance(event, Ringing):
             if self.state is CallState.CALLING:
                 self.state = CallState.RINGING
@@ -371,15 +417,14 @@ class Call:
             elif self.a.engine_leg not in self._media.playing:
                 # The PSTN caller hears ringback only if someone sends it in-band: we do,
                 # as early media (an application's caller is answered: same tone).
-                if unanswered:
+                if unanswered and isinstance(a_session, InviteServer):
                     a_session.early_media(self.a.local_sdp, now)
                 self._set_remote(self.a)
-                self._media.playing[self.a.engine_leg] = "ringback"
-                self.control.engine.play_tone(self.a.engine_leg, "ringback")
+                self.play_to(self.a, "ringback")
         elif isinstance(event, EarlyMedia):
             if leg.take_answer(event.sdp):
                 self.state = CallState.RINGING
-                if unanswered:
+                if unanswered and isinstance(a_session, InviteServer):
                     a_session.early_media(self.a.local_sdp, now)
                 self._connect(now)
         elif isinstance(event, Answered):
@@ -390,7 +435,7 @@ class Call:
             leg.answered = True
             self._ring_deadline = None
             self.control.report(LegAnswered(self.call_id, leg.index))
-            if unanswered:
+            if unanswered and isinstance(a_session, InviteServer):
                 a_session.answer(self.a.local_sdp, now)
             self._mark_answered(now)
             self._connect(now)
@@ -415,17 +460,17 @@ class Call:
                     reason_header: str | None = None) -> None:
         """The dialled leg will not answer: an application is told and keeps the call;
         a bridged call ends with the failure mapped for the caller."""
-        if leg is not None:
-            self.b = None
-            self._release(leg)
-            self.control.engine.close_leg(leg.engine_leg)
-            self.control.report(LegEnded(self.call_id, leg.index, status, q850_cause))
-            leg.end_reported = True
         self._ring_deadline = None
         self._stop_playing(self.a, "ringback")
-        if self._media.bridged:
+        if self._media.bridged:  # early media was flowing
             self._media.bridged = False
             self.control.engine.unbridge(self.a.engine_leg)
+        if leg is not None:
+            self.b = None
+            leg.final_status = status
+            leg.end_reported = True  # reported here, with the cause
+            self.control.report(LegEnded(self.call_id, leg.index, status, q850_cause))
+            self.detach(leg)
         if self.application is not None:
             self.control.tell(PeerFailed(self.call_id, status, q850_cause))
             return
@@ -457,6 +502,11 @@ class Call:
             return
         if self._ring_deadline is not None and now >= self._ring_deadline:
             self._ring_deadline = None
+            target = self.transfer.target if self.transfer is not None else None
+            if target is not None and not target.answered:
+                target.hang_up(now, q850_cause=NO_ANSWER)
+                on_target_event(self, target, Rejected(480, "No Answer"), now)
+                return
             leg = self.b
             if leg is not None and not leg.answered:
                 leg.hang_up(now, q850_cause=NO_ANSWER)
@@ -514,6 +564,83 @@ class Call:
                     self.control.engine.play_tone(listener.engine_leg, "ringback")
             elif not holder.held and playing == "moh":
                 self._stop_playing(listener, "moh")
+
+    def play_to(self, leg: Leg, tone: Literal["dial", "ringback", "busy", "congestion"]) -> None:
+        self._media.playing[leg.engine_leg] = tone
+        self.control.engine.play_tone(leg.engine_leg, tone)
+
+    # -- transfers (switch.transfers decides, these do)
+
+    def replace(self, old: Leg, new: Leg, now: float) -> None:
+        """`new` (answered) takes `old`'s place, bridged to the party that stays;
+        `old` is released with a normal BYE."""
+        stayer = self.other(old)
+        assert stayer is not None
+        engine = self.control.engine
+        self._stop_recording()
+        self._stop_playing(stayer, None)
+        self._stop_playing(new, None)
+        if self._media.bridged:
+            engine.unbridge(stayer.engine_leg)
+        self._set_remote(stayer)
+        self._set_remote(new)
+        engine.bridge(stayer.engine_leg, new.engine_leg)
+        self._media.bridged = True
+        if old is self.a:
+            self.a = new
+        else:
+            self.b = new
+        self.detach(old)
+        if not old.hang_up(now):
+            self._unfinished_byes.append(old)
+        self._apply_hold()
+
+    def detach(self, leg: Leg) -> None:
+        """`leg` no longer takes part: its media and E1 channel are released now, its
+        SIP dialog finishes on its own."""
+        if not leg.engine_closed:
+            leg.engine_closed = True
+            self._stop_playing(leg, None)
+            if self._media.bridged and leg in (self.a, self.b):
+                self._media.bridged = False
+                self.control.engine.unbridge(leg.engine_leg)
+            self.control.engine.close_leg(leg.engine_leg)
+        self._release(leg)
+        if not leg.end_reported:
+            leg.end_reported = True
+            self.control.report(LegEnded(self.call_id, leg.index, leg.final_status, None))
+
+    def drop_extra(self, leg: Leg, status: int) -> None:
+        """A leg rung beside the parties failed (`status`)."""
+        leg.final_status = status
+        self.detach(leg)
+
+    def restore_after_transfer(self) -> None:
+        """A failed transfer: the party that stayed is back with the transferor."""
+        for leg in self.legs:
+            self._stop_playing(leg, "ringback")
+        self._apply_hold()
+
+    def release_leg(self, leg: Leg) -> None:
+        """`leg` moves to another call (attended transfer): forget it here, media and
+        signalling untouched, except what this call did with it."""
+        self._stop_recording()
+        self._stop_playing(leg, None)
+        if self._media.bridged:
+            self._media.bridged = False
+            self.control.engine.unbridge(leg.engine_leg)
+        self.all_legs.remove(leg)
+        if leg is self.b:
+            self.b = None
+
+    def adopt_leg(self, leg: Leg) -> None:
+        self.all_legs.append(leg)
+        self.control.adopt(self, leg)
+
+    def _stop_recording(self) -> None:
+        if self._media.recording is not None:
+            self.control.engine.stop_recording(self._media.recording)
+            self._media.recording = None
 
     def _stop_playing(self, leg: Leg, what: str | None) -> None:
         """Stop what plays toward `leg` (only if it is `what`, unless None)."""
@@ -589,10 +716,11 @@ class Call:
             return
         self._closed = True
         engine = self.control.engine
-        if self._media.recording is not None:
-            engine.stop_recording(self._media.recording)
+        self._stop_recording()
         for leg in self.legs:
-            engine.close_leg(leg.engine_leg)
+            if not leg.engine_closed:
+                leg.engine_closed = True
+                engine.close_leg(leg.engine_leg)
         self._media = _Arrangement()
 
 
@@ -617,6 +745,9 @@ class CallControl:
         self._by_engine_leg: dict[int, Call] = {}
         self._reports: list[CallEvent] = []
         self._channel_events: list[ChannelEvent] = []
+        # Number -> where to ring it, or the SIP status why not (switch.routing sets it).
+        self.resolve: Callable[[Call, str, float], DialTarget | int] = \
+            lambda call, number, now: 404
 
     @property
     def contact(self) -> NameAddr:
@@ -689,6 +820,9 @@ class CallControl:
 
     # -- inputs
 
+    def find_leg(self, sip_call_id: str) -> tuple[Call, Leg] | None:
+        return self._by_sip_call_id.get(sip_call_id)
+
     def owns(self, sip_call_id: str) -> bool:
         return sip_call_id in self._by_sip_call_id
 
@@ -745,6 +879,9 @@ class CallControl:
         for leg in call.all_legs:
             self._by_sip_call_id.pop(leg.sip_call_id, None)
             self._by_engine_leg.pop(leg.engine_leg, None)
+
+
+_ACKNOWLEDGED = frozenset({"INFO", "OPTIONS", "NOTIFY", "UPDATE"})
 
 
 def _call_id_of(event: TransactionEvent) -> str | None:

@@ -52,6 +52,7 @@ class Leg:
         self.final_status: int | None = None  # an outgoing leg's failure
         self.q850_cause: int | None = None
         self.end_reported = False
+        self.engine_closed = False  # its engine leg was closed before the call ended
 
     def __repr__(self) -> str:
         return f"<Leg {self.index} {self.kind.name} engine {self.engine_leg}>"

@@ -79,6 +79,21 @@ class CallRouter:
         self.trunks = trunks
         self.domain = domain  # the host part of the From we present to phones
         self.start_application = start_application
+        control.resolve = self.resolve_number
+
+    def resolve_number(self, call: Call, number: str, now: float) -> DialTarget | int:
+        """Where to ring `number` for `call` (a transfer), or the SIP status why not."""
+        number = national_number(number)
+        decision = self.dialplan.route(
+            RouteQuery(CallDirection.OUTBOUND, None, number, call.origin.caller))
+        if isinstance(decision, Reject):
+            return decision.status
+        if isinstance(decision, ToApplication):
+            return 404  # a transfer reaches people and numbers, not applications
+        if isinstance(decision, ToExtension):
+            return self._extension_target(call, decision.extension, now) or 480
+        target = self._trunk_target(call, decision, None)
+        return target.status if isinstance(target, Rejection) else target
 
     def route(self, received: RequestReceived, caller_peer: Peer, origin: CallOrigin,
               query: RouteQuery, now: float) -> Call | None:
