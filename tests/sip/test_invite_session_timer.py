@@ -4,13 +4,20 @@ and the BYE when no refresh comes."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+from typing import Any
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from switch.sip.errors import LocalProtocolError
 from switch.sip.headers import NameAddr
 from switch.sip.invite_client import (
     Answered,
     ByeReceived,
+    DialogRequest,
     DialogResponse,
     Ended,
     Held,
@@ -228,3 +235,60 @@ def test_bad_timer_settings_are_our_bug(options: dict[str, float], error: str) -
                      offer=sdp(4000), via_host="10.0.0.1", via_port=5060, now=0.0,
                      **options)  # type: ignore[arg-type]
     assert str(info.value) == error
+
+
+# -- any interleaving of owner commands and time (Hypothesis)
+
+ACTIONS = st.lists(st.tuples(
+    st.sampled_from(["alice-reinvite", "bob-reinvite", "alice-accept", "bob-accept",
+                     "alice-refuse", "bob-refuse", "alice-info", "bob-update", "answer-all",
+                     "advance", "lose-next"]),
+    st.integers(1, 1000)), max_size=25)
+
+
+@settings(max_examples=60, deadline=None)
+@given(actions=ACTIONS, alice_timers=st.booleans(), retry=st.booleans())
+def test_sessions_stay_consistent_under_any_command_order(
+        actions: list[tuple[str, int]], alice_timers: bool, retry: bool) -> None:
+    alice: dict[str, Any] = {**(TIMERS if alice_timers else {}),
+                             **({"glare_retry_s": 3.0} if retry else {})}
+    bob: dict[str, Any] = {**TIMERS, **({"glare_retry_s": 1.0} if retry else {})}
+    call = Call(alice=alice, bob=bob)
+    call.answered()
+    lost: list[int] = []
+    call.drop = lambda side, data: bool(lost) and lost.pop() > 0
+    version = itertools.count(2)
+    for action, amount in actions:
+        sessions = {"alice": call.client, "bob": call.bob}
+        side, _, verb = action.partition("-")
+        session = sessions.get(side)
+        try:
+            if verb == "reinvite" and session is not None:
+                session.reinvite(sdp(4000, next(version)), call.now)
+            elif verb == "accept" and session is not None:
+                session.accept_reinvite(sdp(6000, next(version)), call.now)
+            elif verb == "refuse" and session is not None:
+                session.reject_reinvite(488, call.now)
+            elif verb == "info" and session is not None:
+                session.send_request("INFO", call.now)
+            elif verb == "update" and session is not None:
+                session.send_request("UPDATE", call.now)
+            elif action == "answer-all":
+                for event in [*call.alice_events, *call.bob_events]:
+                    if isinstance(event, DialogRequest):
+                        owner = call.client if event in call.alice_events else call.bob
+                        with contextlib.suppress(LocalProtocolError):
+                            owner.respond(event.transaction, 200, call.now)
+            elif action == "advance":
+                call.advance(call.now + amount)
+            elif action == "lose-next":
+                lost.append(1)
+        except LocalProtocolError:
+            pass  # a command the state does not allow: refused, nothing sent
+        call.pump()
+        for events in (call.alice_events, call.bob_events):
+            ends = [e for e in events if isinstance(e, Ended)]
+            assert len(ends) <= 1 and (not ends or events[-1] is ends[0])
+        for session in (call.client, call.bob):
+            deadline = session.next_deadline()
+            assert deadline is None or deadline > call.now or session._pending_2xx
