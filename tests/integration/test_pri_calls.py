@@ -1,0 +1,388 @@
+"""Calls between the PSTN side (the PRI gateway emulator on 127.0.0.2) and agent phones
+through the real `callcenter serve`, over loopback: signalling, audio both ways, Q.850
+causes across legs, channel accounting and the CDR rows the switch writes.
+
+Who is where. The switch trusts a gateway by its source address, so the gateway
+emulator runs on 127.0.0.2 and every phone on 127.0.0.1 (which must authenticate).
+The agent phone of most tests is a second GatewayEmulator on 127.0.0.1: it answers,
+rejects, holds, plays a tone and records what it hears, like a phone would; the test
+registers extension 1001 on its behalf (digest, Contact naming the emulator's port,
+which the registrar honours for a UDP contact on the registering host). pyVoIP and
+SIPp answer as agents in their own tests.
+
+Audio is checked, not assumed: each side plays its own tone and records what it
+hears; the recordings are analysed with an FFT/Goertzel after the call. The only
+timed waits are the lengths of those audio segments (a call has to last a moment to
+carry audio); everything else waits on SIP events, log lines or CDR rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import socket
+import sqlite3
+import struct
+import time
+import uuid
+import wave
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from switch.pri_gateway.emulator import EmulatedCall, GatewayEmulator, Outcome
+from switch.sip import Response, build_authorization
+from tests.integration.peers import UdpClient
+from tests.integration.switch_process import SwitchProcess
+
+pytestmark = pytest.mark.integration
+
+GATEWAY_HOST = "127.0.0.2"  # trusted by address; phones stay on 127.0.0.1
+SWITCH_RTP = (42000, 42399)
+GATEWAY_RTP = (43000, 43199)
+AGENT_RTP = (43200, 43399)
+WAIT_S = 10.0
+
+AGENT, AGENT_PASSWORD = "1001", "agent-pass-1001"
+PHONE, PHONE_PASSWORD = "2001", "phone-pass-2001"
+NOBODY = "1009"  # an extension with an account whose phone never registers
+DID_AGENT = "4008001001"  # the service number routed to extension 1001
+DID_NOBODY = "4008001009"
+DID_PROMPT = "4008009999"  # answered by the placeholder application
+CUSTOMER = "+8613800138000"  # as the gateway presents it
+CUSTOMER_NATIONAL = "13800138000"  # as the CDR keeps it
+
+GATEWAY_TONE_HZ = 1000.0  # what the PSTN party says
+AGENT_TONE_HZ = 400.0  # what the agent says
+MOH_HZ = 700.0  # the music on hold configured for these tests
+PROMPT_HZ = 1300.0
+
+CONFIG = """\
+[rtp]
+ports = "{rtp_lo}-{rtp_hi}"
+[sip.auth]
+algorithms = ["MD5"]
+[media]
+music_on_hold = "{moh}"
+[[gateways]]
+name = "gw1"
+host = "{gw_host}"
+port = {gw_port}
+spans = {spans}
+[[trunk_groups]]
+name = "pstn"
+gateways = ["gw1"]
+[[routes]]
+did = "{did_agent}"
+from_trunk = "pstn"
+extension = "{agent}"
+[[routes]]
+did = "{did_nobody}"
+from_trunk = "pstn"
+extension = "{nobody}"
+[[routes]]
+did = "{did_prompt}"
+from_trunk = "pstn"
+application = "prompt"
+prompt = "welcome.wav"
+[[routes]]
+extension = true
+[[routes]]
+prefix = "0"
+trunk_group = "pstn"
+strip = 1
+prepend = "{prepend}"
+"""
+PREPEND = ""
+
+
+# -- audio
+
+
+def tone_pcm(frequency_hz: float, seconds: float, amplitude: float = 8000.0) -> bytes:
+    t = np.arange(int(8000 * seconds)) / 8000
+    return (np.sin(2 * math.pi * frequency_hz * t) * amplitude).astype("<i2").tobytes()
+
+
+def write_wav(path: Path, pcm: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(pcm)
+    return path
+
+
+def samples_of(path: Path | None) -> np.ndarray[Any, np.dtype[np.float64]]:
+    assert path is not None, "the call recorded nothing"
+    with wave.open(str(path)) as wav:
+        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, 8000)
+        data = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    return data.astype(np.float64)
+
+
+def dominant_hz(samples: np.ndarray[Any, np.dtype[np.float64]]) -> float:
+    assert len(samples) >= 2000, f"only {len(samples)} samples recorded"
+    spectrum = np.abs(np.fft.rfft(samples))
+    return float(np.fft.rfftfreq(len(samples), 1 / 8000)[int(np.argmax(spectrum))])
+
+
+def heard(path: Path | None) -> float:
+    """The dominant frequency of what a call recorded."""
+    return dominant_hz(samples_of(path))
+
+
+WINDOW = 800  # 100 ms
+
+
+def segments(path: Path | None, candidates: dict[str, float]) -> list[str]:
+    """What each 100 ms of a recording is: the name of the candidate tone carrying most
+    of its energy (Goertzel), "silence", or "other"; runs collapsed to one entry."""
+    samples = samples_of(path)
+    labels: list[str] = []
+    for start in range(0, len(samples) - WINDOW + 1, WINDOW):
+        window = samples[start:start + WINDOW]
+        energy = float(np.sum(window * window))
+        if energy < WINDOW * 100.0**2:  # below about -50 dBFS: nothing there
+            label = "silence"
+        else:
+            label = "other"
+            for name, hz in candidates.items():
+                if _goertzel_power(window, hz) > 0.5 * energy:
+                    label = name
+        if not labels or labels[-1] != label:
+            labels.append(label)
+    return labels
+
+
+def _goertzel_power(window: np.ndarray[Any, np.dtype[np.float64]], hz: float) -> float:
+    """Energy of `window` at `hz` (Goertzel, normalised so a pure tone gives its total)."""
+    coeff = 2 * math.cos(2 * math.pi * hz / 8000)
+    s1 = s2 = 0.0
+    for x in window:
+        s1, s2 = x + coeff * s1 - s2, s1
+    return (s1 * s1 + s2 * s2 - coeff * s1 * s2) * 2 / len(window)
+
+
+# -- the switch and its peers
+
+
+def free_udp_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def register(switch: SwitchProcess, extension: str, password: str, contact_port: int,
+             expires_s: int = 3600) -> None:
+    """REGISTER `extension` with digest auth from a scratch socket on 127.0.0.1, its
+    Contact naming the phone's own port (so INVITEs go there)."""
+    udp = UdpClient()
+    try:
+        call_id, uri = uuid.uuid4().hex, "sip:127.0.0.1"
+
+        def request(cseq: int, extra: str = "") -> bytes:
+            return (f"REGISTER {uri} SIP/2.0\r\n"
+                    f"Via: SIP/2.0/UDP 127.0.0.1:{udp.port};branch=z9hG4bK{uuid.uuid4().hex}"
+                    ";rport\r\nMax-Forwards: 70\r\n"
+                    f"From: <sip:{extension}@127.0.0.1>;tag={uuid.uuid4().hex[:8]}\r\n"
+                    f"To: <sip:{extension}@127.0.0.1>\r\nCall-ID: {call_id}\r\n"
+                    f"CSeq: {cseq} REGISTER\r\n"
+                    f"Contact: <sip:{extension}@127.0.0.1:{contact_port}>\r\n"
+                    f"Expires: {expires_s}\r\n{extra}Content-Length: 0\r\n\r\n").encode()
+
+        challenge = udp.request(request(1), switch.udp_port)
+        assert challenge is not None and challenge.status == 401, challenge
+        value = challenge.headers.get("WWW-Authenticate")
+        assert value is not None
+        authorization = build_authorization(value, "REGISTER", uri, extension,
+                                            password=password, cnonce="c0ffee", nc=1)
+        ok = udp.request(request(2, f"Authorization: {authorization}\r\n"), switch.udp_port)
+        assert ok is not None and ok.status == 200, ok
+    finally:
+        udp.close()
+
+
+async def wait(awaitable: Awaitable[object], what: str, timeout_s: float = WAIT_S) -> None:
+    try:
+        await asyncio.wait_for(awaitable, timeout_s)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+async def until(condition: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
+    """Wait for a condition outside our loop (a file, a database row, a log line)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def talk(seconds: float) -> None:
+    """Let audio flow for a while: a segment of the call, not a wait for an event."""
+    await asyncio.sleep(seconds)
+
+
+@dataclass
+class Pri:
+    switch: SwitchProcess
+    gateway: GatewayEmulator  # the PSTN
+    agent: GatewayEmulator  # extension 1001's phone
+    tmp_path: Path
+
+    @property
+    def db_path(self) -> Path:
+        return self.switch.workdir / "data" / "callcenter.sqlite3"
+
+    def cdrs(self) -> list[dict[str, Any]]:
+        with sqlite3.connect(self.db_path) as db:
+            db.row_factory = sqlite3.Row
+            return [dict(row) for row in db.execute("SELECT * FROM calls ORDER BY id")]
+
+    def closed_cdrs(self) -> list[dict[str, Any]]:
+        return [row for row in self.cdrs() if row["state"] == "closed"]
+
+    async def cdr(self, count: int = 1) -> dict[str, Any]:
+        """The newest CDR once `count` calls are closed."""
+        await until(lambda: len(self.closed_cdrs()) >= count, f"{count} closed CDRs")
+        return self.closed_cdrs()[-1]
+
+    def log_has(self, pattern: str) -> bool:
+        return re.search(pattern, self.switch.log()) is not None
+
+    def agent_call(self, index: int = -1) -> EmulatedCall:
+        calls = [c for c in self.agent.calls.values() if not c.placed]
+        assert calls, "the agent's phone never rang"
+        return calls[index]
+
+    def gateway_call(self, index: int = -1) -> EmulatedCall:
+        calls = [c for c in self.gateway.calls.values() if not c.placed]
+        assert calls, "the gateway received no call"
+        return calls[index]
+
+    async def dial(self, number: str, **script: Any) -> EmulatedCall:
+        """Extension 2001 (the agent emulator posing as that phone) dials `number`,
+        answering the digest challenge as a phone does."""
+        phone = self.agent
+        first = await phone.place_call(PHONE, number)
+        await wait(first.ended.wait(), "the challenge")
+        assert first.response is not None and first.response.status == 401, first.response
+        challenge = first.response.headers.get("WWW-Authenticate")
+        assert challenge is not None and phone.switch is not None
+        host, port = phone.switch
+        authorization = build_authorization(challenge, "INVITE", f"sip:{number}@{host}:{port}",
+                                            PHONE, password=PHONE_PASSWORD,
+                                            cnonce=uuid.uuid4().hex[:8], nc=1)
+        return await phone.place_call(PHONE, number, headers=[("Authorization", authorization)],
+                                      **script)
+
+
+def make_switch(tmp_path: Path, *, spans: int = 1, gw_port: int) -> SwitchProcess:
+    moh = write_wav(tmp_path / "moh.wav", tone_pcm(MOH_HZ, 1.0, 6000.0))
+    config = CONFIG.format(
+        rtp_lo=SWITCH_RTP[0], rtp_hi=SWITCH_RTP[1], moh=moh, gw_host=GATEWAY_HOST,
+        gw_port=gw_port, spans=spans, did_agent=DID_AGENT, agent=AGENT,
+        did_nobody=DID_NOBODY, nobody=NOBODY, did_prompt=DID_PROMPT, prepend=PREPEND)
+    switch = SwitchProcess(tmp_path / "switch", config)
+    (tmp_path / "switch").mkdir()
+    for extension, password in ((AGENT, AGENT_PASSWORD), (PHONE, PHONE_PASSWORD),
+                                (NOBODY, "nobody-pass-1009")):
+        switch.add_user(f"user{extension}", password, extension)
+    write_wav(switch.workdir / "data" / "prompts" / "welcome.wav",
+              tone_pcm(PROMPT_HZ, 1.5))
+    return switch
+
+
+@asynccontextmanager
+async def pri_setup(tmp_path: Path, *, spans: int = 1,
+                    switch: SwitchProcess | None = None) -> AsyncIterator[Pri]:
+    gw_port = free_udp_port(GATEWAY_HOST)
+    if switch is None:
+        # add_user runs its own event loop: not on ours.
+        switch = await asyncio.to_thread(make_switch, tmp_path, spans=spans, gw_port=gw_port)
+    else:
+        gw_port = int(re.search(r"port = (\d+)", switch.config_text).group(1))  # type: ignore[union-attr]
+    await asyncio.to_thread(switch.start)
+    try:
+        address = ("127.0.0.1", switch.udp_port)
+        gateway = GatewayEmulator(GATEWAY_HOST, gw_port, switch=address, spans=spans,
+                                  media_ports=GATEWAY_RTP, recordings_dir=tmp_path / "gw",
+                                  answer_audio=("tone", GATEWAY_TONE_HZ))
+        agent = GatewayEmulator("127.0.0.1", 0, switch=address, spans=2,
+                                media_ports=AGENT_RTP, recordings_dir=tmp_path / "agent",
+                                answer_audio=("tone", AGENT_TONE_HZ))
+        async with gateway, agent:
+            await asyncio.to_thread(register, switch, AGENT, AGENT_PASSWORD,
+                                    agent.address[1])
+            yield Pri(switch, gateway, agent, tmp_path)
+    finally:
+        if switch.alive():
+            await asyncio.to_thread(switch.stop)
+
+
+@pytest.fixture
+async def pri(tmp_path: Path) -> AsyncIterator[Pri]:
+    async with pri_setup(tmp_path) as setup:
+        yield setup
+
+
+async def inbound(pri: Pri, did: str = DID_AGENT, **script: Any) -> EmulatedCall:
+    return await pri.gateway.place_call(CUSTOMER, did, audio=("tone", GATEWAY_TONE_HZ),
+                                        **script)
+
+
+async def answered_inbound(pri: Pri) -> tuple[EmulatedCall, EmulatedCall]:
+    """A PSTN call to the service number, answered by the agent: (gateway's, agent's)."""
+    call = await inbound(pri)
+    await wait(call.answered.wait(), "the answer")
+    far = pri.agent_call()
+    await wait(far.answered.wait(), "the agent's answer")
+    return call, far
+
+
+async def ended(*calls: EmulatedCall) -> None:
+    await wait(asyncio.gather(*(c.ended.wait() for c in calls)), "the calls to end")
+
+
+def reason_of(message: Response | None) -> str | None:
+    return None if message is None else message.headers.get("Reason")
+
+
+# -- 1. inbound, answered by the agent
+
+
+async def test_inbound_call_is_answered_by_the_agent_with_audio_both_ways_and_a_cdr(
+        pri: Pri) -> None:
+    call = await inbound(pri, hangup_after_s=1.5)
+    await wait(call.answered.wait(), "the answer")
+    far = pri.agent_call()
+    # The agent's phone is told who calls, as a national number, and what was dialled.
+    assert far.caller == CUSTOMER_NATIONAL and far.called == AGENT
+    await ended(call, far)
+    assert (call.end_cause, far.end_cause) == ("bye-sent", "bye-received")
+    assert far.remote_reason == 16  # the gateway's normal clearing, passed on
+    assert abs(heard(far.recording_path) - GATEWAY_TONE_HZ) < 10  # the customer reached the agent
+    assert abs(heard(call.recording_path) - AGENT_TONE_HZ) < 10  # the agent reached the customer
+
+    cdr = await pri.cdr()
+    assert {k: cdr[k] for k in ("direction", "caller", "callee", "trunk", "gateway",
+                                "disposition", "q850_cause")} == {
+        "direction": "inbound", "caller": CUSTOMER_NATIONAL, "callee": DID_AGENT,
+        "trunk": "pstn", "gateway": "gw1", "disposition": "answered", "q850_cause": 16}
+    assert cdr["answered_at"] is not None and cdr["answered_at"] >= cdr["started_at"]
+    assert cdr["ended_at"] >= cdr["answered_at"]
+    assert 2 <= cdr["billable_s"] <= 3  # 1.5 s talked; a started second is billed whole
+    assert cdr["duration_s"] >= cdr["billable_s"]
+    with sqlite3.connect(pri.db_path) as db:
+        legs = db.execute("SELECT leg_index, peer FROM call_legs WHERE call_id = ? "
+                          "ORDER BY leg_index", (cdr["call_id"],)).fetchall()
+    assert legs == [(0, "gw1"), (1, AGENT)]
+    assert pri.gateway.busy_channels == 0
