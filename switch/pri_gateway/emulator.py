@@ -183,6 +183,7 @@ class EmulatedCall:
         self.session: InviteClient | InviteServer | None = None
         self.invite: Request | None = None  # the switch's INVITE (calls we received)
         self.response: Response | None = None  # the final response to our INVITE
+        self.bye: Request | None = None  # the far end's BYE, if it hung up
         self.leg: int | None = None
         self._recording: int | None = None
         self._sdp_id = 0  # o= session id of our SDP; the version counts up (RFC 3264 §8)
@@ -414,6 +415,7 @@ class GatewayEmulator:
                 return
             if request.method == "BYE":
                 call.remote_reason = _reason_cause(request)
+                call.bye = request
         elif isinstance(event, ResponseReceived | StrayResponseReceived):
             response: Response = event.response
             call = self.calls.get(response.call_id)

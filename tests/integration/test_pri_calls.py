@@ -23,7 +23,6 @@ import math
 import re
 import socket
 import sqlite3
-import struct
 import time
 import uuid
 import wave
@@ -386,3 +385,65 @@ async def test_inbound_call_is_answered_by_the_agent_with_audio_both_ways_and_a_
                           "ORDER BY leg_index", (cdr["call_id"],)).fetchall()
     assert legs == [(0, "gw1"), (1, AGENT)]
     assert pri.gateway.busy_channels == 0
+
+
+# -- 2. BYE with a Q.850 Reason, from either side
+
+
+@pytest.mark.parametrize("side", ["customer", "agent"])
+async def test_bye_reason_reaches_the_other_side_unchanged_and_the_cdr(
+        pri: Pri, side: str) -> None:
+    call, far = await answered_inbound(pri)
+    hanging, other, cause = (call, far, 31) if side == "customer" else (far, call, 21)
+    hanging.hangup(cause)
+    await ended(call, far)
+    assert other.end_cause == "bye-received"
+    assert other.bye is not None
+    assert other.bye.headers.get("Reason") == f'Q.850;cause={cause};text="' + {
+        31: "Normal, unspecified", 21: "Call rejected"}[cause] + '"'
+    cdr = await pri.cdr()
+    assert (cdr["disposition"], cdr["q850_cause"]) == ("answered", cause)
+
+
+# -- 3. CANCEL before the answer
+
+
+async def test_customer_hangs_up_while_the_agent_rings(pri: Pri) -> None:
+    pri.agent.set_outcome("", Outcome.NO_ANSWER)
+    call = await inbound(pri)
+    await until(lambda: bool(pri.agent.calls), "the agent's phone to ring")
+    far = pri.agent_call()
+    call.hangup()
+    await ended(call, far)
+    assert (far.final_status, far.end_cause) == (487, "cancelled")  # the agent got CANCEL
+    assert call.final_status == 487 and not call.answered.is_set()
+    assert not far.answered.is_set()
+    cdr = await pri.cdr()
+    assert (cdr["disposition"], cdr["answered_at"], cdr["billable_s"]) == ("cancelled", None, 0)
+
+
+# -- 4. the agent is busy
+
+
+async def test_busy_agent_gives_the_gateway_486_with_cause_17(pri: Pri) -> None:
+    pri.agent.set_outcome("", Outcome.BUSY)
+    call = await inbound(pri)
+    await ended(call)
+    assert call.response is not None and call.response.status == 486
+    assert call.remote_reason == 17
+    cdr = await pri.cdr()
+    assert (cdr["disposition"], cdr["q850_cause"], cdr["sip_status"]) == ("busy", 17, 486)
+    assert pri.gateway.busy_channels == 0
+
+
+# -- 5. the extension's phone is not registered
+
+
+async def test_unregistered_extension_gives_480_with_cause_20(pri: Pri) -> None:
+    call = await inbound(pri, DID_NOBODY)
+    await ended(call)
+    assert call.response is not None and call.response.status == 480
+    assert call.remote_reason == 20  # subscriber absent
+    cdr = await pri.cdr()
+    assert (cdr["q850_cause"], cdr["sip_status"], cdr["answered_at"]) == (20, 480, None)
+    assert not pri.agent.calls  # nobody else rang instead

@@ -67,6 +67,9 @@ async def test_answered_call_carries_audio_both_ways_and_bye_reason(tmp_path: Pa
         assert call.final_status == 200 and far.final_status == 200
         assert (call.end_cause, far.end_cause) == ("bye-sent", "bye-received")
         assert far.remote_reason == 31
+        assert far.bye is not None and far.bye.headers.get("Reason") == (
+            'Q.850;cause=31;text="Normal, unspecified"')
+        assert call.bye is None  # A hung up itself
         assert call.recording_path is not None and far.recording_path is not None
         assert abs(dominant_hz(far.recording_path) - 1000) < 10  # A's tone reached B
         assert abs(dominant_hz(call.recording_path) - 400) < 10  # B's tone reached A
