@@ -367,6 +367,10 @@ class Call:
             self._on_dialog_request(leg, event, now)
         elif isinstance(event, DialogResponse | ReinviteAnswered | ReinviteFailed):
             return  # answers to our NOTIFYs and session refreshes: nothing to do
+        elif leg.engine_closed and self.state is not CallState.ENDED:
+            # A leg that left (transferred away): its dialog finishes by itself.
+            if isinstance(event, Held | Resumed):
+                leg.session.accept_reinvite(leg.local_sdp, now)
         elif self.transfer is not None and leg is self.transfer.target:
             on_target_event(self, leg, event, now)
         elif isinstance(event, ByeReceived) and transferor_left(self, leg):
@@ -375,8 +379,6 @@ class Call:
             self._on_a(event, now)
         elif leg is self.b:
             self._on_b(leg, event, now)
-        elif isinstance(event, Held | Resumed):
-            leg.session.accept_reinvite(leg.local_sdp, now)  # a leg on its way out
 
     def _on_dialog_request(self, leg: Leg, event: DialogRequest, now: float) -> None:
         method = event.request.method
@@ -668,6 +670,7 @@ class Call:
     # -- ending
 
     def _mark_answered(self, now: float) -> None:
+        self.a.answered = True
         if self.answered_at is None:
             self.answered_at = now
             self.state = CallState.ANSWERED

@@ -1,0 +1,441 @@
+"""Call control features with several in-memory phones: transfers (blind, attended),
+hold with music on hold, Reason headers across legs, ring timeout, maximum duration,
+and the CDR events. Real SIP bytes cross between the parties' transaction layers; time
+moves only when told (no sockets, no clock)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+from switch.call_events import (
+    CallAnswered,
+    CallEnded,
+    CallEvent,
+    CallStarted,
+    LegAdded,
+    LegEnded,
+)
+from switch.calls import Call, CallControl, CallOrigin, CallSettings, DialTarget
+from switch.fake_media import FakeMediaEngine
+from switch.legs import LegKind
+from switch.sip import (
+    NameAddr,
+    Peer,
+    Request,
+    RequestReceived,
+    TransactionLayer,
+    build_offer,
+    parse_message,
+)
+from switch.sip.invite_client import (
+    Answered,
+    ByeReceived,
+    DialogRequest,
+    Ended,
+    InviteClient,
+    InviteEvent,
+    Rejected,
+)
+from switch.sip.invite_server import InviteServer
+from switch.sip.offer_answer import PCMU, TELEPHONE_EVENT, Direction
+from switch.sip.refer import ReferTo, Replaces, parse_sipfrag
+from switch.sip.transport import stamp_via
+
+SWITCH = Peer("UDP", "10.0.0.9", 5060)
+MOH = "/prompts/music_on_hold.wav"
+
+
+def counter(prefix: str) -> Callable[[], str]:
+    numbers = itertools.count(1)
+    return lambda: f"{prefix}{next(numbers)}"
+
+
+def sdp(host: str, port: int, version: int = 1,
+        direction: Direction = Direction.SENDRECV) -> bytes:
+    return build_offer(host, port, session_id=port, session_version=version,
+                       codecs=(PCMU, TELEPHONE_EVENT), direction=direction).serialize()
+
+
+class Phone:
+    def __init__(self, name: str, host: str, *, trunk: bool = False) -> None:
+        self.name = name
+        self.peer = Peer("UDP", host, 5060)
+        self.trunk = trunk
+        self.layer = TransactionLayer(new_branch=counter(f"z9hG4bK{name}"))
+        self.sessions: list[InviteClient | InviteServer] = []
+        self.events: list[tuple[InviteClient | InviteServer, InviteEvent]] = []
+        self.incoming: list[InviteServer] = []
+        self.notifies: list[int] = []  # sipfrag statuses received
+
+    def events_of(self, session: InviteClient | InviteServer) -> list[InviteEvent]:
+        return [e for s, e in self.events if s is session]
+
+
+class Net:
+    def __init__(self, settings: CallSettings | None = None) -> None:
+        self.now = 0.0
+        self.engine = FakeMediaEngine(workers=1, port_range=(30000, 30099))
+        self.engine.start()
+        self.layer = TransactionLayer(new_branch=counter("z9hG4bKsw"))
+        session_ids = itertools.count(1000)
+        self.control = CallControl(
+            self.layer, self.engine, via_host="10.0.0.9", via_port=5060,
+            media_address="10.0.0.9", new_token=counter("tok"),
+            new_session_id=lambda: next(session_ids),
+            settings=settings or CallSettings(session_expires_s=None, music_on_hold=MOH))
+        self.control.resolve = self.resolve
+        self.phones: dict[Peer, Phone] = {}
+        self.extensions: dict[str, Phone] = {}
+        self.reports: list[CallEvent] = []
+
+    def phone(self, name: str, host: str, *, trunk: bool = False) -> Phone:
+        phone = Phone(name, host, trunk=trunk)
+        self.phones[phone.peer] = phone
+        if not trunk:
+            self.extensions[name] = phone
+        return phone
+
+    def resolve(self, call: Call, number: str, now: float) -> DialTarget | int:
+        phone = self.extensions.get(number)
+        if phone is None:
+            return 480
+        return DialTarget(phone.peer, f"sip:{number}@{phone.peer.host}:5060",
+                          NameAddr.parse(f"<sip:{number}@10.0.0.9>"),
+                          NameAddr.parse(f"<sip:{call.origin.caller}@10.0.0.9>"),
+                          LegKind(False, number))
+
+    # -- acting as the phones
+
+    def dial(self, caller: Phone, number: str) -> InviteClient:
+        session = InviteClient(
+            caller.layer, SWITCH, request_uri=f"sip:{number}@10.0.0.9",
+            from_=NameAddr.parse(f"<sip:{caller.name}@10.0.0.9>;tag={caller.name}t"),
+            to=NameAddr.parse(f"<sip:{number}@10.0.0.9>"),
+            contact=NameAddr.parse(f"<sip:{caller.name}@{caller.peer.host}:5060>"),
+            call_id=counter(f"{caller.name}-call-")() + str(len(caller.sessions)),
+            offer=sdp(caller.peer.host, 4000 + 2 * len(caller.sessions)),
+            via_host=caller.peer.host, via_port=5060, now=self.now)
+        caller.sessions.append(session)
+        self.pump()
+        return session
+
+    def answer(self, phone: Phone, index: int = -1) -> InviteServer:
+        session = phone.incoming[index]
+        session.answer(sdp(phone.peer.host, 6000 + 2 * len(phone.sessions)), self.now)
+        self.pump()
+        return session
+
+    def call(self) -> Call:
+        [call] = [c for c in self.control.calls.values()]
+        return call
+
+    # -- the wire
+
+    def _deliver(self, data: bytes, source: Peer, layer: TransactionLayer) -> None:
+        message = parse_message(data)
+        if isinstance(message, Request):
+            stamp_via(message, source)
+        layer.receive(message, source, self.now)
+
+    def pump(self) -> None:
+        moving = True
+        while moving:
+            moving = False
+            for phone in self.phones.values():
+                for out in phone.layer.outgoing():
+                    self._deliver(out.data, phone.peer, self.layer)
+                    moving = True
+            for out in self.layer.outgoing():
+                self._deliver(out.data, SWITCH, self.phones[out.peer].layer)
+                moving = True
+            for event in self.layer.events():
+                moving = True
+                if self.control.handle(event, self.now):
+                    continue
+                if isinstance(event, RequestReceived) and event.request.method == "INVITE":
+                    self._route(event)
+            for phone in self.phones.values():
+                for event in phone.layer.events():
+                    moving = True
+                    self._phone_event(phone, event)
+                for session in phone.sessions:
+                    for ev in session.events():
+                        moving = True
+                        phone.events.append((session, ev))
+                        if isinstance(ev, DialogRequest):
+                            if ev.request.method == "NOTIFY":
+                                phone.notifies.append(parse_sipfrag(ev.request.body))
+                            session.respond(ev.transaction, 200, self.now)
+            self.reports += self.control.events()
+
+    def _route(self, event: RequestReceived) -> None:
+        source = event.transaction.peer
+        caller = self.phones[source]
+        number = event.request.uri.user  # type: ignore[union-attr]
+        origin = CallOrigin("inbound" if caller.trunk else "internal", caller.name, number,
+                            LegKind(caller.trunk, caller.name))
+        call = self.control.accept(event, source, origin, self.now)
+        assert call is not None
+        target = self.resolve(call, number, self.now)
+        assert not isinstance(target, int)
+        call.dial(target, self.now)
+        self.control.drain(call, self.now)
+
+    def _phone_event(self, phone: Phone, event: object) -> None:
+        call_id = getattr(getattr(event, "request", None), "call_id", None) or \
+            getattr(getattr(event, "response", None), "call_id", None) or \
+            getattr(getattr(event, "transaction", None), "request", None).call_id  # type: ignore[union-attr]
+        for session in phone.sessions:
+            if session.invite.call_id == call_id:
+                session.handle(event, self.now)  # type: ignore[arg-type]
+                return
+        assert isinstance(event, RequestReceived) and event.request.method == "INVITE"
+        server = InviteServer(phone.layer, event, to_tag=f"{phone.name}tag{len(phone.sessions)}",
+                              contact=NameAddr.parse(f"<sip:{phone.name}@{phone.peer.host}>"),
+                              via_host=phone.peer.host, via_port=5060, peer=SWITCH)
+        phone.sessions.append(server)
+        phone.incoming.append(server)
+
+    def advance(self, until: float) -> None:
+        while True:
+            parties: list[object] = [self.layer, self.control]
+            for phone in self.phones.values():
+                parties += [phone.layer, *phone.sessions]
+            deadlines = [d for p in parties if (d := p.next_deadline()) is not None  # type: ignore[attr-defined]
+                         and d <= until]
+            if not deadlines:
+                break
+            self.now = min(deadlines)
+            for party in parties:
+                party.handle_timer(self.now)  # type: ignore[attr-defined]
+            self.pump()
+        self.now = until
+
+    def ended(self) -> list[CallEnded]:
+        return [r for r in self.reports if isinstance(r, CallEnded)]
+
+    def peer_of(self, engine_leg: int) -> int | None:
+        return self.engine.legs[engine_leg].peer
+
+
+def connected_call(net: Net, caller: Phone, agent: Phone) -> tuple[InviteClient, InviteServer]:
+    outgoing = net.dial(caller, agent.name)
+    incoming = net.answer(agent)
+    assert any(isinstance(e, Answered) for e in caller.events_of(outgoing))
+    return outgoing, incoming
+
+
+def test_blind_transfer_rings_the_target_then_bridges_it_and_releases_the_transferor() -> None:
+    net = Net()
+    customer = net.phone("pstn", "10.0.0.1", trunk=True)
+    agent, expert = net.phone("1001", "10.0.0.2"), net.phone("1002", "10.0.0.3")
+    _, agent_leg = connected_call(net, customer, agent)
+    call = net.call()
+    customer_engine = call.a.engine_leg
+
+    agent_leg.send_request("REFER", net.now, headers=[
+        ("Refer-To", "<sip:1002@10.0.0.9>"), ("Referred-By", "<sip:1001@10.0.0.9>")])
+    net.pump()
+    # 202, then "100 Trying" while 1002 rings; the customer hears ringback meanwhile.
+    assert agent.notifies == [100]
+    assert len(expert.incoming) == 1
+    assert net.engine.legs[customer_engine].playing == "tone"
+    assert net.engine.commands[-1] == ("play_tone", customer_engine, "ringback")
+
+    net.answer(expert)
+    assert agent.notifies == [100, 200]
+    assert ByeReceived() in agent.events_of(agent_leg) or \
+        Ended("bye-received") in agent.events_of(agent_leg)
+    # The customer is bridged to the expert's leg now, and hears no tone.
+    new_leg = call.b
+    assert new_leg is not None and new_leg.kind.name == "1002"
+    assert net.peer_of(customer_engine) == new_leg.engine_leg
+    assert net.engine.legs[customer_engine].playing is None
+    assert call.state.value == "answered"
+    legs = [(r.leg_index, r.peer) for r in net.reports if isinstance(r, LegAdded)]
+    assert legs == [(0, "pstn"), (1, "1001"), (2, "1002")]
+    assert [r.leg_index for r in net.reports if isinstance(r, LegEnded)] == [1]
+
+
+def test_transferor_hanging_up_after_202_does_not_end_the_call() -> None:
+    net = Net()
+    customer = net.phone("pstn", "10.0.0.1", trunk=True)
+    agent, expert = net.phone("1001", "10.0.0.2"), net.phone("1002", "10.0.0.3")
+    customer_out, agent_leg = connected_call(net, customer, agent)
+    agent_leg.send_request("REFER", net.now, headers=[("Refer-To", "<sip:1002@10.0.0.9>")])
+    net.pump()
+    agent_leg.bye(net.now)  # most phones leave at once
+    net.pump()
+    assert not any(isinstance(e, ByeReceived) for e in customer.events_of(customer_out))
+    net.answer(expert)
+    call = net.call()
+    assert call.b is not None and call.b.kind.name == "1002"
+    assert net.peer_of(call.a.engine_leg) == call.b.engine_leg
+    assert net.ended() == []
+
+
+def test_blind_transfer_to_nobody_gives_the_customer_back_to_the_transferor() -> None:
+    net = Net()
+    customer = net.phone("pstn", "10.0.0.1", trunk=True)
+    agent = net.phone("1001", "10.0.0.2")
+    _, agent_leg = connected_call(net, customer, agent)
+    call = net.call()
+    agent_leg.send_request("REFER", net.now, headers=[("Refer-To", "<sip:1999@10.0.0.9>")])
+    net.pump()
+    assert agent.notifies == [100, 480]
+    assert call.b is not None and call.b.kind.name == "1001"
+    assert net.peer_of(call.a.engine_leg) == call.b.engine_leg
+
+
+def test_blind_transfer_target_busy_reports_486_and_keeps_the_call() -> None:
+    net = Net()
+    customer = net.phone("pstn", "10.0.0.1", trunk=True)
+    agent, expert = net.phone("1001", "10.0.0.2"), net.phone("1002", "10.0.0.3")
+    _, agent_leg = connected_call(net, customer, agent)
+    call = net.call()
+    agent_leg.send_request("REFER", net.now, headers=[("Refer-To", "<sip:1002@10.0.0.9>")])
+    net.pump()
+    expert.incoming[0].reject(486, net.now)
+    net.pump()
+    assert agent.notifies == [100, 486]
+    assert net.engine.legs[call.a.engine_leg].playing is None  # ringback stopped
+    assert net.peer_of(call.a.engine_leg) == call.b.engine_leg  # type: ignore[union-attr]
+
+
+def test_attended_transfer_joins_the_customer_and_the_consulted_party() -> None:
+    net = Net()
+    customer = net.phone("pstn", "10.0.0.1", trunk=True)
+    agent, expert = net.phone("1001", "10.0.0.2"), net.phone("1002", "10.0.0.3")
+    customer_out, agent_leg = connected_call(net, customer, agent)
+    first = net.call()
+    # The agent consults 1002 on a second call.
+    consultation = net.dial(agent, "1002")
+    net.answer(expert)
+    second = next(c for c in net.control.calls.values() if c is not first)
+    expert_leg = second.b
+    assert expert_leg is not None
+    dialog = consultation.dialog
+    assert dialog is not None
+    replaces = Replaces(dialog.id.call_id, to_tag=dialog.id.remote_tag or "",
+                        from_tag=dialog.id.local_tag)
+    refer_to = f"<sip:1002@10.0.0.9?{replaces.as_uri_header()}>"
+    assert ReferTo.parse(refer_to).replaces == replaces
+    agent_leg.send_request("REFER", net.now, headers=[("Refer-To", refer_to)])
+    net.pump()
+    assert agent.notifies == [100, 200]
+    # The customer now talks to the expert's leg, which moved into the first call.
+    assert first.b is expert_leg and second.b is None
+    assert net.peer_of(first.a.engine_leg) == expert_leg.engine_leg
+    # Both of the agent's dialogs end; the expert's stays up.
+    assert any(isinstance(e, Ended) for e in agent.events_of(agent_leg))
+    assert any(isinstance(e, Ended) for e in agent.events_of(consultation))
+    assert not any(isinstance(e, ByeReceived) for e in expert.events_of(expert.incoming[0]))
+    assert not any(isinstance(e, ByeReceived) for e in customer.events_of(customer_out))
+    [ended] = net.ended()
+    assert ended.call_id == second.call_id and ended.cause == "transferred"
+    assert list(net.control.calls) == [first.call_id]
+    # The expert hanging up now ends the customer's call.
+    expert.incoming[0].bye(net.now)
+    net.pump()
+    assert any(isinstance(e, ByeReceived) for e in customer.events_of(customer_out))
+
+
+def test_refer_with_unknown_replaces_is_answered_481_in_a_notify() -> None:
+    net = Net()
+    customer = net.phone("pstn", "10.0.0.1", trunk=True)
+    agent = net.phone("1001", "10.0.0.2")
+    _, agent_leg = connected_call(net, customer, agent)
+    stale = Replaces("gone@x", to_tag="a", from_tag="b")
+    agent_leg.send_request("REFER", net.now, headers=[
+        ("Refer-To", f"<sip:1002@10.0.0.9?{stale.as_uri_header()}>")])
+    net.pump()
+    assert agent.notifies == [100, 481]
+
+
+def test_gateway_cannot_transfer_our_call() -> None:
+    net = Net()
+    customer = net.phone("pstn", "10.0.0.1", trunk=True)
+    agent = net.phone("1001", "10.0.0.2")
+    customer_out, _ = connected_call(net, customer, agent)
+    transaction = customer_out.send_request("REFER", net.now,
+                                            headers=[("Refer-To", "<sip:1003@10.0.0.9>")])
+    net.pump()
+    assert transaction.last_response is not None  # type: ignore[attr-defined]
+    assert transaction.last_response.status == 403  # type: ignore[attr-defined]
+
+
+def test_hold_plays_music_to_the_other_party_and_resume_restores_the_bridge() -> None:
+    net = Net()
+    customer = net.phone("pstn", "10.0.0.1", trunk=True)
+    agent = net.phone("1001", "10.0.0.2")
+    _, agent_leg = connected_call(net, customer, agent)
+    call = net.call()
+    agent_leg.reinvite(sdp("10.0.0.2", 6000, 2, Direction.SENDONLY), net.now)
+    net.pump()
+    assert net.engine.legs[call.a.engine_leg].playing == "loop"
+    assert ("play", call.a.engine_leg, [MOH], True) in net.engine.commands
+    agent_leg.reinvite(sdp("10.0.0.2", 6000, 3), net.now)
+    net.pump()
+    assert net.engine.legs[call.a.engine_leg].playing is None
+    assert net.peer_of(call.a.engine_leg) == call.b.engine_leg  # type: ignore[union-attr]
+
+
+def test_a_gateway_reason_reaches_the_agent_and_the_cdr() -> None:
+    net = Net()
+    customer = net.phone("pstn", "10.0.0.1", trunk=True)
+    agent = net.phone("1001", "10.0.0.2")
+    customer_out, agent_leg = connected_call(net, customer, agent)
+    reason = 'Q.850;cause=16;text="Normal call clearing"'
+    customer_out.bye(net.now, headers=[("Reason", reason)])
+    net.pump()
+    assert ByeReceived(reason) in agent.events_of(agent_leg)
+    [ended] = net.ended()
+    assert (ended.disposition, ended.q850_cause, ended.cause) == ("answered", 16, "caller-bye")
+    kinds = [type(r) for r in net.reports]
+    assert kinds[:2] == [CallStarted, LegAdded] and CallAnswered in kinds
+
+
+def test_agent_busy_gives_the_gateway_486_with_cause_17() -> None:
+    net = Net()
+    customer = net.phone("pstn", "10.0.0.1", trunk=True)
+    agent = net.phone("1001", "10.0.0.2")
+    customer_out = net.dial(customer, "1001")
+    agent.incoming[0].reject(486, net.now)
+    net.pump()
+    [rejected] = [e for e in customer.events_of(customer_out) if isinstance(e, Rejected)]
+    assert rejected.status == 486
+    assert rejected.reason_header is not None and "cause=17" in rejected.reason_header
+    [ended] = net.ended()
+    assert (ended.disposition, ended.sip_status, ended.q850_cause) == ("busy", 486, 17)
+
+
+def test_ring_timeout_cancels_the_agent_and_tells_the_caller_no_answer() -> None:
+    net = Net(CallSettings(ring_timeout_s=20.0, session_expires_s=None))
+    customer = net.phone("pstn", "10.0.0.1", trunk=True)
+    agent = net.phone("1001", "10.0.0.2")
+    customer_out = net.dial(customer, "1001")
+    agent.incoming[0].ring(net.now)
+    net.pump()
+    net.advance(25.0)
+    assert agent.incoming[0].final_status == 487  # CANCELled
+    [rejected] = [e for e in customer.events_of(customer_out) if isinstance(e, Rejected)]
+    assert rejected.status == 480 and "cause=19" in (rejected.reason_header or "")
+    [ended] = net.ended()
+    assert ended.disposition == "no_answer"
+
+
+def test_max_duration_cuts_an_answered_call() -> None:
+    net = Net(CallSettings(max_duration_s=100.0, session_expires_s=None))
+    customer = net.phone("pstn", "10.0.0.1", trunk=True)
+    agent = net.phone("1001", "10.0.0.2")
+    customer_out, agent_leg = connected_call(net, customer, agent)
+    net.advance(99.0)
+    assert net.ended() == []
+    net.advance(101.0)
+    [ended] = net.ended()
+    assert (ended.cause, ended.q850_cause, ended.disposition) == ("max-duration", 102,
+                                                                   "answered")
+    assert any(isinstance(e, ByeReceived) for e in customer.events_of(customer_out))
+    assert any(isinstance(e, ByeReceived) for e in agent.events_of(agent_leg))
+    assert net.engine.legs == {}
