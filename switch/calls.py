@@ -328,7 +328,9 @@ class Call:
             from_=target.from_.with_tag(control.new_token()), to=target.to,
             contact=control.contact, call_id=sip_call_id, offer=offer.serialize(),
             via_host=control.via_host, via_port=control.via_port, now=now,
-            extra_headers=list(target.headers), **control.session_options())
+            extra_headers=list(target.headers),
+            session_expires_s=control.settings.session_expires_s,
+            min_se_s=control.settings.min_se_s)
         leg = Leg(self.next_leg_index(), session, engine_leg, target.kind,
                   session_id=session_id, seizure=target.seizure)
         leg.offer = offer
@@ -414,7 +416,7 @@ class Call:
                 self.state = CallState.RINGING
             if self.application is not None:
                 self.control.tell(PeerRinging(self.call_id))
-            if unanswered and not self.a.kind.trunk:
+            if unanswered and not self.a.kind.trunk and isinstance(a_session, InviteServer):
                 a_session.ring(now)  # a phone plays its own ringback
             elif self.a.engine_leg not in self._media.playing:
                 # The PSTN caller hears ringback only if someone sends it in-band: we do,
@@ -756,9 +758,6 @@ class CallControl:
     def contact(self) -> NameAddr:
         return NameAddr.parse(f"<sip:{self.via_host}:{self.via_port}>")
 
-    def session_options(self) -> dict[str, int | None]:
-        return {"session_expires_s": self.settings.session_expires_s,
-                "min_se_s": self.settings.min_se_s}
 
     # -- outputs
 
@@ -788,7 +787,8 @@ class CallControl:
         session = InviteServer(self.layer, received, to_tag=self.new_token(),
                                contact=self.contact, via_host=self.via_host,
                                via_port=self.via_port, peer=caller_peer,
-                               **self.session_options())
+                               session_expires_s=self.settings.session_expires_s,
+                               min_se_s=self.settings.min_se_s)
         try:
             SessionDescription.parse(received.request.body)
         except SdpError as exc:
