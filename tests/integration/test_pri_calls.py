@@ -67,6 +67,8 @@ CONFIG = """\
 ports = "{rtp_lo}-{rtp_hi}"
 [sip.auth]
 algorithms = ["MD5"]
+[calls]
+drain_timeout_s = 20
 [media]
 music_on_hold = "{moh}"
 [[gateways]]
@@ -93,12 +95,17 @@ prompt = "welcome.wav"
 [[routes]]
 extension = true
 [[routes]]
-prefix = "0"
+prefix = "9"
 trunk_group = "pstn"
 strip = 1
 prepend = "{prepend}"
+[[routes]]
+prefix = "0"
+trunk_group = "pstn"
+strip = 1
 """
-PREPEND = ""
+OUTSIDE_LINE = "9"  # the outbound prefix, stripped ...
+PREPEND = "17909"  # ... and an IP long-distance access code put in front
 
 
 # -- audio
@@ -301,8 +308,10 @@ def make_switch(tmp_path: Path, *, spans: int = 1, gw_port: int) -> SwitchProces
 
 
 @asynccontextmanager
-async def pri_setup(tmp_path: Path, *, spans: int = 1,
+async def pri_setup(tmp_path: Path, *, spans: int = 1, gateway_spans: int | None = None,
                     switch: SwitchProcess | None = None) -> AsyncIterator[Pri]:
+    """The switch (configured with `spans` for gw1), the gateway emulator (with
+    `gateway_spans`, by default the same) and the agent's phone, registered."""
     gw_port = free_udp_port(GATEWAY_HOST)
     if switch is None:
         # add_user runs its own event loop: not on ours.
@@ -312,7 +321,8 @@ async def pri_setup(tmp_path: Path, *, spans: int = 1,
     await asyncio.to_thread(switch.start)
     try:
         address = ("127.0.0.1", switch.udp_port)
-        gateway = GatewayEmulator(GATEWAY_HOST, gw_port, switch=address, spans=spans,
+        gateway = GatewayEmulator(GATEWAY_HOST, gw_port, switch=address,
+                                  spans=gateway_spans or spans,
                                   media_ports=GATEWAY_RTP, recordings_dir=tmp_path / "gw",
                                   answer_audio=("tone", GATEWAY_TONE_HZ))
         agent = GatewayEmulator("127.0.0.1", 0, switch=address, spans=2,
@@ -321,10 +331,23 @@ async def pri_setup(tmp_path: Path, *, spans: int = 1,
         async with gateway, agent:
             await asyncio.to_thread(register, switch, AGENT, AGENT_PASSWORD,
                                     agent.address[1])
-            yield Pri(switch, gateway, agent, tmp_path)
+            try:
+                yield Pri(switch, gateway, agent, tmp_path)
+            finally:
+                await hang_up_everything(gateway, agent)
     finally:
         if switch.alive():
             await asyncio.to_thread(switch.stop)
+
+
+async def hang_up_everything(*emulators: GatewayEmulator) -> None:
+    """End what a test left up, so the switch stops at once instead of draining."""
+    up = [c for e in emulators for c in e.calls.values() if not c.ended.is_set()]
+    for call in up:
+        if call.answered.is_set() or call.placed:
+            call.hangup()
+    await asyncio.wait([asyncio.ensure_future(c.ended.wait()) for c in up] or
+                       [asyncio.ensure_future(asyncio.sleep(0))], timeout=WAIT_S)
 
 
 @pytest.fixture
@@ -447,3 +470,100 @@ async def test_unregistered_extension_gives_480_with_cause_20(pri: Pri) -> None:
     cdr = await pri.cdr()
     assert (cdr["q850_cause"], cdr["sip_status"], cdr["answered_at"]) == (20, 480, None)
     assert not pri.agent.calls  # nobody else rang instead
+
+
+# -- 6. outbound through the trunk group
+
+
+async def test_phone_dials_out_through_the_trunk_with_audio_both_ways(pri: Pri) -> None:
+    call = await pri.dial(OUTSIDE_LINE + CUSTOMER_NATIONAL, audio=("tone", AGENT_TONE_HZ),
+                          hangup_after_s=1.5)
+    await wait(call.answered.wait(), "the PSTN to answer")
+    far = pri.gateway_call()
+    # The route stripped the 9 and put the access code in front; the gateway is told
+    # who calls, the authenticated extension, in P-Asserted-Identity.
+    assert far.called == PREPEND + CUSTOMER_NATIONAL
+    assert far.invite is not None
+    pai = far.invite.headers.get("P-Asserted-Identity")
+    assert pai is not None and re.fullmatch(rf"<sip:{PHONE}@127\.0\.0\.1(:\d+)?>", pai), pai
+    assert far.caller == PHONE
+    await ended(call, far)
+    assert far.end_cause == "bye-received" and far.remote_reason == 16
+    assert abs(heard(far.recording_path) - AGENT_TONE_HZ) < 10  # the phone reached the PSTN
+    assert abs(heard(call.recording_path) - GATEWAY_TONE_HZ) < 10  # and back
+    cdr = await pri.cdr()
+    assert {k: cdr[k] for k in ("direction", "caller", "trunk", "gateway",
+                                "disposition")} == {
+        "direction": "outbound", "caller": PHONE, "trunk": "pstn", "gateway": "gw1",
+        "disposition": "answered"}
+    # The switch keeps the digits as dialled (913800138000); whether reports should get
+    # the destination's national number instead is for the lead to decide.
+    assert cdr["callee"].endswith(CUSTOMER_NATIONAL)
+    assert 2 <= cdr["billable_s"] <= 3
+
+
+@pytest.mark.parametrize(("outcome", "status", "cause", "disposition"), [
+    (Outcome.BUSY, 486, 17, "busy"),
+    (Outcome.UNALLOCATED, 404, 1, "failed"),
+    # A B2BUA does not pass a 503 on (the phone's proxy would try elsewhere, RFC 3261
+    # §16.7): 500, with the gateway's cause 34 in the Reason.
+    (Outcome.CONGESTION, 500, 34, "congestion"),
+])
+async def test_pstn_failures_map_back_to_the_phone(
+        pri: Pri, outcome: Outcome, status: int, cause: int, disposition: str) -> None:
+    pri.gateway.set_outcome(PREPEND + "139", outcome)
+    call = await pri.dial(OUTSIDE_LINE + "13900139000")
+    await ended(call)
+    assert call.response is not None and call.response.status == status
+    assert call.remote_reason == cause
+    assert pri.gateway_call().final_status == OUTCOME_STATUS[outcome]
+    cdr = await pri.cdr()  # (the challenged first INVITE never became a call)
+    assert (cdr["direction"], cdr["gateway"], cdr["disposition"], cdr["q850_cause"]) == (
+        "outbound", "gw1", disposition, cause)
+
+
+OUTCOME_STATUS = {Outcome.BUSY: 486, Outcome.UNALLOCATED: 404, Outcome.CONGESTION: 503}
+
+
+# -- 7. a full trunk
+
+
+async def test_full_trunk_gives_503_cause_34_both_ways(tmp_path: Path) -> None:
+    # The switch is told gw1 has one span (30 channels); the emulator has room for more,
+    # like a gateway that miscounts, so it can offer the switch a 31st call.
+    async with pri_setup(tmp_path, spans=1, gateway_spans=2) as pri:
+        calls = [await inbound(pri) for _ in range(20)]
+        calls += [await pri.dial(f"{OUTSIDE_LINE}1380013{n:04d}") for n in range(10)]
+        await wait(asyncio.gather(*(c.answered.wait() for c in calls)), "30 answers")
+
+        refused = await pri.dial(OUTSIDE_LINE + CUSTOMER_NATIONAL)
+        await ended(refused)
+        assert refused.response is not None
+        assert (refused.response.status, reason_of(refused.response)) == (
+            503, 'Q.850;cause=34;text="No circuit/channel available"')
+        assert len([c for c in pri.gateway.calls.values() if not c.placed]) == 10
+        # (nothing more was sent out)
+
+        extra = await inbound(pri)
+        await ended(extra)
+        assert extra.response is not None
+        assert (extra.response.status, extra.remote_reason) == (503, 34)
+        assert len([c for c in pri.agent.calls.values() if not c.placed]) == 20
+
+        # One channel freed: the next outbound call goes through.
+        calls[0].hangup()
+        await ended(calls[0])
+        again = await pri.dial(OUTSIDE_LINE + CUSTOMER_NATIONAL)
+        await wait(again.answered.wait(), "a call on the freed channel")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "switch bug: signalling normalises a phone's dialled number (national_number) "
+    "before the dialplan sees it, so 013800138000 is routed as 13800138000 and the "
+    "documented prefix \"0\" outside-line route (callcenter.example.toml) never matches: "
+    "404 no route"))
+async def test_documented_zero_prefix_reaches_the_trunk(pri: Pri) -> None:
+    call = await pri.dial("0" + CUSTOMER_NATIONAL, hangup_after_s=0.2)
+    await ended(call)
+    assert call.response is not None and call.response.status == 200
+    assert pri.gateway_call().called == CUSTOMER_NATIONAL  # 0 stripped, nothing prepended
