@@ -83,7 +83,6 @@ class CallRouter:
 
     def resolve_number(self, call: Call, number: str, now: float) -> DialTarget | int:
         """Where to ring `number` for `call` (a transfer), or the SIP status why not."""
-        number = national_number(number)
         decision = self.dialplan.route(
             RouteQuery(CallDirection.OUTBOUND, None, number, call.origin.caller))
         if isinstance(decision, Reject):

@@ -460,8 +460,10 @@ class SipService:
             # No media engine, no calls: an authenticated caller reaches nobody.
             self.respond(transaction, build_response(request, 480, to_tag=to_tag))
             return
-        called = request.uri.user if isinstance(request.uri, SipUri) else None
-        callee = national_number(called or "")
+        # What the phone dialled, as dialled: prefix routes ("0" or "9" for an outside
+        # line) must see the digits the user pressed, not a normalised number.
+        callee = request.uri.user if isinstance(request.uri, SipUri) and request.uri.user \
+            else ""
         display = request.from_.display_name
         origin = CallOrigin("internal", username, callee,
                             LegKind(trunk=False, name=username), display=display)
