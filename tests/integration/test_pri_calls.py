@@ -148,9 +148,9 @@ def heard(path: Path | None) -> float:
 WINDOW = 800  # 100 ms
 
 
-def segments(path: Path | None, candidates: dict[str, float]) -> list[str]:
+def window_labels(path: Path | None, candidates: dict[str, float]) -> list[str]:
     """What each 100 ms of a recording is: the name of the candidate tone carrying most
-    of its energy (Goertzel), "silence", or "other"; runs collapsed to one entry."""
+    of its energy (Goertzel), "silence", or "other"."""
     samples = samples_of(path)
     labels: list[str] = []
     for start in range(0, len(samples) - WINDOW + 1, WINDOW):
@@ -163,8 +163,7 @@ def segments(path: Path | None, candidates: dict[str, float]) -> list[str]:
             for name, hz in candidates.items():
                 if _goertzel_power(window, hz) > 0.5 * energy:
                     label = name
-        if not labels or labels[-1] != label:
-            labels.append(label)
+        labels.append(label)
     return labels
 
 
@@ -567,3 +566,60 @@ async def test_documented_zero_prefix_reaches_the_trunk(pri: Pri) -> None:
     await ended(call)
     assert call.response is not None and call.response.status == 200
     assert pri.gateway_call().called == CUSTOMER_NATIONAL  # 0 stripped, nothing prepended
+
+
+# -- 8. hold and resume
+
+
+HOLD_CANDIDATES = {"customer": GATEWAY_TONE_HZ, "agent": AGENT_TONE_HZ, "moh": MOH_HZ}
+
+
+def runs(path: Path | None) -> list[str]:
+    """The recording as runs of at least 300 ms (shorter ones are the switch-overs)."""
+    labels = window_labels(path, HOLD_CANDIDATES)
+    collapsed: list[tuple[str, int]] = []
+    for label in labels:
+        if collapsed and collapsed[-1][0] == label:
+            collapsed[-1] = (label, collapsed[-1][1] + 1)
+        else:
+            collapsed.append((label, 1))
+    long_runs = [label for label, n in collapsed if n >= 3]
+    return [label for i, label in enumerate(long_runs) if i == 0 or long_runs[i - 1] != label]
+
+
+@pytest.mark.parametrize("holder", ["agent", "customer"])
+async def test_held_party_hears_music_on_hold_then_the_other_party_again(
+        pri: Pri, holder: str) -> None:
+    call, far = await answered_inbound(pri)
+    holding, listening, talker = ((far, call, "agent") if holder == "agent"
+                                  else (call, far, "customer"))
+    await talk(0.8)
+    holding.hold()
+    await talk(1.2)
+    holding.resume()
+    await talk(0.8)
+    call.hangup()
+    await ended(call, far)
+    # Not silence, not the holder's own audio: the configured music, and the holder
+    # again after resuming.
+    assert runs(listening.recording_path) == [talker, "moh", talker]
+    cdr = await pri.cdr()
+    assert cdr["disposition"] == "answered"
+
+
+# -- 9. the placeholder application
+
+
+async def test_prompt_application_answers_plays_and_hangs_up(pri: Pri) -> None:
+    call = await inbound(pri, DID_PROMPT)
+    await wait(call.answered.wait(), "the application to answer")
+    await ended(call)
+    assert call.end_cause == "bye-received"  # the switch hung up after the prompt
+    assert call.remote_reason == 16
+    samples = samples_of(call.recording_path)
+    assert abs(dominant_hz(samples) - PROMPT_HZ) < 10
+    assert len(samples) >= 0.9 * 1.5 * 8000  # the whole prompt, not a blip
+    assert not pri.agent.calls
+    cdr = await pri.cdr()
+    assert (cdr["direction"], cdr["callee"], cdr["disposition"]) == (
+        "inbound", DID_PROMPT, "answered")
