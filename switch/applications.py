@@ -187,6 +187,9 @@ class Channel:
         return DialResult(False)
 
     def _flush(self) -> None:
+        # Deliver what the command made the call's legs do (and re-arm its timers),
+        # then send it.
+        self.call.control.drain(self.call, self._hooks.now)
         self._hooks.pump()
 
     def _check_up(self) -> None:

@@ -20,6 +20,8 @@ transaction events to `handle`, media events to `handle_media`, and calls
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -750,6 +752,11 @@ class CallControl:
         self._by_engine_leg: dict[int, Call] = {}
         self._reports: list[CallEvent] = []
         self._channel_events: list[ChannelEvent] = []
+        # Timers: a heap of (deadline, sequence, call id); `_scheduled` holds each call's
+        # current deadline, so superseded heap entries are skipped.
+        self._deadlines: list[tuple[float, int, str]] = []
+        self._scheduled: dict[str, float] = {}
+        self._sequence = itertools.count()
         # Number -> where to ring it, or the SIP status why not (switch.routing sets it).
         self.resolve: Callable[[Call, str, float], DialTarget | int] = \
             lambda call, number, now: 404
@@ -849,16 +856,41 @@ class CallControl:
                 self._drain(call, now)
 
     def next_deadline(self) -> float | None:
-        deadlines = [d for call in self.calls.values() for d in (
-            call.next_deadline(), *(leg.session.next_deadline() for leg in call.legs))]
-        return min((d for d in deadlines if d is not None), default=None)
+        heap = self._deadlines
+        while heap:
+            deadline, _, call_id = heap[0]
+            if self._scheduled.get(call_id) == deadline:
+                return deadline
+            heapq.heappop(heap)  # superseded by a later schedule, or the call is gone
+        return None
 
     def handle_timer(self, now: float) -> None:
-        for call in list(self.calls.values()):
+        """Run the timers of the calls that are due (a heap: thousands of calls up
+        cost nothing until one of them has something to do)."""
+        heap, due = self._deadlines, []
+        while heap and heap[0][0] <= now:
+            deadline, _, call_id = heapq.heappop(heap)
+            if self._scheduled.get(call_id) == deadline:
+                del self._scheduled[call_id]
+                due.append(call_id)
+        for call_id in due:
+            call = self.calls.get(call_id)
+            if call is None:
+                continue
             call.handle_timer(now)
-            for leg in list(call.legs):
+            for leg in list(call.all_legs):
                 leg.session.handle_timer(now)
             self._drain(call, now)
+
+    def _schedule(self, call: Call) -> None:
+        deadlines = [call.next_deadline(),
+                     *(leg.session.next_deadline() for leg in call.all_legs)]
+        deadline = min((d for d in deadlines if d is not None), default=None)
+        if deadline is None:
+            self._scheduled.pop(call.call_id, None)
+        elif self._scheduled.get(call.call_id) != deadline:
+            self._scheduled[call.call_id] = deadline
+            heapq.heappush(self._deadlines, (deadline, next(self._sequence), call.call_id))
 
     def drain(self, call: Call, now: float) -> None:
         """Deliver what the call's legs emitted (after an application's command)."""
@@ -876,9 +908,12 @@ class CallControl:
                 call.on_leg_event(leg, event, now)
         if call.done:
             self._forget(call)
+        else:
+            self._schedule(call)
 
     def _forget(self, call: Call) -> None:
         self.calls.pop(call.call_id, None)
+        self._scheduled.pop(call.call_id, None)
         for leg in call.all_legs:
             self._by_sip_call_id.pop(leg.sip_call_id, None)
             self._by_engine_leg.pop(leg.engine_leg, None)
