@@ -7,7 +7,8 @@ transaction event to `handle(event, now)` before anyone else; the events it clai
 the probes'. Each probe is one non-INVITE client transaction, so it ends in exactly one
 way (RFC 3261 §17.1.2): a final response, timer F (reported as TransactionTimedOut, the
 408 of §8.1.3.1) or a transport error (TransportFailed, the 503 of §8.1.3.1). The last
-two are a missed probe; which final responses count as one is health.py's rule.
+two are a missed probe, and so is no final answer within `timeout_s`; which final
+responses count as one is health.py's rule.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from switch.sip import (
 from switch.sip.transaction import TransactionEvent
 
 MAX_FORWARDS = "70"  # RFC 3261 §8.1.1.6: "SHOULD be 70"
+PROBE_TIMEOUT_S = 5.0  # an OPTIONS unanswered this long is a missed probe
 
 # How a Request-URI names each transport (RFC 3261 §19.1.1, §26.2.1): TLS is a sips:
 # URI, TCP needs the transport parameter, UDP is the default and needs nothing.
@@ -52,6 +54,7 @@ _URI_SCHEME_AND_PARAMS: dict[str, tuple[bool, dict[str, str | None]]] = {
 class _Probe:
     gateway: str
     transaction: ClientTransaction
+    expires_at: float  # unanswered by then: a miss, whatever the transaction does later
     settled: bool = False  # its outcome has been given to the gateway's health
 
 
@@ -65,8 +68,10 @@ class GatewayProbes:
     probe's outcome back into that health."""
 
     def __init__(self, layer: TransactionLayer, trunks: Trunks, *, via_host: str,
-                 via_port: int, new_token: Callable[[], str]) -> None:
+                 via_port: int, new_token: Callable[[], str],
+                 timeout_s: float = PROBE_TIMEOUT_S) -> None:
         self.layer = layer
+        self.timeout_s = timeout_s
         self.trunks = trunks
         self.via_host, self.via_port = via_host, via_port
         self.new_token = new_token  # Call-IDs and From tags (injected: tests see exact bytes)
@@ -82,9 +87,13 @@ class GatewayProbes:
         """When the earliest probe is due; None when every gateway awaits an outcome."""
         deadlines = [d for h in self.trunks.health.values()
                      if (d := h.next_deadline()) is not None]
+        deadlines += [p.expires_at for p in self._probes.values() if not p.settled]
         return min(deadlines, default=None)
 
     def handle_timer(self, now: float) -> None:
+        for probe in list(self._probes.values()):
+            if not probe.settled and now >= probe.expires_at:
+                self._settle(probe, None, now)
         for name, gateway in self.trunks.gateways.items():
             health = self.trunks.health[name]
             if health.due(now):
@@ -149,4 +158,6 @@ class GatewayProbes:
         peer = Peer(gateway.transport, gateway.host.strip("[]"), gateway.port)
         transaction = self.layer.send_request(request, peer, now)
         health.probe_sent(now)
-        self._probes[transaction.id] = _Probe(gateway.name, transaction)
+        # Timer F's 32 s per probe would keep calls going to a dead gateway for minutes.
+        self._probes[transaction.id] = _Probe(gateway.name, transaction,
+                                              now + self.timeout_s)

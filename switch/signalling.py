@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from switch.call_events import CallEnded, CallEvent, ChannelEvent
 from switch.calls import Call, CallControl, CallOrigin, CallSettings, MediaControl
 from switch.dialplan import CallDirection, Dialplan, RouteQuery
-from switch.gateway_probes import GatewayProbes
+from switch.gateway_probes import PROBE_TIMEOUT_S, GatewayProbes
 from switch.legs import LegKind
 from switch.media import MediaEvent
 from switch.pri_gateway import (
@@ -159,9 +159,13 @@ class SipService:
                 new_session_id=lambda: next(session_ids), settings=self.call_settings,
                 release=trunks.release if trunks is not None else lambda seizure: None)
             if trunks is not None and trunks.gateways:
+                # A probe may take up to 5 s, never longer than the shortest keepalive.
+                timeout_s = min([PROBE_TIMEOUT_S,
+                                 *(h.interval_s for h in trunks.health.values())])
                 self.probes = GatewayProbes(self.transactions, trunks, via_host=host,
                                             via_port=port,
-                                            new_token=lambda: secrets.token_hex(8))
+                                            new_token=lambda: secrets.token_hex(8),
+                                            timeout_s=timeout_s)
                 self.probes.handle_timer(self.now)
             self.router = CallRouter(self.calls, self.registrar, self.dialplan, trunks,
                                      domain=host, start_application=self._start_application)

@@ -92,7 +92,8 @@ class FakeGateway:
 
 class Network:
     def __init__(self, behaviours: dict[str, Behaviour], *, t1_s: float = 0.5,
-                 make_health: Callable[[str], GatewayHealth] | None = None) -> None:
+                 make_health: Callable[[str], GatewayHealth] | None = None,
+                 timeout_s: float = 60.0) -> None:
         self.now = 0.0
         gateways = {GW1.name: GW1, GW2.name: GW2}
         self.trunks = Trunks([TrunkGroup("pstn", [GW1, GW2])], make_health=make_health or (
@@ -101,7 +102,8 @@ class Network:
         self.layer = TransactionLayer(new_branch=counter("z9hG4bKp"), t1_s=t1_s,
                                       t2_s=max(4.0, t1_s))
         self.probes = GatewayProbes(self.layer, self.trunks, via_host="10.0.0.9",
-                                    via_port=5060, new_token=counter("tok"))
+                                    via_port=5060, new_token=counter("tok"),
+                                    timeout_s=timeout_s)
         self.gateways: dict[Peer, FakeGateway] = {}
         for name, behaviour in behaviours.items():
             fake = FakeGateway(gateways[name], behaviour)
@@ -178,7 +180,7 @@ def test_the_probe_on_the_wire() -> None:
         b"Content-Length: 0\r\n\r\n")
     assert second.peer == Peer("UDP", "10.0.1.2", 5060)
     assert second.data.startswith(b"OPTIONS sip:10.0.1.2:5060 SIP/2.0\r\n")
-    assert net.probes.next_deadline() is None  # both await their outcome
+    assert net.probes.next_deadline() == 60.0  # both await their outcome (or timeout)
 
 
 @pytest.mark.parametrize(("gateway", "request_line", "peer"), [
@@ -224,6 +226,17 @@ def test_a_silent_gateway_goes_down_and_out_of_the_rotation() -> None:
     assert net.health_events == [GatewayWentDown("gw1", 96.0)]
     assert net.trunks.select_outbound("pstn") == GW2
     assert net.unclaimed == []
+
+
+def test_a_probe_unanswered_within_the_timeout_is_a_miss() -> None:
+    # Timer F would take 32 s per probe; a 5 s probe timeout finds a dead gateway
+    # within three probe intervals: misses at 5, 35 and 65 s.
+    net = Network({"gw1": silent, "gw2": answers(200)}, timeout_s=5.0)
+    net.run_until(64.9)
+    assert net.health_events == []
+    net.run_until(65.0)
+    assert net.health_events == [GatewayWentDown("gw1", 65.0)]
+    assert net.trunks.select_outbound("pstn") == GW2
 
 
 def test_both_gateways_down_is_a_rejection() -> None:
