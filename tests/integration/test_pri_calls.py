@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import signal
 import socket
 import sqlite3
 import time
@@ -242,6 +243,7 @@ class Pri:
     gateway: GatewayEmulator  # the PSTN
     agent: GatewayEmulator  # extension 1001's phone
     tmp_path: Path
+    abandon_calls: bool = False  # the switch died: close the emulators without BYEs
 
     @property
     def db_path(self) -> Path:
@@ -330,13 +332,15 @@ async def pri_setup(tmp_path: Path, *, spans: int = 1, gateway_spans: int | None
         async with gateway, agent:
             await asyncio.to_thread(register, switch, AGENT, AGENT_PASSWORD,
                                     agent.address[1])
+            pri = Pri(switch, gateway, agent, tmp_path)
             try:
-                yield Pri(switch, gateway, agent, tmp_path)
+                yield pri
             finally:
-                await hang_up_everything(gateway, agent)
+                if not pri.abandon_calls:
+                    await hang_up_everything(gateway, agent)
     finally:
-        if switch.alive():
-            await asyncio.to_thread(switch.stop)
+        # Also after a kill or an exit of its own: stop() reaps it and closes its pipe.
+        await asyncio.to_thread(switch.stop)
 
 
 async def hang_up_everything(*emulators: GatewayEmulator) -> None:
@@ -623,3 +627,79 @@ async def test_prompt_application_answers_plays_and_hangs_up(pri: Pri) -> None:
     cdr = await pri.cdr()
     assert (cdr["direction"], cdr["callee"], cdr["disposition"]) == (
         "inbound", DID_PROMPT, "answered")
+
+
+# -- 10. a crash with calls up
+
+
+async def test_kill_9_with_calls_up_loses_no_cdr(tmp_path: Path) -> None:
+    async with pri_setup(tmp_path) as pri:
+        for _ in range(2):
+            done = await inbound(pri, hangup_after_s=0.2)
+            await ended(done)
+        await pri.cdr(2)
+        up = [await inbound(pri) for _ in range(3)]
+        await wait(asyncio.gather(*(c.answered.wait() for c in up)), "3 answers")
+
+        def three_answered_open() -> bool:
+            rows = [r for r in pri.cdrs() if r["state"] == "open"]
+            return len(rows) == 3 and all(r["answered_at"] is not None for r in rows)
+
+        await until(three_answered_open, "the 3 calls up to be written as answered")
+        before = {row["call_id"]: row for row in pri.cdrs()}
+        assert pri.switch.process is not None
+        pri.switch.process.kill()
+        await asyncio.to_thread(pri.switch.process.wait)
+
+        restarted = SwitchProcess(pri.switch.workdir, pri.switch.config_text)
+        await asyncio.to_thread(restarted.start)
+        try:
+            await until(lambda: "closed as interrupted: 3" in restarted.log(),
+                        "recovery at start")
+            after = {row["call_id"]: row for row in pri.cdrs()}
+        finally:
+            # The dialogs died with the first process (the new one listens elsewhere).
+            pri.abandon_calls = True
+            await asyncio.to_thread(restarted.stop)
+    assert after.keys() == before.keys() and len(after) == 5
+    finished = [cid for cid, row in before.items() if row["state"] == "closed"]
+    assert len(finished) == 2
+    for call_id in finished:
+        assert after[call_id] == before[call_id]  # untouched
+    for call_id in before.keys() - set(finished):
+        row = after[call_id]
+        assert (row["state"], row["disposition"]) == ("closed", "interrupted")
+        assert row["answered_at"] == before[call_id]["answered_at"]
+        assert row["ended_at"] is not None and row["ended_at"] >= row["answered_at"]
+        assert row["billable_s"] is not None and row["billable_s"] >= 0
+
+
+# -- 11. graceful drain
+
+
+async def test_sigterm_refuses_new_calls_and_waits_for_the_call_up(pri: Pri) -> None:
+    call, far = await answered_inbound(pri)
+    process, reader = pri.switch.process, pri.switch.reader
+    assert process is not None and reader is not None
+    process.send_signal(signal.SIGTERM)
+    await asyncio.to_thread(reader.wait_for, "Shutting down")
+    await until(lambda: pri.log_has(r"draining: 1 calls up"), "the drain to start")
+
+    refused = await inbound(pri)
+    await ended(refused)
+    assert refused.response is not None and refused.response.status == 503
+    assert refused.response.headers.get("Retry-After") == "30"
+    assert process.poll() is None  # still serving the call up
+    await talk(1.0)
+    assert process.poll() is None
+    call.hangup()
+    await ended(call, far)
+    assert await asyncio.to_thread(process.wait, WAIT_S) == 0  # by itself, once idle
+    # Audio flowed to the end, through the drain: the customer's tone fills the
+    # agent's recording from the answer to the hang-up, in both directions.
+    for recording, tone in ((far.recording_path, "customer"), (call.recording_path, "agent")):
+        labels = window_labels(recording, HOLD_CANDIDATES)
+        assert labels.count(tone) >= 0.8 * len(labels) and len(labels) >= 10, labels
+        assert labels[-3:] == [tone] * 3, labels  # up to the hang-up
+    cdr = await pri.cdr()
+    assert cdr["disposition"] == "answered" and cdr["billable_s"] >= 1
