@@ -170,6 +170,7 @@ class SipService:
             self.router = CallRouter(self.calls, self.registrar, self.dialplan, trunks,
                                      domain=host, start_application=self._start_application)
         self._registrar_sweep = self._loop.call_later(5.0, self._sweep_registrar)
+        self._flush()  # the first keepalives, and the timer for the next ones
 
     def listening(self) -> list[str]:
         return [f"{proto} {host}:{port}" if ":" not in host else f"{proto} [{host}]:{port}"
