@@ -499,9 +499,7 @@ async def test_phone_dials_out_through_the_trunk_with_audio_both_ways(pri: Pri) 
                                 "disposition")} == {
         "direction": "outbound", "caller": PHONE, "trunk": "pstn", "gateway": "gw1",
         "disposition": "answered"}
-    # The switch keeps the digits as dialled (913800138000); whether reports should get
-    # the destination's national number instead is for the lead to decide.
-    assert cdr["callee"].endswith(CUSTOMER_NATIONAL)
+    assert cdr["callee"] == OUTSIDE_LINE + CUSTOMER_NATIONAL  # as dialled
     assert 2 <= cdr["billable_s"] <= 3
 
 
@@ -560,16 +558,16 @@ async def test_full_trunk_gives_503_cause_34_both_ways(tmp_path: Path) -> None:
         await wait(again.answered.wait(), "a call on the freed channel")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "switch bug: signalling normalises a phone's dialled number (national_number) "
-    "before the dialplan sees it, so 013800138000 is routed as 13800138000 and the "
-    "documented prefix \"0\" outside-line route (callcenter.example.toml) never matches: "
-    "404 no route"))
 async def test_documented_zero_prefix_reaches_the_trunk(pri: Pri) -> None:
+    """The example config's outside line: 0 must reach the dialplan, not be taken for
+    the national trunk prefix and normalised away."""
     call = await pri.dial("0" + CUSTOMER_NATIONAL, hangup_after_s=0.2)
     await ended(call)
     assert call.response is not None and call.response.status == 200
     assert pri.gateway_call().called == CUSTOMER_NATIONAL  # 0 stripped, nothing prepended
+    cdr = await pri.cdr()
+    assert (cdr["direction"], cdr["gateway"], cdr["callee"]) == ("outbound", "gw1",
+                                                                "0" + CUSTOMER_NATIONAL)
 
 
 # -- 8. hold and resume
