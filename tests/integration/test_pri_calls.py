@@ -24,6 +24,7 @@ import re
 import signal
 import socket
 import sqlite3
+import subprocess
 import time
 import uuid
 import wave
@@ -38,11 +39,13 @@ import pytest
 
 from switch.pri_gateway.emulator import EmulatedCall, GatewayEmulator, Outcome
 from switch.sip import Response, build_authorization
+from tests.conftest import require_tool
 from tests.integration.peers import UdpClient
 from tests.integration.switch_process import SwitchProcess
 
 pytestmark = pytest.mark.integration
 
+SCENARIOS = Path(__file__).parent / "sipp"
 GATEWAY_HOST = "127.0.0.2"  # trusted by address; phones stay on 127.0.0.1
 SWITCH_RTP = (42000, 42399)
 GATEWAY_RTP = (43000, 43199)
@@ -269,6 +272,9 @@ class Pri:
         calls = [c for c in self.agent.calls.values() if not c.placed]
         assert calls, "the agent's phone never rang"
         return calls[index]
+
+    def agent_calls_any(self) -> bool:
+        return any(not c.placed for c in self.agent.calls.values())
 
     def gateway_call(self, index: int = -1) -> EmulatedCall:
         calls = [c for c in self.gateway.calls.values() if not c.placed]
@@ -701,3 +707,41 @@ async def test_sigterm_refuses_new_calls_and_waits_for_the_call_up(pri: Pri) -> 
         assert labels[-3:] == [tone] * 3, labels  # up to the hang-up
     cdr = await pri.cdr()
     assert cdr["disposition"] == "answered" and cdr["billable_s"] >= 1
+
+
+# -- 1b. SIPp as the agent's phone
+
+
+async def test_sipp_agent_answers_and_echoes_the_customer_back(pri: Pri) -> None:
+    sipp = require_tool("sipp", "Debian package sip-tester")
+    sip_port = free_udp_port("127.0.0.1")
+    media_port = free_udp_port("127.0.0.1") // 2 * 2
+    trace = pri.tmp_path / "sipp_messages.log"
+    process = subprocess.Popen(
+        [sipp, "-sf", str(SCENARIOS / "pri_uas_answer.xml"), "-i", "127.0.0.1",
+         "-p", str(sip_port), "-mp", str(media_port), "-rtp_echo", "-m", "1",
+         "-timeout", "20s", "-timeout_error", "-nostdin", "-trace_msg",
+         "-message_file", str(trace)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=pri.tmp_path)
+    try:
+        # Extension 1001 now rings SIPp: the newest registration wins.
+        await asyncio.to_thread(register, pri.switch, AGENT, AGENT_PASSWORD, sip_port)
+        call = await inbound(pri, hangup_after_s=1.5, q850_cause=31)
+        await wait(call.answered.wait(), "SIPp to answer")
+        await ended(call)
+        out, err = await asyncio.to_thread(process.communicate, timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, out[-2000:] + err[-2000:]
+    # SIPp echoed what it received from the switch: the customer's tone went there and
+    # came back, through the switch both ways.
+    assert abs(heard(call.recording_path) - GATEWAY_TONE_HZ) < 10
+    messages = trace.read_text()
+    offered = re.search(r"m=audio (\d+)", messages)  # the INVITE came first
+    assert offered is not None and SWITCH_RTP[0] <= int(offered.group(1)) <= SWITCH_RTP[1]
+    assert 'Reason: Q.850;cause=31;text="Normal, unspecified"' in messages  # on the BYE
+    assert not pri.agent_calls_any()
+    cdr = await pri.cdr()
+    assert (cdr["disposition"], cdr["q850_cause"]) == ("answered", 31)
