@@ -619,13 +619,14 @@ async def phones(setup: Setup, *tones: tuple[str, float]) -> AsyncIterator[list[
 
 
 def sipp_agent(setup: Setup, scenario: str, target: str) -> subprocess.Popen[str]:
-    """SIPp as extension 1001 answering on its own port, registered by the test."""
+    """SIPp as extension 1001 answering on its own port, registered by the test. It
+    echoes the RTP it gets, so a caller talking to it hears itself."""
     sipp = require_tool("sipp", "Debian package sip-tester")
     port = free_udp_port()
     register(setup.switch, TRANSFEROR, port)
     return subprocess.Popen(
         [sipp, "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-p", str(port),
-         "-mp", str(free_udp_port()), "-key", "target", target,
+         "-mp", str(free_udp_port()), "-rtp_echo", "-key", "target", target,
          "-key", "domain", f"127.0.0.1:{setup.switch.udp_port}", "-m", "1",
          "-timeout", "20s", "-timeout_error", "-nostdin", "-trace_msg",
          "-message_file", str(setup.tmp_path / "sipp_messages.log"),
@@ -677,8 +678,8 @@ async def test_blind_transfer_by_a_sipp_agent_connects_the_caller_to_the_target(
     notified = (setup.tmp_path / "sipp_logs.log").read_text()
     assert re.findall(r"NOTIFY sipfrag: (SIP/2\.0 \d+)", notified) == \
         ["SIP/2.0 100", "SIP/2.0 200"]
-    # The caller now talks to 1002, and 1002 hears the caller.
-    assert tones_heard(caller.recording_path)[-1:] == ["target"]
+    # The caller talked to 1001 (its echo), then to 1002; 1002 heard the caller.
+    assert tones_heard(caller.recording_path) == ["caller", "target"]
     assert tones_heard(leg.recording_path) == ["caller"]
     (cdr,) = await setup.cdrs(1)
     assert cdr["disposition"] == "answered"
@@ -700,7 +701,7 @@ async def test_blind_transfer_goes_on_when_the_transferor_hangs_up_after_202(
         await talk()
         await hang_up_and_wait(caller, leg, phone=target)
 
-    assert tones_heard(caller.recording_path)[-1:] == ["target"]
+    assert tones_heard(caller.recording_path) == ["caller", "target"]
     assert tones_heard(leg.recording_path) == ["caller"]
     (cdr,) = await setup.cdrs(1)
     assert cdr["disposition"] == "answered"
@@ -773,6 +774,9 @@ async def test_attended_transfer_bridges_the_caller_with_the_consulted_agent(
     # consulted agent heard the transferor, then the caller.
     assert tones_heard(caller.recording_path) == ["transferor", "moh", "target"]
     assert tones_heard(consulted.recording_path) == ["transferor", "caller"]
+    # And the transferor heard the caller, then the consulted agent.
+    assert tones_heard(first.recording_path) == ["caller"]
+    assert tones_heard(consultation.recording_path) == ["target"]
     cdrs = {row["direction"]: row for row in await setup.cdrs(2)}
     first_cdr, consult_cdr = cdrs["inbound"], cdrs["internal"]
     assert (consult_cdr["caller"], consult_cdr["callee"]) == (TRANSFEROR, TARGET)
