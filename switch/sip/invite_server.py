@@ -22,14 +22,14 @@ from collections.abc import Sequence
 from switch.sip.dialog import Dialog, build_dialog_response
 from switch.sip.errors import LocalProtocolError
 from switch.sip.headers import NameAddr, canonical_name
-from switch.sip.invite_client import (
+from switch.sip.invite_events import (
     SESSION_HEADERS,
     Cancelled,
     _add_headers,
-    _InviteSession,
     _sdp_headers,
     reason_header,
 )
+from switch.sip.invite_session import _InviteSession
 from switch.sip.message import Request, Response, build_response
 from switch.sip.peer import Peer
 from switch.sip.session_timer import MIN_SE_FLOOR_S, MinSE, SessionTimer, TooSmall
