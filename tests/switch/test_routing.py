@@ -643,3 +643,29 @@ def test_resolve_number_to_a_full_trunk_is_503() -> None:
     call = connected(net)
     net.fill(GW1)
     assert net.router.resolve_number(call, "0" + MOBILE, net.now) == 503
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "switch.routing seizes by our call id for every leg it dials from an existing call "
+    "(dial_number, resolve_number); ChannelPool.seize returns the held seizure for a "
+    "known key, so a second outside leg of one call (a transfer to another outside "
+    "number while the first is up) counts no channel, and releasing either frees both"))
+def test_two_outside_legs_of_one_call_hold_two_channels() -> None:
+    def start(call: Call, decision: object, now: float) -> bool:
+        call.application = "ivr"  # a minimal application: answer and keep the call
+        call.answer(now)
+        return True
+
+    net = Net([OUTSIDE_LINE, route(prefix="8", application="ivr"), EXTENSIONS],
+              groups=[TrunkGroup("pstn", [GW1])], start_application=start)
+    alice = net.party("1001", "10.0.0.1")
+    net.dial(alice, "8000")
+    call = net.call()
+    assert net.router.dial_number(call, "0" + MOBILE, net.now)
+    net.pump()
+    net.answer(net.gateway(GW1))
+    assert net.busy(GW1, Direction.OUTBOUND) == 1
+    # The caller blind-transfers to a second outside number: call control resolves it.
+    target = net.router.resolve_number(call, "013900139000", net.now)
+    assert isinstance(target, DialTarget)
+    assert net.busy(GW1, Direction.OUTBOUND) == 2
