@@ -708,21 +708,29 @@ async def test_blind_transfer_goes_on_when_the_transferor_hangs_up_after_202(
     assert [peer for _, peer, _ in setup.legs(cdr["call_id"])] == ["gw1", TRANSFEROR, TARGET]
 
 
-# -- 2. blind transfer to nobody
+# -- 2. a transfer that cannot be carried out
 
 
-async def test_blind_transfer_to_an_unregistered_extension_leaves_the_caller_with_the_agent(
-        setup: Setup) -> None:
+# A dialog the switch does not know (RFC 3891 §3: 481 when nothing matches).
+UNKNOWN_DIALOG = Replaces("no-such-call@127.0.0.1", to_tag="abc123", from_tag="def456")
+
+
+@pytest.mark.parametrize(("extension", "replaces", "status"), [
+    pytest.param(NOBODY, None, 480, id="blind-to-unregistered"),
+    pytest.param(TARGET, UNKNOWN_DIALOG, 481, id="attended-unknown-dialog"),
+])
+async def test_failed_transfer_leaves_the_caller_with_the_agent(
+        setup: Setup, extension: str, replaces: Replaces | None, status: int) -> None:
     async with phones(setup, (TRANSFEROR, TRANSFEROR_HZ)) as (agent,):
         caller = await setup.inbound()
         await agent.until(lambda: any(c.answered for c in agent.incoming()), "the answer")
         (leg,) = agent.incoming()
         await talk(0.5)
-        agent.refer(leg, setup.refer_to(NOBODY))
+        agent.refer(leg, setup.refer_to(extension, replaces))
         await agent.until(lambda: len(leg.notifies) >= 2, "the NOTIFYs")
         assert leg.responses == [("REFER", 202)]
-        assert leg.notifies[0] == (100, "active;expires=60")
-        assert leg.notifies[1] == (480, "terminated;reason=noresource")
+        assert leg.notifies == [(100, "active;expires=60"),
+                                (status, "terminated;reason=noresource")]
         # Still connected, both ways.
         await talk()
         assert not leg.ended and not caller.ended.is_set()
