@@ -153,8 +153,9 @@ class Channel:
         bridge the caller to it when it answers; the caller hears ringback meanwhile.
         Returns when it answers or fails; ChannelHungUp if the caller hangs up first."""
         self._check_up()
-        if not self._hooks.dial_number(self.call, number):
-            return self._failure()
+        # A dial that fails at once (no route, not registered) has queued its PeerFailed:
+        # the flush delivers it, so both ways end in the loop below.
+        self._hooks.dial_number(self.call, number)
         self._flush()
         while True:
             event = await self._next()
@@ -176,15 +177,6 @@ class Channel:
                 return event.cause
 
     # -- plumbing
-
-    def _failure(self) -> DialResult:
-        while not self._events.empty():
-            event = self._events.get_nowait()
-            if isinstance(event, PeerFailed):
-                return DialResult(False, event.status, event.q850_cause)
-            if isinstance(event, HungUp):
-                raise ChannelHungUp(event.cause)
-        return DialResult(False)
 
     def _flush(self) -> None:
         # Deliver what the command made the call's legs do (and re-arm its timers),

@@ -466,6 +466,8 @@ class Call:
                     reason_header: str | None = None) -> None:
         """The dialled leg will not answer: an application is told and keeps the call;
         a bridged call ends with the failure mapped for the caller."""
+        if q850_cause is None and status >= 400:
+            q850_cause = q850_cause_for_status(status)  # a phone's 486 is still cause 17
         self._ring_deadline = None
         self._stop_playing(self.a, "ringback")
         if self._media.bridged:  # early media was flowing

@@ -188,7 +188,9 @@ class CallRouter:
 
     def _trunk_target(self, call: Call, decision: ToTrunkGroup,
                       seized: Seizure | Rejection | None) -> DialTarget | Rejection:
-        seizure = seized if seized is not None else self._seize(decision, call.call_id)
+        # Each outside leg holds its own channel (a call may have two: a transfer out).
+        seizure = seized if seized is not None else self._seize(decision,
+                                                               self.control.new_token())
         if isinstance(seizure, Rejection):
             return seizure
         gateway = seizure.gateway

@@ -250,10 +250,6 @@ async def test_a_busy_extension_fails_the_dial_and_the_application_keeps_the_cal
     assert (ended.disposition, ended.cause) == ("answered", "application")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "switch.calls.Call.dial_failed passes on the callee's Reason cause only; a phone's "
-    "486 without Reason gives the application PeerFailed(486, None), not Q.850 17 "
-    "(what q850_cause_for_status(486) and the gateway side of the same call get)"))
 async def test_a_busy_extension_tells_the_application_cause_17() -> None:
     results: list[DialResult] = []
 
@@ -270,10 +266,6 @@ async def test_a_busy_extension_tells_the_application_cause_17() -> None:
     assert results == [DialResult(False, 486, 17)]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "switch.routing fails an unroutable dial with call.dial_failed -> PeerFailed queued in "
-    "CallControl.channel_events, but Channel.dial reads it in _failure() before any pump "
-    "delivered it: DialResult(False, None, None), and the PeerFailed arrives later"))
 async def test_dialling_an_unregistered_extension_gives_480_cause_20() -> None:
     results: list[DialResult] = []
 
@@ -287,9 +279,6 @@ async def test_dialling_an_unregistered_extension_gives_480_cause_20() -> None:
     assert results == [DialResult(False, 480, 20)]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the PeerFailed of a dial that failed at once is delivered after Channel.dial "
-    "returned, so the next dial returns that stale failure instead of waiting"))
 async def test_a_failed_dial_does_not_spoil_the_next_one() -> None:
     results: list[DialResult] = []
 

@@ -645,11 +645,6 @@ def test_resolve_number_to_a_full_trunk_is_503() -> None:
     assert net.router.resolve_number(call, "0" + MOBILE, net.now) == 503
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "switch.routing seizes by our call id for every leg it dials from an existing call "
-    "(dial_number, resolve_number); ChannelPool.seize returns the held seizure for a "
-    "known key, so a second outside leg of one call (a transfer to another outside "
-    "number while the first is up) counts no channel, and releasing either frees both"))
 def test_two_outside_legs_of_one_call_hold_two_channels() -> None:
     def start(call: Call, decision: object, now: float) -> bool:
         call.application = "ivr"  # a minimal application: answer and keep the call
