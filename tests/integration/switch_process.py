@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import re
 import signal
@@ -55,7 +56,14 @@ class SwitchProcess:
             finally:
                 await db.close()
 
-        asyncio.run(add())
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(add())
+            return
+        # Called from a coroutine (an async fixture): a loop of its own, in a thread.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, add()).result()
 
     def start(self) -> None:
         self.config_path.write_text(self.config_text or "")
