@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from apps import Database, UserService, upgrade_database
 from switch.pri_gateway.emulator import EmulatedCall, GatewayEmulator, Outcome
 from switch.sip import Response, build_authorization
 from tests.conftest import require_tool
@@ -306,25 +307,34 @@ def make_switch(tmp_path: Path, *, spans: int = 1, gw_port: int) -> SwitchProces
         did_nobody=DID_NOBODY, nobody=NOBODY, did_prompt=DID_PROMPT, prepend=PREPEND)
     switch = SwitchProcess(tmp_path / "switch", config)
     (tmp_path / "switch").mkdir()
-    for extension, password in ((AGENT, AGENT_PASSWORD), (PHONE, PHONE_PASSWORD),
-                                (NOBODY, "nobody-pass-1009")):
-        switch.add_user(f"user{extension}", password, extension)
+    asyncio.run(_add_users(switch, [(AGENT, AGENT_PASSWORD), (PHONE, PHONE_PASSWORD),
+                                    (NOBODY, "nobody-pass-1009")]))
     write_wav(switch.workdir / "data" / "prompts" / "welcome.wav",
               tone_pcm(PROMPT_HZ, 1.5))
     return switch
 
 
+async def _add_users(switch: SwitchProcess, users: list[tuple[str, str]]) -> None:
+    """SwitchProcess.add_user for several users with one migration run (faster)."""
+    url = f"sqlite+aiosqlite:///{switch.workdir / 'data' / 'callcenter.sqlite3'}"
+    await upgrade_database(url)
+    db = await Database.connect(url)
+    try:
+        service = UserService(db, switch.realm)
+        for extension, password in users:
+            await service.add_user(f"user{extension}", password, extension, "agent")
+    finally:
+        await db.close()
+
+
 @asynccontextmanager
-async def pri_setup(tmp_path: Path, *, spans: int = 1, gateway_spans: int | None = None,
-                    switch: SwitchProcess | None = None) -> AsyncIterator[Pri]:
+async def pri_setup(tmp_path: Path, *, spans: int = 1,
+                    gateway_spans: int | None = None) -> AsyncIterator[Pri]:
     """The switch (configured with `spans` for gw1), the gateway emulator (with
     `gateway_spans`, by default the same) and the agent's phone, registered."""
     gw_port = free_udp_port(GATEWAY_HOST)
-    if switch is None:
-        # add_user runs its own event loop: not on ours.
-        switch = await asyncio.to_thread(make_switch, tmp_path, spans=spans, gw_port=gw_port)
-    else:
-        gw_port = int(re.search(r"port = (\d+)", switch.config_text).group(1))  # type: ignore[union-attr]
+    # add_user runs its own event loop: not on ours.
+    switch = await asyncio.to_thread(make_switch, tmp_path, spans=spans, gw_port=gw_port)
     await asyncio.to_thread(switch.start)
     try:
         address = ("127.0.0.1", switch.udp_port)
@@ -509,27 +519,30 @@ async def test_phone_dials_out_through_the_trunk_with_audio_both_ways(pri: Pri) 
     assert 2 <= cdr["billable_s"] <= 3
 
 
-@pytest.mark.parametrize(("outcome", "status", "cause", "disposition"), [
-    (Outcome.BUSY, 486, 17, "busy"),
-    (Outcome.UNALLOCATED, 404, 1, "failed"),
+# What the phone gets for each scripted PSTN outcome: (status, Q.850 cause in the
+# Reason, CDR disposition), and what the gateway itself answered.
+PSTN_FAILURES = {
+    Outcome.BUSY: (486, 17, "busy", 486),
+    Outcome.UNALLOCATED: (404, 1, "failed", 404),
     # A B2BUA does not pass a 503 on (the phone's proxy would try elsewhere, RFC 3261
     # §16.7): 500, with the gateway's cause 34 in the Reason.
-    (Outcome.CONGESTION, 500, 34, "congestion"),
-])
-async def test_pstn_failures_map_back_to_the_phone(
-        pri: Pri, outcome: Outcome, status: int, cause: int, disposition: str) -> None:
-    pri.gateway.set_outcome(PREPEND + "139", outcome)
-    call = await pri.dial(OUTSIDE_LINE + "13900139000")
-    await ended(call)
-    assert call.response is not None and call.response.status == status
-    assert call.remote_reason == cause
-    assert pri.gateway_call().final_status == OUTCOME_STATUS[outcome]
-    cdr = await pri.cdr()  # (the challenged first INVITE never became a call)
-    assert (cdr["direction"], cdr["gateway"], cdr["disposition"], cdr["q850_cause"]) == (
-        "outbound", "gw1", disposition, cause)
+    Outcome.CONGESTION: (500, 34, "congestion", 503),
+}
 
 
-OUTCOME_STATUS = {Outcome.BUSY: 486, Outcome.UNALLOCATED: 404, Outcome.CONGESTION: 503}
+async def test_pstn_failures_map_back_to_the_phone(pri: Pri) -> None:
+    for n, (outcome, (status, cause, disposition, gateway_status)) in enumerate(
+            PSTN_FAILURES.items(), start=1):
+        number = f"1390013900{n}"
+        pri.gateway.set_outcome(PREPEND + number, outcome)
+        call = await pri.dial(OUTSIDE_LINE + number)
+        await ended(call)
+        assert call.response is not None
+        assert (outcome, call.response.status, call.remote_reason) == (outcome, status, cause)
+        assert pri.gateway_call().final_status == gateway_status
+        cdr = await pri.cdr(n)  # (the challenged first INVITEs never became calls)
+        assert (cdr["direction"], cdr["gateway"], cdr["disposition"], cdr["q850_cause"]) == (
+            "outbound", "gw1", disposition, cause)
 
 
 # -- 7. a full trunk
