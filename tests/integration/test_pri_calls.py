@@ -7,8 +7,8 @@ emulator runs on 127.0.0.2 and every phone on 127.0.0.1 (which must authenticate
 The agent phone of most tests is a second GatewayEmulator on 127.0.0.1: it answers,
 rejects, holds, plays a tone and records what it hears, like a phone would; the test
 registers extension 1001 on its behalf (digest, Contact naming the emulator's port,
-which the registrar honours for a UDP contact on the registering host). pyVoIP and
-SIPp answer as agents in their own tests.
+which the registrar honours for a UDP contact on the registering host). SIPp answers
+as the agent in one test here; pyVoIP does in test_pyvoip_calls.py.
 
 Audio is checked, not assumed: each side plays its own tone and records what it
 hears; the recordings are analysed with an FFT/Goertzel after the call. The only
