@@ -189,6 +189,7 @@ def map_failure(status: int) -> int:
 # How an unanswered call ended, for reports (apps.cdrs.Disposition values). Q.850 first:
 # a gateway's cause is more exact than the SIP status it was mapped to.
 _CAUSE_DISPOSITION: dict[int, str] = {
+    1: "failed", 3: "failed", 20: "failed",  # no such number, no route, not registered
     17: "busy", 18: "no_answer", 19: "no_answer", 34: "congestion", 38: "congestion",
     41: "congestion", 42: "congestion", 44: "congestion", 47: "congestion",
 }

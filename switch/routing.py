@@ -103,7 +103,10 @@ class CallRouter:
             # Seize first, so the CDR opens with the gateway the call goes out on.
             seized = self._seize(decision, received.request.call_id)
             if origin.direction == "internal":
+                # The CDR's callee is the number that went out to the PSTN (after the
+                # route's strip/prepend), as the carrier will bill it.
                 origin = replace(origin, direction="outbound", trunk=decision.group,
+                                 callee=decision.dialled_number,
                                  gateway=seized.gateway.name
                                  if isinstance(seized, Seizure) else None)
         call = self.control.accept(received, caller_peer, origin, now)

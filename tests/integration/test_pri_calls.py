@@ -515,7 +515,7 @@ async def test_phone_dials_out_through_the_trunk_with_audio_both_ways(pri: Pri) 
                                 "disposition")} == {
         "direction": "outbound", "caller": PHONE, "trunk": "pstn", "gateway": "gw1",
         "disposition": "answered"}
-    assert cdr["callee"] == OUTSIDE_LINE + CUSTOMER_NATIONAL  # as dialled
+    assert cdr["callee"] == PREPEND + CUSTOMER_NATIONAL  # what went out to the PSTN
     assert 2 <= cdr["billable_s"] <= 3
 
 
@@ -586,7 +586,7 @@ async def test_documented_zero_prefix_reaches_the_trunk(pri: Pri) -> None:
     assert pri.gateway_call().called == CUSTOMER_NATIONAL  # 0 stripped, nothing prepended
     cdr = await pri.cdr()
     assert (cdr["direction"], cdr["gateway"], cdr["callee"]) == ("outbound", "gw1",
-                                                                "0" + CUSTOMER_NATIONAL)
+                                                                CUSTOMER_NATIONAL)
 
 
 # -- 8. hold and resume
