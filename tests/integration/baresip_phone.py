@@ -26,7 +26,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.integration.test_pri_calls import tone_pcm, wait, write_wav
+from tests.integration.test_pri_calls import WAIT_S, tone_pcm, wait, write_wav
 
 BARESIP_RTP = (44100, 44199)
 START_TIMEOUT_S = 10.0
@@ -76,6 +76,7 @@ class BaresipPhone:
         self._tasks: list[asyncio.Task[None]] = []
         self._responses: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._tokens = 0
+        self.ctrl_port = 0
 
     def configure(self, extension: str, password: str, switch_port: int,
                   tone_hz: float) -> None:
@@ -90,7 +91,6 @@ class BaresipPhone:
         (self.home / "accounts").write_text(
             f"<sip:{extension}@127.0.0.1:{switch_port};transport=udp>"
             f";auth_pass={password};regint=600;answermode=manual\n")
-        self.switch_port = switch_port
 
     async def start(self) -> None:
         self._process = await asyncio.create_subprocess_exec(
@@ -100,8 +100,10 @@ class BaresipPhone:
         self._tasks.append(asyncio.create_task(self._read_console(registered)))
         # ctrl_tcp listens before the account registers, so once baresip printed the
         # REGISTER's outcome the control port is there to connect to.
-        await wait(registered, "baresip to register", START_TIMEOUT_S)
-        line = registered.result()
+        try:
+            line = await asyncio.wait_for(registered, START_TIMEOUT_S)
+        except TimeoutError:
+            raise AssertionError(f"baresip did not register\n{self.transcript()}") from None
         assert "200 OK" in line, self.transcript()
         reader, self._writer = await asyncio.open_connection("127.0.0.1", self.ctrl_port)
         self._tasks.append(asyncio.create_task(self._read_ctrl(reader)))
@@ -175,12 +177,11 @@ class BaresipPhone:
                 if event.get("type") == kind:
                     return event
 
-        task = asyncio.ensure_future(next_of_kind())
         try:
-            await wait(task, f"baresip's {kind} event\n{self.transcript()}")
-        finally:
-            task.cancel()
-        return task.result()
+            return await asyncio.wait_for(next_of_kind(), WAIT_S)
+        except TimeoutError:
+            raise AssertionError(f"timed out waiting for baresip's {kind} event\n"
+                                 f"{self.transcript()}") from None
 
     def dump(self, direction: str) -> Path:
         """The WAV of what baresip sent ("enc") or heard ("dec") on its one call."""

@@ -23,11 +23,10 @@ from tests.integration.switch_process import SwitchProcess
 from tests.integration.test_pri_calls import (
     GATEWAY_HOST,
     GATEWAY_TONE_HZ,
-    WAIT_S,
     free_udp_port,
+    hang_up_everything,
     make_switch,
     until,
-    wait,
 )
 
 # Apart from test_pri_calls' ranges, so a leftover socket there never collides here.
@@ -85,12 +84,7 @@ async def pstn_setup(tmp_path: Path) -> AsyncIterator[Pstn]:
                 yield Pstn(switch, gateway)
             finally:
                 # Whatever a failing test left up, so the switch stops without draining.
-                up = [c for c in gateway.calls.values()
-                      if c.answered.is_set() and not c.ended.is_set()]
-                for call in up:
-                    call.hangup()
-                for call in up:
-                    await wait(call.ended.wait(), "a leftover call to end", WAIT_S)
+                await hang_up_everything(gateway)
     finally:
         if switch.alive():
             await asyncio.to_thread(switch.stop)

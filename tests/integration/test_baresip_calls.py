@@ -49,8 +49,13 @@ async def pstn(tmp_path: Path) -> AsyncIterator[Pstn]:
 
 
 @pytest.fixture
-async def phone(pstn: Pstn, tmp_path: Path) -> AsyncIterator[BaresipPhone]:
-    executable = require_tool("baresip", "Debian package baresip")
+def executable() -> str:
+    return require_tool("baresip", "Debian package baresip")
+
+
+@pytest.fixture
+async def phone(executable: str, pstn: Pstn, tmp_path: Path) -> AsyncIterator[BaresipPhone]:
+    # (`executable` first: without baresip the test stops before a switch is started.)
     async with baresip_phone(executable, tmp_path / "baresip", AGENT, AGENT_PASSWORD,
                              pstn.switch.udp_port, AGENT_TONE_HZ) as phone:
         yield phone

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import threading
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -72,7 +71,6 @@ class PyVoipAgent:
         self.answered = asyncio.Event()
         self.call: Any = None  # pyVoIP's VoIPCall once answered
         self.failure: BaseException | None = None
-        self._answering = threading.Lock()
         self.phone = VoIPPhone("127.0.0.1", switch_port, AGENT, AGENT_PASSWORD,
                                myIP="127.0.0.1", callCallback=self._on_call,
                                sipPort=free_udp_port("127.0.0.1"),
