@@ -42,7 +42,11 @@ class CdrWriter:
         clock: Callable[[], datetime] = _utc_now,
         heartbeat_s: float = DEFAULT_HEARTBEAT_S,
         max_batch: int = DEFAULT_MAX_BATCH,
+        batch_window_s: float = 0.0,
     ) -> None:
+        """``batch_window_s``: once something is queued, let more gather this long
+        before writing (a busy switch then commits a few large batches a second, a
+        quiet one still within that window; a crash loses at most that much)."""
         if heartbeat_s <= 0:
             raise ValueError(f"heartbeat_s must be positive, not {heartbeat_s}")
         if max_batch < 1:
@@ -51,6 +55,7 @@ class CdrWriter:
         self._clock = clock
         self._heartbeat_s = heartbeat_s
         self._max_batch = max_batch
+        self._batch_window_s = batch_window_s
         self._queue: deque[tuple[datetime, CallEvent]] = deque()
         self._in_flight = 0
         self._wakeup = asyncio.Event()
@@ -123,6 +128,9 @@ class CdrWriter:
                 await self._heartbeat()
                 next_heartbeat = loop.time() + self._heartbeat_s
             if self._queue:
+                if self._batch_window_s and not self._stopping \
+                        and len(self._queue) < self._max_batch:
+                    await asyncio.sleep(self._batch_window_s)  # let the batch fill
                 await self._write_batch()
                 continue
             if self._stopping:

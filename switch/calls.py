@@ -20,6 +20,7 @@ transaction events to `handle`, media events to `handle_media`, and calls
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import os
@@ -61,7 +62,6 @@ from switch.sip import (
     RequestReceived,
     ResponseReceived,
     SdpError,
-    SessionDescription,
     StrayResponseReceived,
     TransactionLayer,
     TransactionTimedOut,
@@ -223,6 +223,7 @@ class _Ending:
     q850_cause: int | None = None
     reason_header: str | None = None  # a Reason to pass on unchanged
     sip_status: int | None = None  # for the CDR
+    recorded_q850: int | None = None  # the CDR's cause when q850_cause is None
 
 
 @dataclass(slots=True)
@@ -401,8 +402,11 @@ class Call:
                                  reason_header=event.reason_header,
                                  q850_cause=_reason_cause(event.reason_header)), now)
         elif isinstance(event, ByeReceived):
+            # A plain BYE (phones send no Reason) is a normal release: the CDR says
+            # cause 16, the other side is told nothing more than BYE.
             self._finish(_Ending("caller-bye", reason_header=event.reason_header,
-                                 q850_cause=_reason_cause(event.reason_header)), now)
+                                 q850_cause=_reason_cause(event.reason_header),
+                                 recorded_q850=NORMAL_CLEARING), now)
         elif isinstance(event, Ended):
             self._finish(_Ending(f"caller-{event.cause}"), now)
         elif isinstance(event, Held | Resumed):
@@ -454,8 +458,11 @@ class Call:
             self.dial_failed(leg, event.status, cause, now,
                              reason_header=event.reason_header)
         elif isinstance(event, ByeReceived):
+            # A plain BYE (phones send no Reason) is a normal release: the CDR says
+            # cause 16, the other side is told nothing more than BYE.
             self._finish(_Ending("callee-bye", reason_header=event.reason_header,
-                                 q850_cause=_reason_cause(event.reason_header)), now)
+                                 q850_cause=_reason_cause(event.reason_header),
+                                 recorded_q850=NORMAL_CLEARING), now)
         elif isinstance(event, Ended):
             if not leg.answered and leg.final_status is not None:
                 return  # the Rejected before it said it all
@@ -708,7 +715,7 @@ class Call:
             else disposition_for(ending.sip_status, ending.q850_cause))
         if self.answered_at is not None:
             disposition = "answered"
-        q850 = ending.q850_cause
+        q850 = ending.q850_cause if ending.q850_cause is not None else ending.recorded_q850
         if q850 is None and ending.sip_status is not None and ending.sip_status >= 400:
             q850 = q850_cause_for_status(ending.sip_status)
         control.report(CallEnded(self.call_id, disposition, q850, ending.sip_status,
@@ -764,7 +771,7 @@ class CallControl:
         self.resolve: Callable[[Call, str, float], DialTarget | int] = \
             lambda call, number, now: 404
 
-    @property
+    @functools.cached_property
     def contact(self) -> NameAddr:
         return NameAddr.parse(f"<sip:{self.via_host}:{self.via_port}>")
 
@@ -799,11 +806,9 @@ class CallControl:
                                via_port=self.via_port, peer=caller_peer,
                                session_expires_s=self.settings.session_expires_s,
                                min_se_s=self.settings.min_se_s)
-        try:
-            SessionDescription.parse(received.request.body)
-        except SdpError as exc:
-            # An empty body is a late offer, which call control does not take.
-            session.reject(exc.status if received.request.body else 488, now)
+        if not received.request.body:
+            # A late offer (INVITE without SDP), which call control does not take.
+            session.reject(488, now)
             return None
         try:
             engine_leg = self.engine.open_leg(group=received.request.call_id)

@@ -128,7 +128,7 @@ def _action(route: RouteConfig) -> Callable[[str], RouteDecision]:
 def _to_trunk_group(group: str, strip: int, prepend: str) -> Callable[[str], RouteDecision]:
     def decide(called: str) -> RouteDecision:
         rest = called[strip:]
-        if not rest:
+        if not any(c.isdigit() for c in rest):  # "" or a lone "+": nothing to dial
             return Reject(ADDRESS_INCOMPLETE, reason_phrase(ADDRESS_INCOMPLETE))
         return ToTrunkGroup(group, prepend + rest)
 

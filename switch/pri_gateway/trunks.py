@@ -13,6 +13,7 @@ digest challenges); `Trunks.gateway_for_source` is that check.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -192,6 +193,7 @@ class TrunkGroup:
         return min(with_room, key=lambda g: Fraction(pools[g.name].busy, g.channels))
 
 
+@functools.lru_cache(maxsize=1024)  # asked for every INVITE, about a few addresses
 def _same_host(a: str, b: str) -> bool:
     """Exact address match; IP literals compare by value ("::1" is "0:0::1")."""
     try:

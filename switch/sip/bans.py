@@ -7,6 +7,7 @@ using `describe_ban`. Memory is bounded so a flood from many addresses cannot gr
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections import OrderedDict, deque
 from collections.abc import Iterable
@@ -29,6 +30,7 @@ def describe_ban(source_ip: str, ban_s: float, n_failures: int) -> str:
     return f"banned {source_ip} for {duration} s after {n_failures} failed authentications"
 
 
+@functools.lru_cache(maxsize=4096)  # every request's source goes through here
 def _address(source_ip: str) -> _Address:
     try:
         address = ipaddress.ip_address(source_ip)

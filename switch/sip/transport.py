@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -45,6 +46,8 @@ def stamp_via(request: Request, peer: Peer) -> None:
 class TransportLimits:
     max_message_bytes: int = 65535
     max_tcp_connections: int = 1024
+
+UDP_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
@@ -138,6 +141,12 @@ class SipTransport:
             lambda: _UdpProtocol(self), local_addr=(host, port))
         # uvloop calls connection_made later; the returned transport is the same one.
         protocol.transport = udp_transport
+        sock = udp_transport.get_extra_info("socket")
+        if sock is not None:
+            # A trunk's burst of INVITEs (or a few hundred phones re-registering at once)
+            # must wait in the kernel while the loop is busy, not be dropped and
+            # retransmitted 500 ms later. The kernel caps this at net.core.rmem_max.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER_BYTES)
         self._udp = protocol
         bound = udp_transport.get_extra_info("sockname")
         server = await loop.create_server(self._new_connection, host, bound[1],

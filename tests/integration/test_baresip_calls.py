@@ -145,11 +145,6 @@ async def test_baresip_agent_dials_out_through_the_trunk_with_audio_both_ways(
     assert pstn.gateway.busy_channels == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "switch bug: when the agent's phone hangs up with a plain BYE (no Reason header, "
-    "as baresip and pyVoIP do) the switch sends the gateway Reason: Q.850;cause=16 but "
-    "writes q850_cause NULL in the CDR (calls._on_b passes the BYE's missing Reason on "
-    "as q850_cause=None; legs.hang_up only defaults the wire cause to 16)"))
 async def test_cdr_keeps_the_normal_clearing_cause_sent_for_an_agents_plain_bye(
         pstn: Pstn, phone: BaresipPhone) -> None:
     call = await pstn.gateway.place_call(CUSTOMER, DID_AGENT)
