@@ -191,6 +191,24 @@ async def test_2000_calls_in_one_submit_are_28_commits(
     } == {(CallState.closed, Disposition.answered, 16, T0, T0, 0, 2)}
 
 
+async def test_a_batch_window_gathers_calls_submitted_one_by_one_into_one_commit(
+    store: CdrStore, clock: FakeClock, commits: list[None]
+) -> None:
+    # What serve uses: each SIP message submits a few events; without a window the
+    # first of them would be committed alone while the rest queue behind it.
+    writer = CdrWriter(store, clock=clock, batch_window_s=0.5)
+    await writer.start()
+    commits.clear()
+    for n in range(30):
+        for change in full_call(f"w{n:02d}"):
+            writer.submit([change])
+            await asyncio.sleep(0)  # the loop runs between messages, as it does live
+    await writer.flush()
+    assert (writer.written, writer.batches, len(commits)) == (210, 1, 1)
+    await writer.stop()
+    assert len(await store.list_calls(T0, at(1))) == 30
+
+
 async def test_events_after_the_call_closed_are_ignored(
     writer: CdrWriter, store: CdrStore, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
