@@ -32,10 +32,12 @@ from switch.sip.invite_client import (
     Answered,
     ByeReceived,
     DialogRequest,
+    EarlyMedia,
     Ended,
     InviteClient,
     InviteEvent,
     Rejected,
+    Ringing,
 )
 from switch.sip.invite_server import InviteServer
 from switch.sip.offer_answer import PCMU, TELEPHONE_EVENT, Direction
@@ -439,3 +441,48 @@ def test_max_duration_cuts_an_answered_call() -> None:
     assert any(isinstance(e, ByeReceived) for e in customer.events_of(customer_out))
     assert any(isinstance(e, ByeReceived) for e in agent.events_of(agent_leg))
     assert net.engine.legs == {}
+
+
+def test_early_media_from_the_callee_is_passed_through_anchored() -> None:
+    net = Net()
+    customer = net.phone("pstn", "10.0.0.1", trunk=True)
+    agent = net.phone("1001", "10.0.0.2")
+    customer_out = net.dial(customer, "1001")
+    agent.incoming[0].early_media(sdp("10.0.0.2", 6000), net.now)
+    net.pump()
+    [early] = [e for e in customer.events_of(customer_out) if isinstance(e, EarlyMedia)]
+    call = net.call()
+    # The caller is given our leg's address, and the engine relays the early audio.
+    assert f"m=audio {net.engine.leg_port(call.a.engine_leg)} ".encode() in early.sdp
+    assert b"c=IN IP4 10.0.0.9" in early.sdp
+    assert net.peer_of(call.a.engine_leg) == call.b.engine_leg  # type: ignore[union-attr]
+    assert net.engine.legs[call.a.engine_leg].playing is None
+
+
+def test_a_pstn_caller_hears_our_ringback_while_a_phone_rings() -> None:
+    net = Net()
+    customer = net.phone("pstn", "10.0.0.1", trunk=True)
+    agent = net.phone("1001", "10.0.0.2")
+    customer_out = net.dial(customer, "1001")
+    agent.incoming[0].ring(net.now)
+    net.pump()
+    call = net.call()
+    # ISDN callers hear nothing unless ringback is sent in-band: 183 with our SDP,
+    # and the engine plays the ringback tone toward the gateway.
+    assert any(isinstance(e, EarlyMedia) for e in customer.events_of(customer_out))
+    assert net.engine.legs[call.a.engine_leg].playing == "tone"
+    assert ("play_tone", call.a.engine_leg, "ringback") in net.engine.commands
+    net.answer(agent)
+    assert net.engine.legs[call.a.engine_leg].playing is None  # the agent, not the tone
+    assert net.peer_of(call.a.engine_leg) == call.b.engine_leg  # type: ignore[union-attr]
+
+
+def test_a_phone_caller_gets_180_and_rings_locally() -> None:
+    net = Net()
+    caller = net.phone("1002", "10.0.0.4")
+    agent = net.phone("1001", "10.0.0.2")
+    outgoing = net.dial(caller, "1001")
+    agent.incoming[0].ring(net.now)
+    net.pump()
+    assert Ringing(180) in caller.events_of(outgoing)
+    assert net.engine.legs[net.call().a.engine_leg].playing is None
