@@ -34,9 +34,11 @@ from switch.sip.invite_client import (
     DialogRequest,
     EarlyMedia,
     Ended,
+    Held,
     InviteClient,
     InviteEvent,
     Rejected,
+    Resumed,
     Ringing,
 )
 from switch.sip.invite_server import InviteServer
@@ -60,8 +62,10 @@ def sdp(host: str, port: int, version: int = 1,
 
 
 class Phone:
-    def __init__(self, name: str, host: str, *, trunk: bool = False) -> None:
+    def __init__(self, name: str, host: str, *, trunk: bool = False,
+                 session_expires_s: int | None = None) -> None:
         self.name = name
+        self.session_expires_s = session_expires_s  # RFC 4028 support, when set
         self.peer = Peer("UDP", host, 5060)
         self.trunk = trunk
         self.layer = TransactionLayer(new_branch=counter(f"z9hG4bK{name}"))
@@ -90,9 +94,11 @@ class Net:
         self.phones: dict[Peer, Phone] = {}
         self.extensions: dict[str, Phone] = {}
         self.reports: list[CallEvent] = []
+        self.vanished: set[Peer] = set()  # phones that went away: nothing reaches them
 
-    def phone(self, name: str, host: str, *, trunk: bool = False) -> Phone:
-        phone = Phone(name, host, trunk=trunk)
+    def phone(self, name: str, host: str, *, trunk: bool = False,
+              session_expires_s: int | None = None) -> Phone:
+        phone = Phone(name, host, trunk=trunk, session_expires_s=session_expires_s)
         self.phones[phone.peer] = phone
         if not trunk:
             self.extensions[name] = phone
@@ -149,7 +155,8 @@ class Net:
                     self._deliver(out.data, phone.peer, self.layer)
                     moving = True
             for out in self.layer.outgoing():
-                self._deliver(out.data, SWITCH, self.phones[out.peer].layer)
+                if out.peer not in self.vanished:
+                    self._deliver(out.data, SWITCH, self.phones[out.peer].layer)
                 moving = True
             for event in self.layer.events():
                 moving = True
@@ -165,6 +172,9 @@ class Net:
                     for ev in session.events():
                         moving = True
                         phone.events.append((session, ev))
+                        if isinstance(ev, Held | Resumed):  # a phone answers re-INVITEs
+                            session.accept_reinvite(
+                                sdp(phone.peer.host, 6000, 1 + len(phone.events)), self.now)
                         if isinstance(ev, DialogRequest):
                             if ev.request.method == "NOTIFY":
                                 phone.notifies.append(parse_sipfrag(ev.request.body))
@@ -195,7 +205,8 @@ class Net:
         assert isinstance(event, RequestReceived) and event.request.method == "INVITE"
         server = InviteServer(phone.layer, event, to_tag=f"{phone.name}tag{len(phone.sessions)}",
                               contact=NameAddr.parse(f"<sip:{phone.name}@{phone.peer.host}>"),
-                              via_host=phone.peer.host, via_port=5060, peer=SWITCH)
+                              via_host=phone.peer.host, via_port=5060, peer=SWITCH,
+                              session_expires_s=phone.session_expires_s)
         phone.sessions.append(server)
         phone.incoming.append(server)
 
@@ -486,3 +497,21 @@ def test_a_phone_caller_gets_180_and_rings_locally() -> None:
     net.pump()
     assert Ringing(180) in caller.events_of(outgoing)
     assert net.engine.legs[net.call().a.engine_leg].playing is None
+
+
+def test_a_vanished_phone_is_found_out_by_the_session_timer_and_the_call_ends() -> None:
+    # RFC 4028: the switch refreshes the session at half the interval; a phone that
+    # has gone (power cut, network gone) never answers, and the call is taken down
+    # instead of holding the customer and the agent's seat for hours.
+    net = Net(CallSettings(session_expires_s=90, min_se_s=90))
+    customer = net.phone("pstn", "10.0.0.1", trunk=True)
+    agent = net.phone("1001", "10.0.0.2", session_expires_s=90)
+    customer_out, _ = connected_call(net, customer, agent)
+    net.vanished.add(agent.peer)
+    net.advance(44.0)
+    assert net.ended() == []  # the refresh is due at 45 s
+    net.advance(120.0)
+    [ended] = net.ended()
+    assert ended.disposition == "answered" and ended.cause.startswith("callee-")
+    assert any(isinstance(e, ByeReceived) for e in customer.events_of(customer_out))
+    assert net.engine.legs == {}
