@@ -496,7 +496,10 @@ class Call:
 
     def on_media(self, event: MediaEvent, now: float) -> None:
         if isinstance(event, RtpTimedOut):
-            if self.state is CallState.ANSWERED:
+            # A party that put the call on hold with "inactive" (or 0.0.0.0) may send
+            # nothing at all until it resumes: silence from it is not a dead far end.
+            silent = next((leg for leg in self.legs if leg.engine_leg == event.leg), None)
+            if self.state is CallState.ANSWERED and not (silent is not None and silent.held):
                 self._finish(_Ending("rtp-timeout", q850_cause=TIMER_EXPIRY), now)
         elif isinstance(event, DtmfReceived):
             if self.application is not None and event.leg == self.a.engine_leg:

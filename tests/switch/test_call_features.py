@@ -19,6 +19,7 @@ from switch.call_events import (
 from switch.calls import Call, CallControl, CallOrigin, CallSettings, DialTarget
 from switch.fake_media import FakeMediaEngine
 from switch.legs import LegKind
+from switch.media import RtpTimedOut
 from switch.sip import (
     NameAddr,
     Peer,
@@ -515,3 +516,23 @@ def test_a_vanished_phone_is_found_out_by_the_session_timer_and_the_call_ends() 
     assert ended.disposition == "answered" and ended.cause.startswith("callee-")
     assert any(isinstance(e, ByeReceived) for e in customer.events_of(customer_out))
     assert net.engine.legs == {}
+
+
+def test_a_party_on_hold_may_go_silent_without_the_call_being_cut() -> None:
+    net = Net()
+    customer = net.phone("pstn", "10.0.0.1", trunk=True)
+    agent = net.phone("1001", "10.0.0.2")
+    _, agent_leg = connected_call(net, customer, agent)
+    call = net.call()
+    agent_leg.reinvite(sdp("10.0.0.2", 6000, 2, Direction.INACTIVE), net.now)
+    net.pump()
+    assert call.b is not None and call.b.held
+    net.engine.emit(RtpTimedOut(call.b.engine_leg, 30.0))
+    net.control.handle_media(net.engine.drain_events(), net.now)
+    net.pump()
+    assert net.ended() == []
+    # The customer going silent is still a dead far end.
+    net.engine.emit(RtpTimedOut(call.a.engine_leg, 30.0))
+    net.control.handle_media(net.engine.drain_events(), net.now)
+    net.pump()
+    assert [e.cause for e in net.ended()] == ["rtp-timeout"]
