@@ -94,6 +94,12 @@ setup(
         "uvicorn",
         "openpyxl",
         "numpy",
+        # Web: templates, signed session cookies, form/upload parsing, WebSockets for
+        # uvicorn (the agent desktop's live channel).
+        "jinja2",
+        "itsdangerous",
+        "python-multipart",
+        "websockets",
     ],
     extras_require={
         "test": [
@@ -108,6 +114,10 @@ setup(
             # bench/relay_density.py compiles its load generator (bench/loadgen.pyx) on
             # first use; the package build's own Cython lives in an isolated env.
             "Cython>=3.0",
+            # Starlette's TestClient; Playwright drives Debian's chromium (never a
+            # downloaded browser) in the browser tests.
+            "httpx",
+            "playwright",
         ],
     },
     entry_points={"console_scripts": ["callcenter = callcenter.cli:main"]},

@@ -5,11 +5,12 @@ set -euo pipefail
 source "$(dirname "$0")/scripts/bootstrap.sh"
 source scripts/test_postgres.sh
 
-# External SIP peers for the integration tests: SIPp, baresip, SIPVicious (svwar).
-if ! apt_install sip-tester baresip sipvicious && [[ "${CI:-}" == true ]]; then
+# External SIP peers for the integration tests: SIPp, baresip, SIPVicious (svwar); and
+# Debian's chromium for the browser tests (Playwright drives it; no browser download).
+if ! apt_install sip-tester baresip sipvicious chromium && [[ "${CI:-}" == true ]]; then
     exit 1
 fi
-for tool in sipp baresip svwar; do
+for tool in sipp baresip svwar chromium; do
     if ! command -v "$tool" >/dev/null; then
         if [[ "${CI:-}" == true ]]; then
             echo "test.sh: $tool is still missing after installing its package" >&2
