@@ -9,7 +9,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Integer, MetaData, String, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -125,3 +137,146 @@ class CallLeg(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     sip_status: Mapped[int | None] = mapped_column(Integer)
     q850_cause: Mapped[int | None] = mapped_column(Integer)
+
+
+# --- Customers (issue 5) -----------------------------------------------------------------
+# Custom fields are a free JSON object (str -> str | int | float | bool); portable JSON
+# (json on PostgreSQL, text on SQLite) because nothing queries inside them. The server
+# defaults let bulk loaders (Core inserts, the Excel import) leave the column out.
+
+
+class CustomerGroup(Base):
+    """An enterprise customer (集团): its members are ``customers`` rows with its id."""
+
+    __tablename__ = "customer_groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)  # the group's own number
+    name: Mapped[str] = mapped_column(String(200))
+    vip_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    account_manager_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(
+        JSON, default=dict, server_default="{}"
+    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Customer(Base):
+    """A person we serve, alone or as a member of a group (``title``: position there)."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("customer_groups.id", ondelete="SET NULL"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str | None] = mapped_column(String(100))
+    vip_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    account_manager_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(
+        JSON, default=dict, server_default="{}"
+    )
+    # The row's id in the import source: a repeated import updates instead of duplicating.
+    external_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class CustomerPhone(Base):
+    """One number of a customer, in the national form of
+    ``switch.pri_gateway.normalize(...).national`` (13800138000, 01088886666): the form
+    the caller lookup normalises an incoming number to, so lookup is one index probe."""
+
+    __tablename__ = "customer_phones"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "number", name="uq_customer_phones_customer_id_number"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("customers.id", ondelete="CASCADE")
+    )
+    number: Mapped[str] = mapped_column(String(32), index=True)
+    label: Mapped[str | None] = mapped_column(String(32))
+
+
+class ContactRecord(Base):
+    """A contact with a customer (沟通记录): a call, an SMS, a visit ..."""
+
+    __tablename__ = "contact_records"
+    # "The last N for a customer" walks this index backwards and stops after N rows.
+    __table_args__ = (Index("ix_contact_records_customer_id_at", "customer_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("customers.id", ondelete="CASCADE")
+    )
+    call_id: Mapped[str | None] = mapped_column(String(64))  # calls.call_id, not SIP's
+    agent_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    channel: Mapped[str] = mapped_column(String(16))  # phone, sms, visit, email, other
+    text: Mapped[str] = mapped_column(Text)
+
+
+# --- Agent groups, permissions, audit (issue 5) ---------------------------------------------
+
+
+class AgentGroup(Base):
+    """A group of agents (分组); permissions can be granted or revoked per group."""
+
+    __tablename__ = "agent_groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str | None] = mapped_column(String(255))
+
+
+class AgentGroupMember(Base):
+    __tablename__ = "agent_group_members"
+
+    group_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("agent_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Indexed on its own: "which groups is this user in" runs on every permission check.
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class GroupPermission(Base):
+    """A grant (``granted`` True) or revoke (False) of one capability for one agent
+    group, on top of the defaults of its members' roles."""
+
+    __tablename__ = "group_permissions"
+
+    group_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("agent_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    capability: Mapped[str] = mapped_column(String(64), primary_key=True)
+    granted: Mapped[bool] = mapped_column(Boolean)
+
+
+class AuditLogEntry(Base):
+    """A security-relevant action: login, permission change, export, download, barge..."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    # actor keeps the name when the user is deleted later (actor_id becomes NULL).
+    actor_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    actor: Mapped[str] = mapped_column(String(64))  # username or "system"
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(255))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
+    source_ip: Mapped[str | None] = mapped_column(String(64))
