@@ -55,6 +55,9 @@ class Field(enum.StrEnum):
     IGNORE = "ignore"
 
 
+# The columns the error report (apps/customer_import.py) puts before the row's cells.
+REPORT_HEADERS: Final = ("行号 Row", "列 Column", "原因 Reason")
+
 # Headers as customers' sheets spell them, compared after _header_key (case, spaces,
 # "_-*:" and brackets removed). Several columns may map to phone; for any other field
 # the first column wins and later ones become custom fields.
@@ -75,7 +78,7 @@ HEADER_ALIASES: Final[dict[Field, tuple[str, ...]]] = {
     Field.ACCOUNT_MANAGER: ("客户经理", "负责人", "account manager", "manager"),
     Field.TITLE: ("职务", "职位", "title", "position", "job title"),
     # The columns our own error report adds, so that a corrected report imports as is.
-    Field.IGNORE: ("行号 row", "列 column", "原因 reason"),
+    Field.IGNORE: REPORT_HEADERS,
 }
 
 # Column sizes in apps/models.py (tests/apps/test_customer_import_sheet.py keeps them
@@ -313,6 +316,8 @@ class CustomerRow:
     account_manager_id: int | None = None
     title: str | None = None
     custom_fields: Mapping[str, JsonScalar] = field(default_factory=dict)
+    # The cells as read, for the error report if the database step refuses the row.
+    values: tuple[Any, ...] = field(default=(), repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,7 +327,7 @@ class RejectedRow:
     errors: tuple[RowError, ...]
 
 
-class _Invalid(Exception):
+class CellError(CustomerImportError):
     """A cell value that cannot be used; the message is the reason shown."""
 
 
@@ -344,32 +349,32 @@ class AccountManagers:
         if key in self._by_username:
             return self._by_username[key]
         if key not in self._by_name:
-            raise _Invalid(f"unknown account manager '{text}'")
+            raise CellError(f"unknown account manager '{text}'")
         user_id = self._by_name[key]
         if user_id is None:
-            raise _Invalid(f"account manager '{text}' is ambiguous: give the username")
+            raise CellError(f"account manager '{text}' is ambiguous: give the username")
         return user_id
 
 
 def _vip_level(value: object) -> int:
     if isinstance(value, bool):
-        raise _Invalid(f"bad VIP level '{value}': give a whole number 0 to {MAX_VIP_LEVEL}")
+        raise CellError(f"bad VIP level '{value}': give a whole number 0 to {MAX_VIP_LEVEL}")
     if isinstance(value, (int, float)) and float(value).is_integer():
         level = int(value)
     else:
         match = _VIP_TEXT.fullmatch(str(value).strip().casefold())
         if match is None:
-            raise _Invalid(f"bad VIP level '{value}': give a whole number 0 to {MAX_VIP_LEVEL}")
+            raise CellError(f"bad VIP level '{value}': give a whole number 0 to {MAX_VIP_LEVEL}")
         level = int(match.group(1))
     if not 0 <= level <= MAX_VIP_LEVEL:
-        raise _Invalid(f"bad VIP level '{value}': give a whole number 0 to {MAX_VIP_LEVEL}")
+        raise CellError(f"bad VIP level '{value}': give a whole number 0 to {MAX_VIP_LEVEL}")
     return level
 
 
 def _limited(field_: Field, text: str) -> str:
     limit = MAX_CHARS[field_]
     if len(text) > limit:
-        raise _Invalid(f"longer than {limit} characters")
+        raise CellError(f"longer than {limit} characters")
     return text
 
 
@@ -385,7 +390,7 @@ def split_phones(text: str, default_area_code: str | None = None) -> list[str]:
     """The national forms of the numbers in one cell: separated by , ; / (or their
     full-width forms) or by spaces. Spaces may also sit inside one number
     ("010 8888 6666"): the pieces are tried one by one first, then joined.
-    Raises _Invalid naming the first number that is no usable phone."""
+    Raises CellError naming the first number that is no usable phone."""
     numbers: list[str] = []
     for part in _PHONE_LIST_SEPARATORS.split(text):
         pieces = part.split()
@@ -395,7 +400,7 @@ def split_phones(text: str, default_area_code: str | None = None) -> list[str]:
             try:
                 numbers += [_phone(piece, default_area_code) for piece in pieces]
                 continue
-            except _Invalid:
+            except CellError:
                 pass
         numbers.append(_phone(part.strip(), default_area_code))
     return numbers
@@ -405,9 +410,9 @@ def _phone(text: str, default_area_code: str | None) -> str:
     try:
         parsed = normalize(text, default_area_code=default_area_code)
     except NumberError as error:
-        raise _Invalid(f"bad phone number '{text}': {error}") from None
+        raise CellError(f"bad phone number '{text}': {error}") from None
     if parsed.kind not in _PHONE_KINDS_OK:
-        raise _Invalid(f"bad phone number '{text}': {_PHONE_KIND_REASONS[parsed.kind]}")
+        raise CellError(f"bad phone number '{text}': {_PHONE_KIND_REASONS[parsed.kind]}")
     return parsed.national
 
 
@@ -454,7 +459,7 @@ class RowReader:
                 continue
             try:
                 found[field_] = _FIELD_PARSERS[field_](self._managers, raw, text)
-            except _Invalid as error:
+            except CellError as error:
                 problem(column, str(error))
 
         phones: dict[str, tuple[Phone, Column]] = {}
@@ -464,7 +469,7 @@ class RowReader:
                 continue
             try:
                 numbers = split_phones(text, self._area_code)
-            except _Invalid as error:
+            except CellError as error:
                 problem(column, str(error))
                 continue
             label = column.header[:MAX_PHONE_LABEL_CHARS]
@@ -509,13 +514,14 @@ class RowReader:
             account_manager_id=found.get(Field.ACCOUNT_MANAGER),
             title=found.get(Field.TITLE),
             custom_fields=custom,
+            values=tuple(values),
         )
 
 
 _SINGLE_FIELDS: Final = (Field.NAME, Field.EXTERNAL_ID, Field.GROUP_CODE, Field.GROUP_NAME,
                          Field.VIP_LEVEL, Field.ACCOUNT_MANAGER, Field.TITLE)
 
-# How each single-column field turns (raw cell, its text) into a value, or raises _Invalid.
+# How each single-column field turns (raw cell, its text) into a value, or raises CellError.
 _FIELD_PARSERS: Final[dict[Field, Callable[[AccountManagers, object, str], Any]]] = {
     Field.NAME: lambda _, __, text: _limited(Field.NAME, text),
     Field.EXTERNAL_ID: lambda _, __, text: _limited(Field.EXTERNAL_ID, text),
