@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps.audit import Actor, AuditLog, SystemActor
@@ -326,7 +327,14 @@ class PermissionService:
                 "capability": capability,
                 "before": _STATES[before],
             })
-            await session.commit()
+            try:
+                await session.commit()
+            except IntegrityError:
+                # Another request wrote this override, or deleted the group, since we read.
+                await session.rollback()
+                raise AccessError(
+                    f"agent group {group_id} was changed at the same time; try again"
+                ) from None
             return True
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import datetime
 
@@ -346,6 +347,32 @@ async def test_unknown_capabilities_and_groups_are_refused_clearly(
     async with db.session() as session:
         assert list(await session.scalars(select(GroupPermission))) == []
     assert [e.action for e in await audit.recent(10)] == ["group.create"]
+
+
+_OVERRIDE_CALLS = {"grant": PermissionService.grant, "revoke": PermissionService.revoke}
+
+
+async def test_the_stored_rules_give_what_resolve_gives_for_every_combination(
+    permissions: PermissionService, groups: GroupService, people: dict[Role, UserRecord]
+) -> None:
+    agent = people[Role.agent]
+    admin = people[Role.admin]
+    first = await _group(groups, "first", agent)
+    second = await _group(groups, "second", agent)
+    # calls.handle is an agent default, sms.send is not.
+    for a, b in itertools.product([None, "grant", "revoke"], repeat=2):
+        overrides = []
+        for group, verb in ((first, a), (second, b)):
+            for capability in ("calls.handle", "sms.send"):
+                if verb is None:
+                    await permissions.clear(admin, group, capability)
+                else:
+                    await _OVERRIDE_CALLS[verb](permissions, admin, group, capability)
+                    overrides.append((capability, verb == "grant"))
+        effective = await permissions.effective(agent.id)
+        assert effective == resolve(Role.agent, overrides), (a, b)
+        assert ("sms.send" in effective) == ("grant" in (a, b) and "revoke" not in (a, b))
+        assert ("calls.handle" in effective) == ("revoke" not in (a, b))
 
 
 async def test_a_stored_override_of_a_capability_no_longer_known_counts_for_nothing(
