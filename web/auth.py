@@ -1,0 +1,242 @@
+"""Who is asking and what they may do: the session's user, login and logout, and the
+``requires``/``public`` wrappers that every route's endpoint goes through.
+
+create_app refuses to build an app with an endpoint that went through neither, so a new
+route cannot forget its permission check.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+from urllib.parse import quote, urlsplit
+
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.websockets import WebSocket
+
+from apps import UserRecord
+from web import csrf
+from web.i18n import translate
+from web.services import WebServices
+from web.templating import language_of, render
+from web.throttle import LoginThrottle, throttle_keys
+
+SESSION_USER_KEY = "user"
+API_PREFIX = "/api/"
+WS_POLICY_VIOLATION = 1008  # RFC 6455 §7.4.1: the close code for a refused socket
+
+E = TypeVar("E", bound=Callable[..., Awaitable[Any]])
+
+
+@dataclass(frozen=True)
+class WebUser:
+    """The logged-in user as the session remembers them."""
+
+    id: int
+    username: str
+    name: str | None
+    role: str
+    extension: str | None
+
+    @classmethod
+    def from_record(cls, record: UserRecord) -> WebUser:
+        return cls(record.id, record.username, record.name, record.role.value,
+                   record.extension)
+
+    @classmethod
+    def from_session(cls, data: object) -> WebUser | None:
+        if not isinstance(data, dict):
+            return None
+        try:
+            return cls(**data)
+        except TypeError:  # a cookie signed by an older version with other fields
+            return None
+
+    def to_session(self) -> dict[str, Any]:
+        return {"id": self.id, "username": self.username, "name": self.name,
+                "role": self.role, "extension": self.extension}
+
+
+@dataclass(frozen=True)
+class Access:
+    """An endpoint's rule: public, or logged in and holding every capability."""
+
+    public: bool
+    capabilities: frozenset[str]
+
+
+ACCESS_ATTRIBUTE = "web_access"
+
+
+def access_of(endpoint: object) -> Access | None:
+    access = getattr(endpoint, ACCESS_ATTRIBUTE, None)
+    return access if isinstance(access, Access) else None
+
+
+def services_of(conn: HTTPConnection) -> WebServices:
+    services: WebServices = conn.app.state.services
+    return services
+
+
+def current_user(conn: HTTPConnection) -> WebUser | None:
+    return WebUser.from_session(conn.session.get(SESSION_USER_KEY))
+
+
+def client_ip(conn: HTTPConnection) -> str | None:
+    return conn.client.host if conn.client is not None else None
+
+
+def is_api(conn: HTTPConnection) -> bool:
+    return conn.url.path.startswith(API_PREFIX)
+
+
+def requires(*capabilities: str) -> Callable[[E], E]:
+    """Wrap an HTTP or WebSocket endpoint: the caller must be logged in and hold every
+    capability named (none: any logged-in user). State-changing HTTP requests must also
+    carry the session's CSRF token. Refusals: 401 JSON (API) or a redirect to /login
+    (page) when not logged in, 403 when a capability or the token is missing; a refused
+    WebSocket is closed before it opens. The endpoint finds ``state.user`` (WebUser) and
+    ``state.permissions`` on its request."""
+    return _guard(Access(public=False, capabilities=frozenset(capabilities)))
+
+
+def public(endpoint: E) -> E:
+    """Wrap an endpoint anyone may call (login, health); CSRF is still checked."""
+    return _guard(Access(public=True, capabilities=frozenset()))(endpoint)
+
+
+def _guard(access: Access) -> Callable[[E], E]:
+    def decorate(endpoint: E) -> E:
+        @functools.wraps(endpoint)
+        async def guarded(conn: HTTPConnection) -> Any:
+            if isinstance(conn, WebSocket):
+                if await _admit_socket(conn, access):
+                    return await endpoint(conn)
+                await conn.close(code=WS_POLICY_VIOLATION)
+                return None
+            assert isinstance(conn, Request)
+            refusal = await _check_request(conn, access)
+            return refusal if refusal is not None else await endpoint(conn)
+
+        setattr(guarded, ACCESS_ATTRIBUTE, access)
+        return cast(E, guarded)
+
+    return decorate
+
+
+async def _load_user(conn: HTTPConnection, access: Access) -> tuple[bool, bool]:
+    """(logged in, permitted); sets state.user and state.permissions."""
+    user = current_user(conn)
+    conn.state.user = user
+    conn.state.permissions = frozenset()
+    if user is None:
+        return False, access.public
+    permissions = frozenset(await services_of(conn).permissions_of(user.id))
+    conn.state.permissions = permissions
+    return True, access.capabilities <= permissions
+
+
+async def _check_request(request: Request, access: Access) -> Response | None:
+    logged_in, permitted = await _load_user(request, access)
+    if not logged_in and not access.public:
+        if is_api(request):
+            return error_response(request, 401, "unauthenticated")
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+    if not permitted:
+        return error_response(request, 403, "forbidden")
+    if not await csrf.request_is_trusted(request):
+        return error_response(request, 403, "csrf")
+    return None
+
+
+async def _admit_socket(websocket: WebSocket, access: Access) -> bool:
+    if not same_origin(websocket.headers.get("origin"), websocket.headers.get("host")):
+        return False
+    logged_in, permitted = await _load_user(websocket, access)
+    return (logged_in or access.public) and permitted
+
+
+def same_origin(origin: str | None, host: str | None) -> bool:
+    """A browser's WebSocket says which page opened it; only our own pages may (a
+    cross-site page would otherwise ride on the user's cookie)."""
+    if not origin or not host:
+        return False
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and parts.netloc.lower() == host.lower()
+
+
+_ERROR_MESSAGE_KEYS = {
+    "unauthenticated": "error.unauthenticated",
+    "forbidden": "error.forbidden",
+    "csrf": "error.csrf",
+    "bad_request": "error.bad_request",
+    "bad_credentials": "login.failed",
+    "throttled": "login.throttled",
+}
+
+
+def error_response(
+    request: Request, status_code: int, error: str, headers: dict[str, str] | None = None,
+    **params: object,
+) -> Response:
+    """A refusal in the caller's language: JSON ``{"error", "message"}`` for the API, an
+    error page otherwise."""
+    message = translate(language_of(request), _ERROR_MESSAGE_KEYS[error], **params)
+    if is_api(request):
+        return JSONResponse({"error": error, "message": message}, status_code=status_code,
+                            headers=headers)
+    response = render(request, "error.html", {"message": message}, status_code=status_code)
+    response.headers.update(headers or {})
+    return response
+
+
+@dataclass(frozen=True)
+class LoginOutcome:
+    user: WebUser | None  # None: refused
+    retry_after_s: int | None = None  # set when refused for too many failures
+
+
+async def log_in(request: Request, username: str, password: str) -> LoginOutcome:
+    """Check a login against the throttle and the password; on success start a fresh
+    session. An unknown user and a wrong password are refused alike (same answer, same
+    time spent, same throttle counting) so usernames cannot be probed."""
+    services = services_of(request)
+    throttle: LoginThrottle = request.app.state.throttle
+    source_ip = client_ip(request)
+    keys = throttle_keys(source_ip, username)
+    wait_s = throttle.retry_after_s(keys, services.clock())
+    if wait_s is not None:
+        await _audit(services, "login_failed", None, username, source_ip, reason="throttled")
+        return LoginOutcome(None, wait_s)
+    record = await services.users.verify_web_password(username, password)
+    if record is None:
+        throttle.record_failure(keys, services.clock())
+        await _audit(services, "login_failed", None, username, source_ip,
+                     reason="bad_credentials")
+        return LoginOutcome(None)
+    throttle.forget(keys[0])
+    user = WebUser.from_record(record)
+    request.session.clear()
+    request.session[SESSION_USER_KEY] = user.to_session()
+    csrf.rotate(request.session)
+    await _audit(services, "login", user.id, user.username, source_ip)
+    return LoginOutcome(user)
+
+
+async def log_out(request: Request) -> None:
+    user = current_user(request)
+    request.session.clear()
+    csrf.rotate(request.session)
+    if user is not None:
+        await _audit(services_of(request), "logout", user.id, user.username,
+                     client_ip(request))
+
+
+async def _audit(services: WebServices, action: str, actor_id: int | None, actor: str,
+                 source_ip: str | None, **detail: str) -> None:
+    await services.audit.record(action, actor_id=actor_id, actor=actor, target=actor,
+                                detail=detail, source_ip=source_ip)

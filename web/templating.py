@@ -1,0 +1,90 @@
+"""Server-rendered pages: one Jinja2 environment, the context every page shares (user,
+language, navigation, CSRF token) and the data-driven navigation."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import HTMLResponse
+
+from web import csrf
+from web.i18n import (
+    HTML_LANG,
+    LANGUAGE_COOKIE,
+    LANGUAGE_NAMES,
+    LANGUAGES,
+    choose_language,
+    role_label,
+    translate,
+)
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+LANGUAGE_COOKIE_MAX_AGE_S = 365 * 24 * 3600
+
+environment = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+    autoescape=jinja2.select_autoescape(["html"]),
+    # A misspelt variable is an error, not an empty string on a page.
+    undefined=jinja2.StrictUndefined,
+)
+
+
+@dataclass(frozen=True)
+class NavItem:
+    """A navigation link, shown only to users holding ``capability``."""
+
+    path: str
+    label_key: str  # a key of web.i18n.MESSAGES
+    capability: str
+
+
+def language_of(conn: HTTPConnection) -> str:
+    return choose_language(conn.query_params.get("lang"), conn.cookies.get(LANGUAGE_COOKIE))
+
+
+def visible_nav(conn: HTTPConnection) -> list[NavItem]:
+    permissions: frozenset[str] = getattr(conn.state, "permissions", frozenset())
+    nav: tuple[NavItem, ...] = conn.app.state.nav
+    return [item for item in nav if item.capability in permissions]
+
+
+def render(
+    request: Request,
+    template: str,
+    context: Mapping[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """Render a page in the visitor's language with the shared context."""
+    lang = language_of(request)
+    user = getattr(request.state, "user", None)
+    shared = {
+        "lang": lang,
+        "html_lang": HTML_LANG[lang],
+        "languages": [(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
+        "t": partial(translate, lang),
+        "user": user,
+        "role_label": role_label(lang, user.role) if user is not None else "",
+        "nav": visible_nav(request),
+        "path": request.url.path,
+        "csrf_token": csrf.session_token(request.session),
+    }
+    html = environment.get_template(template).render({**shared, **(context or {})})
+    response = HTMLResponse(html, status_code=status_code)
+    remember_language(request, response)
+    return response
+
+
+def remember_language(request: Request, response: HTMLResponse) -> None:
+    """``?lang=en`` sticks: later pages come in that language without the parameter."""
+    chosen = request.query_params.get("lang")
+    if chosen in LANGUAGES and chosen != request.cookies.get(LANGUAGE_COOKIE):
+        response.set_cookie(LANGUAGE_COOKIE, chosen, max_age=LANGUAGE_COOKIE_MAX_AGE_S,
+                            samesite="lax", httponly=True,
+                            secure=request.app.state.services.settings.secure_cookies)
