@@ -184,6 +184,56 @@ class UserService:
             users = await session.scalars(select(User).order_by(User.username))
             return [_record(user) for user in users]
 
+    async def get_user(self, user_id: int) -> UserRecord | None:
+        async with self._db.session() as session:
+            user = await session.get(User, user_id)
+            return None if user is None else _record(user)
+
+    async def update_user(
+        self,
+        username: str,
+        *,
+        name: str | None,
+        role: str | Role,
+        extension: str | None,
+        password: str | None = None,
+    ) -> UserRecord:
+        """Set the user's name, role and extension (and, if given, password). A new
+        extension needs the password too: the phone's HA1 values are derived from both."""
+        parsed_role = _parse_role(role)
+        if extension is not None:
+            _check_extension(extension)
+        if password is not None:
+            _check_password(password)
+        web_password_hash = None if password is None else await self._hash(password)
+        async with self._db.session() as session:
+            user = await self._get(session, username)
+            if user is None:
+                raise UserError(f"no such user '{username}'")
+            if extension != user.extension:
+                if extension is not None and password is None:
+                    raise UserError("a new extension needs a new password")
+                if extension is not None:
+                    owner = await session.scalar(
+                        select(User.username).where(User.extension == extension))
+                    if owner is not None:
+                        raise UserError(f"extension {extension} is already used by '{owner}'")
+            user.name = name
+            user.role = parsed_role.value
+            user.extension = extension
+            if web_password_hash is not None:
+                assert password is not None
+                self._set_secrets(user, web_password_hash, password)
+            elif extension is None:
+                user.sip_ha1_md5 = user.sip_ha1_sha256 = user.sip_realm = None
+            user.updated_at = self._clock()
+            try:
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+                raise UserError(f"extension {extension} is already used") from None
+            return _record(user)
+
     async def set_password(self, username: str, password: str) -> None:
         """Replace the web password and, for a phone account, re-derive its SIP HA1 values
         under the current realm."""
