@@ -12,6 +12,7 @@ reason it was refused, by Excel row number and column letter, as the user sees t
 from __future__ import annotations
 
 import enum
+import math
 import re
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -25,7 +26,15 @@ from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.exceptions import InvalidFileException
 
-from switch.pri_gateway import NumberError, NumberKind, normalize
+from apps.customers import (
+    MAX_CODE_CHARS,
+    MAX_EXTERNAL_KEY_CHARS,
+    MAX_LABEL_CHARS,
+    MAX_NAME_CHARS,
+    MAX_TITLE_CHARS,
+    CustomerError,
+    normalize_customer_number,
+)
 
 Source = str | PathLike[str] | IO[bytes]
 CellValue = str | int | float | bool | datetime | date | time | None
@@ -81,28 +90,19 @@ HEADER_ALIASES: Final[dict[Field, tuple[str, ...]]] = {
     Field.IGNORE: REPORT_HEADERS,
 }
 
-# Column sizes in apps/models.py (tests/apps/test_customer_import_sheet.py keeps them
-# equal): a longer value is a row error here instead of a failed batch in the database.
+# Column sizes, as CustomerService checks them: a longer value is a row error here
+# instead of a failed batch in the database.
 MAX_CHARS: Final[dict[Field, int]] = {
-    Field.NAME: 200,
-    Field.TITLE: 100,
-    Field.EXTERNAL_ID: 128,
-    Field.GROUP_CODE: 32,
-    Field.GROUP_NAME: 200,
+    Field.NAME: MAX_NAME_CHARS,
+    Field.TITLE: MAX_TITLE_CHARS,
+    Field.EXTERNAL_ID: MAX_EXTERNAL_KEY_CHARS,
+    Field.GROUP_CODE: MAX_CODE_CHARS,
+    Field.GROUP_NAME: MAX_NAME_CHARS,
 }
-MAX_PHONE_LABEL_CHARS: Final = 32
-MAX_VIP_LEVEL: Final = 9
+# CustomerService sets no upper bound; a sheet saying 500 is a typo, and the column is
+# a 32-bit integer on PostgreSQL.
+MAX_VIP_LEVEL: Final = 99
 
-# Number kinds a customer can be called back on and recognised by when calling in.
-_PHONE_KINDS_OK: Final = frozenset(
-    {NumberKind.MOBILE, NumberKind.FIXED, NumberKind.SERVICE_400_800, NumberKind.INTERNATIONAL}
-)
-_PHONE_KIND_REASONS: Final[dict[NumberKind, str]] = {
-    NumberKind.LOCAL: "a local number needs its area code",
-    NumberKind.SHORT_SERVICE: "a short service number is no customer's phone",
-    NumberKind.INTERNAL: "an extension is no customer's phone",
-    NumberKind.UNKNOWN: "not a telephone number",
-}
 _PHONE_LIST_SEPARATORS = re.compile(r"[,;/，；、|\n]+")
 _VIP_TEXT = re.compile(r"(?:vip|v)?\s*([0-9]+)\s*级?")
 _OLE2_MAGIC: Final = b"\xd0\xcf\x11\xe0"  # the old binary .xls format
@@ -382,6 +382,8 @@ def _custom_value(value: object) -> JsonScalar | None:
     if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
+        if not math.isfinite(value):  # PostgreSQL's json has no NaN
+            return str(value)
         return int(value) if value.is_integer() else value
     return _text(value)
 
@@ -407,13 +409,11 @@ def split_phones(text: str, default_area_code: str | None = None) -> list[str]:
 
 
 def _phone(text: str, default_area_code: str | None) -> str:
+    # The same rule as a number typed in on the customer page.
     try:
-        parsed = normalize(text, default_area_code=default_area_code)
-    except NumberError as error:
-        raise CellError(f"bad phone number '{text}': {error}") from None
-    if parsed.kind not in _PHONE_KINDS_OK:
-        raise CellError(f"bad phone number '{text}': {_PHONE_KIND_REASONS[parsed.kind]}")
-    return parsed.national
+        return normalize_customer_number(text, default_area_code)
+    except CustomerError as error:
+        raise CellError(str(error)) from None
 
 
 class RowReader:
@@ -472,7 +472,7 @@ class RowReader:
             except CellError as error:
                 problem(column, str(error))
                 continue
-            label = column.header[:MAX_PHONE_LABEL_CHARS]
+            label = column.header[:MAX_LABEL_CHARS]
             for number in numbers:
                 phones.setdefault(number, (Phone(number, label), column))
 
