@@ -1,0 +1,278 @@
+"""Importing customer sheets into the database (SQLite, and PostgreSQL under ./test.sh):
+counts, matching existing customers, groups, idempotence, the error report."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openpyxl import Workbook, load_workbook
+from sqlalchemy import func, select, text
+
+from apps import Database, Role, UserService
+from apps.customer_import import (
+    REPORT_HEADERS,
+    CustomerImporter,
+    ImportResult,
+    neutralise,
+    write_error_report,
+)
+from apps.customer_sheet import SheetError
+from apps.models import Customer, CustomerGroup, CustomerPhone
+
+T0 = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
+T1 = datetime(2024, 6, 1, 0, 0, 0, tzinfo=UTC)
+HEADERS = ["客户编号", "客户名称", "手机", "集团编号", "集团名称", "VIP等级", "客户经理", "职务",
+           "备注"]
+
+
+class Literal(str):
+    """Text kept as text in the sheet even when it starts with "=" (a user typed '=...)."""
+
+
+def xlsx(*rows: list[Any]) -> io.BytesIO:
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    for row in rows:
+        sheet.append(row)
+        for cell, value in zip(sheet[sheet.max_row], row, strict=False):
+            if isinstance(value, Literal):
+                cell.value, cell.data_type = str(value), "s"
+    out = io.BytesIO()
+    workbook.save(out)
+    out.seek(0)
+    return out
+
+
+def importer(db: Database, now: datetime = T0, batch_rows: int = 1000) -> CustomerImporter:
+    return CustomerImporter(db, clock=lambda: now, batch_rows=batch_rows)
+
+
+def counts(result: ImportResult) -> tuple[int, int, int, int, int]:
+    return (result.imported, result.updated, result.unchanged, result.skipped, result.rejected)
+
+
+async def dump(db: Database) -> dict[str, list[tuple[Any, ...]]]:
+    """Every customer table, row by row, timestamps included."""
+    async with db.engine.connect() as connection:
+        return {
+            table: [tuple(row) for row in await connection.execute(
+                text(f"SELECT * FROM {table} ORDER BY id"))]
+            for table in ("customer_groups", "customers", "customer_phones")
+        }
+
+
+async def customers(db: Database) -> list[tuple[Any, ...]]:
+    """(external key, name, vip, manager id, title, group code, custom, sorted numbers)."""
+    async with db.session() as session:
+        rows = (await session.execute(
+            select(Customer, CustomerGroup.code).outerjoin(CustomerGroup)
+            .order_by(Customer.id))).all()
+        phones = (await session.execute(select(CustomerPhone.customer_id,
+                                               CustomerPhone.number))).all()
+    numbers: dict[int, list[str]] = {}
+    for customer_id, number in phones:
+        numbers.setdefault(customer_id, []).append(number)
+    return [(c.external_key, c.name, c.vip_level, c.account_manager_id, c.title, code,
+             c.custom_fields, sorted(numbers.get(c.id, []))) for c, code in rows]
+
+
+SHEET = [
+    HEADERS,
+    ["C1", "张三", "13800138000,010-88886666", "G1", "某某集团", 3, "wang", "总经理", "老客户"],
+    ["C2", "李四", "13900139000", "G1", None, None, "王芳", None, None],
+    [None, "王五", "13700137000", None, "无编号集团", 1, None, None, None],
+    ["C4", None, "13600136000", None, None, None, None, None, None],  # no name
+    ["C5", "赵六", "555", None, None, None, None, None, None],  # bad number
+    ["C6", "钱七", "13500135000", None, None, None, "nobody", None, None],
+]
+
+
+@pytest.fixture
+async def wang(service: UserService) -> int:
+    record = await service.add_user("wang", "password-w", role=Role.account_manager,
+                                    name="王芳")
+    return record.id
+
+
+async def test_good_rows_import_and_bad_rows_are_reported(db: Database, wang: int) -> None:
+    result = await importer(db).import_file(xlsx(*SHEET))
+
+    assert counts(result) == (3, 0, 0, 0, 3)
+    assert result.groups_created == 2
+    assert [str(error) for error in result.errors] == [
+        "row 5, column B (客户名称): missing name",
+        "row 6, column C (手机): invalid phone number '555': "
+        "not a mobile, fixed-line, 400/800 or international number",
+        "row 7, column G (客户经理): unknown account manager 'nobody'",
+    ]
+    assert await customers(db) == [
+        ("C1", "张三", 3, wang, "总经理", "G1", {"备注": "老客户"},
+         ["01088886666", "13800138000"]),
+        ("C2", "李四", 0, wang, None, "G1", {}, ["13900139000"]),
+        (None, "王五", 1, None, None, "无编号集团", {}, ["13700137000"]),
+    ]
+    async with db.session() as session:
+        groups = (await session.execute(
+            select(CustomerGroup.code, CustomerGroup.name).order_by(CustomerGroup.id))).all()
+    assert [tuple(group) for group in groups] == [("G1", "某某集团"), ("无编号集团", "无编号集团")]
+
+
+async def test_importing_the_same_file_again_changes_nothing(db: Database, wang: int) -> None:
+    await importer(db, T0).import_file(xlsx(*SHEET))
+    before = await dump(db)
+
+    again = await importer(db, T1).import_file(xlsx(*SHEET))
+
+    assert counts(again) == (0, 0, 3, 0, 3)
+    assert again.groups_created == 0
+    assert await dump(db) == before  # not even updated_at moved
+
+
+async def test_skip_mode_leaves_existing_customers_alone(db: Database, wang: int) -> None:
+    await importer(db).import_file(xlsx(*SHEET))
+    before = await dump(db)
+    changed = [HEADERS, ["C1", "张三改", "13800138000", None, None, 5, None, None, None],
+               ["C9", "新客户", "13300133000", None, None, None, None, None, None]]
+
+    result = await importer(db, T1).import_file(xlsx(*changed), existing="skip")
+
+    assert counts(result) == (1, 0, 0, 1, 0)
+    after = await dump(db)
+    assert after["customers"][:3] == before["customers"]
+    assert len(after["customers"]) == 4
+
+
+async def test_update_mode_changes_what_the_row_gives_and_adds_numbers(
+        db: Database, wang: int) -> None:
+    await importer(db).import_file(xlsx(*SHEET))
+    changed = [
+        ["客户编号", "客户名称", "手机", "VIP等级", "爱好"],
+        # Matched by external id: name and VIP change, a number is added, none removed,
+        # title and group stay (no column), custom fields merge.
+        ["C1", "张三丰", "13100131000", 5, "高尔夫"],
+        # No external id: matched by its number; it takes this external id.
+        ["C3", "王五", "13700137000", 1, None],
+    ]
+
+    result = await importer(db, T1).import_file(xlsx(*changed))
+
+    assert counts(result) == (0, 2, 0, 0, 0)
+    rows = await customers(db)
+    assert rows[0] == ("C1", "张三丰", 5, wang, "总经理", "G1",
+                       {"备注": "老客户", "爱好": "高尔夫"},
+                       ["01088886666", "13100131000", "13800138000"])
+    assert rows[2][:3] == ("C3", "王五", 1)
+    async with db.session() as session:
+        updated = await session.scalar(select(Customer.updated_at).where(
+            Customer.external_key == "C1"))
+        untouched = await session.scalar(select(Customer.updated_at).where(
+            Customer.external_key == "C2"))
+    assert (updated, untouched) == (T1, T0)
+
+
+async def test_rows_that_conflict_with_the_database_are_refused(db: Database) -> None:
+    await importer(db).import_file(xlsx(
+        ["外部编号", "姓名", "手机"], ["A", "甲", "13800138000"], ["B", "乙", "13900139000"],
+        [None, "丙", "13700137000 13500135000"], ["D", "丁", "13600136000"]))
+
+    result = await importer(db).import_file(xlsx(
+        ["外部编号", "姓名", "手机"],
+        [None, "两个人的号码", "13800138000 13900139000"],
+        ["Z", "别人的号码", "13600136000"],
+        [None, "丙一", "13700137000"],
+        ["C", "丙二", "13500135000"],  # 丙's other number
+    ))
+
+    assert counts(result) == (0, 1, 0, 0, 3)
+    assert [str(error) for error in result.errors] == [
+        "row 2: the phone numbers (13800138000, 13900139000) belong to 2 different "
+        "customers already",
+        "row 3: phone 13600136000 belongs to the customer with external id 'D'",
+        "row 5: this is the same customer as row 4",
+    ]
+    assert result.rejected_rows[0].values == (None, "两个人的号码", "13800138000 13900139000")
+    assert [name for _, name, *_ in await customers(db)] == ["甲", "乙", "丙一", "丁"]
+
+
+async def test_batches_share_groups_and_progress_is_reported(db: Database) -> None:
+    rows = [["姓名", "手机", "集团编号"]] + [
+        [f"客户{i}", f"138{i:08d}", f"G{i % 2}"] for i in range(7)]
+    seen: list[tuple[int, int]] = []
+
+    result = await importer(db, batch_rows=3).import_file(
+        xlsx(*rows), progress=lambda done, total: seen.append((done, total)))
+
+    assert counts(result) == (7, 0, 0, 0, 0) and result.groups_created == 2
+    assert seen == [(3, 7), (6, 7), (7, 7)]
+    async with db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(CustomerGroup)) == 2
+
+
+async def test_an_unreadable_file_imports_nothing(db: Database, tmp_path: Path) -> None:
+    path = tmp_path / "customers.xlsx"
+    path.write_text("客户名称,手机\n张三,13800138000\n")
+
+    with pytest.raises(SheetError) as error:
+        await importer(db).import_file(path)
+
+    assert str(error.value) == "not an .xlsx spreadsheet (not a zip file)"
+    assert await dump(db) == {"customer_groups": [], "customers": [], "customer_phones": []}
+
+
+async def test_preview_resolves_account_managers_and_writes_nothing(
+        db: Database, wang: int) -> None:
+    shown = await importer(db).preview(xlsx(*SHEET), n=2)
+    assert [getattr(row, "account_manager_id", None) for row in shown.rows] == [wang, wang]
+    assert await dump(db) == {"customer_groups": [], "customers": [], "customer_phones": []}
+
+
+# ---- error report ----------------------------------------------------------------------------
+
+
+async def test_the_error_report_lists_rejected_rows_and_imports_once_corrected(
+        db: Database, tmp_path: Path) -> None:
+    result = await importer(db).import_file(xlsx(
+        ["姓名", "手机", "备注"],
+        ["好", "13800138000", None],
+        [None, "13900139000", Literal("=HYPERLINK(\"http://evil\")")],
+        ["坏", "+1", "@SUM(A1)"],
+    ))
+    report = tmp_path / "errors.xlsx"
+    write_error_report(result, report)
+
+    rows = list(load_workbook(report).worksheets[0].iter_rows(values_only=True))
+    assert rows == [
+        (*REPORT_HEADERS, "姓名", "手机", "备注"),
+        (3, "A 姓名", "missing name", None, "13900139000", "'=HYPERLINK(\"http://evil\")"),
+        (4, "B 手机", "invalid phone number '+1': "
+         "not a mobile, fixed-line, 400/800 or international number", "坏", "'+1", "'@SUM(A1)"),
+    ]
+
+    # Fix the cells in the report and import it as it is: the report's columns are ignored.
+    workbook = load_workbook(report)
+    sheet = workbook.worksheets[0]
+    sheet["D2"], sheet["E3"] = "改好", "13700137000"
+    fixed = io.BytesIO()
+    workbook.save(fixed)
+    fixed.seek(0)
+    again = await importer(db).import_file(fixed)
+    assert counts(again) == (2, 0, 0, 0, 0)
+    assert [(name, custom) for _, name, *_, custom, _ in await customers(db)] == [
+        ("好", {}),
+        ("改好", {"备注": "'=HYPERLINK(\"http://evil\")"}),
+        ("坏", {"备注": "'@SUM(A1)"}),
+    ]
+
+
+@pytest.mark.parametrize(("value", "exported"), [
+    ("=1+1", "'=1+1"), ("+8613800138000", "'+8613800138000"), ("-5", "'-5"),
+    ("@cmd", "'@cmd"), ("\t=1", "'\t=1"), ("a=1", "a=1"), (-5, -5), (None, None),
+    ("bell\x07", "bell"),
+])
+def test_exported_cells_never_become_formulas(value: object, exported: object) -> None:
+    assert neutralise(value) == exported
