@@ -1,5 +1,5 @@
 """The `callcenter` command line: run the switch, upgrade the database, manage users,
-repair recordings.
+import customers, repair recordings.
 
 Exit status: 0 done, 1 the request could not be done (a one-line message on stderr, no
 traceback), 2 the command line itself was wrong (argparse's usage message).
@@ -15,7 +15,7 @@ import getpass
 import sys
 import unicodedata
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from switch.config import Config, ConfigError, load_config
 
@@ -94,6 +94,58 @@ def cmd_recordings_repair(config: Config, args: argparse.Namespace) -> int:
         partial = f", a partial frame of {cut} {'byte' if cut == 1 else 'bytes'} cut off"
         print(f"{path}: {result.frames_kept} frames kept{partial if cut else ''}")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+# How many row errors `customers import` prints; the --errors report has them all.
+MAX_ERRORS_SHOWN = 20
+
+
+def cmd_customers_import(config: Config, args: argparse.Namespace) -> int:
+    import apps
+    from apps.customer_import import CustomerImporter, ImportResult, write_error_report
+    from apps.customer_sheet import SheetError
+
+    def show_progress(rows_done: int, rows_total: int) -> None:
+        print(f"\r{rows_done}/{rows_total} rows", end="", file=sys.stderr, flush=True)
+
+    async def run(stream: BinaryIO) -> ImportResult:
+        await apps.upgrade_database(config.database.url)
+        db = await apps.Database.connect(config.database.url)
+        try:
+            return await CustomerImporter(db).import_file(
+                stream,
+                existing="skip" if args.skip_existing else "update",
+                progress=show_progress if sys.stderr.isatty() else None,
+            )
+        finally:
+            await db.close()
+
+    try:
+        with open(args.file, "rb") as stream:
+            result = _run(run(stream))
+    except SheetError as error:
+        raise CommandError(f"cannot import {args.file}: {error}") from None
+    except OSError as error:
+        raise CommandError(f"cannot import {args.file}: {error.strerror or error}") from None
+    finally:
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+    print(result.summary())
+    errors = result.errors
+    for row_error in errors[:MAX_ERRORS_SHOWN]:
+        print(row_error)
+    if len(errors) > MAX_ERRORS_SHOWN:
+        print(f"... and {len(errors) - MAX_ERRORS_SHOWN} more")
+    if args.errors is not None:
+        try:
+            write_error_report(result, args.errors)
+        except OSError as error:
+            raise CommandError(
+                f"cannot write the error report {args.errors}: {error.strerror or error}"
+            ) from None
+        rows = "row" if result.rejected == 1 else "rows"
+        print(f"rejected {rows} written to {args.errors}")
+    return EXIT_OK
 
 
 # ---- helpers ------------------------------------------------------------------------------
@@ -214,6 +266,33 @@ def build_parser() -> argparse.ArgumentParser:
     passwd.add_argument("username")
     passwd.add_argument("--password", help="new password (asked for twice when left out)")
     passwd.set_defaults(handler=cmd_user_passwd)
+
+    customers = commands.add_parser("customers", help="the customer database")
+    customers_commands = customers.add_subparsers(
+        dest="customers_command", metavar="COMMAND", required=True
+    )
+    customers_import = customers_commands.add_parser(
+        "import",
+        parents=[config_option],
+        help="import customers from an .xlsx sheet (批量导入客户数据)",
+        description="Import customers from the first sheet of an .xlsx file; its first row "
+        "names the columns (客户名称/name, 手机/phone, 集团编号/group code, ...). Good rows "
+        "import, bad rows are listed by row and column.",
+    )
+    customers_import.add_argument("file", metavar="FILE.xlsx", help="the sheet to import")
+    existing = customers_import.add_mutually_exclusive_group()
+    existing.add_argument(
+        "--update",
+        action="store_true",
+        help="update customers that already exist (matched by external id or phone; default)",
+    )
+    existing.add_argument(
+        "--skip-existing", action="store_true", help="leave customers that already exist alone"
+    )
+    customers_import.add_argument(
+        "--errors", metavar="OUT.xlsx", help="write the rejected rows and reasons to this file"
+    )
+    customers_import.set_defaults(handler=cmd_customers_import)
 
     recordings = commands.add_parser("recordings", help="call recordings (WAV files)")
     recordings_commands = recordings.add_subparsers(

@@ -1,0 +1,141 @@
+"""`callcenter customers import`, run for real in subprocesses on a temporary data dir."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openpyxl import Workbook, load_workbook
+
+pytestmark = pytest.mark.integration  # real SQLite files, real processes
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def callcenter(data_dir: Path, *args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("CALLCENTER_")}
+    environ["CALLCENTER_DATA_DIR"] = str(data_dir)
+    environ["PYTHONPATH"] = str(REPO)
+    result = subprocess.run(
+        [sys.executable, "-m", "callcenter", *args],
+        cwd=data_dir.parent,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == expect, result.stderr
+    assert "Traceback" not in result.stderr
+    return result
+
+
+def sheet(path: Path, *rows: list[Any]) -> Path:
+    workbook = Workbook()
+    worksheet = workbook.active
+    assert worksheet is not None
+    for row in rows:
+        worksheet.append(row)
+    workbook.save(path)
+    return path
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def customers(tmp_path: Path) -> Path:
+    return sheet(
+        tmp_path / "customers.xlsx",
+        ["客户编号", "客户名称", "手机", "VIP等级"],
+        ["C1", "张三", "13800138000", 1],
+        ["C2", None, "13900139000", 2],
+        ["C3", "李四", "13700137000, 12", 3],
+        ["C4", "王五", "13600136000", 4],
+    )
+
+
+def test_import_prints_counts_and_row_errors_and_repeats_harmlessly(
+        data_dir: Path, customers: Path) -> None:
+    first = callcenter(data_dir, "customers", "import", str(customers))
+    assert first.stdout == (
+        "imported 2, updated 0, unchanged 0, skipped 0, rejected 2\n"
+        "row 3, column B (客户名称): missing name\n"
+        "row 4, column C (手机): invalid phone number '12': not a mobile, fixed-line, "
+        "400/800 or international number\n"
+    )
+
+    again = callcenter(data_dir, "customers", "import", str(customers), "--update")
+    assert again.stdout.splitlines()[0] == (
+        "imported 0, updated 0, unchanged 2, skipped 0, rejected 2")
+
+    skipped = callcenter(data_dir, "customers", "import", str(customers), "--skip-existing")
+    assert skipped.stdout.splitlines()[0] == (
+        "imported 0, updated 0, unchanged 0, skipped 2, rejected 2")
+
+
+def test_errors_option_writes_the_rejected_rows(
+        data_dir: Path, customers: Path, tmp_path: Path) -> None:
+    report = tmp_path / "rejected.xlsx"
+
+    result = callcenter(data_dir, "customers", "import", str(customers), "--errors", str(report))
+
+    assert result.stdout.splitlines()[-1] == f"rejected rows written to {report}"
+    rows = list(load_workbook(report).worksheets[0].iter_rows(values_only=True))
+    assert [row[:3] for row in rows[1:]] == [
+        (3, "B 客户名称", "missing name"),
+        (4, "C 手机", "invalid phone number '12': not a mobile, fixed-line, 400/800 or "
+                      "international number"),
+    ]
+    assert rows[2][3:] == ("C3", "李四", "13700137000, 12", 3)
+
+
+def test_only_the_first_twenty_row_errors_are_printed(data_dir: Path, tmp_path: Path) -> None:
+    path = sheet(tmp_path / "bad.xlsx", ["name", "phone"], *[["x", "1"] for _ in range(25)])
+    lines = callcenter(data_dir, "customers", "import", str(path)).stdout.splitlines()
+    assert lines[0] == "imported 0, updated 0, unchanged 0, skipped 0, rejected 25"
+    assert len(lines) == 22 and lines[-1] == "... and 5 more"
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"name,phone\n", "not an .xlsx spreadsheet (not a zip file)"),
+    (b"", "the file is empty"),
+])
+def test_a_file_that_is_no_spreadsheet_fails_with_one_line(
+        data_dir: Path, tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "customers.xlsx"
+    path.write_bytes(content)
+    result = callcenter(data_dir, "customers", "import", str(path), expect=1)
+    assert result.stdout == ""
+    assert result.stderr == f"callcenter: cannot import {path}: {message}\n"
+
+
+def test_a_sheet_without_headers_or_name_column_fails(data_dir: Path, tmp_path: Path) -> None:
+    empty = sheet(tmp_path / "empty.xlsx")
+    result = callcenter(data_dir, "customers", "import", str(empty), expect=1)
+    assert result.stderr == (
+        f"callcenter: cannot import {empty}: no header row: the first sheet is empty\n")
+
+    nameless = sheet(tmp_path / "nameless.xlsx", ["phone"], ["13800138000"])
+    result = callcenter(data_dir, "customers", "import", str(nameless), expect=1)
+    assert result.stderr == (
+        f"callcenter: cannot import {nameless}: no column for the customer name "
+        "(a header such as 客户名称, 姓名 or name)\n")
+
+
+def test_a_missing_file_fails_with_one_line(data_dir: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.xlsx"
+    result = callcenter(data_dir, "customers", "import", str(missing), expect=1)
+    assert result.stderr == f"callcenter: cannot import {missing}: No such file or directory\n"
+
+
+def test_update_and_skip_existing_exclude_each_other(data_dir: Path, customers: Path) -> None:
+    result = callcenter(data_dir, "customers", "import", str(customers), "--update",
+                        "--skip-existing", expect=2)
+    assert "not allowed with argument" in result.stderr
