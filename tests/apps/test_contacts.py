@@ -4,6 +4,7 @@ of a customer, newest first, from one indexed query."""
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -27,8 +28,9 @@ def contacts(db: Database, fixed_now: datetime) -> ContactRecordService:
 
 
 @pytest.fixture
-def customers(db: Database, fixed_now: datetime) -> CustomerService:
-    return CustomerService(db, clock=lambda: fixed_now)
+async def customers(db: Database, fixed_now: datetime) -> AsyncIterator[CustomerService]:
+    async with CustomerService(db, clock=lambda: fixed_now) as service:
+        yield service
 
 
 async def test_a_record_keeps_who_when_how_and_what(

@@ -3,8 +3,10 @@ the national form, the caller lookup inbound routing and the screen pop use, sea
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
+from collections.abc import AsyncIterator
 from datetime import datetime
 
 import pytest
@@ -31,8 +33,9 @@ def exactly(message: str) -> str:
 
 
 @pytest.fixture
-def customers(db: Database, fixed_now: datetime) -> CustomerService:
-    return CustomerService(db, clock=lambda: fixed_now)
+async def customers(db: Database, fixed_now: datetime) -> AsyncIterator[CustomerService]:
+    async with CustomerService(db, clock=lambda: fixed_now) as service:
+        yield service
 
 
 async def test_numbers_are_stored_in_the_national_form(
@@ -75,13 +78,14 @@ async def test_a_number_that_does_not_normalise_is_refused_and_nothing_is_stored
 async def test_a_default_area_code_places_local_numbers_for_storage_and_lookup(
     db: Database,
 ) -> None:
-    beijing = CustomerService(db, default_area_code="010")
-    created = await beijing.create_customer("Wang", phones=["8888 6666"])
-    assert created.phones == (PhoneRecord(BEIJING, None),)
-    match = await beijing.lookup_by_number("88886666")
-    assert match is not None and match.customer_id == created.id
+    async with CustomerService(db, default_area_code="010") as beijing:
+        created = await beijing.create_customer("Wang", phones=["8888 6666"])
+        assert created.phones == (PhoneRecord(BEIJING, None),)
+        match = await beijing.lookup_by_number("88886666")
+        assert match is not None and match.customer_id == created.id
     # Without an area code the same local caller ID is no one in particular.
-    assert await CustomerService(db).lookup_by_number("88886666") is None
+    async with CustomerService(db) as anywhere:
+        assert await anywhere.lookup_by_number("88886666") is None
 
 
 async def test_a_number_is_unique_per_customer_but_may_be_shared(
@@ -99,6 +103,30 @@ async def test_a_number_is_unique_per_customer_but_may_be_shared(
     assert match is not None and match.customer_id == second.id  # the higher VIP level
     assert await customers.add_phone(first.id, BEIJING, "office") == PhoneRecord(
         BEIJING, "office")
+
+
+async def test_lookup_sees_changes_made_after_it_first_ran(
+    customers: CustomerService, db: Database
+) -> None:
+    # The lookup keeps its own connection open; it must not read an old snapshot, even
+    # of changes made through another service object on another connection.
+    assert await customers.lookup_by_number(MOBILE) is None
+    async with CustomerService(db) as elsewhere:
+        created = await elsewhere.create_customer("Late", phones=[MOBILE])
+        first = await customers.lookup_by_number(MOBILE)
+        await elsewhere.update_customer(created.id, name="Later", vip_level=4)
+    second = await customers.lookup_by_number(MOBILE)
+    assert first is not None and (first.name, first.vip_level) == ("Late", 0)
+    assert second is not None and (second.name, second.vip_level) == ("Later", 4)
+
+
+async def test_concurrent_lookups_each_get_their_own_answer(customers: CustomerService) -> None:
+    made = [await customers.create_customer(f"n{i}", phones=[f"1390000000{i}"])
+            for i in range(5)]
+    numbers = [f"+86 139 0000 000{i % 5}" for i in range(40)] + ["13700000000"] * 5
+    matches = await asyncio.gather(*(customers.lookup_by_number(n) for n in numbers))
+    assert [m.customer_id if m else None for m in matches] == [
+        made[i % 5].id for i in range(40)] + [None] * 5
 
 
 async def test_removing_a_number_ends_its_lookup(customers: CustomerService) -> None:
