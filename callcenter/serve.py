@@ -1,5 +1,6 @@
 """`callcenter serve`: the composition root. Wires the user store (apps) into the
-switch's SIP service, seeds demo data on a first start, runs until SIGTERM/SIGINT."""
+switch's SIP service and the web app (uvicorn in the same event loop), seeds demo data
+on a first start, runs until SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import sys
 from datetime import UTC, datetime
 
 from apps import Database, UserService, seed_demo_data, upgrade_database
+from apps.audit import AuditLog
 from apps.cdr_writer import CdrWriter
 from apps.cdrs import CdrStore
+from apps.permissions import PermissionService
 from callcenter.audio_assets import ensure_music_on_hold
 from switch.applications import ApplicationRunner, play_prompt
 from switch.calls import CallSettings
@@ -24,6 +27,7 @@ from switch.media import MediaEngine
 from switch.pri_gateway import Gateway, GatewayHealth, TrunkGroup, Trunks
 from switch.signalling import SipService, SipSettings
 from switch.sip import Credentials
+from web import WebError, WebServer, WebServices, WebSettings, create_app, load_or_create_secret
 
 log = logging.getLogger("callcenter")
 
@@ -53,6 +57,24 @@ def sip_settings(config: Config) -> SipSettings:
         ban_s=float(sip.bans.ban_s),
         ban_whitelist=tuple(str(network) for network in sip.bans.whitelist),
     )
+
+
+def web_server(config: Config, users: UserService, db: Database) -> WebServer:
+    web = config.web
+    audit = AuditLog(db)
+    services = WebServices(
+        users=users,
+        permissions_of=PermissionService(db, audit).effective,
+        audit=audit,
+        secret_key=load_or_create_secret(config.data.dir),
+        settings=WebSettings(
+            session_max_age_s=web.session_max_age_s,
+            secure_cookies=web.secure_cookies,
+            login_max_failures=web.login_max_failures,
+            login_window_s=float(web.login_window_s),
+        ),
+    )
+    return WebServer(create_app(services), web.listen.host, web.listen.port)
 
 
 def trunks_from(config: Config) -> Trunks:
@@ -138,13 +160,20 @@ async def run(config: Config, *, ready: asyncio.Event | None = None) -> None:
                          start_application=applications.start,
                          on_call_events=cdrs.submit, on_channel_events=applications.deliver)
     applications.attach(service)
+    web = web_server(config, users, db)
     loop.add_reader(engine.events_fd, service.on_media_events)
     try:
         await service.start()
+        try:
+            await web.start()
+        except BaseException:
+            await service.stop()
+            raise
     except BaseException:
         loop.remove_reader(engine.events_fd)
         engine.stop()
         await cdrs.stop()
+        await db.close()
         raise
     # What startup allocated lives until exit: keep it out of every future collection.
     gc.collect()
@@ -152,6 +181,7 @@ async def run(config: Config, *, ready: asyncio.Event | None = None) -> None:
     gc.set_threshold(GC_THRESHOLD_0, *gc.get_threshold()[1:])
     for line in service.listening():
         print(f"SIP listening on {line} (realm {config.sip.realm!r})", flush=True)
+    print(f"Web UI on {web.url}", flush=True)
     print(f"Database: {_without_password(config.database.url)}", flush=True)
     if ready is not None:
         ready.set()
@@ -160,6 +190,7 @@ async def run(config: Config, *, ready: asyncio.Event | None = None) -> None:
         print("Shutting down", flush=True)
         await service.drain(config.calls.drain_timeout_s, hurry)
     finally:
+        await web.stop()  # before our signal handlers go: a second SIGTERM only hurries
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         await applications.stop()
@@ -197,8 +228,13 @@ def serve(config: Config) -> int:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a hard dependency
-        asyncio.run(run(config))
+        runner = asyncio.run
     else:
+        runner = uvloop.run
+    try:
         with contextlib.suppress(KeyboardInterrupt):
-            uvloop.run(run(config))
+            runner(run(config))
+    except WebError as error:  # e.g. the web port is taken: say so, no traceback
+        print(f"callcenter: {error}", file=sys.stderr)
+        return 1
     return 0

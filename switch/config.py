@@ -118,6 +118,10 @@ class DataConfig:
 @dataclass(frozen=True)
 class WebConfig:
     listen: HostPort
+    session_max_age_s: int  # a login lasts this long (signed cookie, refreshed on use)
+    secure_cookies: bool  # send cookies over HTTPS only (set behind a TLS proxy)
+    login_max_failures: int  # failed logins per address or username ...
+    login_window_s: int  # ... within this window lock further attempts (HTTP 429)
 
 
 @dataclass(frozen=True)
@@ -424,7 +428,13 @@ SCHEMA: dict[str, dict[str, _Field]] = {
     "recording": {"enabled": _Field(_bool, False)},
     "database": {"url": _Field(_text, "")},
     "data": {"dir": _Field(_name, "var")},
-    "web": {"listen": _Field(_host_port, "127.0.0.1:8080")},
+    "web": {
+        "listen": _Field(_host_port, "127.0.0.1:8080"),
+        "session_max_age_s": _Field(_positive_int, 43200),
+        "secure_cookies": _Field(_bool, False),
+        "login_max_failures": _Field(_positive_int, 5),
+        "login_window_s": _Field(_positive_int, 300),
+    },
     "dialplan": {
         "default": _Field(_choice(DIALPLAN_DEFAULTS), "reject"),
         "status": _Field(_sip_failure_status, 404),
@@ -467,6 +477,7 @@ ENVIRONMENT: dict[str, tuple[str, str, Callable[[str], object]]] = {
     "CALLCENTER_SIP_LISTEN": ("sip", "listen", lambda text: text.split(",")),
     "CALLCENTER_DB_URL": ("database", "url", str),
     "CALLCENTER_DATA_DIR": ("data", "dir", str),
+    "CALLCENTER_WEB_LISTEN": ("web", "listen", str),
 }
 
 

@@ -69,6 +69,9 @@ def test_defaults(empty_cwd: Path) -> None:
     assert config.data.dir == empty_cwd / "var"
     assert config.database.url == f"sqlite+aiosqlite:///{empty_cwd}/var/callcenter.sqlite3"
     assert config.web.listen == HostPort("127.0.0.1", 8080)
+    web = config.web
+    assert (web.session_max_age_s, web.secure_cookies) == (43200, False)
+    assert (web.login_max_failures, web.login_window_s) == (5, 300)
 
 
 def test_example_file_gives_exactly_the_defaults() -> None:
@@ -212,6 +215,9 @@ def test_environment_overrides(empty_cwd: Path) -> None:
     assert config.sip.listen == (HostPort("127.0.0.1", 5070), HostPort("::1", 5070))
     assert config.data.dir == empty_cwd / "data"
     assert config.database.url == f"sqlite+aiosqlite:///{empty_cwd}/data/callcenter.sqlite3"
+
+    environ = {"CALLCENTER_WEB_LISTEN": "127.0.0.1:0"}
+    assert load_config(environ=environ).web.listen == HostPort("127.0.0.1", 0)
 
     environ = {"CALLCENTER_DB_URL": "postgresql://cc@localhost/cc", "CALLCENTER_DATA_DIR": "/srv"}
     config = load_config(environ=environ)

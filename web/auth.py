@@ -26,6 +26,7 @@ from web.throttle import LoginThrottle, throttle_keys
 
 SESSION_USER_KEY = "user"
 API_PREFIX = "/api/"
+MAX_USERNAME_LENGTH = 64  # apps.models.User.username
 WS_POLICY_VIOLATION = 1008  # RFC 6455 §7.4.1: the close code for a refused socket
 
 E = TypeVar("E", bound=Callable[..., Awaitable[Any]])
@@ -238,5 +239,7 @@ async def log_out(request: Request) -> None:
 
 async def _audit(services: WebServices, action: str, actor_id: int | None, actor: str,
                  source_ip: str | None, **detail: str) -> None:
-    await services.audit.record(action, actor_id=actor_id, actor=actor, target=actor,
+    # Cut to the username column's length: a failed login may name anything.
+    name = actor[:MAX_USERNAME_LENGTH]
+    await services.audit.record(action, actor_id=actor_id, actor=name, target=name,
                                 detail=detail, source_ip=source_ip)

@@ -4,12 +4,13 @@ docstring (summary), its ``requires`` capabilities and what ``documented`` adds.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 API_PREFIX = "/api/v1"
 OPENAPI_ATTRIBUTE = "openapi_extra"
@@ -41,7 +42,7 @@ def documented(
     return decorate
 
 
-def _operation(route: Route, endpoint: Any) -> dict[str, Any]:
+def _operation(endpoint: Any) -> dict[str, Any]:
     from web.auth import access_of  # web.auth imports templating, not this module's users
 
     doc = inspect.getdoc(endpoint) or ""
@@ -69,16 +70,26 @@ def _operation(route: Route, endpoint: Any) -> dict[str, Any]:
     return operation
 
 
-def openapi_schema(routes: Iterable[BaseRoute]) -> dict[str, Any]:
-    paths: dict[str, dict[str, Any]] = {}
+_CONVERTER = re.compile(r":\w+}")  # /customers/{id:int} -> /customers/{id}
+
+
+def _collect(routes: Iterable[BaseRoute], prefix: str, paths: dict[str, dict[str, Any]]) -> None:
     for route in routes:
+        if isinstance(route, Mount):
+            _collect(route.routes, prefix + route.path, paths)
+            continue
+        path = _CONVERTER.sub("}", prefix + getattr(route, "path", ""))
         if not (isinstance(route, Route) and route.include_in_schema
-                and route.path.startswith(API_PREFIX)):
+                and path.startswith(API_PREFIX)):
             continue
         for method in sorted(route.methods or ()):
-            if method == "HEAD":
-                continue
-            paths.setdefault(route.path, {})[method.lower()] = _operation(route, route.endpoint)
+            if method != "HEAD":
+                paths.setdefault(path, {})[method.lower()] = _operation(route.endpoint)
+
+
+def openapi_schema(routes: Iterable[BaseRoute]) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    _collect(routes, "", paths)
     return {
         "openapi": "3.1.0",
         "info": {"title": API_TITLE, "version": API_VERSION},

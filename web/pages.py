@@ -9,7 +9,7 @@ from starlette.routing import BaseRoute, Route
 from web.auth import current_user, error_response, log_in, log_out, public, requires
 from web.templating import NavItem, render, visible_nav
 
-DESKTOP = "desktop.use"  # capability: work at the agent desktop
+DESKTOP = "calls.handle"  # the agent desktop is for those who take calls
 
 NAV: tuple[NavItem, ...] = (NavItem("/desktop", "nav.desktop", DESKTOP),)
 

@@ -1,0 +1,136 @@
+"""In-memory stand-ins for the services web/ needs, and logged-in test clients."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.exceptions import StarletteDeprecationWarning
+from starlette.routing import BaseRoute
+
+with warnings.catch_warnings():
+    # Starlette 1.x would rather run its TestClient on httpx2, a fork not among our test
+    # dependencies; on httpx it works the same and only warns at import.
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from starlette.testclient import TestClient
+
+from apps import Role, UserRecord
+from web import NavItem, WebServices, WebSettings, create_app
+
+CREATED = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
+SECRET = "test-secret-" + "x" * 40
+PASSWORD = "correct horse"
+AGENT_CAPS = frozenset({"calls.handle", "customers.view"})
+
+
+class FakeUsers:
+    def __init__(self) -> None:
+        self.accounts: dict[str, tuple[str, UserRecord]] = {}
+
+    def add(self, user_id: int, username: str, role: Role, *, name: str | None = None,
+            extension: str | None = None, password: str = PASSWORD) -> UserRecord:
+        record = UserRecord(user_id, username, name, role, extension, CREATED)
+        self.accounts[username] = (password, record)
+        return record
+
+    async def verify_web_password(self, username: str, password: str) -> UserRecord | None:
+        found = self.accounts.get(username)
+        return found[1] if found is not None and found[0] == password else None
+
+
+@dataclass
+class FakePermissions:
+    by_user: dict[int, frozenset[str]] = field(default_factory=dict)
+
+    async def __call__(self, user_id: int) -> frozenset[str]:
+        return self.by_user.get(user_id, frozenset())
+
+
+@dataclass(frozen=True)
+class Entry:
+    action: str
+    actor_id: int | None
+    actor: str
+    target: str | None
+    detail: Mapping[str, Any]
+    source_ip: str | None
+
+
+@dataclass
+class FakeAudit:
+    entries: list[Entry] = field(default_factory=list)
+
+    async def record(self, action: str, *, actor_id: int | None, actor: str,
+                     target: str | None, detail: Mapping[str, Any],
+                     source_ip: str | None) -> Entry:
+        entry = Entry(action, actor_id, actor, target, dict(detail), source_ip)
+        self.entries.append(entry)
+        return entry
+
+    def actions(self) -> list[str]:
+        return [entry.action for entry in self.entries]
+
+
+@dataclass
+class FakeClock:
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class World:
+    users: FakeUsers
+    permissions: FakePermissions
+    audit: FakeAudit
+    clock: FakeClock
+    services: WebServices
+
+    def app(self, routes: Sequence[BaseRoute] = (), nav: Sequence[NavItem] = ()) -> Starlette:
+        return create_app(self.services, routes=routes, nav=nav)
+
+
+@pytest.fixture
+def world() -> World:
+    users, permissions, audit, clock = FakeUsers(), FakePermissions(), FakeAudit(), FakeClock()
+    users.add(1, "zhangwei", Role.agent, name="张伟", extension="1001")
+    permissions.by_user[1] = AGENT_CAPS
+    users.add(2, "admin", Role.admin, name="系统管理员")
+    permissions.by_user[2] = frozenset({"users.manage"})
+    services = WebServices(users=users, permissions_of=permissions, audit=audit,
+                           secret_key=SECRET, settings=WebSettings(session_max_age_s=3600),
+                           clock=clock)
+    return World(users, permissions, audit, clock, services)
+
+
+@pytest.fixture
+def app(world: World) -> Starlette:
+    return world.app()
+
+
+@pytest.fixture
+def client(app: Starlette) -> Iterator[TestClient]:
+    with TestClient(app, follow_redirects=False) as test_client:
+        yield test_client
+
+
+def csrf_token(client: TestClient) -> str:
+    token = client.get("/api/v1/session").json()["csrf_token"]
+    assert isinstance(token, str)
+    return token
+
+
+def login(client: TestClient, username: str, password: str = PASSWORD) -> str:
+    """Log in over the JSON API; returns the session's new CSRF token."""
+    response = client.post("/api/v1/session", json={"username": username, "password": password},
+                           headers={"X-CSRF-Token": csrf_token(client)})
+    assert response.status_code == 200, response.text
+    token = response.json()["csrf_token"]
+    assert isinstance(token, str)
+    return token

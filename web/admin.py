@@ -1,0 +1,25 @@
+"""The admin pages and API: users, agent groups 分组, permissions and the audit log.
+
+The composition root hands them to create_app::
+
+    admin = AdminServices(users, groups, permissions, audit)
+    create_app(services, routes=web.admin.routes(admin), nav=web.admin.NAV)
+"""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from web import admin_audit, admin_groups, admin_permissions, admin_users
+from web.admin_common import AdminServices
+from web.templating import NavItem
+
+__all__ = ["NAV", "AdminServices", "routes"]
+
+_AREAS = (admin_users, admin_groups, admin_permissions, admin_audit)
+
+NAV: tuple[NavItem, ...] = tuple(area.NAV for area in _AREAS)
+
+
+def routes(services: AdminServices) -> list[BaseRoute]:
+    return [route for area in _AREAS for route in area.routes(services)]

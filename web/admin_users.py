@@ -1,0 +1,293 @@
+"""User accounts (users.manage): list, create, edit name/role/extension, reset password.
+
+Nobody manages a user or hands out a role that may do more than they may: an actor
+holding ``users.manage`` through a group grant cannot make anyone (themselves included)
+an administrator, nor take over an administrator's account by resetting its password.
+Every change is written to the audit log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from apps.permissions import ROLE_DEFAULTS
+from apps.users import Role, UserError, UserRecord
+from web.admin_common import (
+    API,
+    AdminServices,
+    BadInput,
+    acting_user,
+    forbidden,
+    invalid,
+    json_object,
+    not_found,
+    role_choices,
+    source_ip,
+    text_field,
+    timestamp,
+)
+from web.auth import requires
+from web.i18n import role_label, translate
+from web.openapi import documented
+from web.templating import NavItem, language_of, render
+
+CAPABILITY = "users.manage"
+NAV = NavItem("/admin/users", "nav.admin_users", CAPABILITY)
+
+_USER_BODY: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "username": {"type": "string"},
+        "name": {"type": ["string", "null"]},
+        "role": {"type": "string", "enum": [role.value for role in Role]},
+        "extension": {"type": ["string", "null"], "description": "2 to 8 digits"},
+        "password": {"type": "string", "minLength": 8},
+    },
+}
+
+
+class Refused(Exception):
+    """The actor may not manage this user or hand out this role."""
+
+
+def user_json(lang: str, user: UserRecord) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "username": user.username,
+        "name": user.name,
+        "role": user.role.value,
+        "role_label": role_label(lang, user.role.value),
+        "extension": user.extension,
+        "created_at": timestamp(user.created_at),
+    }
+
+
+def _role(data: Mapping[str, Any], default: Role | None = None) -> Role:
+    value = text_field(data, "role", required=default is None)
+    if value is None:
+        assert default is not None
+        return default
+    try:
+        return Role(value)
+    except ValueError:
+        choices = ", ".join(role.value for role in Role)
+        raise BadInput(f"unknown role '{value}' (choose from {choices})") from None
+
+
+class UsersAdmin:
+    def __init__(self, services: AdminServices) -> None:
+        self._services = services
+
+    # -- the operations, shared by the API and the pages --------------------------------
+
+    async def _check_may_manage(
+        self, request: Request, target: UserRecord | None, role: Role
+    ) -> UserRecord:
+        actor = await acting_user(request, self._services)
+        if actor is None:
+            raise Refused
+        held: frozenset[str] = await self._services.permissions.effective(actor.id)
+        needed = set(ROLE_DEFAULTS[role])
+        if target is not None:
+            needed |= await self._services.permissions.effective(target.id)
+        if not needed <= held:
+            raise Refused
+        return actor
+
+    async def _create(self, request: Request, data: Mapping[str, Any]) -> UserRecord:
+        username = text_field(data, "username", required=True)
+        password = text_field(data, "password", required=True)
+        assert username is not None and password is not None
+        role = _role(data)
+        actor = await self._check_may_manage(request, None, role)
+        user = await self._services.users.add_user(
+            username.strip(), password, extension=text_field(data, "extension"), role=role,
+            name=text_field(data, "name"),
+        )
+        await self._audit(request, actor, "user.create", user,
+                          {"role": user.role.value, "extension": user.extension})
+        return user
+
+    async def _update(
+        self, request: Request, user: UserRecord, data: Mapping[str, Any]
+    ) -> UserRecord:
+        role = _role(data, user.role)
+        actor = await self._check_may_manage(request, user, role)
+        updated = await self._services.users.update_user(
+            user.username,
+            name=text_field(data, "name") if "name" in data else user.name,
+            role=role,
+            extension=text_field(data, "extension") if "extension" in data else user.extension,
+            password=text_field(data, "password"),
+        )
+        before = {"name": user.name, "role": user.role.value, "extension": user.extension}
+        after = {"name": updated.name, "role": updated.role.value,
+                 "extension": updated.extension}
+        changed = {key: {"before": before[key], "after": after[key]}
+                   for key in before if before[key] != after[key]}
+        if changed or text_field(data, "password") is not None:
+            await self._audit(request, actor, "user.update", updated, {
+                **changed, "password_changed": text_field(data, "password") is not None})
+        return updated
+
+    async def _reset_password(
+        self, request: Request, user: UserRecord, data: Mapping[str, Any]
+    ) -> None:
+        password = text_field(data, "password", required=True)
+        assert password is not None
+        actor = await self._check_may_manage(request, user, user.role)
+        await self._services.users.set_password(user.username, password)
+        await self._audit(request, actor, "user.password_reset", user, {})
+
+    async def _audit(self, request: Request, actor: UserRecord, action: str,
+                     user: UserRecord, detail: Mapping[str, Any]) -> None:
+        await self._services.audit.record(
+            action, actor_id=actor.id, actor=actor.username, target=f"user:{user.username}",
+            detail=detail, source_ip=source_ip(request))
+
+    async def _user(self, request: Request) -> UserRecord | None:
+        return await self._services.users.get_user(request.path_params["user_id"])
+
+    # -- JSON API ------------------------------------------------------------------------
+
+    @documented(responses={"200": {"description": "Every user, by username"}})
+    async def api_list(self, request: Request) -> Response:
+        """List users."""
+        lang = language_of(request)
+        users = await self._services.users.list_users()
+        return JSONResponse({"users": [user_json(lang, user) for user in users]})
+
+    @documented(request_body={**_USER_BODY, "required": ["username", "role", "password"]},
+                responses={"201": {"description": "Created"},
+                           "400": {"description": "Refused: the message says why"}})
+    async def api_create(self, request: Request) -> Response:
+        """Create a user; with an extension, also a SIP phone account."""
+        try:
+            user = await self._create(request, await json_object(request))
+        except Refused:
+            return forbidden(request)
+        except (BadInput, UserError) as exc:
+            return invalid(request, str(exc))
+        return JSONResponse(user_json(language_of(request), user), status_code=201)
+
+    @documented(responses={"404": {"description": "No such user"}})
+    async def api_get(self, request: Request) -> Response:
+        """One user."""
+        user = await self._user(request)
+        if user is None:
+            return not_found(request, "users.not_found")
+        return JSONResponse(user_json(language_of(request), user))
+
+    @documented(request_body=_USER_BODY,
+                responses={"400": {"description": "Refused: the message says why"},
+                           "404": {"description": "No such user"}})
+    async def api_update(self, request: Request) -> Response:
+        """Change a user's name, role or extension (a new extension needs a password).
+
+        Fields left out keep their values; null clears name or extension."""
+        user = await self._user(request)
+        if user is None:
+            return not_found(request, "users.not_found")
+        try:
+            updated = await self._update(request, user, await json_object(request))
+        except Refused:
+            return forbidden(request)
+        except (BadInput, UserError) as exc:
+            return invalid(request, str(exc))
+        return JSONResponse(user_json(language_of(request), updated))
+
+    @documented(request_body={"type": "object", "required": ["password"],
+                              "properties": {"password": {"type": "string", "minLength": 8}}},
+                responses={"204": {"description": "Password replaced"},
+                           "400": {"description": "Refused: the message says why"},
+                           "404": {"description": "No such user"}})
+    async def api_password(self, request: Request) -> Response:
+        """Reset a user's password (web login and, with an extension, the phone's)."""
+        user = await self._user(request)
+        if user is None:
+            return not_found(request, "users.not_found")
+        try:
+            await self._reset_password(request, user, await json_object(request))
+        except Refused:
+            return forbidden(request)
+        except (BadInput, UserError) as exc:
+            return invalid(request, str(exc))
+        return Response(status_code=204)
+
+    # -- pages ---------------------------------------------------------------------------
+
+    async def page_list(self, request: Request, *, error: str | None = None,
+                        form: Mapping[str, Any] | None = None) -> Response:
+        users = await self._services.users.list_users()
+        return render(request, "admin/users.html", {
+            "users": users, "roles": role_choices(request), "error": error,
+            "form": dict(form or {}),
+        }, status_code=400 if error else 200)
+
+    async def page_create(self, request: Request) -> Response:
+        form = await request.form()
+        data = {key: value for key, value in form.items() if key != "csrf_token"}
+        try:
+            await self._create(request, data)
+        except Refused:
+            return await self.page_list(request, form=data, error=self._refusal(request))
+        except (BadInput, UserError) as exc:
+            return await self.page_list(request, form=data, error=str(exc))
+        return RedirectResponse("/admin/users", status_code=303)
+
+    async def page_edit(self, request: Request, *, error: str | None = None,
+                        user: UserRecord | None = None) -> Response:
+        user = user or await self._user(request)
+        if user is None:
+            return not_found(request, "users.not_found")
+        return render(request, "admin/user_edit.html", {
+            "edited": user, "roles": role_choices(request), "error": error,
+            "saved": request.query_params.get("saved") == "1",
+        }, status_code=400 if error else 200)
+
+    async def page_update(self, request: Request) -> Response:
+        return await self._page_change(request, self._update)
+
+    async def page_password(self, request: Request) -> Response:
+        return await self._page_change(request, self._reset_password)
+
+    async def _page_change(self, request: Request, change: Any) -> Response:
+        user = await self._user(request)
+        if user is None:
+            return not_found(request, "users.not_found")
+        form = await request.form()
+        data = {key: value for key, value in form.items() if key != "csrf_token"}
+        try:
+            await change(request, user, data)
+        except Refused:
+            return await self.page_edit(request, user=user, error=self._refusal(request))
+        except (BadInput, UserError) as exc:
+            return await self.page_edit(request, user=user, error=str(exc))
+        return RedirectResponse(f"/admin/users/{user.id}?saved=1", status_code=303)
+
+    @staticmethod
+    def _refusal(request: Request) -> str:
+        return translate(language_of(request), "users.role_above_you")
+
+
+def routes(services: AdminServices) -> list[BaseRoute]:
+    admin = UsersAdmin(services)
+    guard = requires(CAPABILITY)
+    user = "{user_id:int}"
+    return [
+        Route(f"{API}/users", guard(admin.api_list), methods=["GET"]),
+        Route(f"{API}/users", guard(admin.api_create), methods=["POST"]),
+        Route(f"{API}/users/{user}", guard(admin.api_get), methods=["GET"]),
+        Route(f"{API}/users/{user}", guard(admin.api_update), methods=["PATCH"]),
+        Route(f"{API}/users/{user}/password", guard(admin.api_password), methods=["POST"]),
+        Route("/admin/users", guard(admin.page_list), methods=["GET"]),
+        Route("/admin/users", guard(admin.page_create), methods=["POST"]),
+        Route(f"/admin/users/{user}", guard(admin.page_edit), methods=["GET"]),
+        Route(f"/admin/users/{user}", guard(admin.page_update), methods=["POST"]),
+        Route(f"/admin/users/{user}/password", guard(admin.page_password), methods=["POST"]),
+    ]
