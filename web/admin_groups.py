@@ -51,15 +51,25 @@ Change = Callable[[UserRecord, int, Mapping[str, Any]], Awaitable[Any]]
 class GroupsAdmin:
     def __init__(self, services: AdminServices) -> None:
         self._services = services
-        groups = services.groups
         self._changes: dict[str, Change] = {
             "rename": self._rename,
-            "delete": lambda actor, group_id, _data: groups.delete(actor, group_id),
-            "add_member": lambda actor, group_id, data: groups.add_member(
-                actor, group_id, int_field(data, "user_id")),
-            "remove_member": lambda actor, group_id, data: groups.remove_member(
-                actor, group_id, int_field(data, "user_id")),
+            "delete": self._delete,
+            "add_member": self._add_member,
+            "remove_member": self._remove_member,
         }
+
+    async def _delete(self, actor: UserRecord, group_id: int, _: Mapping[str, Any]) -> None:
+        await self._services.groups.delete(actor, group_id)
+
+    async def _add_member(self, actor: UserRecord, group_id: int,
+                          data: Mapping[str, Any]) -> bool:
+        return await self._services.groups.add_member(actor, group_id,
+                                                      int_field(data, "user_id"))
+
+    async def _remove_member(self, actor: UserRecord, group_id: int,
+                             data: Mapping[str, Any]) -> bool:
+        return await self._services.groups.remove_member(actor, group_id,
+                                                         int_field(data, "user_id"))
 
     async def _rename(self, actor: UserRecord, group_id: int,
                       data: Mapping[str, Any]) -> GroupRecord:
