@@ -73,6 +73,8 @@ setup(
         ],
         "switch.media": ["*.pyi", "*.pxd"],
         "switch.sip": ["*.pyi"],
+        # Page templates (in subfolders too) and the pages' own scripts and styles.
+        "web": ["templates/**/*.html", "static/*"],
     },
     ext_modules=cythonize(
         media_extensions() + sip_extensions(),

@@ -19,6 +19,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
     from starlette.testclient import TestClient
 
+__all__ = ["TestClient"]  # imported from here by the tests, warning already silenced
+
 from apps import Role, UserRecord
 from web import NavItem, WebServices, WebSettings, create_app
 

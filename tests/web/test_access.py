@@ -46,7 +46,7 @@ def concrete(path: str) -> str:
 
 
 def every_endpoint(app: Starlette) -> list[tuple[str, str, object]]:
-    found = []
+    found: list[tuple[str, str, object]] = []
     for route in app.routes:
         if isinstance(route, Route):
             found += [(m, route.path, route.endpoint) for m in sorted(route.methods or ())

@@ -29,9 +29,9 @@ class WebSwitchProcess(SwitchProcess):
                 match = _WEB_LINE.search(line)
                 if match:
                     return match.group(1)
-            line = self.reader.read_line(deadline)
-            assert line is not None, self.log()
-            self.stdout_lines.append(line)
+            more = self.reader.read_line(deadline)
+            assert more is not None, self.log()
+            self.stdout_lines.append(more)
 
 
 def test_serve_runs_the_web_ui_and_a_demo_account_logs_in(tmp_path: Path) -> None:
