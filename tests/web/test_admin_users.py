@@ -1,0 +1,162 @@
+"""Managing users from the admin API and pages: changes land in the database (web login,
+SIP credentials) and in the audit log; nobody manages a user or role above themselves."""
+
+from __future__ import annotations
+
+from tests.web.test_admin_access import PASSWORD, Site, site
+
+__all__ = ["site"]
+
+
+def create(site: Site, token: str, **body: object) -> tuple[int, dict[str, object]]:
+    response = site.client.post("/api/v1/users", json=body, headers={"X-CSRF-Token": token})
+    return response.status_code, response.json()
+
+
+def test_admin_creates_a_phone_user_who_can_log_in_and_register(site: Site) -> None:
+    token = site.login("admin")
+    status, user = create(site, token, username="zhaolei", name="赵雷", role="agent",
+                          extension="1005", password="agent password")
+    assert status == 201
+    assert user == {"id": user["id"], "username": "zhaolei", "name": "赵雷", "role": "agent",
+                    "role_label": "普通座席", "extension": "1005",
+                    "created_at": user["created_at"]}
+    listed = site.client.get("/api/v1/users").json()["users"]
+    assert {"zhaolei": "1005"}.items() <= {u["username"]: u["extension"] for u in listed}.items()
+    assert site.run(lambda: site.admin.users.verify_web_password("zhaolei", "agent password"))
+    credentials = site.run(lambda: site.admin.users.sip_credentials("1005"))
+    assert credentials is not None and credentials.username == "1005"
+    [entry] = site.audit("user.create")
+    assert (entry.actor, entry.target, dict(entry.detail)) == (
+        "admin", "user:zhaolei", {"role": "agent", "extension": "1005"})
+    assert entry.source_ip == "testclient"
+
+
+def test_refused_creations_say_why_and_store_nothing(site: Site) -> None:
+    token = site.login("admin")
+    cases = [
+        ({"username": "x", "role": "agent", "password": "short"},
+         "password must be at least 8 characters"),
+        ({"username": "agent", "role": "agent", "password": PASSWORD},
+         "user 'agent' already exists"),
+        ({"username": "x", "role": "boss", "password": PASSWORD},
+         "unknown role 'boss' (choose from admin, service_manager, shift_leader, supervisor, "
+         "agent, account_manager)"),
+        ({"username": "x", "role": "agent", "password": PASSWORD, "extension": "12a"},
+         "extension must be 2 to 8 digits"),
+        ({"role": "agent", "password": PASSWORD}, "'username' is required"),
+        ({"username": 7, "role": "agent", "password": PASSWORD}, "'username' must be a string"),
+    ]
+    for body, message in cases:
+        assert create(site, token, **body) == (400, {"error": "invalid", "message": message})
+    assert len(site.run(site.admin.users.list_users)) == 6
+    assert site.audit("user.create") == []
+
+
+def test_edit_role_name_and_extension(site: Site) -> None:
+    token = site.login("admin")
+    agent_id = site.ids["agent"]
+    url = f"/api/v1/users/{agent_id}"
+    headers = {"X-CSRF-Token": token}
+    response = site.client.patch(url, json={"role": "supervisor", "name": "李娜"},
+                                 headers=headers)
+    assert response.status_code == 200
+    assert (response.json()["role"], response.json()["name"]) == ("supervisor", "李娜")
+    assert "calls.listen" in site.run(lambda: site.admin.permissions.effective(agent_id))
+    # The phone's digest secrets are derived from extension and password together.
+    response = site.client.patch(url, json={"extension": "1009"}, headers=headers)
+    assert response.json() == {"error": "invalid",
+                               "message": "a new extension needs a new password"}
+    response = site.client.patch(url, json={"extension": "1009", "password": "new password"},
+                                 headers=headers)
+    assert response.json()["extension"] == "1009"
+    assert site.run(lambda: site.admin.users.sip_credentials("1009")) is not None
+    entries = site.audit("user.update")
+    assert [dict(e.detail) for e in reversed(entries)] == [
+        {"role": {"before": "agent", "after": "supervisor"},
+         "name": {"before": "agent name", "after": "李娜"}, "password_changed": False},
+        {"extension": {"before": None, "after": "1009"}, "password_changed": True},
+    ]
+    assert site.client.get("/api/v1/users/999", headers=headers).status_code == 404
+
+
+def test_reset_password_replaces_the_old_one(site: Site) -> None:
+    token = site.login("admin")
+    response = site.client.post(f"/api/v1/users/{site.ids['supervisor']}/password",
+                                json={"password": "brand new pw"},
+                                headers={"X-CSRF-Token": token})
+    assert response.status_code == 204
+    users = site.admin.users
+    assert site.run(lambda: users.verify_web_password("supervisor", PASSWORD)) is None
+    assert site.run(lambda: users.verify_web_password("supervisor", "brand new pw"))
+    [entry] = site.audit("user.password_reset")
+    assert (entry.actor, entry.target) == ("admin", "user:supervisor")
+
+
+def grant_users_manage_to_service_manager(site: Site) -> None:
+    token = site.login("admin")
+    headers = {"X-CSRF-Token": token}
+    group = site.client.post("/api/v1/groups", json={"name": "经理"}, headers=headers).json()
+    site.client.post(f"/api/v1/groups/{group['id']}/members",
+                     json={"user_id": site.ids["service_manager"]}, headers=headers)
+    response = site.client.put(f"/api/v1/groups/{group['id']}/permissions/users.manage",
+                               json={"state": "granted"}, headers=headers)
+    assert response.json()["changed"] is True
+
+
+def test_a_granted_user_manager_cannot_manage_anyone_above_themselves(site: Site) -> None:
+    grant_users_manage_to_service_manager(site)
+    token = site.login("service_manager")
+    headers = {"X-CSRF-Token": token}
+    assert create(site, token, username="newagent", role="agent", password=PASSWORD)[0] == 201
+    assert create(site, token, username="boss", role="admin", password=PASSWORD)[0] == 403
+    own = f"/api/v1/users/{site.ids['service_manager']}"
+    assert site.client.patch(own, json={"role": "admin"}, headers=headers).status_code == 403
+    admin_password = f"/api/v1/users/{site.ids['admin']}/password"
+    response = site.client.post(admin_password, json={"password": "taken over"},
+                                headers=headers)
+    assert response.status_code == 403
+    assert site.run(lambda: site.admin.users.verify_web_password("admin", PASSWORD))
+    roles = {u.username: u.role.value for u in site.run(site.admin.users.list_users)}
+    assert roles["service_manager"] == "service_manager" and "boss" not in roles
+
+
+def test_users_page_lists_users_with_their_extension_in_both_languages(site: Site) -> None:
+    token = site.login("admin")
+    create(site, token, username="zhaolei", role="agent", extension="1005", password=PASSWORD)
+    page = site.client.get("/admin/users")
+    assert page.status_code == 200
+    assert "<h1>用户管理</h1>" in page.text
+    assert '<td class="extension">1005</td>' in page.text
+    assert "客户经理" in page.text
+    english = site.client.get("/admin/users?lang=en").text
+    assert "<h1>Users</h1>" in english and "Account manager" in english
+
+
+def test_users_pages_create_edit_and_reset_through_forms(site: Site) -> None:
+    token = site.login("admin")
+    response = site.client.post("/admin/users", data={
+        "csrf_token": token, "username": "sunli", "name": "孙丽", "role": "shift_leader",
+        "extension": "", "password": "form password"})
+    assert (response.status_code, response.headers["location"]) == (303, "/admin/users")
+    sunli = next(u for u in site.run(site.admin.users.list_users) if u.username == "sunli")
+    assert (sunli.name, sunli.role.value, sunli.extension) == ("孙丽", "shift_leader", None)
+
+    response = site.client.post(f"/admin/users/{sunli.id}", data={
+        "csrf_token": token, "name": "孙丽", "role": "supervisor", "extension": "1010",
+        "password": "phone password"})
+    assert response.headers["location"] == f"/admin/users/{sunli.id}?saved=1"
+    edited = site.run(lambda: site.admin.users.get_user(sunli.id))
+    assert edited is not None and (edited.role.value, edited.extension) == ("supervisor", "1010")
+    assert 'id="admin-saved"' in site.client.get(response.headers["location"]).text
+
+    response = site.client.post(f"/admin/users/{sunli.id}/password",
+                                data={"csrf_token": token, "password": "short"})
+    assert response.status_code == 400
+    assert "password must be at least 8 characters" in response.text
+
+    response = site.client.post("/admin/users", data={
+        "csrf_token": token, "username": "sunli", "role": "agent", "password": PASSWORD})
+    assert response.status_code == 400
+    assert "user &#39;sunli&#39; already exists" in response.text
+    assert 'value="sunli"' in response.text  # the form keeps what was typed
