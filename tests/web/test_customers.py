@@ -1,0 +1,365 @@
+"""Customer pages and API on a real SQLite database with the real services: search by name
+and by a number in any spelling, view, edit (phones normalised, bad numbers refused with
+nothing changed), contact records; who may do what, table-driven over the six roles
+with their default capabilities, and refusals through an agent-group revoke."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from argon2 import PasswordHasher
+
+from apps import Database, Role, UserRecord, UserService, upgrade_database
+from apps.agent_groups import GroupService
+from apps.audit import SYSTEM, AuditLog
+from apps.contacts import ContactRecordService
+from apps.customer_import import CustomerImporter
+from apps.customers import CustomerRecord, CustomerService
+from apps.permissions import PermissionService
+from tests.web.conftest import PASSWORD, SECRET, TestClient, login
+from web import WebServices, WebSettings, create_app
+from web import customer_import_routes as import_routes
+from web import customers as customer_routes
+
+T = TypeVar("T")
+MAX_UPLOAD_BYTES = 100_000
+
+
+@dataclass
+class Stack:
+    """The app on a fresh database, with one user per role (username = role name) and a
+    second account manager, "am2"."""
+
+    client: TestClient
+    db: Database
+    users: dict[str, UserRecord]
+    customers: CustomerService
+    contacts: ContactRecordService
+    audit: AuditLog
+    groups: GroupService
+    permissions: PermissionService
+    web: WebServices
+    work_dir: Path
+
+    def run(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn`` on the app's event loop (where the database pool lives)."""
+        async def call() -> T:
+            return await fn(*args, **kwargs)
+        return self.client.portal.call(call)
+
+    def login_as(self, username: str) -> str:
+        self.client.cookies.clear()
+        return login(self.client, username, PASSWORD)
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    url = f"sqlite:///{tmp_path / 'callcenter.db'}"
+    db = asyncio.run(Database.connect(url))  # opens nothing yet: no loop is bound here
+    hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    users = UserService(db, "callcenter.test", password_hasher=hasher)
+    audit = AuditLog(db)
+    permissions = PermissionService(db, audit)
+    web = WebServices(users=users, permissions_of=permissions.effective, audit=audit,
+                      secret_key=SECRET, settings=WebSettings(session_max_age_s=3600))
+    customers, contacts = CustomerService(db), ContactRecordService(db)
+    work_dir = tmp_path / "imports"
+    app = create_app(
+        web,
+        routes=[
+            *customer_routes.routes(
+                customer_routes.CustomerWebServices(customers, contacts, users, audit)),
+            *import_routes.routes(import_routes.ImportWebServices(
+                CustomerImporter(db, batch_rows=2), audit, work_dir,
+                max_upload_bytes=MAX_UPLOAD_BYTES)),
+        ],
+        nav=[*customer_routes.NAV, *import_routes.NAV],
+    )
+    with TestClient(app, follow_redirects=False) as client:
+        client.portal.call(upgrade_database, url)
+
+        async def add_users() -> dict[str, UserRecord]:
+            made = {role.value: await users.add_user(role.value, PASSWORD, role=role,
+                                                     name=f"{role.label}")
+                    for role in Role}
+            made["am2"] = await users.add_user("am2", PASSWORD, role=Role.account_manager,
+                                               name="李经理")
+            return made
+
+        made = client.portal.call(add_users)
+        yield Stack(client, db, made, customers, contacts, audit, GroupService(db, audit),
+                    permissions, web, work_dir)
+        client.portal.call(db.close)
+
+
+def add_customer(stack: Stack, name: str, *phones: str, **kwargs: Any) -> CustomerRecord:
+    return stack.run(stack.customers.create_customer, name, phones=list(phones), **kwargs)
+
+
+def names(response: Any) -> list[str]:
+    return [c["name"] for c in response.json()["customers"]]
+
+
+# ---- search ---------------------------------------------------------------------------------
+
+
+def test_search_finds_by_name_and_by_a_number_written_another_way(stack: Stack) -> None:
+    add_customer(stack, "王小明", "13800138000")
+    add_customer(stack, "赵丽", "01088886666")
+    add_customer(stack, "Acme Trading", "+86 755 2345 6789")
+    stack.login_as("agent")
+    assert names(stack.client.get("/api/v1/customers", params={"q": "小明"})) == ["王小明"]
+    assert names(stack.client.get("/api/v1/customers", params={"q": "acme"})) == [
+        "Acme Trading"]
+    for spelling in ("+86 138-0013-8000", "8613800138000", "138 0013 8000"):
+        found = stack.client.get("/api/v1/customers", params={"q": spelling})
+        assert names(found) == ["王小明"], spelling
+    assert names(stack.client.get("/api/v1/customers", params={"q": "(010) 8888-6666"})) == [
+        "赵丽"]
+    page = stack.client.get("/customers", params={"q": "+86 138 0013 8000"})
+    assert page.status_code == 200
+    assert "王小明" in page.text and "赵丽" not in page.text
+    assert "共 1 位客户" in page.text
+
+
+def test_search_is_paged(stack: Stack) -> None:
+    for i in range(25):
+        add_customer(stack, f"客户{i:02d}", f"139{i:08d}")
+    stack.login_as("agent")
+    first = stack.client.get("/api/v1/customers", params={"limit": 10}).json()
+    second = stack.client.get("/api/v1/customers", params={"limit": 10, "offset": 10}).json()
+    assert first["total"] == second["total"] == 25
+    assert [c["name"] for c in first["customers"]] == [f"客户{i:02d}" for i in range(10)]
+    assert [c["name"] for c in second["customers"]] == [f"客户{i:02d}" for i in range(10, 20)]
+    assert stack.client.get("/api/v1/customers", params={"limit": 0}).status_code == 400
+    page2 = stack.client.get("/customers", params={"page": 2})
+    assert "客户20" in page2.text and "客户19" not in page2.text
+    assert "第 2 / 2 页" in page2.text
+
+
+# ---- view -----------------------------------------------------------------------------------
+
+
+def test_view_shows_group_phones_vip_manager_custom_fields_and_last_contacts(
+        stack: Stack) -> None:
+    manager = stack.users["account_manager"]
+    group = stack.run(stack.customers.create_group, "G001", "华信集团", vip_level=3,
+                      account_manager_id=manager.id)
+    customer = add_customer(stack, "王小明", "13800138000", "01088886666", group_id=group.id,
+                            title="采购经理", vip_level=1, custom_fields={"合同号": "HT-7"})
+    for i in range(12):
+        stack.run(stack.contacts.add, customer.id, "phone", f"第{i}次通话",
+                  agent_id=stack.users["agent"].id)
+    stack.login_as("agent")
+    body = stack.client.get(f"/api/v1/customers/{customer.id}").json()
+    assert body["group"]["name"] == "华信集团"
+    assert body["effective_vip_level"] == 3
+    assert body["account_manager"]["username"] == "account_manager"
+    assert [p["number"] for p in body["phones"]] == ["01088886666", "13800138000"]
+    assert body["custom_fields"] == {"合同号": "HT-7"}
+    assert len(body["contacts"]) == customer_routes.LAST_CONTACTS
+    assert body["contacts"][0]["text"] == "第11次通话"
+    assert body["can_edit"] is False
+    page = stack.client.get(f"/customers/{customer.id}")
+    assert page.status_code == 200
+    for shown in ("华信集团 (G001)", "采购经理", "HT-7", "第11次通话", "13800138000"):
+        assert shown in page.text
+    assert "第1次通话" not in page.text  # only the last ten
+    assert 'id="customer-edit"' not in page.text
+    english = stack.client.get(f"/customers/{customer.id}", params={"lang": "en"})
+    assert "Contact records" in english.text
+    assert stack.client.get("/api/v1/customers/999").status_code == 404
+    assert stack.client.get("/customers/999").status_code == 404
+
+
+# ---- edit -----------------------------------------------------------------------------------
+
+
+def test_edit_form_changes_fields_and_phones_normalised(stack: Stack) -> None:
+    customer = add_customer(stack, "王小明", "13800138000", custom_fields={"积分": 120})
+    token = stack.login_as("service_manager")
+    form = stack.client.get(f"/customers/{customer.id}/edit")
+    assert form.status_code == 200 and "积分=120" in form.text
+    response = stack.client.post(f"/customers/{customer.id}/edit", data={
+        "csrf_token": token, "name": "王晓明", "title": "总经理", "vip_level": "2",
+        "account_manager_id": str(stack.users["am2"].id),
+        "remove_phone": "13800138000", "new_phone": "+86 (10) 8888-6666",
+        "new_phone_label": "办公", "custom_fields": "积分=120\n行业=制造"})
+    assert response.status_code == 303, response.text
+    after = stack.run(stack.customers.get_customer, customer.id)
+    assert after is not None
+    assert (after.name, after.title, after.vip_level) == ("王晓明", "总经理", 2)
+    assert after.account_manager_id == stack.users["am2"].id
+    assert [(p.number, p.label) for p in after.phones] == [("01088886666", "办公")]
+    assert dict(after.custom_fields) == {"积分": 120, "行业": "制造"}  # 120 stays a number
+
+
+def test_a_bad_number_is_shown_and_nothing_changes(stack: Stack) -> None:
+    customer = add_customer(stack, "王小明", "13800138000")
+    token = stack.login_as("admin")
+    response = stack.client.post(f"/customers/{customer.id}/edit", data={
+        "csrf_token": token, "name": "改了名", "vip_level": "0", "new_phone": "10086"})
+    assert response.status_code == 400
+    assert ("保存失败：invalid phone number &#39;10086&#39;: a short service number is no "
+            "customer&#39;s number") in response.text
+    api = stack.client.patch(f"/api/v1/customers/{customer.id}",
+                             json={"name": "又改了", "add_phones": ["12ab"]},
+                             headers={"X-CSRF-Token": token})
+    assert api.status_code == 400
+    assert api.json()["message"].startswith("invalid phone number '12ab'")
+    after = stack.run(stack.customers.get_customer, customer.id)
+    assert after is not None and after.name == "王小明"
+    assert [p.number for p in after.phones] == ["13800138000"]
+
+
+def test_api_edit_adds_and_removes_phones(stack: Stack) -> None:
+    customer = add_customer(stack, "王小明", "13800138000")
+    token = stack.login_as("admin")
+    response = stack.client.patch(
+        f"/api/v1/customers/{customer.id}",
+        json={"vip_level": 5, "add_phones": [{"number": "139 0000 1111", "label": "手机"}],
+              "remove_phones": ["+8613800138000"]},
+        headers={"X-CSRF-Token": token})
+    assert response.status_code == 200, response.text
+    assert response.json()["phones"] == [{"number": "13900001111", "label": "手机"}]
+    assert response.json()["vip_level"] == 5
+    refused = stack.client.patch(f"/api/v1/customers/{customer.id}", json={"vip_level": 1})
+    assert refused.status_code == 403  # no CSRF token
+
+
+# ---- who may do what --------------------------------------------------------------------------
+
+# role -> (may view, may edit any customer, may edit their own customers)
+ROLE_TABLE = {
+    Role.admin: (True, True, True),
+    Role.service_manager: (True, True, True),
+    Role.shift_leader: (True, False, False),
+    Role.supervisor: (True, False, False),
+    Role.agent: (True, False, False),
+    Role.account_manager: (True, False, True),
+}
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_view_and_edit_by_role(stack: Stack, role: Role) -> None:
+    may_view, may_edit_any, may_edit_own = ROLE_TABLE[role]
+    user = stack.users[role.value]
+    own = add_customer(stack, "自己的客户", "13800000001", account_manager_id=user.id)
+    other = add_customer(stack, "别人的客户", "13800000002",
+                         account_manager_id=stack.users["am2"].id)
+    token = stack.login_as(role.value)
+    headers = {"X-CSRF-Token": token}
+    for customer, allowed in ((own, may_edit_own), (other, may_edit_any)):
+        view = stack.client.get(f"/api/v1/customers/{customer.id}")
+        assert view.status_code == (200 if may_view else 403)
+        assert stack.client.get(f"/customers/{customer.id}").status_code == (
+            200 if may_view else 403)
+        if may_view:
+            assert view.json()["can_edit"] is allowed
+        expected = 200 if allowed else 403
+        assert stack.client.get(f"/customers/{customer.id}/edit").status_code == expected
+        patch = stack.client.patch(f"/api/v1/customers/{customer.id}",
+                                   json={"title": f"by {role.value}"}, headers=headers)
+        assert patch.status_code == expected, patch.text
+        form = stack.client.post(f"/customers/{customer.id}/edit", data={
+            "csrf_token": token, "name": customer.name, "title": f"by {role.value}",
+            "vip_level": "0"})
+        assert form.status_code == (303 if allowed else 403)
+        after = stack.run(stack.customers.get_customer, customer.id)
+        assert after is not None
+        assert (after.title == f"by {role.value}") is allowed
+
+
+def test_an_account_manager_cannot_give_their_customer_away(stack: Stack) -> None:
+    me = stack.users["account_manager"]
+    customer = add_customer(stack, "自己的客户", "13800000001", account_manager_id=me.id)
+    token = stack.login_as("account_manager")
+    response = stack.client.patch(f"/api/v1/customers/{customer.id}",
+                                  json={"account_manager_id": stack.users["am2"].id},
+                                  headers={"X-CSRF-Token": token})
+    assert response.status_code == 403
+    form = stack.client.get(f"/customers/{customer.id}/edit")
+    assert 'name="account_manager_id"' not in form.text
+    after = stack.run(stack.customers.get_customer, customer.id)
+    assert after is not None and after.account_manager_id == me.id
+
+
+def test_account_manager_of_the_group_edits_its_members(stack: Stack) -> None:
+    me = stack.users["account_manager"]
+    group = stack.run(stack.customers.create_group, "G9", "集团九", account_manager_id=me.id)
+    customer = add_customer(stack, "成员", "13800000003", group_id=group.id)
+    token = stack.login_as("account_manager")
+    response = stack.client.patch(f"/api/v1/customers/{customer.id}", json={"title": "董事"},
+                                  headers={"X-CSRF-Token": token})
+    assert response.status_code == 200
+
+
+def test_anonymous_callers_are_refused(stack: Stack) -> None:
+    customer = add_customer(stack, "王小明", "13800138000")
+    stack.client.cookies.clear()
+    assert stack.client.get("/api/v1/customers").status_code == 401
+    assert stack.client.get(f"/api/v1/customers/{customer.id}").status_code == 401
+    page = stack.client.get(f"/customers/{customer.id}")
+    assert page.status_code == 303 and page.headers["location"].startswith("/login")
+
+
+def test_a_group_revoke_takes_viewing_and_writing_away(stack: Stack) -> None:
+    customer = add_customer(stack, "王小明", "13800138000")
+    agent = stack.users["agent"]
+    group = stack.run(stack.groups.create, SYSTEM, "实习座席")
+    stack.run(stack.groups.add_member, SYSTEM, group.id, agent.id)
+    stack.run(stack.permissions.revoke, SYSTEM, group.id, "contacts.write")
+    token = stack.login_as("agent")
+    headers = {"X-CSRF-Token": token}
+    assert stack.client.get(f"/api/v1/customers/{customer.id}").status_code == 200
+    assert 'id="contact-add"' not in stack.client.get(f"/customers/{customer.id}").text
+    assert stack.client.post(f"/api/v1/customers/{customer.id}/contacts",
+                             json={"text": "hi"}, headers=headers).status_code == 403
+    stack.run(stack.permissions.revoke, SYSTEM, group.id, "customers.view")
+    assert stack.client.get("/api/v1/customers").status_code == 403
+    assert stack.client.get(f"/customers/{customer.id}").status_code == 403
+    assert stack.client.get("/customers").status_code == 403
+
+
+# ---- contact records --------------------------------------------------------------------------
+
+
+def test_add_a_contact_record(stack: Stack) -> None:
+    customer = add_customer(stack, "王小明", "13800138000")
+    token = stack.login_as("agent")
+    created = stack.client.post(f"/api/v1/customers/{customer.id}/contacts",
+                                json={"channel": "sms", "text": "已发送报价"},
+                                headers={"X-CSRF-Token": token})
+    assert created.status_code == 201
+    assert created.json()["agent_username"] == "agent"
+    form = stack.client.post(f"/customers/{customer.id}/contacts",
+                             data={"csrf_token": token, "channel": "visit", "text": "上门拜访"})
+    assert form.status_code == 303
+    entries = stack.run(stack.contacts.last, customer.id, 5)
+    assert [(e.channel.value, e.text) for e in entries] == [
+        ("visit", "上门拜访"), ("sms", "已发送报价")]
+    bad = stack.client.post(f"/api/v1/customers/{customer.id}/contacts",
+                            json={"channel": "fax", "text": "x"},
+                            headers={"X-CSRF-Token": token})
+    assert bad.status_code == 400
+    assert bad.json()["message"] == (
+        "unknown channel 'fax' (choose from phone, sms, visit, email, other)")
+    missing = stack.client.post("/api/v1/customers/999/contacts", json={"text": "x"},
+                                headers={"X-CSRF-Token": token})
+    assert missing.status_code == 404
+    assert stack.client.post(f"/api/v1/customers/{customer.id}/contacts",
+                             json={"text": "no token"}).status_code == 403
+
+
+def test_navigation_shows_customers_and_import_by_capability(stack: Stack) -> None:
+    stack.login_as("agent")
+    page = stack.client.get("/customers").text
+    assert 'href="/customers"' in page and 'href="/customers/import"' not in page
+    stack.login_as("service_manager")
+    assert 'href="/customers/import"' in stack.client.get("/customers").text
+

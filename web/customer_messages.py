@@ -1,0 +1,115 @@
+"""UI strings of the customer pages and the customer import, in Chinese and English.
+
+They join web.i18n's one catalogue (which base.html's navigation reads too); a key the
+catalogue already has with another text is refused rather than silently changed.
+"""
+
+from __future__ import annotations
+
+from web.errors import WebError
+from web.i18n import MESSAGES
+
+CUSTOMER_MESSAGES: dict[str, dict[str, str]] = {
+    "nav.customers": {"zh": "客户管理", "en": "Customers"},
+    "nav.customer_import": {"zh": "导入客户", "en": "Import customers"},
+    "customers.title": {"zh": "客户管理", "en": "Customers"},
+    "customers.search": {"zh": "搜索", "en": "Search"},
+    "customers.search_hint": {"zh": "客户名称或电话号码", "en": "Name or phone number"},
+    "customers.name": {"zh": "客户名称", "en": "Name"},
+    "customers.title_field": {"zh": "职务", "en": "Title"},
+    "customers.group": {"zh": "集团", "en": "Group"},
+    "customers.phones": {"zh": "电话", "en": "Phones"},
+    "customers.phone_label": {"zh": "标签", "en": "Label"},
+    "customers.vip_level": {"zh": "VIP等级", "en": "VIP level"},
+    "customers.account_manager": {"zh": "客户经理", "en": "Account manager"},
+    "customers.custom_fields": {"zh": "自定义字段", "en": "Custom fields"},
+    "customers.custom_fields_hint": {
+        "zh": "每行一个，格式：名称=值", "en": "One per line: name=value"},
+    "customers.contacts": {"zh": "沟通记录", "en": "Contact records"},
+    "customers.contacts_empty": {"zh": "暂无沟通记录", "en": "No contact records"},
+    "customers.add_contact": {"zh": "添加沟通记录", "en": "Add a contact record"},
+    "customers.channel": {"zh": "渠道", "en": "Channel"},
+    "customers.channel.phone": {"zh": "电话", "en": "Phone"},
+    "customers.channel.sms": {"zh": "短信", "en": "SMS"},
+    "customers.channel.visit": {"zh": "拜访", "en": "Visit"},
+    "customers.channel.email": {"zh": "邮件", "en": "Email"},
+    "customers.channel.other": {"zh": "其他", "en": "Other"},
+    "customers.text": {"zh": "内容", "en": "Text"},
+    "customers.agent": {"zh": "座席", "en": "Agent"},
+    "customers.at": {"zh": "时间 (UTC)", "en": "Time (UTC)"},
+    "customers.none": {"zh": "无", "en": "None"},
+    "customers.empty": {"zh": "没有找到客户", "en": "No customers found"},
+    "customers.total": {"zh": "共 {total} 位客户", "en": "{total} customers"},
+    "customers.page": {"zh": "第 {page} / {pages} 页", "en": "Page {page} of {pages}"},
+    "customers.previous": {"zh": "上一页", "en": "Previous"},
+    "customers.next": {"zh": "下一页", "en": "Next"},
+    "customers.view": {"zh": "查看", "en": "View"},
+    "customers.edit": {"zh": "编辑", "en": "Edit"},
+    "customers.edit_title": {"zh": "编辑客户", "en": "Edit customer"},
+    "customers.save": {"zh": "保存", "en": "Save"},
+    "customers.back": {"zh": "返回", "en": "Back"},
+    "customers.remove": {"zh": "删除", "en": "Remove"},
+    "customers.add_phone": {"zh": "添加电话", "en": "Add a phone"},
+    "customers.save_failed": {"zh": "保存失败：{reason}", "en": "Not saved: {reason}"},
+    "customers.not_found": {"zh": "客户不存在", "en": "No such customer"},
+    "import.title": {"zh": "批量导入客户", "en": "Import customers"},
+    "import.file": {"zh": "Excel 文件 (.xlsx)", "en": "Excel file (.xlsx)"},
+    "import.upload": {"zh": "上传并预览", "en": "Upload and preview"},
+    "import.max_size": {"zh": "文件不超过 {mb} MB", "en": "At most {mb} MB"},
+    "import.too_large": {
+        "zh": "文件过大：最大 {mb} MB", "en": "The file is too large: at most {mb} MB"},
+    "import.no_file": {"zh": "请选择一个 .xlsx 文件", "en": "Choose an .xlsx file"},
+    "import.unreadable": {
+        "zh": "无法读取该文件，未导入任何数据：{reason}",
+        "en": "The file cannot be read; nothing was imported: {reason}"},
+    "import.mapping": {"zh": "列对应关系", "en": "Column mapping"},
+    "import.header": {"zh": "表头", "en": "Header"},
+    "import.field": {"zh": "导入为", "en": "Imports as"},
+    "import.apply_mapping": {"zh": "应用对应关系", "en": "Apply mapping"},
+    "import.preview": {"zh": "预览（前 {n} 行）", "en": "Preview (first {n} rows)"},
+    "import.rows_estimate": {"zh": "约 {n} 行数据", "en": "About {n} data rows"},
+    "import.row": {"zh": "行号", "en": "Row"},
+    "import.status": {"zh": "检查结果", "en": "Check"},
+    "import.ok": {"zh": "可导入", "en": "OK"},
+    "import.no_name_column": {
+        "zh": "没有客户名称列：请在对应关系中选择一列作为“客户名称”",
+        "en": "No name column: choose one in the mapping as “name”"},
+    "import.existing": {"zh": "已存在的客户", "en": "Existing customers"},
+    "import.existing.update": {"zh": "更新", "en": "Update them"},
+    "import.existing.skip": {"zh": "跳过", "en": "Skip them"},
+    "import.start": {"zh": "开始导入", "en": "Start the import"},
+    "import.progress": {"zh": "导入进度", "en": "Progress"},
+    "import.running": {"zh": "正在导入…", "en": "Importing…"},
+    "import.done": {"zh": "导入完成", "en": "Import finished"},
+    "import.failed": {"zh": "导入失败：{reason}", "en": "The import failed: {reason}"},
+    "import.imported": {"zh": "新增", "en": "Imported"},
+    "import.updated": {"zh": "更新", "en": "Updated"},
+    "import.unchanged": {"zh": "无变化", "en": "Unchanged"},
+    "import.skipped": {"zh": "跳过", "en": "Skipped"},
+    "import.rejected": {"zh": "拒绝", "en": "Rejected"},
+    "import.error_report": {
+        "zh": "下载错误报告 (.xlsx)", "en": "Download the error report (.xlsx)"},
+    "import.not_found": {"zh": "没有这个导入任务", "en": "No such import"},
+    "import.already_started": {"zh": "该导入已开始", "en": "This import has already started"},
+    "import.new": {"zh": "导入另一个文件", "en": "Import another file"},
+    **{f"import.field.{name}": texts for name, texts in {
+        "name": {"zh": "客户名称", "en": "Name"},
+        "phone": {"zh": "电话", "en": "Phone"},
+        "external_id": {"zh": "外部编号", "en": "External id"},
+        "group_code": {"zh": "集团编号", "en": "Group code"},
+        "group_name": {"zh": "集团名称", "en": "Group name"},
+        "vip_level": {"zh": "VIP等级", "en": "VIP level"},
+        "account_manager": {"zh": "客户经理", "en": "Account manager"},
+        "title": {"zh": "职务", "en": "Title"},
+        "custom": {"zh": "自定义字段", "en": "Custom field"},
+        "ignore": {"zh": "不导入", "en": "Ignore"},
+    }.items()},
+}
+
+
+def register_messages() -> None:
+    clash = [key for key in CUSTOMER_MESSAGES
+             if key in MESSAGES and MESSAGES[key] != CUSTOMER_MESSAGES[key]]
+    if clash:
+        raise WebError(f"customer UI strings clash with others: {', '.join(sorted(clash))}")
+    MESSAGES.update(CUSTOMER_MESSAGES)
