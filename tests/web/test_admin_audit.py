@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
+from apps.audit import MAX_RECENT_LIMIT
 from tests.web.test_admin_access import Site, site
+from web.admin_audit import DEFAULT_LIMIT, AuditFilter, BadFilter
 
 __all__ = ["site"]
 
@@ -72,3 +77,17 @@ def test_audit_page_shows_and_filters_entries_in_both_languages(site: Site) -> N
     bad = site.client.get("/admin/audit?limit=abc")
     assert bad.status_code == 400
     assert "limit must be a whole number from 1 to 1000" in bad.text
+
+
+@given(st.one_of(st.none(), st.text(max_size=12), st.integers(-5, 2000).map(str)))
+def test_the_limit_filter_is_a_whole_number_in_range_or_a_clear_error(raw: str | None) -> None:
+    query = {} if raw is None else {"limit": raw}
+    try:
+        wanted = AuditFilter.parse(query)
+    except BadFilter as exc:
+        assert str(exc) == "limit must be a whole number from 1 to 1000"
+        assert raw is not None and not (raw.isascii() and raw.isdigit()
+                                        and 1 <= int(raw) <= MAX_RECENT_LIMIT)
+    else:
+        assert wanted.limit == (DEFAULT_LIMIT if not raw else int(raw))
+        assert 1 <= wanted.limit <= MAX_RECENT_LIMIT

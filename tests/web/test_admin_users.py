@@ -3,7 +3,11 @@ SIP credentials) and in the audit log; nobody manages a user or role above thems
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from tests.web.test_admin_access import PASSWORD, Site, site
+from web.admin_common import BadInput, int_field, text_field
 
 __all__ = ["site"]
 
@@ -160,3 +164,40 @@ def test_users_pages_create_edit_and_reset_through_forms(site: Site) -> None:
     assert response.status_code == 400
     assert "user &#39;sunli&#39; already exists" in response.text
     assert 'value="sunli"' in response.text  # the form keeps what was typed
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@given(st.dictionaries(st.sampled_from(["name", "user_id", "other"]), JSON_VALUES))
+def test_body_fields_are_their_type_or_a_bad_input_naming_the_field(body: dict[str, object]
+                                                                    ) -> None:
+    try:
+        name = text_field(body, "name")
+    except BadInput as exc:
+        assert str(exc) == "'name' must be a string"
+    else:
+        assert name is None or (isinstance(name, str) and name == body["name"] != "")
+    try:
+        user_id = int_field(body, "user_id")
+    except BadInput as exc:
+        assert str(exc) == "'user_id' must be an integer"
+    else:
+        raw = body["user_id"]
+        assert user_id == (int(raw) if isinstance(raw, str) else raw)
+        assert not isinstance(raw, bool)
+
+
+def test_removing_the_extension_ends_the_phone_account(site: Site) -> None:
+    token = site.login("admin")
+    _, user = create(site, token, username="zhaolei", role="agent", extension="1005",
+                     password=PASSWORD)
+    response = site.client.patch(f"/api/v1/users/{user['id']}", json={"extension": None},
+                                 headers={"X-CSRF-Token": token})
+    assert response.json()["extension"] is None
+    assert site.run(lambda: site.admin.users.sip_credentials("1005")) is None
+    assert site.run(lambda: site.admin.users.verify_web_password("zhaolei", PASSWORD))
