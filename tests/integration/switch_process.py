@@ -42,6 +42,7 @@ class SwitchProcess:
     def env(self) -> dict[str, str]:
         return {**os.environ, "CALLCENTER_DATA_DIR": str(self.workdir / "data"),
                 "CALLCENTER_DB_URL": "", "CALLCENTER_SIP_LISTEN": "127.0.0.1:0",
+                "CALLCENTER_WEB_LISTEN": "127.0.0.1:0",
                 "PYTHONUNBUFFERED": "1"}
 
     def add_user(self, username: str, password: str, extension: str | None = None,
