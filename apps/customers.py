@@ -305,6 +305,8 @@ class _LookupConnection:
         connection, self._connection, self._driver = self._connection, None, None
         if connection is not None:
             await connection.close()
+
+
 _NUMBER_CHARS: Final = frozenset("0123456789+ -().")
 
 
@@ -575,8 +577,9 @@ class CustomerService:
 
     async def search(self, query: str = "", *, offset: int = 0, limit: int = 50) -> CustomerPage:
         """Customers whose name contains ``query`` (case-insensitive), or, when ``query``
-        looks like a number, who have a number containing its digits or equal to its
-        normalised form. Sorted by name, then id; ``limit`` at most MAX_PAGE_SIZE."""
+        looks like a number, who have that number (in any spelling) or, for a fragment of
+        a number, a number containing its digits. Sorted by name, then id; ``limit`` is at
+        most MAX_PAGE_SIZE."""
         if offset < 0 or not 1 <= limit <= MAX_PAGE_SIZE:
             raise CustomerError(f"page must have offset >= 0 and 1 <= limit <= {MAX_PAGE_SIZE}")
         condition = self._search_condition(query.strip())
@@ -605,13 +608,16 @@ class CustomerService:
         digits = "".join(ch for ch in query if ch.isascii() and ch.isdigit())
         if not digits or not set(query) <= _NUMBER_CHARS:
             return by_name
-        numbers: list[ColumnElement[bool]] = [CustomerPhone.number.like(f"%{digits}%")]
+        # A whole number is one probe of the number index; only a fragment scans.
         key = _lookup_key(query, self._area_code)
-        if key is not None:
-            numbers.append(CustomerPhone.number == key)
+        number_matches = (
+            CustomerPhone.number == key
+            if key is not None
+            else CustomerPhone.number.like(f"%{digits}%")
+        )
         by_number = (
             select(CustomerPhone.id)
-            .where(CustomerPhone.customer_id == Customer.id, or_(*numbers))
+            .where(CustomerPhone.customer_id == Customer.id, number_matches)
             .exists()
         )
         return or_(by_name, by_number)
