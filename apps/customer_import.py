@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from os import PathLike
 from typing import IO, Any, Final, TypeVar, cast
+from xml.etree import ElementTree
 
 from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
@@ -40,6 +43,7 @@ from apps.customer_sheet import (
     RowError,
     RowReader,
     Sheet,
+    SheetError,
     Source,
     map_headers,
     preview,
@@ -132,12 +136,16 @@ class CustomerImporter:
         mode = ExistingCustomers(existing)
         managers = await self.account_managers()
         sheet = await asyncio.to_thread(Sheet, source)
+        reading: asyncio.Future[tuple[int, list[CustomerRow | RejectedRow]] | None] | None = None
         try:
             reader = RowReader(map_headers(sheet.headers, mapping), managers, self._area_code)
             batches = _batches(sheet.rows(), reader, self._batch_rows)
             run = _Run(mode)
             rows_done = 0
-            while (batch := await asyncio.to_thread(next, batches, None)) is not None:
+            # The next batch is read (in a thread) while this one is written.
+            reading = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
+            while (batch := await reading) is not None:
+                reading = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
                 rows_read, checked = batch
                 accepted = [row for row in checked if isinstance(row, CustomerRow)]
                 run.rejected += [row for row in checked if isinstance(row, RejectedRow)]
@@ -148,6 +156,11 @@ class CustomerImporter:
                 if progress is not None:
                     progress(rows_done, max(rows_done, sheet.rows_estimate))
         finally:
+            # The sheet is closed only after the reading thread has let go of it.
+            if reading is not None:
+                await asyncio.wait({reading})
+                if not reading.cancelled():
+                    reading.exception()  # retrieved: the error that matters is ours
             sheet.close()
         run.rejected.sort(key=lambda row: row.row)
         return ImportResult(
@@ -158,12 +171,26 @@ class CustomerImporter:
         )
 
 
+# What openpyxl raises on a sheet whose XML or compressed data breaks off midway.
+_DAMAGE: Final = (zipfile.BadZipFile, zlib.error, ElementTree.ParseError, EOFError, ValueError,
+                  KeyError)
+
+
 def _batches(rows: Iterator[tuple[int, tuple[Any, ...]]], reader: RowReader, size: int,
              ) -> Iterator[tuple[int, list[CustomerRow | RejectedRow]]]:
     """(rows read, rows checked) ``size`` non-empty rows at a time; runs in a thread."""
     checked: list[CustomerRow | RejectedRow] = []
     read = 0
-    for number, values in rows:
+    last_row = 0
+    while True:
+        try:
+            number, values = next(rows)
+        except StopIteration:
+            break
+        except _DAMAGE as error:  # a zip member or XML cut short past the rows read
+            raise SheetError(f"the sheet is damaged after row {last_row}: "
+                             f"{error or type(error).__name__}") from None
+        last_row = number
         read += 1
         row = reader.read(number, values)
         if row is not None:

@@ -4,6 +4,7 @@ counts, matching existing customers, groups, idempotence, the error report."""
 from __future__ import annotations
 
 import io
+import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -229,6 +230,25 @@ async def test_preview_resolves_account_managers_and_writes_nothing(
     shown = await importer(db).preview(xlsx(*SHEET), n=2)
     assert [getattr(row, "account_manager_id", None) for row in shown.rows] == [wang, wang]
     assert await dump(db) == {"customer_groups": [], "customers": [], "customer_phones": []}
+
+
+async def test_a_sheet_cut_off_midway_stops_the_import_where_it_breaks(db: Database) -> None:
+    good = xlsx(["姓名", "手机"], *[[f"客户{i}", f"138{i:08d}"] for i in range(10)]).getvalue()
+    damaged = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(good)) as source, zipfile.ZipFile(damaged, "w") as target:
+        for item in source.infolist():
+            content = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                content = content[:content.index(b'<row r="8"')] + b'<row r="8"><c r='
+            target.writestr(item, content)
+    damaged.seek(0)
+
+    with pytest.raises(SheetError) as error:
+        await importer(db, batch_rows=3).import_file(damaged)
+
+    assert str(error.value).startswith("the sheet is damaged after row 7: ")
+    async with db.session() as session:  # the whole batches before the break are in
+        assert await session.scalar(select(func.count()).select_from(Customer)) == 6
 
 
 # ---- error report ----------------------------------------------------------------------------
