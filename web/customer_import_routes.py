@@ -207,10 +207,18 @@ class ImportPages:
     # -- steps shared by the pages and the API ---------------------------------------------
 
     async def _receive(self, request: Request) -> tuple[ImportJob, Preview]:
+        try:
+            return await self._receive_form(request)
+        finally:
+            await request.close()  # the upload's temporary file (Starlette leaves it open)
+
+    async def _receive_form(self, request: Request) -> tuple[ImportJob, Preview]:
         limit = self.s.max_upload_bytes
-        mb = limit // (1024 * 1024)
+        mb = limit // (1024 * 1024) or 1
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit + _MULTIPART_OVERHEAD_BYTES:
+            # Refused before the body is read (an API client sending X-CSRF-Token; a form
+            # post's body was read already, by the CSRF check looking for its token).
             raise Refused(413, "import.too_large", mb=mb)
         form = await request.form(max_files=1)
         upload = form.get("file")

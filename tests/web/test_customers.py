@@ -50,6 +50,7 @@ class Stack:
         """Run ``fn`` on the app's event loop (where the database pool lives)."""
         async def call() -> T:
             return await fn(*args, **kwargs)
+        assert self.client.portal is not None  # inside the client's with-block
         return self.client.portal.call(call)
 
     def login_as(self, username: str) -> str:
@@ -81,6 +82,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         nav=[*customer_routes.NAV, *import_routes.NAV],
     )
     with TestClient(app, follow_redirects=False) as client:
+        assert client.portal is not None
         client.portal.call(upgrade_database, url)
 
         async def add_users() -> dict[str, UserRecord]:
