@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 import pytest
 from argon2 import PasswordHasher
+from hypothesis import given
+from hypothesis import strategies as st
 
 from apps import Database, Role, UserRecord, UserService, upgrade_database
 from apps.agent_groups import GroupService
@@ -365,3 +367,42 @@ def test_navigation_shows_customers_and_import_by_capability(stack: Stack) -> No
     stack.login_as("service_manager")
     assert 'href="/customers/import"' in stack.client.get("/customers").text
 
+
+
+def test_pages_render_in_english_and_the_api_is_described(stack: Stack) -> None:
+    customer = add_customer(stack, "王小明", "13800138000")
+    token = stack.login_as("admin")
+    assert "Name or phone number" in stack.client.get("/customers?lang=en").text
+    assert "Edit customer" in stack.client.get(f"/customers/{customer.id}/edit?lang=en").text
+    assert "Excel file (.xlsx)" in stack.client.get("/customers/import?lang=en").text
+    bad = stack.client.post(f"/customers/{customer.id}/edit?lang=en", data={
+        "csrf_token": token, "name": "", "vip_level": "x"})
+    assert bad.status_code == 400
+    assert "Not saved: VIP level must be a whole number from 0 up, not &#39;x&#39;" in bad.text
+    paths = stack.client.get("/api/v1/openapi.json").json()["paths"]
+    assert paths["/api/v1/customers/{id}"]["patch"]["x-capabilities"] == ["customers.view"]
+    assert paths["/api/v1/customer-imports"]["post"]["x-capabilities"] == ["customers.import"]
+    assert paths["/api/v1/customers/{id}/contacts"]["post"]["x-capabilities"] == [
+        "contacts.write", "customers.view"]
+
+
+_LINE_TEXT = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp"),
+                                   blacklist_characters="="), min_size=1, max_size=12)
+_CUSTOM_FIELDS = st.dictionaries(
+    _LINE_TEXT.map(str.strip).filter(bool),
+    st.one_of(_LINE_TEXT.map(str.strip), st.integers(-10**6, 10**6), st.booleans()),
+    max_size=6)
+
+
+@given(_CUSTOM_FIELDS)
+def test_custom_fields_survive_the_edit_form_unchanged(fields: dict[str, Any]) -> None:
+    # The edit form shows name=value lines; saving them untouched gives the same fields,
+    # numbers and true/false included.
+    shown = "\n".join(f"{k}={v}" for k, v in fields.items())
+    assert customer_routes._parse_custom_fields(shown, fields) == fields
+
+
+def test_custom_fields_text_refuses_a_line_without_a_name() -> None:
+    with pytest.raises(customer_routes.BadInput, match="custom fields line 2: write it as "
+                                                       "name=value"):
+        customer_routes._parse_custom_fields("a=1\nno equals sign", {})
