@@ -13,11 +13,17 @@ import signal
 import sys
 from datetime import UTC, datetime
 
-from apps import Database, UserService, seed_demo_data, upgrade_database
-from apps.audit import AuditLog
+from apps import (
+    AuditLog,
+    Database,
+    GroupService,
+    PermissionService,
+    UserService,
+    seed_demo_data,
+    upgrade_database,
+)
 from apps.cdr_writer import CdrWriter
 from apps.cdrs import CdrStore
-from apps.permissions import PermissionService
 from callcenter.audio_assets import ensure_music_on_hold
 from switch.applications import ApplicationRunner, play_prompt
 from switch.calls import CallSettings
@@ -28,6 +34,9 @@ from switch.pri_gateway import Gateway, GatewayHealth, TrunkGroup, Trunks
 from switch.signalling import SipService, SipSettings
 from switch.sip import Credentials
 from web import WebError, WebServer, WebServices, WebSettings, create_app, load_or_create_secret
+from web.admin import NAV as ADMIN_NAV
+from web.admin import AdminServices
+from web.admin import routes as admin_routes
 
 log = logging.getLogger("callcenter")
 
@@ -62,9 +71,11 @@ def sip_settings(config: Config) -> SipSettings:
 def web_server(config: Config, users: UserService, db: Database) -> WebServer:
     web = config.web
     audit = AuditLog(db)
+    permissions = PermissionService(db, audit)
+    admin = AdminServices(users, GroupService(db, audit), permissions, audit)
     services = WebServices(
         users=users,
-        permissions_of=PermissionService(db, audit).effective,
+        permissions_of=permissions.effective,
         audit=audit,
         secret_key=load_or_create_secret(config.data.dir),
         settings=WebSettings(
@@ -74,7 +85,8 @@ def web_server(config: Config, users: UserService, db: Database) -> WebServer:
             login_window_s=float(web.login_window_s),
         ),
     )
-    return WebServer(create_app(services), web.listen.host, web.listen.port)
+    app = create_app(services, routes=admin_routes(admin), nav=ADMIN_NAV)
+    return WebServer(app, web.listen.host, web.listen.port)
 
 
 def trunks_from(config: Config) -> Trunks:

@@ -18,8 +18,7 @@ _WEB_LINE = re.compile(r"Web UI on (http://127\.0\.0\.1:(\d+))")
 
 
 class WebSwitchProcess(SwitchProcess):
-    def env(self) -> dict[str, str]:
-        return {**super().env(), "CALLCENTER_WEB_LISTEN": "127.0.0.1:0"}
+    """SwitchProcess puts the web UI on an ephemeral port; this one reads it back."""
 
     def web_url(self) -> str:
         assert self.reader is not None
@@ -64,6 +63,13 @@ def test_serve_runs_the_web_ui_and_a_demo_account_logs_in(tmp_path: Path) -> Non
     assert "Traceback" not in switch.log()
 
 
+class TakenPortProcess(SwitchProcess):
+    web_listen = ""
+
+    def env(self) -> dict[str, str]:
+        return {**super().env(), "CALLCENTER_WEB_LISTEN": self.web_listen}
+
+
 def test_a_taken_web_port_is_a_clear_error(tmp_path: Path) -> None:
     import socket
 
@@ -72,7 +78,8 @@ def test_a_taken_web_port_is_a_clear_error(tmp_path: Path) -> None:
     taken.listen()
     port = taken.getsockname()[1]
     try:
-        switch = SwitchProcess(tmp_path, f'[web]\nlisten = "127.0.0.1:{port}"\n')
+        switch = TakenPortProcess(tmp_path)
+        switch.web_listen = f"127.0.0.1:{port}"
         with pytest.raises(RuntimeError, match="switch exited"):
             switch.start()
         assert switch.stop() == 1  # also closes its output pipe
