@@ -14,6 +14,18 @@ from apps.cdrs import (
     LegRecord,
     LegStart,
 )
+from apps.contacts import ContactChannel, ContactEntry, ContactError, ContactRecordService
+from apps.customers import (
+    UNSET,
+    CustomerError,
+    CustomerGroupRecord,
+    CustomerMatch,
+    CustomerPage,
+    CustomerRecord,
+    CustomerService,
+    PhoneRecord,
+    normalize_customer_number,
+)
 from apps.db import Database, upgrade_database
 from apps.demo import DemoAccount, seed_demo_data
 from apps.permissions import (
@@ -34,6 +46,7 @@ __all__ = [
     "CAPABILITIES",
     "ROLE_DEFAULTS",
     "SYSTEM",
+    "UNSET",
     "AccessError",
     "Actor",
     "AuditEntry",
@@ -46,6 +59,16 @@ __all__ = [
     "Capability",
     "CdrError",
     "CdrStore",
+    "ContactChannel",
+    "ContactEntry",
+    "ContactError",
+    "ContactRecordService",
+    "CustomerError",
+    "CustomerGroupRecord",
+    "CustomerMatch",
+    "CustomerPage",
+    "CustomerRecord",
+    "CustomerService",
     "Database",
     "DemoAccount",
     "Direction",
@@ -58,6 +81,7 @@ __all__ = [
     "LegStart",
     "PermissionDenied",
     "PermissionService",
+    "PhoneRecord",
     "Role",
     "Scope",
     "SipCredentials",
@@ -67,6 +91,7 @@ __all__ = [
     "UserRecord",
     "UserService",
     "check_capability",
+    "normalize_customer_number",
     "resolve",
     "seed_demo_data",
     "upgrade_database",
