@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 
 from apps import (
     AuditLog,
+    ContactRecordService,
+    CustomerService,
     Database,
     GroupService,
     PermissionService,
@@ -24,6 +26,7 @@ from apps import (
 )
 from apps.cdr_writer import CdrWriter
 from apps.cdrs import CdrStore
+from apps.customer_import import CustomerImporter
 from callcenter.audio_assets import ensure_music_on_hold
 from switch.applications import ApplicationRunner, play_prompt
 from switch.calls import CallSettings
@@ -37,6 +40,12 @@ from web import WebError, WebServer, WebServices, WebSettings, create_app, load_
 from web.admin import NAV as ADMIN_NAV
 from web.admin import AdminServices
 from web.admin import routes as admin_routes
+from web.customer_import_routes import NAV as IMPORT_NAV
+from web.customer_import_routes import ImportWebServices
+from web.customer_import_routes import routes as import_routes
+from web.customers import NAV as CUSTOMER_NAV
+from web.customers import CustomerWebServices
+from web.customers import routes as customer_routes
 
 log = logging.getLogger("callcenter")
 
@@ -68,11 +77,14 @@ def sip_settings(config: Config) -> SipSettings:
     )
 
 
-def web_server(config: Config, users: UserService, db: Database) -> WebServer:
+def web_server(config: Config, users: UserService, db: Database,
+               customers: CustomerService) -> WebServer:
     web = config.web
     audit = AuditLog(db)
     permissions = PermissionService(db, audit)
     admin = AdminServices(users, GroupService(db, audit), permissions, audit)
+    customer_pages = CustomerWebServices(customers, ContactRecordService(db), users, audit)
+    imports = ImportWebServices(CustomerImporter(db), audit, config.data.dir / "imports")
     services = WebServices(
         users=users,
         permissions_of=permissions.effective,
@@ -85,7 +97,11 @@ def web_server(config: Config, users: UserService, db: Database) -> WebServer:
             login_window_s=float(web.login_window_s),
         ),
     )
-    app = create_app(services, routes=admin_routes(admin), nav=ADMIN_NAV)
+    app = create_app(
+        services,
+        routes=[*admin_routes(admin), *customer_routes(customer_pages),
+                *import_routes(imports)],
+        nav=(*ADMIN_NAV, *CUSTOMER_NAV, *IMPORT_NAV))
     return WebServer(app, web.listen.host, web.listen.port)
 
 
@@ -172,7 +188,8 @@ async def run(config: Config, *, ready: asyncio.Event | None = None) -> None:
                          start_application=applications.start,
                          on_call_events=cdrs.submit, on_channel_events=applications.deliver)
     applications.attach(service)
-    web = web_server(config, users, db)
+    customers = CustomerService(db)  # one per process: it keeps a lookup connection
+    web = web_server(config, users, db, customers)
     loop.add_reader(engine.events_fd, service.on_media_events)
     try:
         await service.start()
@@ -185,6 +202,7 @@ async def run(config: Config, *, ready: asyncio.Event | None = None) -> None:
         loop.remove_reader(engine.events_fd)
         engine.stop()
         await cdrs.stop()
+        await customers.close()
         await db.close()
         raise
     # What startup allocated lives until exit: keep it out of every future collection.
@@ -210,6 +228,7 @@ async def run(config: Config, *, ready: asyncio.Event | None = None) -> None:
         loop.remove_reader(engine.events_fd)
         engine.stop()
         await cdrs.stop()
+        await customers.close()
         await db.close()
 
 
