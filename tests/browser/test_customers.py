@@ -1,0 +1,183 @@
+"""Customers in the browser: import a spreadsheet (mapping, preview, progress over the
+WebSocket, counts, the error report), find a customer by a number written another way,
+add a contact record (沟通记录)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openpyxl import Workbook, load_workbook
+from playwright.sync_api import Page, WebSocket
+
+from apps import Role
+from apps.customer_import import BATCH_ROWS, REPORT_HEADERS
+from apps.permissions import ROLE_DEFAULTS
+from tests.browser.conftest import log_in, username_of
+from web.i18n import MESSAGES
+
+pytestmark = pytest.mark.integration
+
+HEADERS = ("客户名称", "手机", "职务", "VIP等级")
+# Enough rows for several progress events (one per batch) and an import that is still
+# running when its page opens the WebSocket.
+GOOD_ROWS = 3 * BATCH_ROWS
+IMPORT_WAIT_MS = 30_000
+
+
+def zh(key: str) -> str:
+    return MESSAGES[key]["zh"]
+
+
+def role_with(*capabilities: str) -> Role:
+    """A role other than admin holding ``capabilities`` by default: the test proves the
+    pages work for an ordinary role, not only for the all-powerful one."""
+    return next(role for role in Role
+                if role is not Role.admin and set(capabilities) <= ROLE_DEFAULTS[role])
+
+
+IMPORTER = role_with("customers.import", "customers.edit", "contacts.write")
+
+
+@pytest.fixture
+def importer(page: Page) -> Iterator[Page]:
+    log_in(page, username_of(IMPORTER))
+    yield page
+
+
+def write_sheet(path: Path, rows: Sequence[Sequence[object]]) -> Path:
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("客户")
+    sheet.append(list(HEADERS))
+    for row in rows:
+        sheet.append(list(row))
+    workbook.save(path)
+    return path
+
+
+def upload(page: Page, sheet: Path) -> None:
+    page.goto("/customers/import")
+    page.set_input_files("#import-upload input[type=file]", sheet)
+    with page.expect_navigation():
+        page.click("#import-upload button[type=submit]")
+
+
+def start_and_wait(page: Page) -> None:
+    with page.expect_navigation():
+        page.click("#import-start")
+    page.wait_for_selector("#import-result", timeout=IMPORT_WAIT_MS)
+
+
+def count(page: Page, key: str) -> int:
+    return int(page.locator(f"#import-{key}").inner_text())
+
+
+def test_find_a_customer_by_another_spelling_of_the_number_and_add_a_contact_record(
+        importer: Page, tmp_path: Path) -> None:
+    page = importer
+    upload(page, write_sheet(tmp_path / "one.xlsx",
+                             [("王芳", "+86 138 0013 8000", "采购经理", 2)]))
+    start_and_wait(page)
+    assert count(page, "imported") == 1
+
+    page.goto("/customers")
+    page.fill("#customer-search input[name=q]", "138-0013-8000")
+    with page.expect_navigation():
+        page.click("#customer-search button[type=submit]")
+    rows = page.locator("#customers tbody tr[data-customer-id]")
+    assert rows.count() == 1
+    assert rows.first.locator("td").first.inner_text() == "王芳"
+    assert rows.first.locator(".phone").inner_text() == "13800138000"
+
+    with page.expect_navigation():
+        rows.first.locator("a").first.click()
+    assert page.locator("#customer-name").inner_text() == "王芳"
+    assert page.locator("#customer-title").inner_text() == "采购经理"
+    assert page.locator("#customer-phones .phone").inner_text() == "13800138000"
+    assert page.locator("#contacts tr.contact").count() == 0
+
+    form = page.locator("#contact-add")
+    form.locator("select[name=channel]").select_option("visit")
+    form.locator("textarea[name=text]").fill("上门拜访，客户要求下周回电")
+    with page.expect_navigation():
+        form.locator("button[type=submit]").click()
+
+    records = page.locator("#contacts tr.contact")
+    assert records.count() == 1
+    cells = [cell.strip() for cell in records.first.locator("td").all_inner_texts()]
+    assert cells[1:] == [zh("customers.channel.visit"), username_of(IMPORTER),
+                         "上门拜访，客户要求下周回电"]
+
+    # The record is there on a fresh load too, not only on the page the POST returned.
+    page.reload()
+    assert page.locator("#contacts tr.contact").count() == 1
+
+
+def test_excel_import_preview_progress_counts_and_error_report(importer: Page,
+                                                               tmp_path: Path) -> None:
+    page = importer
+    good = [(f"导入客户{i}", f"139{i:08d}", "经理", i % 5) for i in range(GOOD_ROWS)]
+    bad: dict[int, tuple[object, ...]] = {
+        # Excel row number (the header is row 1) -> a row the import must refuse
+        4: ("", "13912340000", "经理", 1),  # no name
+        7: ("坏号码", "12345", "经理", 1),  # not a phone number
+        9: ("坏等级", "13912340001", "经理", "很高"),  # VIP level not a number
+    }
+    fill = iter(good)
+    rows = [bad[excel_row] if excel_row in bad else next(fill)
+            for excel_row in range(2, GOOD_ROWS + len(bad) + 2)]
+    upload(page, write_sheet(tmp_path / "customers.xlsx", rows))
+
+    # The mapping found from the headers, and a preview with the bad rows marked.
+    selects = page.locator("#import-mapping select")
+    assert [selects.nth(i).get_attribute("aria-label") for i in range(selects.count())] \
+        == list(HEADERS)
+    assert [selects.nth(i).input_value() for i in range(selects.count())] \
+        == ["name", "phone", "title", "vip_level"]
+    preview = page.locator("#import-preview tbody tr")
+    rejected_preview = [int(row.locator("td").first.inner_text())
+                        for row in preview.all() if "rejected" in (row.get_attribute("class")
+                                                                  or "")]
+    assert rejected_preview == sorted(bad)
+
+    events: list[dict[str, Any]] = []
+
+    def listen(socket: WebSocket) -> None:
+        socket.on("framereceived", lambda payload: events.append(json.loads(payload)))
+
+    page.on("websocket", listen)
+    start_and_wait(page)
+
+    assert count(page, "imported") == GOOD_ROWS
+    assert count(page, "rejected") == len(bad)
+    bar = page.locator("#import-progress")
+    assert bar.get_attribute("value") == bar.get_attribute("max") == str(GOOD_ROWS + len(bad))
+
+    job = page.locator("#import-job").get_attribute("data-job")
+    mine = [event for event in events if event.get("job") == job]
+    progress = [event for event in mine if event["type"] == "customer_import.progress"]
+    assert progress, f"no progress over the WebSocket; events: {events}"
+    assert progress[-1]["rows_done"] == progress[-1]["rows_total"] == GOOD_ROWS + len(bad)
+    assert [event["rows_done"] for event in progress] == sorted(
+        event["rows_done"] for event in progress)
+    assert mine[-1]["type"] == "customer_import.finished"
+
+    with page.expect_download() as download_info:
+        page.click("#import-report")
+    report_path = tmp_path / "errors.xlsx"
+    download_info.value.save_as(report_path)
+    report = load_workbook(report_path, read_only=True).active
+    assert report is not None
+    lines = [tuple(row) for row in report.iter_rows(values_only=True)]
+    assert lines[0][:3] == REPORT_HEADERS
+    by_row = {line[0]: line for line in lines[1:]}
+    assert sorted(by_row) == sorted(bad)
+    assert str(by_row[4][1]).startswith("A")
+    assert str(by_row[7][1]).startswith("B")
+    assert str(by_row[9][1]).startswith("D")
+    for excel_row, line in by_row.items():
+        assert line[3:3 + len(HEADERS)] == tuple(v if v != "" else None
+                                                 for v in bad[excel_row]), excel_row
