@@ -27,6 +27,7 @@ from apps import (
 from apps.cdr_writer import CdrWriter
 from apps.cdrs import CdrStore
 from apps.customer_import import CustomerImporter
+from apps.demo import DEMO_GROUPS, seed_demo_customers
 from callcenter.audio_assets import ensure_music_on_hold
 from switch.applications import ApplicationRunner, play_prompt
 from switch.calls import CallSettings
@@ -162,6 +163,10 @@ async def run(config: Config, *, ready: asyncio.Event | None = None) -> None:
                 f"password {account.password}",
                 flush=True,
             )
+        async with CustomerService(db) as customers:
+            count = await seed_demo_customers(customers, ContactRecordService(db), users)
+        print(f"Demo customers created: {count} members of {len(DEMO_GROUPS)} enterprise "
+              "groups (try searching 13900000001 in the web UI)", flush=True)
 
     async def lookup(username: str) -> Credentials | None:
         found = await users.sip_credentials(username)

@@ -268,7 +268,11 @@ async def test_seed_creates_demo_accounts_once(service: UserService) -> None:
         ("wangfang", Role.agent, "1002"),
         ("liuyang", Role.agent, "1003"),
         ("chenjing", Role.agent, "1004"),
+        ("zhaomin", Role.service_manager, None),
+        ("sunli", Role.shift_leader, "1005"),
+        ("zhouqiang", Role.account_manager, None),
     ]
+    assert {a.role for a in accounts} == set(Role)  # one of each role to try
     assert all(isinstance(a, DemoAccount) and a.name for a in accounts)
     assert len({a.password for a in accounts}) == len(accounts)
     for account in accounts:
