@@ -29,7 +29,7 @@ from xml.etree import ElementTree
 
 from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from apps.customer_sheet import (
@@ -151,6 +151,11 @@ class CustomerImporter:
                 run.rejected += [row for row in checked if isinstance(row, RejectedRow)]
                 if accepted:
                     async with self._db.engine.begin() as connection:
+                        if connection.dialect.name == "sqlite":
+                            # The batch reads, then writes what it read: take the write
+                            # lock first (SQLite has no row locks; its driver would read
+                            # outside the transaction). Other writers wait one batch.
+                            await connection.execute(text("BEGIN IMMEDIATE"))
                         await _write_batch(connection, run, accepted, self._clock())
                 rows_done += rows_read
                 if progress is not None:
@@ -279,8 +284,8 @@ async def _write_batch(connection: AsyncConnection, run: _Run, rows: list[Custom
     if updates:
         await connection.execute(_UPDATE_CUSTOMER, updates)
     if new_rows:
-        inserted = await connection.execute(
-            insert(_customers).returning(_customers.c.id, sort_by_parameter_order=True),
+        inserted = await _insert_returning_ids(
+            connection, _customers,
             [{
                 "group_id": group_ids.get(row.row),
                 "name": row.name,
@@ -293,12 +298,32 @@ async def _write_batch(connection: AsyncConnection, run: _Run, rows: list[Custom
                 "updated_at": now,
             } for row in new_rows],
         )
-        for customer_id, row in zip(inserted.scalars(), new_rows, strict=True):
+        for customer_id, row in zip(inserted, new_rows, strict=True):
             new_phones += [{"customer_id": customer_id, "number": phone.number,
                             "label": phone.label} for phone in row.phones]
         run.imported += len(new_rows)
     if new_phones:
         await connection.execute(insert(_phones), new_phones)
+
+
+async def _insert_returning_ids(connection: AsyncConnection, table: Table,
+                                rows: list[dict[str, Any]]) -> list[int]:
+    """Insert ``rows`` in one executemany; their new ids, in the order of ``rows``."""
+    if connection.dialect.name != "sqlite":
+        inserted = await connection.execute(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+        return list(inserted.scalars())
+    # SQLAlchemy cannot trust the order of SQLite's RETURNING rows and would insert one
+    # row per statement (a thread round trip each through aiosqlite). But SQLite gives
+    # a new row the largest id + 1, and the batch holds the write lock: the new rows are
+    # the last len(rows) ids, in order. Checked, not assumed.
+    await connection.execute(insert(table), rows)
+    last = await connection.scalars(
+        select(table.c.id).order_by(table.c.id.desc()).limit(len(rows)))
+    ids = list(last)[::-1]
+    if len(ids) != len(rows) or ids[-1] - ids[0] != len(rows) - 1:
+        raise CustomerImportError(f"the new rows of {table.name} got no consecutive ids")
+    return ids
 
 
 _UPDATE_CUSTOMER: Final = (
@@ -448,11 +473,11 @@ async def _group_ids(connection: AsyncConnection, run: _Run, rows: Sequence[Cust
                       if name not in run.group_by_name and name not in run.group_by_code
                       and len(name) <= _MAX_GROUP_CODE_CHARS})
     if to_create:
-        created = await connection.execute(
-            insert(_groups).returning(_groups.c.id, sort_by_parameter_order=True),
+        created = await _insert_returning_ids(
+            connection, _groups,
             [{"code": code, "name": name, "vip_level": 0, "custom_fields": {},
               "created_at": now, "updated_at": now} for code, name in to_create.items()])
-        for group_id, (code, name) in zip(created.scalars(), to_create.items(), strict=True):
+        for group_id, (code, name) in zip(created, to_create.items(), strict=True):
             run.group_by_code[code] = group_id
             run.group_by_name.setdefault(name, group_id)
         run.groups_created += len(to_create)
