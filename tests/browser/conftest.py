@@ -58,8 +58,8 @@ def start_web_switch(workdir: Path, config_text: str = "") -> WebSwitch:
 def _web_url(process: SwitchProcess) -> str:
     deadline = time.monotonic() + READY_TIMEOUT_S
     assert process.reader is not None
-    for line in process.stdout_lines:
-        if match := _WEB_URL.search(line):
+    for seen in process.stdout_lines:
+        if match := _WEB_URL.search(seen):
             return match.group(1)
     while True:
         line = process.reader.read_line(deadline)
