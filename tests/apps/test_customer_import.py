@@ -3,6 +3,7 @@ counts, matching existing customers, groups, idempotence, the error report."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import zipfile
 from datetime import UTC, datetime
@@ -10,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from openpyxl import Workbook, load_workbook
 from sqlalchemy import func, select, text
 
-from apps import Database, Role, UserService
+from apps import Database, Role, UserService, upgrade_database
 from apps.customer_import import (
     REPORT_HEADERS,
     CustomerImporter,
@@ -296,3 +299,49 @@ async def test_the_error_report_lists_rejected_rows_and_imports_once_corrected(
 ])
 def test_exported_cells_never_become_formulas(value: object, exported: object) -> None:
     assert neutralise(value) == exported
+
+
+# ---- properties ------------------------------------------------------------------------------
+
+POOL_NUMBERS = [f"1380013800{i}" for i in range(6)]
+sheet_rows = st.lists(
+    st.tuples(
+        st.one_of(st.none(), st.sampled_from(["K1", "K2", "K3"])),  # external id
+        st.one_of(st.none(), st.sampled_from(["甲", "乙", "丙"])),  # name
+        st.lists(st.sampled_from([*POOL_NUMBERS, "123"]), max_size=2),  # phones
+        st.one_of(st.none(), st.integers(0, 3)),  # VIP level
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(first=sheet_rows, second=sheet_rows)
+def test_any_two_imports_repeated_change_nothing(
+        tmp_path: Path, first: list[Any], second: list[Any]) -> None:
+    """Whatever two sheets import one after the other, importing the second again
+    changes nothing, and every row is counted exactly once."""
+    url = f"sqlite:///{tmp_path / 'property.db'}"
+
+    async def scenario() -> None:
+        await upgrade_database(url)
+        db = await Database.connect(url)
+        try:
+            async with db.engine.begin() as connection:
+                for table in ("customer_phones", "customers", "customer_groups"):
+                    await connection.execute(text(f"DELETE FROM {table}"))
+            for rows, now in ((first, T0), (second, T1)):
+                sheet = [["外部编号", "姓名", "手机", "VIP"]] + [
+                    [key, name, ",".join(phones) or None, vip] for key, name, phones, vip in rows]
+                result = await importer(db, now, batch_rows=3).import_file(xlsx(*sheet))
+                non_empty = sum(1 for row in sheet[1:] if any(v is not None for v in row))
+                assert sum(counts(result)) == non_empty
+            before = await dump(db)
+            again = await importer(db, T1 + (T1 - T0), batch_rows=3).import_file(xlsx(*sheet))
+            assert (again.imported, again.updated) == (0, 0)
+            assert await dump(db) == before
+        finally:
+            await db.close()
+
+    asyncio.run(scenario())
