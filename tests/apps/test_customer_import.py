@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import zipfile
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ class Literal(str):
     """Text kept as text in the sheet even when it starts with "=" (a user typed '=...)."""
 
 
-def xlsx(*rows: list[Any]) -> io.BytesIO:
+def xlsx(*rows: Sequence[Any]) -> io.BytesIO:
     workbook = Workbook()
     sheet = workbook.active
     assert sheet is not None
@@ -85,7 +86,7 @@ async def customers(db: Database) -> list[tuple[Any, ...]]:
              c.custom_fields, sorted(numbers.get(c.id, []))) for c, code in rows]
 
 
-SHEET = [
+SHEET: list[list[Any]] = [
     HEADERS,
     ["C1", "张三", "13800138000,010-88886666", "G1", "某某集团", 3, "wang", "总经理", "老客户"],
     ["C2", "李四", "13900139000", "G1", None, None, "王芳", None, None],
@@ -140,8 +141,11 @@ async def test_importing_the_same_file_again_changes_nothing(db: Database, wang:
 async def test_skip_mode_leaves_existing_customers_alone(db: Database, wang: int) -> None:
     await importer(db).import_file(xlsx(*SHEET))
     before = await dump(db)
-    changed = [HEADERS, ["C1", "张三改", "13800138000", None, None, 5, None, None, None],
-               ["C9", "新客户", "13300133000", None, None, None, None, None, None]]
+    changed: list[list[Any]] = [
+        HEADERS,
+        ["C1", "张三改", "13800138000", None, None, 5, None, None, None],
+        ["C9", "新客户", "13300133000", None, None, None, None, None, None],
+    ]
 
     result = await importer(db, T1).import_file(xlsx(*changed), existing="skip")
 
@@ -154,7 +158,7 @@ async def test_skip_mode_leaves_existing_customers_alone(db: Database, wang: int
 async def test_update_mode_changes_what_the_row_gives_and_adds_numbers(
         db: Database, wang: int) -> None:
     await importer(db).import_file(xlsx(*SHEET))
-    changed = [
+    changed: list[list[Any]] = [
         ["客户编号", "客户名称", "手机", "VIP等级", "爱好"],
         # Matched by external id: name and VIP change, a number is added, none removed,
         # title and group stay (no column), custom fields merge.
@@ -204,7 +208,7 @@ async def test_rows_that_conflict_with_the_database_are_refused(db: Database) ->
 
 
 async def test_batches_share_groups_and_progress_is_reported(db: Database) -> None:
-    rows = [["姓名", "手机", "集团编号"]] + [
+    rows: list[list[Any]] = [["姓名", "手机", "集团编号"]] + [
         [f"客户{i}", f"138{i:08d}", f"G{i % 2}"] for i in range(7)]
     seen: list[tuple[int, int]] = []
 
