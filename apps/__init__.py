@@ -15,6 +15,13 @@ from apps.cdrs import (
     LegStart,
 )
 from apps.contacts import ContactChannel, ContactEntry, ContactError, ContactRecordService
+from apps.customer_import import (
+    CustomerImporter,
+    ExistingCustomers,
+    ImportResult,
+    write_error_report,
+)
+from apps.customer_sheet import REPORT_HEADERS, CustomerImportError, Field, Preview, SheetError
 from apps.customers import (
     UNSET,
     CustomerError,
@@ -44,6 +51,7 @@ from apps.users import Role, SipCredentials, UserError, UserRecord, UserService
 
 __all__ = [
     "CAPABILITIES",
+    "REPORT_HEADERS",
     "ROLE_DEFAULTS",
     "SYSTEM",
     "UNSET",
@@ -65,6 +73,8 @@ __all__ = [
     "ContactRecordService",
     "CustomerError",
     "CustomerGroupRecord",
+    "CustomerImportError",
+    "CustomerImporter",
     "CustomerMatch",
     "CustomerPage",
     "CustomerRecord",
@@ -73,17 +83,22 @@ __all__ = [
     "DemoAccount",
     "Direction",
     "Disposition",
+    "ExistingCustomers",
+    "Field",
     "GroupError",
     "GroupMember",
     "GroupRecord",
     "GroupService",
+    "ImportResult",
     "LegRecord",
     "LegStart",
     "PermissionDenied",
     "PermissionService",
     "PhoneRecord",
+    "Preview",
     "Role",
     "Scope",
+    "SheetError",
     "SipCredentials",
     "SystemActor",
     "UnknownCapability",
@@ -95,4 +110,5 @@ __all__ = [
     "resolve",
     "seed_demo_data",
     "upgrade_database",
+    "write_error_report",
 ]
