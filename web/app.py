@@ -13,6 +13,7 @@ from starlette.staticfiles import StaticFiles
 
 from web import api, pages, ws
 from web.auth import access_of
+from web.body_limit import BodyLimitMiddleware
 from web.errors import WebError
 from web.services import WebServices
 from web.templating import NavItem
@@ -43,6 +44,7 @@ def create_app(
     app = Starlette(
         routes=all_routes,
         middleware=[
+            Middleware(BodyLimitMiddleware),
             Middleware(
                 SessionMiddleware,
                 secret_key=services.secret_key,
