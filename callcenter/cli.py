@@ -112,7 +112,9 @@ def cmd_customers_import(config: Config, args: argparse.Namespace) -> int:
         await apps.upgrade_database(config.database.url)
         db = await apps.Database.connect(config.database.url)
         try:
-            return await CustomerImporter(db).import_file(
+            return await CustomerImporter(
+                db, default_area_code=config.customers.default_area_code or None
+            ).import_file(
                 stream,
                 existing="skip" if args.skip_existing else "update",
                 progress=show_progress if sys.stderr.isatty() else None,

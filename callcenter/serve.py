@@ -85,7 +85,8 @@ def web_server(config: Config, users: UserService, db: Database,
     permissions = PermissionService(db, audit)
     admin = AdminServices(users, GroupService(db, audit), permissions, audit)
     customer_pages = CustomerWebServices(customers, ContactRecordService(db), users, audit)
-    imports = ImportWebServices(CustomerImporter(db), audit, config.data.dir / "imports")
+    importer = CustomerImporter(db, default_area_code=config.customers.default_area_code or None)
+    imports = ImportWebServices(importer, audit, config.data.dir / "imports")
     services = WebServices(
         users=users,
         permissions_of=permissions.effective,
@@ -193,7 +194,9 @@ async def run(config: Config, *, ready: asyncio.Event | None = None) -> None:
                          start_application=applications.start,
                          on_call_events=cdrs.submit, on_channel_events=applications.deliver)
     applications.attach(service)
-    customers = CustomerService(db)  # one per process: it keeps a lookup connection
+    area_code = config.customers.default_area_code or None
+    # One per process: it keeps a connection of its own for caller lookups.
+    customers = CustomerService(db, default_area_code=area_code)
     web = web_server(config, users, db, customers)
     loop.add_reader(engine.events_fd, service.on_media_events)
     try:

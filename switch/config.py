@@ -106,6 +106,11 @@ class RecordingConfig:
 
 
 @dataclass(frozen=True)
+class CustomersConfig:
+    default_area_code: str  # places 7-8 digit local numbers ("755"); "" refuses them
+
+
+@dataclass(frozen=True)
 class DatabaseConfig:
     url: str  # never empty: the SQLite default is filled in
 
@@ -175,6 +180,7 @@ class Config:
     calls: CallsConfig
     media: MediaConfig
     recording: RecordingConfig
+    customers: CustomersConfig
     database: DatabaseConfig
     data: DataConfig
     web: WebConfig
@@ -305,6 +311,13 @@ def _positive_seconds(raw: object) -> float:
     return float(raw)
 
 
+def _area_code(raw: object) -> str:
+    # A Chinese area code without or with its trunk prefix: 10, 755, 0755, 0851.
+    if not isinstance(raw, str) or (raw and re.fullmatch(r"0?[1-9][0-9]{1,3}", raw) is None):
+        raise _Invalid('expected an area code such as "755" or "0755", or ""')
+    return raw.removeprefix("0")
+
+
 def _bool(raw: object) -> bool:
     if not isinstance(raw, bool):
         raise _Invalid("expected true or false")
@@ -426,6 +439,7 @@ SCHEMA: dict[str, dict[str, _Field]] = {
     },
     "media": {"music_on_hold": _Field(_text, "")},
     "recording": {"enabled": _Field(_bool, False)},
+    "customers": {"default_area_code": _Field(_area_code, "")},
     "database": {"url": _Field(_text, "")},
     "data": {"dir": _Field(_name, "var")},
     "web": {
@@ -701,6 +715,7 @@ def _build(
         calls=CallsConfig(**section("calls")),
         media=MediaConfig(**section("media")),
         recording=RecordingConfig(**section("recording")),
+        customers=CustomersConfig(**section("customers")),
         database=DatabaseConfig(url=url),
         data=DataConfig(dir=data_dir),
         web=WebConfig(**section("web")),

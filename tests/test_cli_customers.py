@@ -139,3 +139,13 @@ def test_update_and_skip_existing_exclude_each_other(data_dir: Path, customers: 
     result = callcenter(data_dir, "customers", "import", str(customers), "--update",
                         "--skip-existing", expect=2)
     assert "not allowed with argument" in result.stderr
+
+
+def test_the_configured_area_code_places_local_numbers(data_dir: Path, tmp_path: Path) -> None:
+    local = sheet(tmp_path / "local.xlsx", ["客户名称", "电话"], ["深圳分公司", "88886666"])
+    refused = callcenter(data_dir, "customers", "import", str(local))
+    assert refused.stdout.startswith("imported 0, updated 0, unchanged 0, skipped 0, rejected 1")
+    config = tmp_path / "callcenter.toml"
+    config.write_text('[customers]\ndefault_area_code = "0755"\n', encoding="utf-8")
+    placed = callcenter(data_dir, "customers", "import", str(local), "--config", str(config))
+    assert placed.stdout.startswith("imported 1,")

@@ -97,6 +97,7 @@ def test_example_names_every_setting_and_nothing_else() -> None:
         "calls": dict.fromkeys(SCHEMA["calls"]),
         "media": dict.fromkeys(SCHEMA["media"]),
         "recording": dict.fromkeys(SCHEMA["recording"]),
+        "customers": dict.fromkeys(SCHEMA["customers"]),
         "database": dict.fromkeys(SCHEMA["database"]),
         "data": dict.fromkeys(SCHEMA["data"]),
         "web": dict.fromkeys(SCHEMA["web"]),
@@ -544,3 +545,20 @@ def test_listen_address_round_trips(host: str, port: int) -> None:
         path = os.path.join(directory, "c.toml")
         Path(path).write_text(f'[web]\nlisten = "{address}"\n', encoding="utf-8")
         assert load_config(path, environ={}).web.listen == address
+
+
+@pytest.mark.parametrize(("written", "kept"), [("", ""), ("755", "755"), ("0755", "755"),
+                                               ("10", "10")])
+def test_default_area_code_is_kept_without_its_trunk_prefix(
+        tmp_path: Path, written: str, kept: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f'[customers]\ndefault_area_code = "{written}"\n', encoding="utf-8")
+    assert load_config(str(path), environ={}).customers.default_area_code == kept
+
+
+@pytest.mark.parametrize("written", ['"7"', '"00755"', '"abc"', "755"])
+def test_a_bad_area_code_is_refused_by_name(tmp_path: Path, written: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f"[customers]\ndefault_area_code = {written}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"\[customers\] default_area_code: expected an area"):
+        load_config(str(path), environ={})
