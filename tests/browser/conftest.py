@@ -77,7 +77,10 @@ def web_switch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebSwitch]:
     switch.stop()
 
 
-@pytest.fixture(scope="session")
+# Playwright's sync API runs an event loop of its own in this thread for as long as it
+# is open; pytest-asyncio cannot start another while it is. Module scope closes it
+# before the next test module (and its async tests) runs.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     if not CHROMIUM.exists():
         message = f"{CHROMIUM} is missing (apt-get install chromium)"
@@ -88,7 +91,7 @@ def playwright() -> Iterator[Playwright]:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
     yield chromium
