@@ -30,7 +30,7 @@ from apps.customer_import import CustomerImporter
 from apps.demo import DEMO_GROUPS, seed_demo_customers
 from callcenter.audio_assets import ensure_music_on_hold
 from switch.applications import ApplicationRunner, play_prompt
-from switch.calls import CallSettings
+from switch.call_types import CallSettings
 from switch.config import Config
 from switch.dialplan import Dialplan
 from switch.media import MediaEngine

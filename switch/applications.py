@@ -27,7 +27,8 @@ from switch.call_events import (
     PeerRinging,
     PlaybackDone,
 )
-from switch.calls import Call, CallState
+from switch.call_types import CallState
+from switch.calls import Call
 from switch.dialplan import ToApplication
 
 __all__ = [

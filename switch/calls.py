@@ -12,29 +12,21 @@ answers `a`, plays, collects digits and may dial `b` later). Applications never 
 SIP: they get `ChannelEvent`s (switch.call_events) and call the methods in the section
 "for applications" below, through switch.applications.
 
-`CallControl` is sans-I/O like the SIP stack below it: it shares the service's
-`TransactionLayer`, takes `now` on every input, and the owner (switch.signalling) routes
-transaction events to `handle`, media events to `handle_media`, and calls
-`handle_timer(now)` at `next_deadline()`. It never touches a socket or a clock.
+Sans-I/O like the SIP stack below it: a call acts through its `CallControl`
+(switch.call_control), which shares the service's `TransactionLayer` and takes `now` on
+every input; nothing here touches a socket or a clock. The settings, origins, targets
+and failure tables are in switch.call_types.
 """
 
 from __future__ import annotations
 
-import functools
-import heapq
-import itertools
 import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from enum import Enum
-from typing import Literal, Protocol
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Literal
 
 from switch.call_events import (
     CallAnswered,
     CallEnded,
-    CallEvent,
-    CallStarted,
-    ChannelEvent,
     DigitReceived,
     HungUp,
     LegAdded,
@@ -46,26 +38,26 @@ from switch.call_events import (
     PlaybackDone,
     RecordingStarted,
 )
-from switch.legs import NORMAL_CLEARING, Leg, LegKind
+from switch.call_types import (
+    NO_ANSWER,
+    TEMPORARY_FAILURE,
+    TIMER_EXPIRY,
+    CallOrigin,
+    CallState,
+    DialTarget,
+    Ending,
+    MediaArrangement,
+    disposition_for,
+    map_failure,
+    reason_cause,
+)
+from switch.legs import NORMAL_CLEARING, Leg
 from switch.media import DtmfReceived, MediaError, MediaEvent, PlaybackFinished, RtpTimedOut
 from switch.pri_gateway import (
-    ReasonHeaderError,
-    Seizure,
-    parse_reason,
     q850_cause_for_status,
-    q850_cause_from_reason,
 )
 from switch.sip import (
-    AckReceived,
-    NameAddr,
-    Peer,
-    RequestReceived,
-    ResponseReceived,
     SdpError,
-    StrayResponseReceived,
-    TransactionLayer,
-    TransactionTimedOut,
-    TransportFailed,
     build_offer,
 )
 from switch.sip.invite_client import (
@@ -87,152 +79,15 @@ from switch.sip.invite_client import (
 )
 from switch.sip.invite_server import InviteServer
 from switch.sip.offer_answer import CODECS, TELEPHONE_EVENT
-from switch.sip.transaction import TransactionEvent
 from switch.transfers import PendingTransfer, on_refer, on_target_event, transferor_left
 
-__all__ = [
-    "Call", "CallControl", "CallOrigin", "CallSettings", "CallState", "DialTarget",
-    "MediaControl", "disposition_for", "map_failure",
-]
+if TYPE_CHECKING:
+    from switch.call_control import CallControl
 
-# Q.850 causes call control chooses itself.
-NO_ANSWER = 19  # "no answer from user (user alerted)": the ring timeout
-TIMER_EXPIRY = 102  # "recovery on timer expiry": the maximum call duration
-NO_ROUTE = 3  # "no route to destination"
-TEMPORARY_FAILURE = 41
+__all__ = ["Call"]
 
-
-class MediaControl(Protocol):
-    """The part of `MediaEngine` (and `FakeMediaEngine`) call control drives."""
-
-    def open_leg(self, group: str | None = None, rtcp_mux: bool = False) -> int: ...
-    def leg_port(self, leg: int) -> int: ...
-    def set_remote(self, leg: int, host: str, port: int, payload_type: int = 0,
-                   dtmf_payload_type: int | None = 101) -> None: ...
-    def bridge(self, a: int, b: int) -> None: ...
-    def unbridge(self, leg: int) -> None: ...
-    def close_leg(self, leg: int) -> None: ...
-    def play(self, leg: int, prompts: list[str | bytes | os.PathLike[str]], *,
-             loop: bool = False) -> None: ...
-    def play_tone(self, leg: int,
-                  name: Literal["dial", "ringback", "busy", "congestion"]) -> None: ...
-    def stop_playing(self, leg: int) -> None: ...
-    def record(self, leg_a: int, leg_b: int | None = None,
-               path: str | os.PathLike[str] | None = None, *, stereo: bool = True) -> int: ...
-    def stop_recording(self, recording_id: int) -> None: ...
-    def drain_events(self) -> list[MediaEvent]: ...
-
-
-class CallState(Enum):
-    CALLING = "calling"  # set up, nobody rings yet
-    RINGING = "ringing"  # the dialled party rings (or sends early media)
-    ANSWERED = "answered"
-    ENDED = "ended"
-
-
-@dataclass(frozen=True, slots=True)
-class CallSettings:
-    """The [calls] configuration, as call control uses it."""
-
-    ring_timeout_s: float = 60.0  # a dialled leg that rings this long is given up
-    max_duration_s: float = 4 * 3600.0  # an answered call is cut after this
-    session_expires_s: int | None = 1800  # RFC 4028 session timers; None: off
-    min_se_s: int = 90
-    music_on_hold: str | None = None  # a WAV file; None: a ringback-like tone
-    # Where a call's recording goes (given our call id), or None not to record.
-    recording_path: Callable[[str], str] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CallOrigin:
-    """Who is calling, as routing found out before the call was accepted."""
-
-    direction: str  # "inbound", "internal" or "outbound" (see switch.call_events)
-    caller: str
-    callee: str
-    kind: LegKind  # the far end of the leg the call came in on
-    trunk: str | None = None
-    gateway: str | None = None
-    seizure: Seizure | None = None  # the E1 channel an inbound call holds
-    display: str | None = None  # the caller's display name, passed on to phones
-    restricted: bool = False  # presentation restricted: phones see "anonymous"
-
-
-@dataclass(frozen=True, slots=True)
-class DialTarget:
-    """Where to send a new leg: the SIP request to build and what is at the far end."""
-
-    peer: Peer
-    request_uri: str
-    to: NameAddr
-    from_: NameAddr  # without tag
-    kind: LegKind
-    headers: tuple[tuple[str, str], ...] = ()  # P-Asserted-Identity, Privacy...
-    seizure: Seizure | None = None
-
-
-# The dialled leg's final failure -> what the caller hears. A B2BUA answers for itself,
-# so some answers cannot be passed on: a 503 would make the caller's proxy try elsewhere
-# (RFC 3261 §16.7 item 6), 401/407 challenge the callee's credentials, not the caller's,
-# and a redirect of an agent phone is not the caller's to follow.
-_FAILURE_MAP: dict[int, int] = {
-    401: 500, 407: 500, 408: 480, 481: 500, 487: 487, 503: 500,
-    300: 480, 301: 480, 302: 480, 305: 480, 380: 480,
-}
-
-
-def map_failure(status: int) -> int:
-    """The status to answer the caller with when the callee's leg failed with `status`."""
-    return _FAILURE_MAP.get(status, status if status >= 400 else 480)
-
-
-# How an unanswered call ended, for reports (apps.cdrs.Disposition values). Q.850 first:
-# a gateway's cause is more exact than the SIP status it was mapped to.
-_CAUSE_DISPOSITION: dict[int, str] = {
-    1: "failed", 3: "failed", 20: "failed",  # no such number, no route, not registered
-    17: "busy", 18: "no_answer", 19: "no_answer", 34: "congestion", 38: "congestion",
-    41: "congestion", 42: "congestion", 44: "congestion", 47: "congestion",
-}
-_STATUS_DISPOSITION: dict[int, str] = {
-    486: "busy", 600: "busy", 408: "no_answer", 480: "no_answer", 503: "congestion",
-}
-
-
-def disposition_for(status: int | None, q850_cause: int | None) -> str:
-    if q850_cause is not None and q850_cause in _CAUSE_DISPOSITION:
-        return _CAUSE_DISPOSITION[q850_cause]
-    return _STATUS_DISPOSITION.get(status or 0, "failed")
-
-
-def _reason_cause(reason_header: str | None) -> int | None:
-    if not reason_header:
-        return None
-    try:
-        return q850_cause_from_reason(parse_reason(reason_header))
-    except ReasonHeaderError:
-        return None
-
-
-@dataclass(slots=True)
-class _Ending:
-    """Why and how a call is being taken down."""
-
-    cause: str  # for logs
-    disposition: str | None = None  # None: answered if it was, else from the status
-    status: int = 480  # for an unanswered inbound leg
-    q850_cause: int | None = None
-    reason_header: str | None = None  # a Reason to pass on unchanged
-    sip_status: int | None = None  # for the CDR
-    recorded_q850: int | None = None  # the CDR's cause when q850_cause is None
-
-
-@dataclass(slots=True)
-class _Arrangement:
-    """What the engine is doing for the call now, so changes are sent once."""
-
-    bridged: bool = False
-    playing: dict[int, str] = field(default_factory=dict)  # engine leg -> what
-    recording: int | None = None
+# In-dialog requests a call acknowledges without acting on them.
+_ACKNOWLEDGED = frozenset({"INFO", "OPTIONS", "NOTIFY", "UPDATE"})
 
 
 class Call:
@@ -252,7 +107,7 @@ class Call:
         self.answered_at: float | None = None
         self._ring_deadline: float | None = None
         self._next_index = 1
-        self._media = _Arrangement()
+        self._media = MediaArrangement()
         self._unfinished_byes: list[Leg] = []  # BYE waits for the ACK of our 2xx
         self._closed = False
 
@@ -363,7 +218,7 @@ class Call:
     def hang_up(self, now: float, *, q850_cause: int = NORMAL_CLEARING,
                 status: int = 480, cause: str = "hung-up") -> None:
         """Take the whole call down (an application hangs up, or a route failed)."""
-        self._finish(_Ending(cause, status=status, q850_cause=q850_cause,
+        self._finish(Ending(cause, status=status, q850_cause=q850_cause,
                              sip_status=status if self.answered_at is None else None), now)
 
     # -- events from the legs
@@ -398,17 +253,17 @@ class Call:
 
     def _on_a(self, event: InviteEvent, now: float) -> None:
         if isinstance(event, Cancelled):
-            self._finish(_Ending("cancelled", "cancelled", status=487,
+            self._finish(Ending("cancelled", "cancelled", status=487,
                                  reason_header=event.reason_header,
-                                 q850_cause=_reason_cause(event.reason_header)), now)
+                                 q850_cause=reason_cause(event.reason_header)), now)
         elif isinstance(event, ByeReceived):
             # A plain BYE (phones send no Reason) is a normal release: the CDR says
             # cause 16, the other side is told nothing more than BYE.
-            self._finish(_Ending("caller-bye", reason_header=event.reason_header,
-                                 q850_cause=_reason_cause(event.reason_header),
+            self._finish(Ending("caller-bye", reason_header=event.reason_header,
+                                 q850_cause=reason_cause(event.reason_header),
                                  recorded_q850=NORMAL_CLEARING), now)
         elif isinstance(event, Ended):
-            self._finish(_Ending(f"caller-{event.cause}"), now)
+            self._finish(Ending(f"caller-{event.cause}"), now)
         elif isinstance(event, Held | Resumed):
             self._answer_reinvite(self.a, event.sdp, now)
 
@@ -453,20 +308,20 @@ class Call:
             if self.application:
                 self.control.tell(PeerAnswered(self.call_id))
         elif isinstance(event, Rejected):
-            cause = _reason_cause(event.reason_header)
+            cause = reason_cause(event.reason_header)
             leg.final_status = event.status
             self.dial_failed(leg, event.status, cause, now,
                              reason_header=event.reason_header)
         elif isinstance(event, ByeReceived):
             # A plain BYE (phones send no Reason) is a normal release: the CDR says
             # cause 16, the other side is told nothing more than BYE.
-            self._finish(_Ending("callee-bye", reason_header=event.reason_header,
-                                 q850_cause=_reason_cause(event.reason_header),
+            self._finish(Ending("callee-bye", reason_header=event.reason_header,
+                                 q850_cause=reason_cause(event.reason_header),
                                  recorded_q850=NORMAL_CLEARING), now)
         elif isinstance(event, Ended):
             if not leg.answered and leg.final_status is not None:
                 return  # the Rejected before it said it all
-            self._finish(_Ending(f"callee-{event.cause}"), now)
+            self._finish(Ending(f"callee-{event.cause}"), now)
         elif isinstance(event, Held | Resumed):
             self._answer_reinvite(leg, event.sdp, now)
 
@@ -490,7 +345,7 @@ class Call:
         if self.application is not None:
             self.control.tell(PeerFailed(self.call_id, status, q850_cause))
             return
-        self._finish(_Ending(f"rejected-{status}", status=map_failure(status),
+        self._finish(Ending(f"rejected-{status}", status=map_failure(status),
                              q850_cause=q850_cause, reason_header=reason_header,
                              sip_status=status), now)
 
@@ -500,7 +355,7 @@ class Call:
             # nothing at all until it resumes: silence from it is not a dead far end.
             silent = next((leg for leg in self.legs if leg.engine_leg == event.leg), None)
             if self.state is CallState.ANSWERED and not (silent is not None and silent.held):
-                self._finish(_Ending("rtp-timeout", q850_cause=TIMER_EXPIRY), now)
+                self._finish(Ending("rtp-timeout", q850_cause=TIMER_EXPIRY), now)
         elif isinstance(event, DtmfReceived):
             if self.application is not None and event.leg == self.a.engine_leg:
                 self.control.tell(DigitReceived(self.call_id, event.digit))
@@ -532,7 +387,7 @@ class Call:
                 self.dial_failed(leg, 480, NO_ANSWER, now)
         if self.answered_at is not None and self.state is CallState.ANSWERED \
                 and now >= self.answered_at + self.control.settings.max_duration_s:
-            self._finish(_Ending("max-duration", q850_cause=TIMER_EXPIRY), now)
+            self._finish(Ending("max-duration", q850_cause=TIMER_EXPIRY), now)
 
     def retry_hang_up(self, now: float) -> None:
         self._unfinished_byes = [leg for leg in self._unfinished_byes
@@ -694,7 +549,7 @@ class Call:
             self.control.report(LegAnswered(self.call_id, self.a.index))
             self.control.report(CallAnswered(self.call_id))
 
-    def _finish(self, ending: _Ending, now: float) -> None:
+    def _finish(self, ending: Ending, now: float) -> None:
         """Take down whatever is still up on every leg, once, and release the media."""
         if self.state is CallState.ENDED:
             return
@@ -741,203 +596,4 @@ class Call:
             if not leg.engine_closed:
                 leg.engine_closed = True
                 engine.close_leg(leg.engine_leg)
-        self._media = _Arrangement()
-
-
-class CallControl:
-    """All calls on one TransactionLayer; the owner routes events here by Call-ID."""
-
-    def __init__(self, layer: TransactionLayer, engine: MediaControl, *, via_host: str,
-                 via_port: int, media_address: str, new_token: Callable[[], str],
-                 new_session_id: Callable[[], int],
-                 settings: CallSettings | None = None,
-                 release: Callable[[Seizure], object] = lambda seizure: None) -> None:
-        self.layer = layer
-        self.engine = engine
-        self.via_host, self.via_port = via_host, via_port
-        self.media_address = media_address
-        self.new_token = new_token
-        self.new_session_id = new_session_id
-        self.settings = settings or CallSettings()
-        self.release = release  # gives an E1 channel back to the trunk accounting
-        self.calls: dict[str, Call] = {}  # by our call id
-        self._by_sip_call_id: dict[str, tuple[Call, Leg]] = {}
-        self._by_engine_leg: dict[int, Call] = {}
-        self._reports: list[CallEvent] = []
-        self._channel_events: list[ChannelEvent] = []
-        # Timers: a heap of (deadline, sequence, call id); `_scheduled` holds each call's
-        # current deadline, so superseded heap entries are skipped.
-        self._deadlines: list[tuple[float, int, str]] = []
-        self._scheduled: dict[str, float] = {}
-        self._sequence = itertools.count()
-        # Number -> where to ring it, or the SIP status why not (switch.routing sets it).
-        self.resolve: Callable[[Call, str, float], DialTarget | int] = \
-            lambda call, number, now: 404
-
-    @functools.cached_property
-    def contact(self) -> NameAddr:
-        return NameAddr.parse(f"<sip:{self.via_host}:{self.via_port}>")
-
-
-    # -- outputs
-
-    def report(self, event: CallEvent) -> None:
-        self._reports.append(event)
-
-    def tell(self, event: ChannelEvent) -> None:
-        self._channel_events.append(event)
-
-    def events(self) -> list[CallEvent]:
-        """What happened to calls since the last call (for CDRs and logs)."""
-        reports, self._reports = self._reports, []
-        return reports
-
-    def channel_events(self) -> list[ChannelEvent]:
-        """What applications must hear since the last call."""
-        events, self._channel_events = self._channel_events, []
-        return events
-
-    # -- starting a call
-
-    def accept(self, received: RequestReceived, caller_peer: Peer, origin: CallOrigin,
-               now: float) -> Call | None:
-        """Take an INVITE on as a call: an engine leg for the caller and our SDP answer
-        (not sent yet: routing decides whether to ring someone or answer). None when
-        the offer is unusable (answered 488) or no RTP port is free (503)."""
-        session = InviteServer(self.layer, received, to_tag=self.new_token(),
-                               contact=self.contact, via_host=self.via_host,
-                               via_port=self.via_port, peer=caller_peer,
-                               session_expires_s=self.settings.session_expires_s,
-                               min_se_s=self.settings.min_se_s)
-        if not received.request.body:
-            # A late offer (INVITE without SDP), which call control does not take.
-            session.reject(488, now)
-            return None
-        try:
-            engine_leg = self.engine.open_leg(group=received.request.call_id)
-        except MediaError:  # no free RTP port
-            session.reject(503, now)
-            return None
-        leg = Leg(0, session, engine_leg, origin.kind, session_id=self.new_session_id(),
-                  seizure=origin.seizure)
-        try:
-            leg.answer_offer(received.request.body, media_address=self.media_address,
-                             local_port=self.engine.leg_port(engine_leg))
-        except SdpError as exc:
-            self.engine.close_leg(engine_leg)
-            session.reject(exc.status, now)
-            return None
-        call = Call(self, self.new_token(), leg, origin, now)
-        self.calls[call.call_id] = call
-        self.adopt(call, leg)
-        self.report(CallStarted(call.call_id, origin.direction, origin.caller,
-                                origin.callee, origin.trunk, origin.gateway))
-        self.report(LegAdded(call.call_id, 0, origin.kind.name, leg.sip_call_id))
-        return call
-
-    def adopt(self, call: Call, leg: Leg) -> None:
-        self._by_sip_call_id[leg.sip_call_id] = (call, leg)
-        self._by_engine_leg[leg.engine_leg] = call
-
-    # -- inputs
-
-    def find_leg(self, sip_call_id: str) -> tuple[Call, Leg] | None:
-        return self._by_sip_call_id.get(sip_call_id)
-
-    def owns(self, sip_call_id: str) -> bool:
-        return sip_call_id in self._by_sip_call_id
-
-    def handle(self, event: TransactionEvent, now: float) -> bool:
-        """Route a transaction event to its call; False when no call knows it."""
-        sip_call_id = _call_id_of(event)
-        found = self._by_sip_call_id.get(sip_call_id) if sip_call_id is not None else None
-        if found is None:
-            return False
-        call, leg = found
-        leg.session.handle(event, now)
-        call.retry_hang_up(now)
-        self._drain(call, now)
-        return True
-
-    def handle_media(self, events: list[MediaEvent], now: float) -> None:
-        for event in events:
-            call = self._by_engine_leg.get(getattr(event, "leg", -1))
-            if call is not None:
-                call.on_media(event, now)
-                self._drain(call, now)
-
-    def next_deadline(self) -> float | None:
-        heap = self._deadlines
-        while heap:
-            deadline, _, call_id = heap[0]
-            if self._scheduled.get(call_id) == deadline:
-                return deadline
-            heapq.heappop(heap)  # superseded by a later schedule, or the call is gone
-        return None
-
-    def handle_timer(self, now: float) -> None:
-        """Run the timers of the calls that are due (a heap: thousands of calls up
-        cost nothing until one of them has something to do)."""
-        heap, due = self._deadlines, []
-        while heap and heap[0][0] <= now:
-            deadline, _, call_id = heapq.heappop(heap)
-            if self._scheduled.get(call_id) == deadline:
-                del self._scheduled[call_id]
-                due.append(call_id)
-        for call_id in due:
-            call = self.calls.get(call_id)
-            if call is None:
-                continue
-            call.handle_timer(now)
-            for leg in list(call.all_legs):
-                leg.session.handle_timer(now)
-            self._drain(call, now)
-
-    def _schedule(self, call: Call) -> None:
-        deadlines = [call.next_deadline(),
-                     *(leg.session.next_deadline() for leg in call.all_legs)]
-        deadline = min((d for d in deadlines if d is not None), default=None)
-        if deadline is None:
-            self._scheduled.pop(call.call_id, None)
-        elif self._scheduled.get(call.call_id) != deadline:
-            self._scheduled[call.call_id] = deadline
-            heapq.heappush(self._deadlines, (deadline, next(self._sequence), call.call_id))
-
-    def drain(self, call: Call, now: float) -> None:
-        """Deliver what the call's legs emitted (after an application's command)."""
-        self._drain(call, now)
-
-    def _drain(self, call: Call, now: float) -> None:
-        # Handling one leg's event may make another leg emit (and vice versa). A leg
-        # replaced by a new one still finishes its own signalling.
-        while True:
-            pending = [(leg, event) for leg in call.all_legs
-                       for event in leg.session.events()]
-            if not pending:
-                break
-            for leg, event in pending:
-                call.on_leg_event(leg, event, now)
-        if call.done:
-            self._forget(call)
-        else:
-            self._schedule(call)
-
-    def _forget(self, call: Call) -> None:
-        self.calls.pop(call.call_id, None)
-        self._scheduled.pop(call.call_id, None)
-        for leg in call.all_legs:
-            self._by_sip_call_id.pop(leg.sip_call_id, None)
-            self._by_engine_leg.pop(leg.engine_leg, None)
-
-
-_ACKNOWLEDGED = frozenset({"INFO", "OPTIONS", "NOTIFY", "UPDATE"})
-
-
-def _call_id_of(event: TransactionEvent) -> str | None:
-    if isinstance(event, RequestReceived | AckReceived):
-        return event.request.call_id
-    if isinstance(event, ResponseReceived | StrayResponseReceived):
-        return event.response.call_id
-    if isinstance(event, TransactionTimedOut | TransportFailed):
-        return event.transaction.request.call_id
-    return None
+        self._media = MediaArrangement()

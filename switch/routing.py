@@ -12,7 +12,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 
-from switch.calls import NO_ROUTE, Call, CallControl, CallOrigin, DialTarget
+from switch.call_control import CallControl
+from switch.call_types import NO_ROUTE, CallOrigin, DialTarget
+from switch.calls import Call
 from switch.dialplan import (
     CallDirection,
     Dialplan,

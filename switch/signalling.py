@@ -15,8 +15,10 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from switch.call_control import CallControl
 from switch.call_events import CallEnded, CallEvent, ChannelEvent
-from switch.calls import Call, CallControl, CallOrigin, CallSettings, MediaControl
+from switch.call_types import CallOrigin, CallSettings, MediaControl
+from switch.calls import Call
 from switch.dialplan import CallDirection, Dialplan, RouteQuery
 from switch.gateway_probes import PROBE_TIMEOUT_S, GatewayProbes
 from switch.legs import LegKind

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 
+from switch.call_control import CallControl
 from switch.call_events import (
     CallAnswered,
     CallEnded,
@@ -16,7 +17,8 @@ from switch.call_events import (
     LegAdded,
     LegEnded,
 )
-from switch.calls import Call, CallControl, CallOrigin, CallSettings, DialTarget
+from switch.call_types import CallOrigin, CallSettings, DialTarget
+from switch.calls import Call
 from switch.fake_media import FakeMediaEngine
 from switch.legs import LegKind
 from switch.media import RtpTimedOut

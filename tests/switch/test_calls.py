@@ -10,8 +10,10 @@ from typing import Protocol
 
 import pytest
 
+from switch.call_control import CallControl
 from switch.call_events import CallEnded, CallEvent
-from switch.calls import Call, CallControl, CallOrigin, CallState, DialTarget, map_failure
+from switch.call_types import CallOrigin, CallState, DialTarget, map_failure
+from switch.calls import Call
 from switch.fake_media import FakeMediaEngine
 from switch.legs import LegKind
 from switch.media import RtpTimedOut

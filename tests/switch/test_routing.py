@@ -13,8 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from switch.call_control import CallControl
 from switch.call_events import CallEnded, CallEvent, CallStarted
-from switch.calls import Call, CallControl, CallOrigin, CallSettings, DialTarget
+from switch.call_types import CallOrigin, CallSettings, DialTarget
+from switch.calls import Call
 from switch.config import RouteConfig
 from switch.dialplan import CallDirection, Dialplan, Reject, Route, RouteQuery, ToExtension
 from switch.fake_media import FakeMediaEngine

@@ -1,0 +1,239 @@
+"""`CallControl`: every call on one TransactionLayer. It routes transaction and media
+events to their call by SIP Call-ID and engine leg, runs call timers off a heap, and
+accepts new INVITEs as calls (see switch.calls for what a call does)."""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import itertools
+from collections.abc import Callable
+
+from switch.call_events import (
+    CallEvent,
+    CallStarted,
+    ChannelEvent,
+    LegAdded,
+)
+from switch.call_types import (
+    CallOrigin,
+    CallSettings,
+    DialTarget,
+    MediaControl,
+)
+from switch.calls import Call
+from switch.legs import Leg
+from switch.media import MediaError, MediaEvent
+from switch.pri_gateway import (
+    Seizure,
+)
+from switch.sip import (
+    AckReceived,
+    NameAddr,
+    Peer,
+    RequestReceived,
+    ResponseReceived,
+    SdpError,
+    StrayResponseReceived,
+    TransactionLayer,
+    TransactionTimedOut,
+    TransportFailed,
+)
+from switch.sip.invite_server import InviteServer
+from switch.sip.transaction import TransactionEvent
+
+
+class CallControl:
+    """All calls on one TransactionLayer; the owner routes events here by Call-ID."""
+
+    def __init__(self, layer: TransactionLayer, engine: MediaControl, *, via_host: str,
+                 via_port: int, media_address: str, new_token: Callable[[], str],
+                 new_session_id: Callable[[], int],
+                 settings: CallSettings | None = None,
+                 release: Callable[[Seizure], object] = lambda seizure: None) -> None:
+        self.layer = layer
+        self.engine = engine
+        self.via_host, self.via_port = via_host, via_port
+        self.media_address = media_address
+        self.new_token = new_token
+        self.new_session_id = new_session_id
+        self.settings = settings or CallSettings()
+        self.release = release  # gives an E1 channel back to the trunk accounting
+        self.calls: dict[str, Call] = {}  # by our call id
+        self._by_sip_call_id: dict[str, tuple[Call, Leg]] = {}
+        self._by_engine_leg: dict[int, Call] = {}
+        self._reports: list[CallEvent] = []
+        self._channel_events: list[ChannelEvent] = []
+        # Timers: a heap of (deadline, sequence, call id); `_scheduled` holds each call's
+        # current deadline, so superseded heap entries are skipped.
+        self._deadlines: list[tuple[float, int, str]] = []
+        self._scheduled: dict[str, float] = {}
+        self._sequence = itertools.count()
+        # Number -> where to ring it, or the SIP status why not (switch.routing sets it).
+        self.resolve: Callable[[Call, str, float], DialTarget | int] = \
+            lambda call, number, now: 404
+
+    @functools.cached_property
+    def contact(self) -> NameAddr:
+        return NameAddr.parse(f"<sip:{self.via_host}:{self.via_port}>")
+
+
+    # -- outputs
+
+    def report(self, event: CallEvent) -> None:
+        self._reports.append(event)
+
+    def tell(self, event: ChannelEvent) -> None:
+        self._channel_events.append(event)
+
+    def events(self) -> list[CallEvent]:
+        """What happened to calls since the last call (for CDRs and logs)."""
+        reports, self._reports = self._reports, []
+        return reports
+
+    def channel_events(self) -> list[ChannelEvent]:
+        """What applications must hear since the last call."""
+        events, self._channel_events = self._channel_events, []
+        return events
+
+    # -- starting a call
+
+    def accept(self, received: RequestReceived, caller_peer: Peer, origin: CallOrigin,
+               now: float) -> Call | None:
+        """Take an INVITE on as a call: an engine leg for the caller and our SDP answer
+        (not sent yet: routing decides whether to ring someone or answer). None when
+        the offer is unusable (answered 488) or no RTP port is free (503)."""
+        session = InviteServer(self.layer, received, to_tag=self.new_token(),
+                               contact=self.contact, via_host=self.via_host,
+                               via_port=self.via_port, peer=caller_peer,
+                               session_expires_s=self.settings.session_expires_s,
+                               min_se_s=self.settings.min_se_s)
+        if not received.request.body:
+            # A late offer (INVITE without SDP), which call control does not take.
+            session.reject(488, now)
+            return None
+        try:
+            engine_leg = self.engine.open_leg(group=received.request.call_id)
+        except MediaError:  # no free RTP port
+            session.reject(503, now)
+            return None
+        leg = Leg(0, session, engine_leg, origin.kind, session_id=self.new_session_id(),
+                  seizure=origin.seizure)
+        try:
+            leg.answer_offer(received.request.body, media_address=self.media_address,
+                             local_port=self.engine.leg_port(engine_leg))
+        except SdpError as exc:
+            self.engine.close_leg(engine_leg)
+            session.reject(exc.status, now)
+            return None
+        call = Call(self, self.new_token(), leg, origin, now)
+        self.calls[call.call_id] = call
+        self.adopt(call, leg)
+        self.report(CallStarted(call.call_id, origin.direction, origin.caller,
+                                origin.callee, origin.trunk, origin.gateway))
+        self.report(LegAdded(call.call_id, 0, origin.kind.name, leg.sip_call_id))
+        return call
+
+    def adopt(self, call: Call, leg: Leg) -> None:
+        self._by_sip_call_id[leg.sip_call_id] = (call, leg)
+        self._by_engine_leg[leg.engine_leg] = call
+
+    # -- inputs
+
+    def find_leg(self, sip_call_id: str) -> tuple[Call, Leg] | None:
+        return self._by_sip_call_id.get(sip_call_id)
+
+    def owns(self, sip_call_id: str) -> bool:
+        return sip_call_id in self._by_sip_call_id
+
+    def handle(self, event: TransactionEvent, now: float) -> bool:
+        """Route a transaction event to its call; False when no call knows it."""
+        sip_call_id = _call_id_of(event)
+        found = self._by_sip_call_id.get(sip_call_id) if sip_call_id is not None else None
+        if found is None:
+            return False
+        call, leg = found
+        leg.session.handle(event, now)
+        call.retry_hang_up(now)
+        self._drain(call, now)
+        return True
+
+    def handle_media(self, events: list[MediaEvent], now: float) -> None:
+        for event in events:
+            call = self._by_engine_leg.get(getattr(event, "leg", -1))
+            if call is not None:
+                call.on_media(event, now)
+                self._drain(call, now)
+
+    def next_deadline(self) -> float | None:
+        heap = self._deadlines
+        while heap:
+            deadline, _, call_id = heap[0]
+            if self._scheduled.get(call_id) == deadline:
+                return deadline
+            heapq.heappop(heap)  # superseded by a later schedule, or the call is gone
+        return None
+
+    def handle_timer(self, now: float) -> None:
+        """Run the timers of the calls that are due (a heap: thousands of calls up
+        cost nothing until one of them has something to do)."""
+        heap, due = self._deadlines, []
+        while heap and heap[0][0] <= now:
+            deadline, _, call_id = heapq.heappop(heap)
+            if self._scheduled.get(call_id) == deadline:
+                del self._scheduled[call_id]
+                due.append(call_id)
+        for call_id in due:
+            call = self.calls.get(call_id)
+            if call is None:
+                continue
+            call.handle_timer(now)
+            for leg in list(call.all_legs):
+                leg.session.handle_timer(now)
+            self._drain(call, now)
+
+    def _schedule(self, call: Call) -> None:
+        deadlines = [call.next_deadline(),
+                     *(leg.session.next_deadline() for leg in call.all_legs)]
+        deadline = min((d for d in deadlines if d is not None), default=None)
+        if deadline is None:
+            self._scheduled.pop(call.call_id, None)
+        elif self._scheduled.get(call.call_id) != deadline:
+            self._scheduled[call.call_id] = deadline
+            heapq.heappush(self._deadlines, (deadline, next(self._sequence), call.call_id))
+
+    def drain(self, call: Call, now: float) -> None:
+        """Deliver what the call's legs emitted (after an application's command)."""
+        self._drain(call, now)
+
+    def _drain(self, call: Call, now: float) -> None:
+        # Handling one leg's event may make another leg emit (and vice versa). A leg
+        # replaced by a new one still finishes its own signalling.
+        while True:
+            pending = [(leg, event) for leg in call.all_legs
+                       for event in leg.session.events()]
+            if not pending:
+                break
+            for leg, event in pending:
+                call.on_leg_event(leg, event, now)
+        if call.done:
+            self._forget(call)
+        else:
+            self._schedule(call)
+
+    def _forget(self, call: Call) -> None:
+        self.calls.pop(call.call_id, None)
+        self._scheduled.pop(call.call_id, None)
+        for leg in call.all_legs:
+            self._by_sip_call_id.pop(leg.sip_call_id, None)
+            self._by_engine_leg.pop(leg.engine_leg, None)
+
+
+def _call_id_of(event: TransactionEvent) -> str | None:
+    if isinstance(event, RequestReceived | AckReceived):
+        return event.request.call_id
+    if isinstance(event, ResponseReceived | StrayResponseReceived):
+        return event.response.call_id
+    if isinstance(event, TransactionTimedOut | TransportFailed):
+        return event.transaction.request.call_id
+    return None
