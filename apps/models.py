@@ -86,6 +86,9 @@ class User(Base):
     sip_realm: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # Set when the account was disabled (staff who left): no web login, no phone, but the
+    # row stays so that calls, contact records and the audit log keep naming the person.
+    disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class Call(Base):

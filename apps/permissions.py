@@ -199,10 +199,12 @@ def resolve(role: Role, overrides: Iterable[tuple[str, bool]]) -> frozenset[str]
 
 async def effective_in(session: AsyncSession, user_id: int) -> frozenset[str]:
     """``PermissionService.effective`` inside an open session (for the group service)."""
-    role = await session.scalar(select(User.role).where(User.id == user_id))
-    if role is None:
-        # A session that outlived its user (deleted since) may do nothing.
+    row = (await session.execute(
+        select(User.role, User.disabled_at).where(User.id == user_id))).first()
+    if row is None or row.disabled_at is not None:
+        # A session that outlived its user (deleted or disabled since) may do nothing.
         return frozenset()
+    role = row.role
     rows = await session.execute(
         select(GroupPermission.capability, GroupPermission.granted)
         .join(AgentGroupMember, AgentGroupMember.group_id == GroupPermission.group_id)

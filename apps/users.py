@@ -67,6 +67,9 @@ class UserRecord:
     role: Role
     extension: str | None
     created_at: datetime  # aware, UTC
+    # A disabled account (staff who left) can neither log in nor register a phone; its
+    # history stays. Defaulted so that records built positionally stay valid.
+    disabled: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,7 @@ def _record(user: User) -> UserRecord:
         role=Role(user.role),
         extension=user.extension,
         created_at=user.created_at,
+        disabled=user.disabled_at is not None,
     )
 
 
@@ -247,13 +251,38 @@ class UserService:
             user.updated_at = self._clock()
             await session.commit()
 
+    async def set_disabled(self, username: str, disabled: bool) -> UserRecord:
+        """Disable (or enable again) an account. A disabled user's web login, open web
+        sessions and phone stop working at once; the row, and every record naming the
+        user, stays. Setting the state it already has changes nothing."""
+        async with self._db.session() as session:
+            user = await self._get(session, username)
+            if user is None:
+                raise UserError(f"no such user '{username}'")
+            if (user.disabled_at is not None) != disabled:
+                now = self._clock()
+                user.disabled_at = now if disabled else None
+                user.updated_at = now
+                await session.commit()
+            return _record(user)
+
+    async def is_active(self, user_id: int) -> bool:
+        """Whether ``user_id`` exists and is not disabled: a web session of anyone else is
+        void (checked on every request)."""
+        async with self._db.session() as session:
+            user = await session.get(User, user_id)
+            return user is not None and user.disabled_at is None
+
     async def sip_credentials(self, digest_username: str) -> SipCredentials | None:
         """Digest credentials for the phone registering as ``digest_username`` (an
-        extension), or None if there is none, or if its HA1 values were made under another
-        realm (see the class docstring)."""
+        extension), or None if there is none, if the account is disabled (answered exactly
+        like an unknown extension), or if its HA1 values were made under another realm
+        (see the class docstring)."""
         async with self._db.session() as session:
             user = await session.scalar(select(User).where(User.extension == digest_username))
-        if user is None or user.sip_ha1_md5 is None or user.sip_ha1_sha256 is None:
+        if user is None or user.disabled_at is not None:
+            return None
+        if user.sip_ha1_md5 is None or user.sip_ha1_sha256 is None:
             return None
         if user.sip_realm != self.realm:
             logger.warning(
@@ -273,14 +302,18 @@ class UserService:
         )
 
     async def verify_web_password(self, username: str, password: str) -> UserRecord | None:
-        """The user if ``password`` is theirs, else None. A hash made with other argon2
-        parameters than the current ones is replaced on a successful login."""
+        """The user if ``password`` is theirs, else None. A disabled account is refused
+        like a wrong password: its hash is still checked, so the answer and the time taken
+        do not tell a disabled account from any other refusal. A hash made with other
+        argon2 parameters than the current ones is replaced on a successful login."""
         async with self._db.session() as session:
             user = await self._get(session, username)
         if user is None:
             await self._burn_time(password)
             return None
         if not await self._verify(user.web_password_hash, password):
+            return None
+        if user.disabled_at is not None:
             return None
         if self._hasher.check_needs_rehash(user.web_password_hash):
             new_hash = await self._hash(password)

@@ -71,6 +71,18 @@ def cmd_user_list(config: Config, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_user_disable(config: Config, args: argparse.Namespace) -> int:
+    _run_with_users(config, lambda users: users.set_disabled(args.username, True))
+    print(f"user '{args.username}' disabled: no web login, no phone; history kept")
+    return EXIT_OK
+
+
+def cmd_user_enable(config: Config, args: argparse.Namespace) -> int:
+    _run_with_users(config, lambda users: users.set_disabled(args.username, False))
+    print(f"user '{args.username}' enabled")
+    return EXIT_OK
+
+
 def cmd_user_passwd(config: Config, args: argparse.Namespace) -> int:
     password = args.password if args.password is not None else _ask_new_password()
     _run_with_users(config, lambda users: users.set_password(args.username, password))
@@ -199,12 +211,13 @@ def _width(text: str) -> int:
 def _user_table(records: Sequence[UserRecord]) -> str:
     if not records:
         return "no users"
-    rows = [["USERNAME", "EXTENSION", "ROLE", "NAME", "CREATED (UTC)"]]
+    rows = [["USERNAME", "EXTENSION", "ROLE", "STATUS", "NAME", "CREATED (UTC)"]]
     rows += [
         [
             record.username,
             record.extension or "-",
             record.role.value,
+            "disabled" if record.disabled else "active",
             record.name or "-",
             record.created_at.strftime("%Y-%m-%d %H:%M"),
         ]
@@ -268,6 +281,17 @@ def build_parser() -> argparse.ArgumentParser:
     passwd.add_argument("username")
     passwd.add_argument("--password", help="new password (asked for twice when left out)")
     passwd.set_defaults(handler=cmd_user_passwd)
+    disable = user_commands.add_parser(
+        "disable", parents=[config_option],
+        help="stop a user's web login, sessions and phone at once (history is kept)",
+    )
+    disable.add_argument("username")
+    disable.set_defaults(handler=cmd_user_disable)
+    enable = user_commands.add_parser(
+        "enable", parents=[config_option], help="let a disabled user log in again"
+    )
+    enable.add_argument("username")
+    enable.set_defaults(handler=cmd_user_enable)
 
     customers = commands.add_parser("customers", help="the customer database")
     customers_commands = customers.add_subparsers(

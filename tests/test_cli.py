@@ -57,6 +57,18 @@ def check_password(data_dir: Path, username: str, password: str) -> bool:
     return asyncio.run(check())
 
 
+def has_sip_credentials(data_dir: Path, extension: str) -> bool:
+    async def check() -> bool:
+        db = await apps.Database.connect(f"sqlite+aiosqlite:///{data_dir}/callcenter.sqlite3")
+        try:
+            users = apps.UserService(db, "callcenter")
+            return await users.sip_credentials(extension) is not None
+        finally:
+            await db.close()
+
+    return asyncio.run(check())
+
+
 def test_add_then_list_on_a_fresh_data_dir(data_dir: Path) -> None:
     assert callcenter(data_dir, "user", "list").stdout == "no users\n"
     assert (data_dir / "callcenter.sqlite3").is_file()
@@ -74,9 +86,10 @@ def test_add_then_list_on_a_fresh_data_dir(data_dir: Path) -> None:
     assert added.stdout == "added user 'bob' (supervisor)\n"
 
     lines = callcenter(data_dir, "user", "list").stdout.splitlines()
-    assert lines[0].split() == ["USERNAME", "EXTENSION", "ROLE", "NAME", "CREATED", "(UTC)"]
-    assert lines[1].split()[:4] == ["alice", "1001", "agent", "张三"]
-    assert lines[2].split()[:4] == ["bob", "-", "supervisor", "-"]
+    assert lines[0].split() == [
+        "USERNAME", "EXTENSION", "ROLE", "STATUS", "NAME", "CREATED", "(UTC)"]
+    assert lines[1].split()[:5] == ["alice", "1001", "agent", "active", "张三"]
+    assert lines[2].split()[:5] == ["bob", "-", "supervisor", "active", "-"]
     assert len(lines) == 3
     # Columns line up on screen: the double-width name counts as four columns, not two.
     created_column = lines[0].index("CREATED")
@@ -93,6 +106,28 @@ def test_passwd_changes_the_password(data_dir: Path) -> None:
     assert result.stdout == "password of 'carol' changed\n"
     assert check_password(data_dir, "carol", "second password")
     assert not check_password(data_dir, "carol", "first password")
+
+
+def test_disable_stops_login_and_phone_and_enable_restores_them(data_dir: Path) -> None:
+    callcenter(data_dir, "user", "add", "--username", "frank", "--password", "frank password",
+               "--extension", "1009")
+    result = callcenter(data_dir, "user", "disable", "frank")
+    assert result.stdout == "user 'frank' disabled: no web login, no phone; history kept\n"
+    assert callcenter(data_dir, "user", "list").stdout.splitlines()[1].split()[:4] == [
+        "frank", "1009", "agent", "disabled"]
+    assert not check_password(data_dir, "frank", "frank password")
+    assert not has_sip_credentials(data_dir, "1009")
+
+    assert callcenter(data_dir, "user", "enable", "frank").stdout == "user 'frank' enabled\n"
+    assert callcenter(data_dir, "user", "list").stdout.splitlines()[1].split()[3] == "active"
+    assert check_password(data_dir, "frank", "frank password")
+    assert has_sip_credentials(data_dir, "1009")
+
+
+def test_disable_of_an_unknown_user_is_an_error(data_dir: Path) -> None:
+    result = callcenter(data_dir, "user", "disable", "nobody", expect=1)
+    assert result.stderr == "callcenter: no such user 'nobody'\n"
+    assert result.stdout == ""
 
 
 def test_duplicate_user_is_an_error(data_dir: Path) -> None:

@@ -1,8 +1,11 @@
-"""User accounts (users.manage): list, create, edit name/role/extension, reset password.
+"""User accounts (users.manage): list, create, edit name/role/extension, reset password,
+disable and enable.
 
 Nobody manages a user or hands out a role that may do more than they may: an actor
 holding ``users.manage`` through a group grant cannot make anyone (themselves included)
 an administrator, nor take over an administrator's account by resetting its password.
+Disabling an account (staff who left) stops its web login, its open sessions and its
+phone at once and keeps its history; nobody disables their own account.
 Every change is written to the audit log.
 """
 
@@ -32,12 +35,41 @@ from web.admin_common import (
     timestamp,
 )
 from web.auth import requires
-from web.i18n import role_label, translate
+from web.errors import WebError
+from web.i18n import MESSAGES, role_label, translate
 from web.openapi import documented
 from web.templating import NavItem, language_of, render
 
 CAPABILITY = "users.manage"
 NAV = NavItem("/admin/users", "nav.admin_users", CAPABILITY)
+
+USER_MESSAGES: dict[str, dict[str, str]] = {
+    "users.disabled": {"zh": "已停用", "en": "Disabled"},
+    "users.active": {"zh": "正常", "en": "Active"},
+    "users.status": {"zh": "状态", "en": "Status"},
+    "users.disable": {"zh": "停用账号", "en": "Disable account"},
+    "users.enable": {"zh": "启用账号", "en": "Enable account"},
+    "users.disable_hint": {
+        "zh": "停用后该用户无法登录网页、话机无法注册，历史记录保留。",
+        "en": "A disabled user can neither log in nor register a phone; "
+              "their history is kept.",
+    },
+    "users.cannot_disable_self": {
+        "zh": "不能停用自己的账号", "en": "You cannot disable your own account",
+    },
+}
+
+
+def _register_messages() -> None:
+    # Same rule as web.admin_common: a key the catalogue has must not change its text.
+    clash = sorted(key for key in set(USER_MESSAGES) & set(MESSAGES)
+                   if MESSAGES[key] != USER_MESSAGES[key])
+    if clash:
+        raise WebError(f"user admin strings clash with others: {', '.join(clash)}")
+    MESSAGES.update(USER_MESSAGES)
+
+
+_register_messages()
 
 _USER_BODY: dict[str, Any] = {
     "type": "object",
@@ -47,12 +79,21 @@ _USER_BODY: dict[str, Any] = {
         "role": {"type": "string", "enum": [role.value for role in Role]},
         "extension": {"type": ["string", "null"], "description": "2 to 8 digits"},
         "password": {"type": "string", "minLength": 8},
+        "disabled": {"type": "boolean",
+                     "description": "true: no web login, sessions end, phone refused"},
     },
 }
 
 
+_FORM_FLAGS = {"true": True, "false": False}
+
+
 class Refused(Exception):
     """The actor may not manage this user or hand out this role."""
+
+
+class SelfDisable(Exception):
+    """The actor tried to disable their own account (nobody would be left to undo it)."""
 
 
 def user_json(lang: str, user: UserRecord) -> dict[str, Any]:
@@ -64,6 +105,7 @@ def user_json(lang: str, user: UserRecord) -> dict[str, Any]:
         "role_label": role_label(lang, user.role.value),
         "extension": user.extension,
         "created_at": timestamp(user.created_at),
+        "disabled": user.disabled,
     }
 
 
@@ -94,6 +136,9 @@ class UsersAdmin:
         held: frozenset[str] = await self._services.permissions.effective(actor.id)
         needed = set(ROLE_DEFAULTS[role])
         if target is not None:
+            # A disabled target holds nothing now; its role still says what it would hold
+            # once enabled, so a lesser actor cannot enable (or edit) an administrator.
+            needed |= ROLE_DEFAULTS[target.role]
             needed |= await self._services.permissions.effective(target.id)
         if not needed <= held:
             raise Refused
@@ -116,6 +161,13 @@ class UsersAdmin:
     async def _update(
         self, request: Request, user: UserRecord, data: Mapping[str, Any]
     ) -> UserRecord:
+        if "disabled" in data:
+            disabled = data["disabled"]
+            if not isinstance(disabled, bool):
+                raise BadInput("'disabled' must be true or false")
+            user = await self._set_disabled(request, user, disabled)
+            if data.keys() == {"disabled"}:
+                return user
         role = _role(data, user.role)
         actor = await self._check_may_manage(request, user, role)
         updated = await self._services.users.update_user(
@@ -133,6 +185,19 @@ class UsersAdmin:
         if changed or text_field(data, "password") is not None:
             await self._audit(request, actor, "user.update", updated, {
                 **changed, "password_changed": text_field(data, "password") is not None})
+        return updated
+
+    async def _set_disabled(
+        self, request: Request, user: UserRecord, disabled: bool
+    ) -> UserRecord:
+        actor = await self._check_may_manage(request, user, user.role)
+        if disabled and actor.id == user.id:
+            raise SelfDisable
+        if user.disabled == disabled:
+            return user
+        updated = await self._services.users.set_disabled(user.username, disabled)
+        await self._audit(request, actor, "user.disable" if disabled else "user.enable",
+                          updated, {})
         return updated
 
     async def _reset_password(
@@ -187,7 +252,8 @@ class UsersAdmin:
                 responses={"400": {"description": "Refused: the message says why"},
                            "404": {"description": "No such user"}})
     async def api_update(self, request: Request) -> Response:
-        """Change a user's name, role or extension (a new extension needs a password).
+        """Change a user's name, role or extension (a new extension needs a password), or
+        disable or enable the account (``disabled``; not one's own, and not anyone above).
 
         Fields left out keep their values; null clears name or extension."""
         user = await self._user(request)
@@ -197,6 +263,8 @@ class UsersAdmin:
             updated = await self._update(request, user, await json_object(request))
         except Refused:
             return forbidden(request)
+        except SelfDisable:
+            return invalid(request, translate(language_of(request), "users.cannot_disable_self"))
         except (BadInput, UserError) as exc:
             return invalid(request, str(exc))
         return JSONResponse(user_json(language_of(request), updated))
@@ -251,10 +319,20 @@ class UsersAdmin:
         }, status_code=400 if error else 200)
 
     async def page_update(self, request: Request) -> Response:
-        return await self._page_change(request, self._update)
+        return await self._page_change(request, self._update_from_form)
 
     async def page_password(self, request: Request) -> Response:
         return await self._page_change(request, self._reset_password)
+
+    async def _update_from_form(self, request: Request, user: UserRecord,
+                                data: Mapping[str, Any]) -> UserRecord:
+        # The disable/enable buttons post only ``disabled``, as text.
+        if "disabled" in data:
+            flag = _FORM_FLAGS.get(str(data["disabled"]))
+            if flag is None:
+                raise BadInput("'disabled' must be true or false")
+            data = {**data, "disabled": flag}
+        return await self._update(request, user, data)
 
     async def _page_change(self, request: Request, change: Any) -> Response:
         user = await self._user(request)
@@ -266,6 +344,9 @@ class UsersAdmin:
             await change(request, user, data)
         except Refused:
             return await self.page_edit(request, user=user, error=self._refusal(request))
+        except SelfDisable:
+            return await self.page_edit(request, user=user, error=translate(
+                language_of(request), "users.cannot_disable_self"))
         except (BadInput, UserError) as exc:
             return await self.page_edit(request, user=user, error=str(exc))
         return RedirectResponse(f"/admin/users/{user.id}?saved=1", status_code=303)

@@ -135,6 +135,11 @@ async def _load_user(conn: HTTPConnection, access: Access) -> tuple[bool, bool]:
     conn.state.permissions = frozenset()
     if user is None:
         return False, access.public
+    if not await services_of(conn).users.is_active(user.id):
+        # Disabled (or deleted) since the cookie was signed: the session is void.
+        conn.session.pop(SESSION_USER_KEY, None)
+        conn.state.user = None
+        return False, access.public
     permissions = frozenset(await services_of(conn).permissions_of(user.id))
     conn.state.permissions = permissions
     return True, access.capabilities <= permissions

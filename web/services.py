@@ -20,6 +20,11 @@ class PasswordVerifier(Protocol):
         """The user if the password is theirs, else None (unknown user included)."""
         ...
 
+    async def is_active(self, user_id: int) -> bool:
+        """Whether the user still exists and is not disabled (asked on every request, so
+        that disabling an account ends its open sessions)."""
+        ...
+
 
 class AuditSink(Protocol):
     async def record(

@@ -292,3 +292,87 @@ async def test_seed_does_nothing_when_any_user_exists(service: UserService) -> N
     await service.add_user("boss", "password-b", role="admin")
     assert await seed_demo_data(service) == []
     assert [u.username for u in await service.list_users()] == ["boss"]
+
+
+# -- disabling accounts (staff who left) ----------------------------------------------------
+
+
+class CountingHasher(PasswordHasher):
+    """A fast hasher that counts verifications: each costs the same argon2 work."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=1024, parallelism=1)
+        self.verifications = 0
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+        self.verifications += 1
+        return super().verify(hash, password)
+
+
+async def test_a_disabled_user_can_neither_log_in_nor_register_until_enabled(
+    service: UserService,
+) -> None:
+    await service.add_user("leaver", "password-l", extension="1007", name="离职")
+    disabled = await service.set_disabled("leaver", True)
+    assert disabled.disabled
+    assert await service.verify_web_password("leaver", "password-l") is None
+    assert await service.sip_credentials("1007") is None
+    assert not await service.is_active(disabled.id)
+    # History kept: the account is still listed, with its extension, marked disabled.
+    assert [(u.username, u.extension, u.disabled) for u in await service.list_users()] == [
+        ("leaver", "1007", True)]
+
+    enabled = await service.set_disabled("leaver", False)
+    assert not enabled.disabled
+    assert await service.verify_web_password("leaver", "password-l") == enabled
+    assert await service.sip_credentials("1007") is not None
+    assert await service.is_active(enabled.id)
+
+
+async def test_disabling_twice_changes_nothing_the_second_time(
+    db: Database, fast_hasher: PasswordHasher
+) -> None:
+    times = iter(datetime(2024, 5, 6, 7, minute, tzinfo=UTC) for minute in range(10))
+    service = UserService(db, "r", password_hasher=fast_hasher, clock=lambda: next(times))
+    await service.add_user("leaver", "password-l")
+    await service.set_disabled("leaver", True)
+    async with db.session() as session:
+        first = await session.scalar(select(User.disabled_at))
+    await service.set_disabled("leaver", True)
+    async with db.session() as session:
+        assert await session.scalar(select(User.disabled_at)) == first
+    assert first == datetime(2024, 5, 6, 7, 1, tzinfo=UTC)
+
+
+async def test_disabling_an_unknown_user_is_refused(service: UserService) -> None:
+    with pytest.raises(UserError) as raised:
+        await service.set_disabled("nobody", True)
+    assert str(raised.value) == "no such user 'nobody'"
+    assert not await service.is_active(12345)
+
+
+async def test_a_disabled_login_is_refused_like_any_other_with_the_same_work(
+    db: Database,
+) -> None:
+    hasher = CountingHasher()
+    service = UserService(db, "r", password_hasher=hasher)
+    await service.add_user("leaver", "password-l")
+    await service.add_user("stayer", "password-s")
+    await service.set_disabled("leaver", True)
+    await service.verify_web_password("nobody", "warm-up")  # makes the dummy hash once
+    attempts = [("leaver", "password-l"), ("leaver", "wrong-pass"), ("nobody", "password-l"),
+                ("stayer", "wrong-pass")]
+    for username, password in attempts:
+        before = hasher.verifications
+        assert await service.verify_web_password(username, password) is None
+        assert hasher.verifications - before == 1, username
+
+
+async def test_a_disabled_user_holds_no_capabilities(db: Database, service: UserService) -> None:
+    from apps import AuditLog, PermissionService
+
+    admin = await service.add_user("boss", "password-b", role=Role.admin)
+    permissions = PermissionService(db, AuditLog(db))
+    assert "users.manage" in await permissions.effective(admin.id)
+    await service.set_disabled("boss", True)
+    assert await permissions.effective(admin.id) == frozenset()

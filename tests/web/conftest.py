@@ -33,6 +33,7 @@ AGENT_CAPS = frozenset({"calls.handle", "customers.view"})
 class FakeUsers:
     def __init__(self) -> None:
         self.accounts: dict[str, tuple[str, UserRecord]] = {}
+        self.disabled: set[int] = set()  # ids of disabled accounts
 
     def add(self, user_id: int, username: str, role: Role, *, name: str | None = None,
             extension: str | None = None, password: str = PASSWORD) -> UserRecord:
@@ -42,7 +43,13 @@ class FakeUsers:
 
     async def verify_web_password(self, username: str, password: str) -> UserRecord | None:
         found = self.accounts.get(username)
-        return found[1] if found is not None and found[0] == password else None
+        if found is None or found[0] != password or found[1].id in self.disabled:
+            return None
+        return found[1]
+
+    async def is_active(self, user_id: int) -> bool:
+        known = any(record.id == user_id for _, record in self.accounts.values())
+        return known and user_id not in self.disabled
 
 
 @dataclass

@@ -3,9 +3,11 @@ SIP credentials) and in the audit log; nobody manages a user or role above thems
 
 from __future__ import annotations
 
+from httpx import Response
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.web.conftest import csrf_token
 from tests.web.test_admin_access import PASSWORD, Site, site
 from web.admin_common import BadInput, int_field, text_field
 
@@ -24,7 +26,7 @@ def test_admin_creates_a_phone_user_who_can_log_in_and_register(site: Site) -> N
     assert status == 201
     assert user == {"id": user["id"], "username": "zhaolei", "name": "赵雷", "role": "agent",
                     "role_label": "普通座席", "extension": "1005",
-                    "created_at": user["created_at"]}
+                    "created_at": user["created_at"], "disabled": False}
     listed = site.client.get("/api/v1/users").json()["users"]
     assert {"zhaolei": "1005"}.items() <= {u["username"]: u["extension"] for u in listed}.items()
     assert site.run(lambda: site.admin.users.verify_web_password("zhaolei", "agent password"))
@@ -201,3 +203,102 @@ def test_removing_the_extension_ends_the_phone_account(site: Site) -> None:
     assert response.json()["extension"] is None
     assert site.run(lambda: site.admin.users.sip_credentials("1005")) is None
     assert site.run(lambda: site.admin.users.verify_web_password("zhaolei", PASSWORD))
+
+
+# -- disabling accounts ------------------------------------------------------------------
+
+
+def set_disabled(site: Site, token: str, username: str, disabled: object) -> Response:
+    return site.client.patch(f"/api/v1/users/{site.ids[username]}", json={"disabled": disabled},
+                             headers={"X-CSRF-Token": token})
+
+
+def test_admin_disables_and_enables_an_agent_audited(site: Site) -> None:
+    token = site.login("admin")
+    response = set_disabled(site, token, "agent", True)
+    assert response.status_code == 200
+    assert (response.json()["username"], response.json()["disabled"]) == ("agent", True)
+    assert site.run(lambda: site.admin.users.verify_web_password("agent", PASSWORD)) is None
+    listed = site.client.get("/api/v1/users").json()["users"]
+    assert {u["username"]: u["disabled"] for u in listed}["agent"] is True
+
+    assert set_disabled(site, token, "agent", True).status_code == 200  # no change ...
+    assert set_disabled(site, token, "agent", False).json()["disabled"] is False
+    assert site.run(lambda: site.admin.users.verify_web_password("agent", PASSWORD))
+    entries = [(e.action, e.actor, e.target) for e in site.audit()
+               if e.action.startswith("user.")]
+    assert sorted(entries) == [  # ... and no audit entry for the repeat
+        ("user.disable", "admin", "user:agent"), ("user.enable", "admin", "user:agent")]
+
+
+def test_nobody_disables_themselves_or_anyone_above_them(site: Site) -> None:
+    token = site.login("admin")
+    assert set_disabled(site, token, "admin", True).json() == {
+        "error": "invalid", "message": "不能停用自己的账号"}
+    assert set_disabled(site, token, "agent", "yes").json() == {
+        "error": "invalid", "message": "'disabled' must be true or false"}
+    grant_users_manage_to_service_manager(site)
+    token = site.login("service_manager")
+    assert set_disabled(site, token, "admin", True).status_code == 403
+    assert set_disabled(site, token, "agent", True).status_code == 200
+    assert site.run(lambda: site.admin.users.verify_web_password("admin", PASSWORD))
+    # A disabled administrator holds nothing now but is still above a lesser user
+    # manager, who may not enable (and so take over) the account.
+    site.run(lambda: site.admin.users.set_disabled("admin", True))
+    assert set_disabled(site, token, "admin", False).status_code == 403
+    demote = site.client.patch(f"/api/v1/users/{site.ids['admin']}", json={"role": "agent"},
+                               headers={"X-CSRF-Token": token})
+    assert demote.status_code == 403
+    assert site.run(lambda: site.admin.users.verify_web_password("admin", PASSWORD)) is None
+    assert [e.target for e in site.audit("user.disable")] == ["user:agent"]
+
+
+def test_users_without_users_manage_cannot_disable_anyone(site: Site) -> None:
+    token = site.login("supervisor")
+    assert set_disabled(site, token, "agent", True).status_code == 403
+    assert site.run(lambda: site.admin.users.verify_web_password("agent", PASSWORD))
+
+
+def test_a_disabled_users_open_session_ends_on_the_next_request(site: Site) -> None:
+    site.login("agent")
+    agent_cookies = dict(site.client.cookies)
+    assert site.client.get("/api/v1/me").status_code == 200
+    token = site.login("admin")
+    assert set_disabled(site, token, "agent", True).status_code == 200
+
+    site.client.cookies.clear()
+    site.client.cookies.update(agent_cookies)
+    response = site.client.get("/api/v1/me")
+    assert (response.status_code, response.json()["error"]) == (401, "unauthenticated")
+    site.client.cookies.update(agent_cookies)  # the 401 may have rewritten the cookie
+    page = site.client.get("/desktop")
+    assert (page.status_code, page.headers["location"]) == (303, "/login?next=%2Fdesktop")
+    # The login page refuses the right password exactly like a wrong one.
+    response = site.client.post(
+        "/api/v1/session", json={"username": "agent", "password": PASSWORD},
+        headers={"X-CSRF-Token": csrf_token(site.client)})
+    assert (response.status_code, response.json()["error"]) == (401, "bad_credentials")
+
+
+def test_edit_page_disables_and_enables_with_its_buttons(site: Site) -> None:
+    token = site.login("admin")
+    agent = site.ids["agent"]
+    page = site.client.get(f"/admin/users/{agent}").text
+    assert 'id="user-disable"' in page and 'id="user-enable"' not in page
+    own_page = site.client.get(f"/admin/users/{site.ids['admin']}").text
+    assert 'id="user-disable"' not in own_page  # no button to lock oneself out
+
+    response = site.client.post(f"/admin/users/{agent}",
+                                data={"csrf_token": token, "disabled": "true"})
+    assert response.headers["location"] == f"/admin/users/{agent}?saved=1"
+    page = site.client.get(f"/admin/users/{agent}?lang=en").text
+    assert '<span id="user-status">Disabled</span>' in page and 'id="user-enable"' in page
+    listing = site.client.get("/admin/users?lang=zh").text
+    assert '<tr data-username="agent" class="disabled">' in listing and "已停用" in listing
+
+    site.client.post(f"/admin/users/{agent}", data={"csrf_token": token, "disabled": "false"})
+    assert site.run(lambda: site.admin.users.verify_web_password("agent", PASSWORD))
+
+    response = site.client.post(f"/admin/users/{site.ids['admin']}",
+                                data={"csrf_token": token, "disabled": "true"})
+    assert response.status_code == 400 and "不能停用自己的账号" in response.text
