@@ -32,7 +32,6 @@ import socket
 import sqlite3
 import subprocess
 import time
-import uuid
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -87,8 +86,8 @@ from switch.sip.invite_server import InviteServer
 from switch.sip.refer import ReferTo, Replaces, parse_sipfrag
 from switch.sip.transaction import MAGIC_COOKIE, TransactionEvent
 from tests.conftest import require_tool
-from tests.integration.peers import UdpClient
 from tests.integration.switch_process import SwitchProcess
+from tests.integration.test_pri_calls import register as register_on_behalf
 
 pytestmark = pytest.mark.integration
 
@@ -215,33 +214,8 @@ def free_udp_port(host: str = "127.0.0.1") -> int:
 
 
 def register(switch: SwitchProcess, extension: str, contact_port: int) -> None:
-    """REGISTER `extension` with digest auth from a scratch socket on 127.0.0.1, its
-    Contact naming the phone's own port (so the switch's INVITEs go there)."""
-    udp = UdpClient()
-    try:
-        call_id, uri = uuid.uuid4().hex, "sip:127.0.0.1"
-
-        def request(cseq: int, extra: str = "") -> bytes:
-            return (f"REGISTER {uri} SIP/2.0\r\n"
-                    f"Via: SIP/2.0/UDP 127.0.0.1:{udp.port};branch=z9hG4bK{uuid.uuid4().hex}"
-                    ";rport\r\nMax-Forwards: 70\r\n"
-                    f"From: <sip:{extension}@127.0.0.1>;tag={uuid.uuid4().hex[:8]}\r\n"
-                    f"To: <sip:{extension}@127.0.0.1>\r\nCall-ID: {call_id}\r\n"
-                    f"CSeq: {cseq} REGISTER\r\n"
-                    f"Contact: <sip:{extension}@127.0.0.1:{contact_port}>\r\n"
-                    f"Expires: 3600\r\n{extra}Content-Length: 0\r\n\r\n").encode()
-
-        challenge = udp.request(request(1), switch.udp_port)
-        assert challenge is not None and challenge.status == 401, challenge
-        value = challenge.headers.get("WWW-Authenticate")
-        assert value is not None
-        authorization = build_authorization(value, "REGISTER", uri, extension,
-                                            password=PASSWORDS[extension],
-                                            cnonce="c0ffee", nc=1)
-        ok = udp.request(request(2, f"Authorization: {authorization}\r\n"), switch.udp_port)
-        assert ok is not None and ok.status == 200, ok
-    finally:
-        udp.close()
+    """REGISTER `extension` (its test password) with the Contact naming the phone's port."""
+    register_on_behalf(switch, extension, PASSWORDS[extension], contact_port)
 
 
 # -- an agent's phone on our own SIP stack
