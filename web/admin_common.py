@@ -22,7 +22,7 @@ from apps.permissions import PermissionService
 from apps.users import Role, UserRecord, UserService
 from web.auth import client_ip, error_response
 from web.errors import WebError
-from web.i18n import MESSAGES, role_label, translate
+from web.i18n import add_messages, role_label, translate
 from web.templating import language_of, render
 
 API = "/api/v1"
@@ -117,16 +117,7 @@ ADMIN_MESSAGES: dict[str, dict[str, str]] = {
 }
 
 
-def _register_messages() -> None:
-    # The admin strings join the one catalogue that templates and base.html's navigation
-    # read; a key the core already has would silently change its text, so it is refused.
-    clash = sorted(set(ADMIN_MESSAGES) & set(MESSAGES))
-    if clash and any(MESSAGES[key] != ADMIN_MESSAGES[key] for key in clash):
-        raise WebError(f"admin UI strings clash with the core's: {', '.join(clash)}")
-    MESSAGES.update(ADMIN_MESSAGES)
-
-
-_register_messages()
+add_messages("admin", ADMIN_MESSAGES)
 
 
 async def acting_user(request: Request, services: AdminServices) -> UserRecord | None:

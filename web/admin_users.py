@@ -35,8 +35,7 @@ from web.admin_common import (
     timestamp,
 )
 from web.auth import requires
-from web.errors import WebError
-from web.i18n import MESSAGES, role_label, translate
+from web.i18n import add_messages, role_label, translate
 from web.openapi import documented
 from web.templating import NavItem, language_of, render
 
@@ -60,16 +59,7 @@ USER_MESSAGES: dict[str, dict[str, str]] = {
 }
 
 
-def _register_messages() -> None:
-    # Same rule as web.admin_common: a key the catalogue has must not change its text.
-    clash = sorted(key for key in set(USER_MESSAGES) & set(MESSAGES)
-                   if MESSAGES[key] != USER_MESSAGES[key])
-    if clash:
-        raise WebError(f"user admin strings clash with others: {', '.join(clash)}")
-    MESSAGES.update(USER_MESSAGES)
-
-
-_register_messages()
+add_messages("user admin", USER_MESSAGES)
 
 _USER_BODY: dict[str, Any] = {
     "type": "object",

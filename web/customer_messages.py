@@ -6,8 +6,7 @@ catalogue already has with another text is refused rather than silently changed.
 
 from __future__ import annotations
 
-from web.errors import WebError
-from web.i18n import MESSAGES
+from web.i18n import add_messages
 
 CUSTOMER_MESSAGES: dict[str, dict[str, str]] = {
     "nav.customers": {"zh": "客户管理", "en": "Customers"},
@@ -108,8 +107,4 @@ CUSTOMER_MESSAGES: dict[str, dict[str, str]] = {
 
 
 def register_messages() -> None:
-    clash = [key for key in CUSTOMER_MESSAGES
-             if key in MESSAGES and MESSAGES[key] != CUSTOMER_MESSAGES[key]]
-    if clash:
-        raise WebError(f"customer UI strings clash with others: {', '.join(sorted(clash))}")
-    MESSAGES.update(CUSTOMER_MESSAGES)
+    add_messages("customer", CUSTOMER_MESSAGES)

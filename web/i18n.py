@@ -8,6 +8,7 @@ apps.Role's Chinese labels so the two never drift apart.
 from __future__ import annotations
 
 from apps import Role
+from web.errors import WebError
 
 LANGUAGES = ("zh", "en")
 DEFAULT_LANGUAGE = "zh"
@@ -73,6 +74,17 @@ def choose_language(query: str | None, cookie: str | None) -> str:
             assert candidate is not None
             return candidate
     return DEFAULT_LANGUAGE
+
+
+def add_messages(area: str, messages: dict[str, dict[str, str]]) -> None:
+    """Join an area's strings (admin pages, customers...) to the one catalogue templates
+    and the navigation read. A key the catalogue has with another text would silently
+    change that text elsewhere, so it is refused."""
+    clash = sorted(key for key in set(messages) & set(MESSAGES)
+                   if MESSAGES[key] != messages[key])
+    if clash:
+        raise WebError(f"{area} UI strings clash with others: {', '.join(clash)}")
+    MESSAGES.update(messages)
 
 
 def translate(lang: str, key: str, **params: object) -> str:
