@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 from collections.abc import Callable
@@ -48,6 +49,7 @@ class TransportLimits:
     max_tcp_connections: int = 1024
 
 UDP_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
+PORT_ZERO_ATTEMPTS = 5  # tries to find a port free for both UDP and TCP
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
@@ -136,6 +138,19 @@ class SipTransport:
         self.dropped_oversize = 0
 
     async def start(self, host: str, port: int) -> None:
+        """Listen on UDP and TCP, on the same port. With port 0 the kernel picks a free
+        UDP port, which TCP may still have in use (another program's connection): then
+        another port is tried."""
+        attempts = PORT_ZERO_ATTEMPTS if port == 0 else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                await self._start_on(host, port)
+                return
+            except OSError as exc:
+                if attempt == attempts or exc.errno != errno.EADDRINUSE:
+                    raise
+
+    async def _start_on(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         udp_transport, protocol = await loop.create_datagram_endpoint(
             lambda: _UdpProtocol(self), local_addr=(host, port))
@@ -147,10 +162,15 @@ class SipTransport:
             # must wait in the kernel while the loop is busy, not be dropped and
             # retransmitted 500 ms later. The kernel caps this at net.core.rmem_max.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER_BYTES)
-        self._udp = protocol
         bound = udp_transport.get_extra_info("sockname")
-        server = await loop.create_server(self._new_connection, host, bound[1],
-                                          reuse_address=True)
+        try:
+            server = await loop.create_server(self._new_connection, host, bound[1],
+                                              reuse_address=True)
+        except OSError:
+            udp_transport.close()
+            await asyncio.sleep(0)  # the loop closes the socket on its next turn: let it
+            raise
+        self._udp = protocol
         self._servers.append(server)
         self.addresses = [("UDP", bound[0], bound[1]), ("TCP", bound[0], bound[1])]
 

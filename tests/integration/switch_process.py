@@ -80,6 +80,8 @@ class SwitchProcess:
         except BaseException:
             self.process.kill()  # never leave a half-started switch behind
             self.process.wait()
+            if self.process.stdout is not None:
+                self.process.stdout.close()  # nor its pipe (a ResourceWarning later)
             raise
 
     def _wait_until_listening(self) -> None:
@@ -116,7 +118,7 @@ class SwitchProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             code = self.process.wait()
-        if self.process.stdout is not None:
+        if self.process.stdout is not None and not self.process.stdout.closed:
             rest = self.process.stdout.read().decode("utf-8", "replace")
             self.stdout_lines.extend(rest.splitlines(keepends=True))
             self.process.stdout.close()
