@@ -422,7 +422,7 @@ class SipService:
 
     async def _authenticate_then(self, transaction: ServerTransaction, request: Request,
                                  to_tag: str) -> None:
-        source = _source_ip(request)
+        source = transaction.peer.host  # the packet's source, never a header's claim
         value = request.headers.get("Authorization")
         if value is None:
             self._challenge(transaction, request, to_tag, stale=False)
@@ -548,9 +548,3 @@ class SipService:
             self.counters.registrations += 1
         self._log_registrar_changes(f" from {flow.host}:{flow.port}")
         self.respond(transaction, response)
-
-
-def _source_ip(request: Request) -> str:
-    via = request.top_via
-    return via.params.get("received") or via.host
-

@@ -61,17 +61,19 @@ def response_peer(via: Via, transport: str, connection_id: int | None = None) ->
 
     Stream transports reuse the connection the request came on (`connection_id`) and
     fall back to the address below if it has closed. Otherwise (§18.2.2, RFC 3581 §4):
-    a `maddr` on an unreliable transport wins; then the `received` address (or the
-    sent-by host when the transport saw no need to add it), at the `rport` port when
-    the transport filled one in, else the sent-by port or the transport's default.
+    the `received` address (or the sent-by host when the transport saw no need to add
+    it), at the `rport` port when the transport filled one in, else the sent-by port or
+    the transport's default. Our transport has rewritten `received` and `rport` from
+    the packet's real source (transport.stamp_via), so a sender cannot choose them.
+
+    A `maddr` is not followed: §18.2.2 sends to it for multicast, which a switch facing
+    phones and gateways never uses, and followed blindly it would let any sender aim
+    our responses at a third host (reflection).
     """
     transport = transport.upper()
     if transport not in DEFAULT_PORTS:
         raise LocalProtocolError(f"unknown transport {transport!r}")
     sent_by_port = via.port or DEFAULT_PORTS[transport]
-    maddr = via.params.get("maddr")
-    if maddr and transport not in RELIABLE_TRANSPORTS:
-        return Peer(transport, _strip_brackets(maddr), sent_by_port)
     host = via.params.get("received") or via.host
     port = _rport(via) or sent_by_port
     return Peer(transport, _strip_brackets(host), port, connection_id)

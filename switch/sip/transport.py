@@ -29,18 +29,26 @@ ErrorHandler = Callable[[ParseError, Peer], None]
 
 
 def stamp_via(request: Request, peer: Peer) -> None:
-    """§18.2.1: add `received` when sent-by differs from the source; RFC 3581: fill an
-    empty `rport` with the source port (and then always add `received`)."""
+    """Write where the request really came from into its top Via, replacing whatever
+    the sender wrote there: §18.2.1 `received` when sent-by differs from the source,
+    RFC 3581 `rport` (and then always `received`) when the client asked for it.
+
+    A `received` or `rport` value in a request is the sender's claim, not a fact: left
+    in place it would aim our responses at any host (reflection) and make bans and logs
+    blame an address of the sender's choosing. So a sender-written `received` is
+    overwritten with the source, and an `rport` with a value is treated as a request.
+    """
     via = request.top_via
-    params = dict(via.params)
-    if "rport" in params and not params["rport"]:
-        params["rport"] = str(peer.port)
-        params["received"] = peer.host
-    elif via.host.strip("[]") != peer.host:
-        params["received"] = peer.host
-    else:
-        return
-    request.headers.replace_first("Via", via.with_params(**params).serialize())
+    params = via.params
+    changes: dict[str, str | None] = {}
+    wants_rport = "rport" in params
+    if wants_rport and params["rport"] != str(peer.port):
+        changes["rport"] = str(peer.port)
+    if ((wants_rport or "received" in params or via.host.strip("[]") != peer.host)
+            and params.get("received") != peer.host):
+        changes["received"] = peer.host
+    if changes:
+        request.headers.replace_first("Via", via.with_params(**changes).serialize())
 
 
 @dataclass(frozen=True, slots=True)

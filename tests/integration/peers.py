@@ -75,9 +75,9 @@ class LineReader:
 class UdpClient:
     """A bare UDP socket for sending hand-written SIP and reading what comes back."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((host, port))
         self.port = int(self.sock.getsockname()[1])
 
     def send(self, data: bytes, port: int) -> None:
@@ -95,6 +95,19 @@ class UdpClient:
             # A 400 echoes the bad header it complains about, so it may not parse:
             # keep what a test needs, the status and the Call-ID.
             return _loose_response(data)
+
+    def queued(self) -> list[bytes]:
+        """Datagrams already waiting on the socket, without waiting for more (loopback
+        delivers within sendto, so what was sent before now is here)."""
+        self.sock.setblocking(False)
+        waiting = []
+        try:
+            while True:
+                waiting.append(self.sock.recv(65535))
+        except BlockingIOError:
+            return waiting
+        finally:
+            self.sock.setblocking(True)
 
     def request(self, data: bytes, port: int, timeout_s: float = 5.0) -> Response | None:
         self.send(data, port)

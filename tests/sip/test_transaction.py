@@ -340,8 +340,9 @@ def test_response_goes_to_received_address_and_rport_behind_nat():
     ("SIP/2.0/UDP 192.168.1.20;received=203.0.113.5;rport", "UDP", None,
      Peer("UDP", "203.0.113.5", 5060)),
     ("SIP/2.0/UDP pc.example.com", "UDP", None, Peer("UDP", "pc.example.com", 5060)),
+    # maddr is not followed: it would let a sender aim responses at a third host.
     ("SIP/2.0/UDP 10.1.1.1:5080;maddr=239.255.255.1", "UDP", None,
-     Peer("UDP", "239.255.255.1", 5080)),
+     Peer("UDP", "10.1.1.1", 5080)),
     ("SIP/2.0/TCP 192.168.1.20:5062;received=203.0.113.5;rport=41000", "TCP", 12,
      Peer("TCP", "203.0.113.5", 41000, 12)),
     ("SIP/2.0/TLS [2001:db8::1]", "TLS", 3, Peer("TLS", "2001:db8::1", 5061, 3)),
