@@ -201,7 +201,7 @@ class _InviteSession:
         self._send_2xx(txn, sdp, now, headers=answer.headers() if answer else ())
         self.local_sdp = sdp
         self._renew_from_answer(now, answer)
-        self._resume_waiting_refresh()
+        self._resume_waiting_refresh(now)
 
     def reject_reinvite(self, status: int, now: float,
                         headers: Sequence[tuple[str, str]] = ()) -> None:
@@ -216,7 +216,7 @@ class _InviteSession:
         response = build_response(txn.request, status, to_tag=self.dialog.id.local_tag)
         _add_headers(response, headers)
         self.layer.send_response(txn, response, now)
-        self._resume_waiting_refresh()
+        self._resume_waiting_refresh(now)
 
     def respond(self, transaction: ServerTransaction, status: int, now: float,
                 headers: Sequence[tuple[str, str]] = (), body: bytes = b"") -> None:
@@ -299,7 +299,7 @@ class _InviteSession:
                                             refresh)
         elif not refresh:
             self._events.append(ReinviteFailed(status))
-            self._resume_waiting_refresh()
+            self._resume_waiting_refresh(now)
         # A failed refresh is not retried: the session expires unless the peer refreshes.
         self._send_queued_offer(now)
 
@@ -467,11 +467,14 @@ class _InviteSession:
             return  # the INVITE in progress renews the session if it succeeds
         self._send_reinvite(self.local_sdp, now, refresh=True)
 
-    def _resume_waiting_refresh(self) -> None:
-        """An INVITE we waited behind ended without renewing: refresh at once."""
+    def _resume_waiting_refresh(self, now: float) -> None:
+        """An INVITE we waited behind ended without renewing: refresh at once if the
+        refresh came due meanwhile (else the timer fires it when it does)."""
         timer = self.timer
         if timer is not None and timer.refresh_pending and not self._invite_busy():
             timer.refresh_pending = False
+            if timer.due(now) is TimerDue.REFRESH:
+                self._refresh(now)
 
     # -- helpers
 

@@ -9,7 +9,7 @@ import itertools
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from switch.sip.errors import LocalProtocolError
@@ -219,6 +219,20 @@ def test_bye_from_either_side_stops_the_timers() -> None:
     assert call.client.next_deadline() is None and call.bob.next_deadline() is None
 
 
+def test_a_refresh_held_back_by_the_peers_reinvite_goes_out_when_it_is_refused() -> None:
+    call = Call(alice={}, bob=TIMERS)  # alice has no timers: bob refreshes
+    call.answered()
+    call.client.reinvite(sdp(4000, 2), call.now)
+    call.pump()
+    call.advance(call.now + 900)  # bob's refresh comes due while alice's offer waits
+    assert refreshes(call, "bob") == []
+    call.bob.reject_reinvite(488, call.now)
+    call.pump()
+    assert len(refreshes(call, "bob")) == 1  # at once, not at the next timer
+    deadline = call.bob.next_deadline()
+    assert deadline is not None and deadline > call.now
+
+
 @pytest.mark.parametrize(("options", "error"), [
     ({"min_se_s": 60}, "min_se_s must be at least 90 (RFC 4028 §4), got 60"),
     ({"session_expires_s": 100, "min_se_s": 120},
@@ -248,6 +262,10 @@ ACTIONS = st.lists(st.tuples(
 
 @settings(max_examples=60, deadline=None)
 @given(actions=ACTIONS, alice_timers=st.booleans(), retry=st.booleans())
+# Found on a fresh clone: bob's refresh came due while alice's re-INVITE waited for an
+# answer; bob refused it and then reported a deadline in the past instead of refreshing.
+@example(actions=[("alice-reinvite", 1), ("advance", 900), ("bob-refuse", 1)],
+         alice_timers=False, retry=False)
 def test_sessions_stay_consistent_under_any_command_order(
         actions: list[tuple[str, int]], alice_timers: bool, retry: bool) -> None:
     alice: dict[str, Any] = {**(TIMERS if alice_timers else {}),
