@@ -33,6 +33,7 @@ MAX_CODE_CHARS: Final = 32
 MAX_LABEL_CHARS: Final = 32
 MAX_EXTERNAL_KEY_CHARS: Final = 128
 MAX_PAGE_SIZE: Final = 500
+MAX_VIP_LEVEL: Final = 99  # as the customer import takes them
 
 # What a customer's number may be. Short service numbers (10086) and bare local numbers
 # (no area code to place them) identify no one; unknown shapes would never match a
@@ -52,6 +53,18 @@ CustomFieldValue = str | int | float | bool
 
 class CustomerError(Exception):
     """A customer-database request that cannot be done; the message is shown as is."""
+
+
+class PhoneTaken(CustomerError):
+    """A number given to a customer that another customer already has. A customer's
+    number is whom the screen pop shows: it is not taken from one customer by adding it
+    to another (the customer import follows the same rule)."""
+
+    def __init__(self, number: str, owner_id: int, owner_name: str) -> None:
+        super().__init__(f"number {number} belongs to customer {owner_id} ({owner_name})")
+        self.number = number
+        self.owner_id = owner_id
+        self.owner_name = owner_name
 
 
 class _Unset(enum.Enum):
@@ -164,9 +177,16 @@ def _optional_text(value: str | None, what: str, max_chars: int) -> str | None:
 
 
 def _vip_level(level: int) -> int:
-    if isinstance(level, bool) or not isinstance(level, int) or level < 0:
-        raise CustomerError(f"VIP level must be a whole number from 0 up, not {level!r}")
+    if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= MAX_VIP_LEVEL:
+        raise CustomerError(
+            f"VIP level must be a whole number from 0 to {MAX_VIP_LEVEL}, not {level!r}")
     return level
+
+
+def _check_distinct(numbers: Sequence[str]) -> None:
+    duplicates = sorted({n for n in numbers if numbers.count(n) > 1})
+    if duplicates:
+        raise CustomerError(f"number {duplicates[0]} is given more than once")
 
 
 def _custom_fields(fields: Mapping[str, Any] | None) -> dict[str, CustomFieldValue]:
@@ -452,9 +472,7 @@ class CustomerService:
         external_key: str | None = None,
     ) -> CustomerRecord:
         numbers = [self.normalize(p) for p in phones]
-        duplicates = sorted({n for n in numbers if numbers.count(n) > 1})
-        if duplicates:
-            raise CustomerError(f"number {duplicates[0]} is given more than once")
+        _check_distinct(numbers)
         now = self._clock()
         customer = Customer(
             name=_text(name, "customer name", MAX_NAME_CHARS),
@@ -491,7 +509,15 @@ class CustomerService:
         account_manager_id: int | _Unset | None = UNSET,
         custom_fields: Mapping[str, Any] | _Unset = UNSET,
         external_key: str | _Unset | None = UNSET,
+        add_phones: Sequence[tuple[str, str | None]] = (),
+        remove_phones: Sequence[str] = (),
     ) -> CustomerRecord:
+        """Change the fields given, remove the numbers ``remove_phones`` and add the
+        ``(number, label)`` pairs of ``add_phones``: all or (on any CustomerError)
+        nothing. A number another customer has is refused with PhoneTaken."""
+        removed = [self.normalize(number) for number in remove_phones]
+        added = [(self.normalize(number), _optional_text(label, "phone label", MAX_LABEL_CHARS))
+                 for number, label in add_phones]
         async with self._db.session() as session:
             customer = await self._customer(session, customer_id)
             if not isinstance(name, _Unset):
@@ -515,9 +541,35 @@ class CustomerService:
                 if key != customer.external_key:
                     await self._check_external_key_free(session, key)
                 customer.external_key = key
+            await self._change_phones(session, customer_id, added, removed)
             customer.updated_at = self._clock()
-            await self._commit(session, lambda: self._check_external_key_free(session, key))
+
+            async def recheck() -> None:
+                for number, _ in added:
+                    await self._check_phone_free(session, customer_id, number)
+                await self._check_external_key_free(session, key)
+
+            await self._commit(session, recheck)
             return (await self._records(session, [customer]))[0]
+
+    async def _change_phones(self, session: AsyncSession, customer_id: int,
+                             added: Sequence[tuple[str, str | None]],
+                             removed: Sequence[str]) -> None:
+        for number in removed:
+            phone = await session.scalar(
+                select(CustomerPhone).where(
+                    CustomerPhone.customer_id == customer_id, CustomerPhone.number == number
+                )
+            )
+            if phone is None:
+                raise CustomerError(f"customer {customer_id} has no number {number}")
+            await session.delete(phone)
+        if removed:
+            await session.flush()  # a number removed and added again: delete it first
+        _check_distinct([number for number, _ in added])
+        for number, label in added:
+            await self._check_phone_free(session, customer_id, number)
+            session.add(CustomerPhone(customer_id=customer_id, number=number, label=label))
 
     async def set_account_manager(
         self, customer_id: int, user_id: int | None
@@ -544,36 +596,13 @@ class CustomerService:
     async def add_phone(
         self, customer_id: int, number: str, label: str | None = None
     ) -> PhoneRecord:
+        """Give the customer one more number (PhoneTaken if another customer has it)."""
         national = self.normalize(number)
-        phone = CustomerPhone(
-            customer_id=customer_id,
-            number=national,
-            label=_optional_text(label, "phone label", MAX_LABEL_CHARS),
-        )
-        async with self._db.session() as session:
-            customer = await self._customer(session, customer_id)
-            await self._check_phone_free(session, customer_id, national)
-            session.add(phone)
-            customer.updated_at = self._clock()
-            await self._commit(
-                session, lambda: self._check_phone_free(session, customer_id, national)
-            )
-            return PhoneRecord(phone.number, phone.label)
+        record = await self.update_customer(customer_id, add_phones=[(number, label)])
+        return next(phone for phone in record.phones if phone.number == national)
 
     async def remove_phone(self, customer_id: int, number: str) -> None:
-        national = self.normalize(number)
-        async with self._db.session() as session:
-            customer = await self._customer(session, customer_id)
-            phone = await session.scalar(
-                select(CustomerPhone).where(
-                    CustomerPhone.customer_id == customer_id, CustomerPhone.number == national
-                )
-            )
-            if phone is None:
-                raise CustomerError(f"customer {customer_id} has no number {national}")
-            await session.delete(phone)
-            customer.updated_at = self._clock()
-            await session.commit()
+        await self.update_customer(customer_id, remove_phones=[number])
 
     async def search(self, query: str = "", *, offset: int = 0, limit: int = 50) -> CustomerPage:
         """Customers whose name contains ``query`` (case-insensitive), or, when ``query``
@@ -678,10 +707,15 @@ class CustomerService:
     async def _check_phone_free(
         self, session: AsyncSession, customer_id: int, number: str
     ) -> None:
-        taken = await session.scalar(
-            select(CustomerPhone.id).where(
-                CustomerPhone.customer_id == customer_id, CustomerPhone.number == number
-            )
-        )
-        if taken is not None:
+        """Refuse a number the customer or any other customer has already."""
+        owners = list(await session.execute(
+            select(Customer.id, Customer.name)
+            .join(CustomerPhone, CustomerPhone.customer_id == Customer.id)
+            .where(CustomerPhone.number == number)
+            .order_by(Customer.id)
+        ))
+        if any(owner_id == customer_id for owner_id, _ in owners):
             raise CustomerError(f"customer {customer_id} already has the number {number}")
+        if owners:
+            owner_id, owner_name = owners[0]
+            raise PhoneTaken(number, owner_id, owner_name)

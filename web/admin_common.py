@@ -7,7 +7,6 @@ wraps its method in ``requires(capability)`` where the route table is built.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,8 +20,8 @@ from apps.audit import AuditLog
 from apps.permissions import PermissionService
 from apps.users import Role, UserRecord, UserService
 from web.auth import client_ip, error_response
-from web.errors import WebError
 from web.i18n import add_messages, role_label, translate
+from web.inputs import BadInput
 from web.templating import language_of, render
 
 API = "/api/v1"
@@ -34,11 +33,6 @@ class AdminServices:
     groups: GroupService
     permissions: PermissionService
     audit: AuditLog
-
-
-class BadInput(WebError):
-    """A request body or form field that is missing or of the wrong type; the message
-    names the field."""
 
 
 ADMIN_MESSAGES: dict[str, dict[str, str]] = {
@@ -130,16 +124,6 @@ def timestamp(at: datetime) -> str:
     return at.isoformat(timespec="seconds")
 
 
-async def json_object(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadInput("the body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise BadInput("the body must be a JSON object")
-    return body
-
-
 def text_field(data: Mapping[str, Any], name: str, *, required: bool = False) -> str | None:
     """``data[name]`` as text; None when absent or empty (unless ``required``)."""
     value = data.get(name)
@@ -152,18 +136,16 @@ def text_field(data: Mapping[str, Any], name: str, *, required: bool = False) ->
     return value
 
 
-def int_field(data: Mapping[str, Any], name: str) -> int:
-    value = data.get(name)
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    raise BadInput(f"'{name}' must be an integer")
-
-
 def invalid(request: Request, message: str, status_code: int = 400) -> JSONResponse:
     """A refused API request, with the service's own message."""
     return JSONResponse({"error": "invalid", "message": message}, status_code=status_code)
+
+
+def reason(request: Request, error: Exception) -> str:
+    """Why a request was refused, in the caller's language where the catalogue has it."""
+    if isinstance(error, BadInput):
+        return error.in_language(language_of(request))
+    return str(error)
 
 
 def not_found(request: Request, message_key: str) -> Response:

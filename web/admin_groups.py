@@ -17,16 +17,15 @@ from apps.users import UserRecord
 from web.admin_common import (
     API,
     AdminServices,
-    BadInput,
     acting_user,
     forbidden,
-    int_field,
     invalid,
-    json_object,
     not_found,
+    reason,
     text_field,
 )
 from web.auth import requires
+from web.inputs import BadInput, id_field, json_object
 from web.openapi import documented
 from web.templating import NavItem, render
 
@@ -64,12 +63,12 @@ class GroupsAdmin:
     async def _add_member(self, actor: UserRecord, group_id: int,
                           data: Mapping[str, Any]) -> bool:
         return await self._services.groups.add_member(actor, group_id,
-                                                      int_field(data, "user_id"))
+                                                      id_field(data, "user_id"))
 
     async def _remove_member(self, actor: UserRecord, group_id: int,
                              data: Mapping[str, Any]) -> bool:
         return await self._services.groups.remove_member(actor, group_id,
-                                                         int_field(data, "user_id"))
+                                                         id_field(data, "user_id"))
 
     async def _rename(self, actor: UserRecord, group_id: int,
                       data: Mapping[str, Any]) -> GroupRecord:
@@ -106,7 +105,7 @@ class GroupsAdmin:
         except PermissionDenied:
             return forbidden(request)
         except (AccessError, BadInput) as exc:
-            return invalid(request, str(exc))
+            return invalid(request, reason(request, exc))
         return answer(result)
 
     # -- JSON API ------------------------------------------------------------------------
@@ -135,7 +134,7 @@ class GroupsAdmin:
         except PermissionDenied:
             return forbidden(request)
         except (AccessError, BadInput) as exc:
-            return invalid(request, str(exc))
+            return invalid(request, reason(request, exc))
         return JSONResponse(group_json(group), status_code=201)
 
     @documented(responses={"404": {"description": "No such agent group"}})
@@ -158,7 +157,7 @@ class GroupsAdmin:
         try:
             data = await json_object(request)
         except BadInput as exc:
-            return invalid(request, str(exc))
+            return invalid(request, reason(request, exc))
         return await self._api_change(request, "rename", data,
                                       lambda group: JSONResponse(group_json(group)))
 
@@ -178,7 +177,7 @@ class GroupsAdmin:
         try:
             data = await json_object(request)
         except BadInput as exc:
-            return invalid(request, str(exc))
+            return invalid(request, reason(request, exc))
         return await self._api_change(request, "add_member", data,
                                       lambda added: JSONResponse({"added": added}))
 
@@ -209,7 +208,7 @@ class GroupsAdmin:
         except PermissionDenied:
             return forbidden(request)
         except (AccessError, BadInput) as exc:
-            return await self.page_list(request, error=str(exc))
+            return await self.page_list(request, error=reason(request, exc))
         return RedirectResponse(f"/admin/groups/{group.id}", status_code=303)
 
     async def page_view(self, request: Request, *, error: str | None = None) -> Response:
@@ -251,15 +250,15 @@ class GroupsAdmin:
         except PermissionDenied:
             return forbidden(request)
         except (AccessError, BadInput) as exc:
-            return await self.page_view(request, error=str(exc))
+            return await self.page_view(request, error=reason(request, exc))
         return RedirectResponse(done or f"/admin/groups/{group_id}", status_code=303)
 
 
 def routes(services: AdminServices) -> list[BaseRoute]:
     admin = GroupsAdmin(services)
     guard = requires(CAPABILITY)
-    group = "{group_id:int}"
-    member = f"{group}/members/{{user_id:int}}"
+    group = "{group_id:id}"
+    member = f"{group}/members/{{user_id:id}}"
     return [
         Route(f"{API}/groups", guard(admin.api_list), methods=["GET"]),
         Route(f"{API}/groups", guard(admin.api_create), methods=["POST"]),

@@ -26,17 +26,17 @@ from apps.users import Role, UserRecord
 from web.admin_common import (
     API,
     AdminServices,
-    BadInput,
     acting_user,
     forbidden,
     invalid,
-    json_object,
     not_found,
+    reason,
     text_field,
 )
 from web.admin_groups import group_json
 from web.auth import requires
 from web.i18n import role_label
+from web.inputs import BadInput, json_object
 from web.openapi import documented
 from web.templating import NavItem, language_of, render
 
@@ -133,7 +133,7 @@ class PermissionsAdmin:
         except PermissionDenied:
             return forbidden(request)
         except (AccessError, BadInput) as exc:
-            return invalid(request, str(exc))
+            return invalid(request, reason(request, exc))
         return JSONResponse({"capability": capability, "state": state, "changed": changed})
 
     # -- pages ---------------------------------------------------------------------------
@@ -167,7 +167,7 @@ class PermissionsAdmin:
         except PermissionDenied:
             return forbidden(request)
         except (AccessError, BadInput) as exc:
-            return await self.page_matrix(request, error=str(exc))
+            return await self.page_matrix(request, error=reason(request, exc))
         return RedirectResponse(f"/admin/permissions/{group.id}#cap-{capability}",
                                 status_code=303)
 
@@ -175,7 +175,7 @@ class PermissionsAdmin:
 def routes(services: AdminServices) -> list[BaseRoute]:
     admin = PermissionsAdmin(services)
     guard = requires(CAPABILITY)
-    group = "{group_id:int}"
+    group = "{group_id:id}"
     return [
         Route(f"{API}/groups/{group}/permissions", guard(admin.api_matrix), methods=["GET"]),
         Route(f"{API}/groups/{group}/permissions/{{capability}}", guard(admin.api_set),

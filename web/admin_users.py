@@ -23,12 +23,11 @@ from apps.users import Role, UserError, UserRecord
 from web.admin_common import (
     API,
     AdminServices,
-    BadInput,
     acting_user,
     forbidden,
     invalid,
-    json_object,
     not_found,
+    reason,
     role_choices,
     source_ip,
     text_field,
@@ -36,6 +35,7 @@ from web.admin_common import (
 )
 from web.auth import requires
 from web.i18n import add_messages, role_label, translate
+from web.inputs import BadInput, json_object
 from web.openapi import documented
 from web.templating import NavItem, language_of, render
 
@@ -227,7 +227,7 @@ class UsersAdmin:
         except Refused:
             return forbidden(request)
         except (BadInput, UserError) as exc:
-            return invalid(request, str(exc))
+            return invalid(request, reason(request, exc))
         return JSONResponse(user_json(language_of(request), user), status_code=201)
 
     @documented(responses={"404": {"description": "No such user"}})
@@ -256,7 +256,7 @@ class UsersAdmin:
         except SelfDisable:
             return invalid(request, translate(language_of(request), "users.cannot_disable_self"))
         except (BadInput, UserError) as exc:
-            return invalid(request, str(exc))
+            return invalid(request, reason(request, exc))
         return JSONResponse(user_json(language_of(request), updated))
 
     @documented(request_body={"type": "object", "required": ["password"],
@@ -274,7 +274,7 @@ class UsersAdmin:
         except Refused:
             return forbidden(request)
         except (BadInput, UserError) as exc:
-            return invalid(request, str(exc))
+            return invalid(request, reason(request, exc))
         return Response(status_code=204)
 
     # -- pages ---------------------------------------------------------------------------
@@ -295,7 +295,7 @@ class UsersAdmin:
         except Refused:
             return await self.page_list(request, form=data, error=self._refusal(request))
         except (BadInput, UserError) as exc:
-            return await self.page_list(request, form=data, error=str(exc))
+            return await self.page_list(request, form=data, error=reason(request, exc))
         return RedirectResponse("/admin/users", status_code=303)
 
     async def page_edit(self, request: Request, *, error: str | None = None,
@@ -338,7 +338,7 @@ class UsersAdmin:
             return await self.page_edit(request, user=user, error=translate(
                 language_of(request), "users.cannot_disable_self"))
         except (BadInput, UserError) as exc:
-            return await self.page_edit(request, user=user, error=str(exc))
+            return await self.page_edit(request, user=user, error=reason(request, exc))
         return RedirectResponse(f"/admin/users/{user.id}?saved=1", status_code=303)
 
     @staticmethod
@@ -349,7 +349,7 @@ class UsersAdmin:
 def routes(services: AdminServices) -> list[BaseRoute]:
     admin = UsersAdmin(services)
     guard = requires(CAPABILITY)
-    user = "{user_id:int}"
+    user = "{user_id:id}"
     return [
         Route(f"{API}/users", guard(admin.api_list), methods=["GET"]),
         Route(f"{API}/users", guard(admin.api_create), methods=["POST"]),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
@@ -12,6 +11,7 @@ from starlette.routing import BaseRoute, Route
 from web import csrf
 from web.auth import WebUser, current_user, error_response, log_in, log_out, public, requires
 from web.i18n import role_label
+from web.inputs import BadInput, json_object
 from web.openapi import documented, openapi_response
 from web.templating import language_of
 
@@ -68,10 +68,10 @@ async def session_get(request: Request) -> Response:
 async def session_post(request: Request) -> Response:
     """Log in."""
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        body = None
-    if not isinstance(body, dict) or not all(
+        body = await json_object(request)
+    except BadInput:
+        return error_response(request, 400, "bad_request")
+    if not all(
         isinstance(body.get(field), str) for field in ("username", "password")
     ):
         return error_response(request, 400, "bad_request")

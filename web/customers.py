@@ -5,13 +5,15 @@ Who may do what (apps.permissions): ``customers.view`` sees every customer (an a
 recognise any caller, so an account manager also sees customers that are not theirs);
 ``customers.edit`` changes any customer; ``customers.edit_own`` changes only the
 customers one is the account manager of (the customer's own manager, or its group's
-when the customer names none) and cannot hand them to someone else; ``contacts.write``
-adds contact records. The row-level rule is checked here, against the customer.
+when the customer names none), and may change neither their VIP level (which decides
+whose screen pop a shared number shows) nor their account manager; ``contacts.write``
+adds contact records. The row-level rule is checked here, against the customer. A number
+another customer has is not added to this one (apps.PhoneTaken), as in the import.
 """
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,17 +27,21 @@ from starlette.routing import BaseRoute, Route
 from apps.audit import AuditLog
 from apps.contacts import ContactChannel, ContactEntry, ContactError, ContactRecordService
 from apps.customers import (
+    MAX_VIP_LEVEL,
     UNSET,
     CustomerError,
     CustomerGroupRecord,
     CustomerRecord,
     CustomerService,
+    PhoneTaken,
 )
 from apps.users import Role, UserRecord, UserService
 from web.auth import error_response, requires
 from web.customer_messages import register_messages
-from web.errors import WebError
-from web.i18n import translate
+from web.i18n import add_messages, translate
+from web.inputs import BadInput as BadInput
+from web.inputs import id_field
+from web.inputs import json_object as json_object
 from web.openapi import documented
 from web.templating import NavItem, language_of, render
 
@@ -49,6 +55,22 @@ LAST_CONTACTS: Final = 10  # contact records shown with a customer
 NAV: Final = (NavItem("/customers", "nav.customers", VIEW),)
 
 register_messages()
+EDIT_MESSAGES: dict[str, dict[str, str]] = {
+    "customers.bad_vip_level": {
+        "zh": "VIP等级必须是 0 到 {max} 的整数，而不是 {value}",
+        "en": "The VIP level must be a whole number from 0 to {max}, not {value}"},
+    "customers.vip_needs_edit": {
+        "zh": "只有可编辑全部客户的用户才能修改VIP等级",
+        "en": "Only users who may edit every customer can change the VIP level"},
+    "customers.manager_needs_edit": {
+        "zh": "只有可编辑全部客户的用户才能更换客户经理",
+        "en": "Only users who may edit every customer can change the account manager"},
+    "customers.phone_taken": {
+        "zh": "号码 {number} 已属于客户“{name}”（编号 {id}），不能添加给其他客户",
+        "en": "The number {number} already belongs to customer “{name}” (id {id}); "
+              "it cannot be added to another customer"},
+}
+add_messages("customer edit", EDIT_MESSAGES)
 
 
 @dataclass(frozen=True)
@@ -59,32 +81,23 @@ class CustomerWebServices:
     audit: AuditLog
 
 
-class BadInput(WebError):
-    """A field that is missing or of the wrong type; the message names the field."""
-
-
 # ---- request helpers (shared with web.customer_import_routes) -----------------------------
-
-
-async def json_object(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadInput("the body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise BadInput("the body must be a JSON object")
-    return body
 
 
 def invalid(message: str, status_code: int = 400) -> JSONResponse:
     return JSONResponse({"error": "invalid", "message": message}, status_code=status_code)
 
 
-def not_found(request: Request, message_key: str = "customers.not_found") -> Response:
+def refusal(request: Request, status_code: int, error: str, message_key: str) -> Response:
+    """JSON ``{"error", "message"}`` for the API, the error page otherwise."""
     message = translate(language_of(request), message_key)
     if request.url.path.startswith(API):
-        return JSONResponse({"error": "not_found", "message": message}, status_code=404)
-    return render(request, "error.html", {"message": message}, status_code=404)
+        return JSONResponse({"error": error, "message": message}, status_code=status_code)
+    return render(request, "error.html", {"message": message}, status_code=status_code)
+
+
+def not_found(request: Request, message_key: str = "customers.not_found") -> Response:
+    return refusal(request, 404, "not_found", message_key)
 
 
 def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -149,11 +162,48 @@ def may_edit(permissions: frozenset[str], user_id: int, customer: CustomerRecord
 
 @dataclass(frozen=True)
 class Changes:
-    """An edit, checked as far as possible before anything is written."""
+    """An edit, made in one transaction by CustomerService.update_customer."""
 
-    fields: Mapping[str, Any]  # keyword arguments of CustomerService.update_customer
-    add_phones: Sequence[tuple[str, str | None]]  # (national number, label)
-    remove_phones: Sequence[str]  # national numbers
+    fields: Mapping[str, Any]  # its keyword arguments for the customer's own fields
+    add_phones: Sequence[tuple[str, str | None]]  # (number as written, label)
+    remove_phones: Sequence[str]  # numbers as written
+
+
+class NotAllowed(Exception):
+    """A change the caller may not make; ``message_key`` says which."""
+
+    def __init__(self, message_key: str) -> None:
+        super().__init__(message_key)
+        self.message_key = message_key
+
+
+# Fields only customers.edit changes, and what refuses anyone else.
+EDITORS_ONLY: Final = {"vip_level": "customers.vip_needs_edit",
+                       "account_manager_id": "customers.manager_needs_edit"}
+_FORM_VIP = re.compile(r"[0-9]{1,6}")
+_SHOWN_CHARS = 40  # of a refused value, in a message
+
+
+def vip_level(value: object) -> int:
+    """A VIP level: an integer, or its digits (from a form)."""
+    level = int(value) if isinstance(value, str) and _FORM_VIP.fullmatch(value) else value
+    if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= MAX_VIP_LEVEL:
+        shown = repr(value)
+        if len(shown) > _SHOWN_CHARS:
+            shown = shown[:_SHOWN_CHARS - 1] + "…"
+        raise BadInput.of("customers.bad_vip_level", max=MAX_VIP_LEVEL, value=shown)
+    return level
+
+
+def reason(request: Request, error: Exception) -> str:
+    """Why an edit was refused, in the caller's language where the catalogue has it."""
+    lang = language_of(request)
+    if isinstance(error, PhoneTaken):
+        return translate(lang, "customers.phone_taken", number=error.number,
+                         name=error.owner_name, id=error.owner_id)
+    if isinstance(error, BadInput):
+        return error.in_language(lang)
+    return str(error)
 
 
 class CustomerPages:
@@ -199,7 +249,7 @@ class CustomerPages:
             offset = query_int(request, "offset", 0, 0, 10**9)
             limit = query_int(request, "limit", PAGE_SIZE, 1, MAX_API_PAGE_SIZE)
         except BadInput as error:
-            return invalid(str(error))
+            return invalid(reason(request, error))
         page = await self.s.customers.search(request.query_params.get("q", ""),
                                              offset=offset, limit=limit)
         return JSONResponse({"customers": [summary_json(c) for c in page.customers],
@@ -226,11 +276,12 @@ class CustomerPages:
             return error_response(request, 403, "forbidden")
         try:
             changes = self._changes_from_json(await json_object(request), customer)
-            if not self._may_reassign(request, customer, changes):
-                return error_response(request, 403, "forbidden")
+            self._check_may_change(request, customer, changes)
             updated = await self._apply(customer, changes)
+        except NotAllowed as refused:
+            return refusal(request, 403, "forbidden", refused.message_key)
         except (BadInput, CustomerError) as error:
-            return invalid(str(error))
+            return invalid(reason(request, error))
         return JSONResponse(await self._detail(request, updated, group))
 
     async def api_add_contact(self, request: Request) -> Response:
@@ -243,7 +294,7 @@ class CustomerPages:
             entry = await self.s.contacts.add(request.path_params["id"], channel, text.strip(),
                                               agent_id=request.state.user.id)
         except BadInput as error:
-            return invalid(str(error))
+            return invalid(reason(request, error))
         except ContactError as error:
             if str(error).startswith("no customer"):
                 return not_found(request)
@@ -293,11 +344,12 @@ class CustomerPages:
         form = await request.form()
         try:
             changes = self._changes_from_form(form, customer)
-            if not self._may_reassign(request, customer, changes):
-                return error_response(request, 403, "forbidden")
+            self._check_may_change(request, customer, changes)
             await self._apply(customer, changes)
+        except NotAllowed as refused:
+            return refusal(request, 403, "forbidden", refused.message_key)
         except (BadInput, CustomerError) as error:
-            return await self._edit_form(request, customer, str(error), form, 400)
+            return await self._edit_form(request, customer, reason(request, error), form, 400)
         return RedirectResponse(f"/customers/{customer.id}", status_code=303)
 
     async def page_add_contact(self, request: Request) -> Response:
@@ -321,16 +373,21 @@ class CustomerPages:
         return render(request, "customers/edit.html", {
             "c": customer, "error": error, "form": form, "managers": managers,
             "custom_text": form.get("custom_fields", custom_text),
-            "may_reassign": EDIT in request.state.permissions,
+            "may_edit_all": EDIT in request.state.permissions,
         }, status_code=status_code)
 
     # -- changes -----------------------------------------------------------------------------
 
-    def _may_reassign(self, request: Request, customer: CustomerRecord,
-                      changes: Changes) -> bool:
-        """Only customers.edit hands a customer to another account manager."""
-        new = changes.fields.get("account_manager_id", customer.account_manager_id)
-        return new == customer.account_manager_id or EDIT in request.state.permissions
+    def _check_may_change(self, request: Request, customer: CustomerRecord,
+                          changes: Changes) -> None:
+        """Only customers.edit changes a customer's VIP level or account manager: with
+        customers.edit_own, one could otherwise make one's customer win the screen pop
+        of a number, or hand it to someone else."""
+        if EDIT in request.state.permissions:
+            return
+        for name, message_key in EDITORS_ONLY.items():
+            if name in changes.fields and changes.fields[name] != getattr(customer, name):
+                raise NotAllowed(message_key)
 
     def _changes_from_json(self, body: Mapping[str, Any], customer: CustomerRecord) -> Changes:
         fields: dict[str, Any] = {}
@@ -340,13 +397,11 @@ class CustomerPages:
                 if not (isinstance(value, str) or (value is None and name == "title")):
                     raise BadInput(f"'{name}' must be a string")
                 fields[name] = value
-        for name in ("vip_level", "account_manager_id"):
-            if name in body:
-                value = body[name]
-                if isinstance(value, bool) or not (
-                        isinstance(value, int) or (value is None and name != "vip_level")):
-                    raise BadInput(f"'{name}' must be an integer")
-                fields[name] = value
+        if "vip_level" in body:
+            fields["vip_level"] = vip_level(body["vip_level"])
+        if "account_manager_id" in body:
+            fields["account_manager_id"] = (None if body["account_manager_id"] is None
+                                            else id_field(body, "account_manager_id"))
         if "custom_fields" in body:
             if not isinstance(body["custom_fields"], dict):
                 raise BadInput("'custom_fields' must be an object")
@@ -365,7 +420,7 @@ class CustomerPages:
             additions.append((item["number"], label if isinstance(label, str) else None))
         if not all(isinstance(number, str) for number in remove):
             raise BadInput("'remove_phones' must list numbers")
-        return self._checked(customer, fields, additions, remove)
+        return Changes(fields, additions, remove)
 
     def _changes_from_form(self, form: FormData, customer: CustomerRecord) -> Changes:
         def text(name: str) -> str:
@@ -373,50 +428,24 @@ class CustomerPages:
             return value.strip() if isinstance(value, str) else ""
 
         fields: dict[str, Any] = {"name": text("name"), "title": text("title") or None}
-        vip = text("vip_level") or "0"
-        if not (vip.isascii() and vip.isdigit()):
-            raise BadInput(f"VIP level must be a whole number from 0 up, not {vip!r}")
-        fields["vip_level"] = int(vip)
-        manager = text("account_manager_id")
+        if "vip_level" in form:  # only editors of every customer are shown the field
+            fields["vip_level"] = vip_level(text("vip_level") or "0")
         if "account_manager_id" in form:
-            fields["account_manager_id"] = int(manager) if manager.isdigit() else None
+            fields["account_manager_id"] = (id_field(form, "account_manager_id")
+                                            if text("account_manager_id") else None)
         fields["custom_fields"] = _parse_custom_fields(text("custom_fields"),
                                                        customer.custom_fields)
         additions = [(text("new_phone"), text("new_phone_label") or None)] \
             if text("new_phone") else []
         removals = [v for v in form.getlist("remove_phone") if isinstance(v, str)]
-        return self._checked(customer, fields, additions, removals)
-
-    def _checked(self, customer: CustomerRecord, fields: dict[str, Any],
-                 additions: Sequence[tuple[str, str | None]],
-                 removals: Sequence[str]) -> Changes:
-        """Numbers normalised and checked against the customer's before any write, so
-        that a bad number leaves the customer as it was."""
-        have = {p.number for p in customer.phones}
-        removed = [self.s.customers.normalize(number) for number in removals]
-        for number in removed:
-            if number not in have:
-                raise CustomerError(f"customer {customer.id} has no number {number}")
-        added: list[tuple[str, str | None]] = []
-        for number, label in additions:
-            national = self.s.customers.normalize(number)
-            if national in have and national not in removed:
-                raise CustomerError(f"customer {customer.id} already has the number {national}")
-            added.append((national, label))
-        return Changes(fields, added, removed)
+        return Changes(fields, additions, removals)
 
     async def _apply(self, customer: CustomerRecord, changes: Changes) -> CustomerRecord:
-        updated = await self.s.customers.update_customer(customer.id, **changes.fields) \
-            if changes.fields else customer
-        for number in changes.remove_phones:
-            await self.s.customers.remove_phone(customer.id, number)
-        for number, label in changes.add_phones:
-            await self.s.customers.add_phone(customer.id, number, label)
-        if changes.remove_phones or changes.add_phones:
-            refreshed = await self.s.customers.get_customer(customer.id)
-            assert refreshed is not None
-            return refreshed
-        return updated
+        if not (changes.fields or changes.add_phones or changes.remove_phones):
+            return customer
+        return await self.s.customers.update_customer(
+            customer.id, **changes.fields, add_phones=changes.add_phones,
+            remove_phones=changes.remove_phones)
 
 
 def _parse_custom_fields(text: str, before: Mapping[str, Any]) -> dict[str, Any]:
@@ -470,17 +499,17 @@ def routes(services: CustomerWebServices) -> list[BaseRoute]:
     return [
         Route(f"{API}/customers", endpoint(p.api_search, VIEW, responses=_SEARCH_PARAMS),
               methods=["GET"]),
-        Route(f"{API}/customers/{{id:int}}", endpoint(p.api_get, VIEW), methods=["GET"]),
-        Route(f"{API}/customers/{{id:int}}",
+        Route(f"{API}/customers/{{id:id}}", endpoint(p.api_get, VIEW), methods=["GET"]),
+        Route(f"{API}/customers/{{id:id}}",
               endpoint(p.api_update, VIEW, request_body=_UPDATE_BODY), methods=["PATCH"]),
-        Route(f"{API}/customers/{{id:int}}/contacts",
+        Route(f"{API}/customers/{{id:id}}/contacts",
               endpoint(p.api_add_contact, VIEW, WRITE_CONTACTS, request_body=_CONTACT_BODY),
               methods=["POST"]),
         Route("/customers", endpoint(p.page_list, VIEW), methods=["GET"]),
-        Route("/customers/{id:int}", endpoint(p.page_view, VIEW), methods=["GET"]),
-        Route("/customers/{id:int}/edit", endpoint(p.page_edit, VIEW), methods=["GET"]),
-        Route("/customers/{id:int}/edit", endpoint(p.page_edit_submit, VIEW),
+        Route("/customers/{id:id}", endpoint(p.page_view, VIEW), methods=["GET"]),
+        Route("/customers/{id:id}/edit", endpoint(p.page_edit, VIEW), methods=["GET"]),
+        Route("/customers/{id:id}/edit", endpoint(p.page_edit_submit, VIEW),
               methods=["POST"]),
-        Route("/customers/{id:int}/contacts",
+        Route("/customers/{id:id}/contacts",
               endpoint(p.page_add_contact, VIEW, WRITE_CONTACTS), methods=["POST"]),
     ]

@@ -223,7 +223,7 @@ async def test_updates_change_only_what_is_given(customers: CustomerService) -> 
     assert (cleared.title, cleared.group_id, cleared.name) == (None, None, "Chen Jie")
     with pytest.raises(CustomerError, match=exactly("customer name is required")):
         await customers.update_customer(created.id, name="   ")
-    expected = "VIP level must be a whole number from 0 up, not -1"
+    expected = "VIP level must be a whole number from 0 to 99, not -1"
     with pytest.raises(CustomerError, match=exactly(expected)):
         await customers.update_customer(created.id, vip_level=-1)
     with pytest.raises(CustomerError, match=exactly("no customer group with id 999")):

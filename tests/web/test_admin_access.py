@@ -116,7 +116,7 @@ def endpoints() -> list[tuple[str, str, frozenset[str]]]:
 
 def concrete(path: str) -> str:
     """A path with ids no row has and a real capability name."""
-    return re.sub(r"\{capability\}", "calls.listen", re.sub(r"\{\w+:int\}", "999999", path))
+    return re.sub(r"\{capability\}", "calls.listen", re.sub(r"\{\w+:id\}", "999999", path))
 
 
 ENDPOINTS = endpoints()

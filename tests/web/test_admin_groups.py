@@ -70,7 +70,7 @@ def test_group_errors_are_clear(site: Site) -> None:
     assert response.json() == {"error": "invalid", "message": "no such user 999"}
     response = site.client.post(f"/api/v1/groups/{group['id']}/members",
                                 json={"user_id": "agent"}, headers=headers)
-    assert response.json()["message"] == "'user_id' must be an integer"
+    assert response.json()["message"] == "“user_id”必须是 1 到 2147483647 之间的编号"
     response = site.client.get("/api/v1/groups/999?lang=en")
     assert response.status_code == 404
     assert response.json() == {"error": "not_found", "message": "No such agent group"}

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from tests.web.conftest import csrf_token
 from tests.web.test_admin_access import PASSWORD, Site, site
-from web.admin_common import BadInput, int_field, text_field
+from web.admin_common import BadInput, text_field
+from web.inputs import MAX_ID, id_field
 
 __all__ = ["site"]
 
@@ -185,13 +186,14 @@ def test_body_fields_are_their_type_or_a_bad_input_naming_the_field(body: dict[s
     else:
         assert name is None or (isinstance(name, str) and name == body["name"] != "")
     try:
-        user_id = int_field(body, "user_id")
+        user_id = id_field(body, "user_id")
     except BadInput as exc:
-        assert str(exc) == "'user_id' must be an integer"
+        assert str(exc) == f"'user_id' must be an id from 1 to {MAX_ID}"
+        assert exc.in_language("zh") == f"“user_id”必须是 1 到 {MAX_ID} 之间的编号"
     else:
         raw = body["user_id"]
         assert user_id == (int(raw) if isinstance(raw, str) else raw)
-        assert not isinstance(raw, bool)
+        assert not isinstance(raw, bool) and 1 <= user_id <= MAX_ID
 
 
 def test_removing_the_extension_ends_the_phone_account(site: Site) -> None:

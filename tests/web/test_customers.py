@@ -1,7 +1,11 @@
 """Customer pages and API on a real SQLite database with the real services: search by name
-and by a number in any spelling, view, edit (phones normalised, bad numbers refused with
-nothing changed), contact records; who may do what, table-driven over the six roles
-with their default capabilities, and refusals through an agent-group revoke."""
+and by a number in any spelling, view, edit (phones normalised, bad numbers and numbers
+of other customers refused with nothing changed), contact records; who may do what,
+table-driven over the six roles with their default capabilities, refusals through an
+agent-group revoke, and fields only editors of every customer change.
+
+The ``stack`` fixture serves the admin pages too: other modules use it as the whole
+web UI on a real database."""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from apps.customers import CustomerRecord, CustomerService
 from apps.permissions import PermissionService
 from tests.web.conftest import PASSWORD, SECRET, TestClient, login
 from web import WebServices, WebSettings, create_app
+from web import admin as web_admin
 from web import customer_import_routes as import_routes
 from web import customers as customer_routes
 
@@ -71,17 +76,19 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     web = WebServices(users=users, permissions_of=permissions.effective, audit=audit,
                       secret_key=SECRET, settings=WebSettings(session_max_age_s=3600))
     customers, contacts = CustomerService(db), ContactRecordService(db)
+    groups = GroupService(db, audit)
     work_dir = tmp_path / "imports"
     app = create_app(
         web,
         routes=[
+            *web_admin.routes(web_admin.AdminServices(users, groups, permissions, audit)),
             *customer_routes.routes(
                 customer_routes.CustomerWebServices(customers, contacts, users, audit)),
             *import_routes.routes(import_routes.ImportWebServices(
                 CustomerImporter(db, batch_rows=2), audit, work_dir,
                 max_upload_bytes=MAX_UPLOAD_BYTES)),
         ],
-        nav=[*customer_routes.NAV, *import_routes.NAV],
+        nav=[*web_admin.NAV, *customer_routes.NAV, *import_routes.NAV],
     )
     with TestClient(app, follow_redirects=False) as client:
         assert client.portal is not None
@@ -96,8 +103,9 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             return made
 
         made = client.portal.call(add_users)
-        yield Stack(client, db, made, customers, contacts, audit, GroupService(db, audit),
-                    permissions, web, work_dir)
+        yield Stack(client, db, made, customers, contacts, audit, groups, permissions, web,
+                    work_dir)
+        client.portal.call(customers.close)  # the caller lookup holds a connection
         client.portal.call(db.close)
 
 
@@ -287,10 +295,85 @@ def test_an_account_manager_cannot_give_their_customer_away(stack: Stack) -> Non
                                   json={"account_manager_id": stack.users["am2"].id},
                                   headers={"X-CSRF-Token": token})
     assert response.status_code == 403
+    assert response.json() == {"error": "forbidden",
+                               "message": "只有可编辑全部客户的用户才能更换客户经理"}
     form = stack.client.get(f"/customers/{customer.id}/edit")
     assert 'name="account_manager_id"' not in form.text
     after = stack.run(stack.customers.get_customer, customer.id)
     assert after is not None and after.account_manager_id == me.id
+
+
+def test_only_editors_of_every_customer_change_the_vip_level(stack: Stack) -> None:
+    # The screen pop of a number two customers share shows the higher VIP level: an
+    # account manager raising their own customer's would take the other's calls.
+    me = stack.users["account_manager"]
+    customer = add_customer(stack, "自己的客户", "13800000001", account_manager_id=me.id,
+                            vip_level=1)
+    token = stack.login_as("account_manager")
+    headers = {"X-CSRF-Token": token}
+    url = f"/api/v1/customers/{customer.id}"
+    raised = stack.client.patch(url, json={"vip_level": 9, "title": "董事"}, headers=headers)
+    assert raised.status_code == 403
+    assert raised.json() == {"error": "forbidden",
+                             "message": "只有可编辑全部客户的用户才能修改VIP等级"}
+    lowered = stack.client.patch(f"{url}?lang=en", json={"vip_level": 0}, headers=headers)
+    assert lowered.json()["message"] == (
+        "Only users who may edit every customer can change the VIP level")
+    # The level it has, sent back as it is, is no change.
+    same = stack.client.patch(url, json={"vip_level": 1, "title": "董事"}, headers=headers)
+    assert same.status_code == 200, same.text
+    form = stack.client.get(f"/customers/{customer.id}/edit")
+    assert 'name="vip_level"' not in form.text
+    assert '<span id="customer-vip-level">1</span>' in form.text
+    saved = stack.client.post(f"/customers/{customer.id}/edit", data={
+        "csrf_token": token, "name": "自己的客户", "title": "总监"})
+    assert saved.status_code == 303  # the form without the field keeps the level
+    forged = stack.client.post(f"/customers/{customer.id}/edit", data={
+        "csrf_token": token, "name": "改名", "vip_level": "9"})
+    assert forged.status_code == 403
+    assert "只有可编辑全部客户的用户才能修改VIP等级" in forged.text
+    after = stack.run(stack.customers.get_customer, customer.id)
+    assert after is not None
+    assert (after.name, after.title, after.vip_level) == ("自己的客户", "总监", 1)
+    token = stack.login_as("service_manager")  # customers.edit
+    assert stack.client.patch(url, json={"vip_level": 9},
+                              headers={"X-CSRF-Token": token}).json()["vip_level"] == 9
+
+
+@pytest.mark.parametrize("role", ["account_manager", "admin"])
+def test_a_number_of_another_customer_is_refused_and_nothing_changes(stack: Stack,
+                                                                     role: str) -> None:
+    # The same rule as the customer import: a number belongs to one customer, so an
+    # account manager cannot make another manager's customer's calls pop as theirs.
+    mine = add_customer(stack, "自己的客户", "13800000001",
+                        account_manager_id=stack.users["account_manager"].id)
+    theirs = add_customer(stack, "别人的客户", "13900000002",
+                          account_manager_id=stack.users["am2"].id)
+    token = stack.login_as(role)
+    taken = f"号码 13900000002 已属于客户“别人的客户”（编号 {theirs.id}），不能添加给其他客户"
+    response = stack.client.patch(
+        f"/api/v1/customers/{mine.id}",
+        json={"name": "改名", "remove_phones": ["13800000001"],
+              "add_phones": ["13700000003", "+86 139 0000 0002"]},
+        headers={"X-CSRF-Token": token})
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid", "message": taken}
+    english = stack.client.patch(f"/api/v1/customers/{mine.id}?lang=en",
+                                 json={"add_phones": ["13900000002"]},
+                                 headers={"X-CSRF-Token": token})
+    assert english.json()["message"] == (
+        f"The number 13900000002 already belongs to customer “别人的客户” (id {theirs.id}); "
+        "it cannot be added to another customer")
+    form = stack.client.post(f"/customers/{mine.id}/edit", data={
+        "csrf_token": token, "name": "改名", "new_phone": "139-0000-0002"})
+    assert form.status_code == 400
+    assert f"保存失败：{taken}" in form.text
+    for before in (mine, theirs):
+        after = stack.run(stack.customers.get_customer, before.id)
+        assert after is not None
+        assert (after.name, after.phones) == (before.name, before.phones)
+    match = stack.run(stack.customers.lookup_by_number, "13900000002")
+    assert match is not None and match.customer_id == theirs.id
 
 
 def test_account_manager_of_the_group_edits_its_members(stack: Stack) -> None:
@@ -378,7 +461,8 @@ def test_pages_render_in_english_and_the_api_is_described(stack: Stack) -> None:
     bad = stack.client.post(f"/customers/{customer.id}/edit?lang=en", data={
         "csrf_token": token, "name": "", "vip_level": "x"})
     assert bad.status_code == 400
-    assert "Not saved: VIP level must be a whole number from 0 up, not &#39;x&#39;" in bad.text
+    assert ("Not saved: The VIP level must be a whole number from 0 to 99, not "
+            "&#39;x&#39;") in bad.text
     paths = stack.client.get("/api/v1/openapi.json").json()["paths"]
     assert paths["/api/v1/customers/{id}"]["patch"]["x-capabilities"] == ["customers.view"]
     assert paths["/api/v1/customer-imports"]["post"]["x-capabilities"] == ["customers.import"]
