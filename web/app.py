@@ -15,6 +15,7 @@ from web import api, pages, ws
 from web.auth import access_of
 from web.body_limit import BodyLimitMiddleware
 from web.errors import WebError
+from web.security_headers import SecurityHeadersMiddleware
 from web.services import WebServices
 from web.templating import NavItem
 from web.throttle import LoginThrottle
@@ -44,6 +45,7 @@ def create_app(
     app = Starlette(
         routes=all_routes,
         middleware=[
+            Middleware(SecurityHeadersMiddleware),  # outermost: on every answer
             Middleware(BodyLimitMiddleware),
             Middleware(
                 SessionMiddleware,
