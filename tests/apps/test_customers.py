@@ -21,6 +21,7 @@ from apps.customers import (
     CustomerMatch,
     CustomerService,
     PhoneRecord,
+    PhoneTaken,
     normalize_customer_number,
 )
 
@@ -103,6 +104,32 @@ async def test_a_number_is_unique_per_customer_but_may_be_shared(
     assert match is not None and match.customer_id == second.id  # the higher VIP level
     assert await customers.add_phone(first.id, BEIJING, "office") == PhoneRecord(
         BEIJING, "office")
+
+
+async def test_a_number_another_customer_has_is_not_added_to_a_customer(
+    customers: CustomerService,
+) -> None:
+    # Adding it would make the other customer's calls pop as this one's (the higher VIP
+    # level wins a shared number); the import refuses it too.
+    owner = await customers.create_customer("Owner", phones=[MOBILE])
+    other = await customers.create_customer("Other", phones=[BEIJING], vip_level=2)
+    expected = f"number {MOBILE} belongs to customer {owner.id} (Owner)"
+    with pytest.raises(PhoneTaken, match=exactly(expected)) as taken:
+        await customers.add_phone(other.id, "+86 138 0013 8000")
+    assert (taken.value.number, taken.value.owner_id, taken.value.owner_name) == (
+        MOBILE, owner.id, "Owner")
+    # One edit is all or nothing: the name, the removal and the good number stay undone.
+    with pytest.raises(PhoneTaken):
+        await customers.update_customer(
+            other.id, name="Renamed", vip_level=9, remove_phones=[BEIJING],
+            add_phones=[("13900000000", "work"), (MOBILE, None)])
+    assert await customers.get_customer(other.id) == other
+    match = await customers.lookup_by_number(MOBILE)
+    assert match is not None and match.customer_id == owner.id
+    # A number taken off and put back with a new label in the same edit is no conflict.
+    relabelled = await customers.update_customer(
+        other.id, remove_phones=[BEIJING], add_phones=[(BEIJING, "office")])
+    assert relabelled.phones == (PhoneRecord(BEIJING, "office"),)
 
 
 async def test_lookup_sees_changes_made_after_it_first_ran(
