@@ -135,10 +135,18 @@ def _has_cookie(branch: str | None) -> bool:
 def server_key(request: Request, method: str) -> Hashable:
     """The key matching a request to a server transaction (§17.2.3): branch, sent-by
     and method when the branch carries the magic cookie; otherwise RFC 2543's Request-URI,
-    tags, Call-ID, CSeq and top Via. `method` is INVITE for an ACK or a CANCEL's target."""
+    tags, Call-ID, CSeq and top Via. `method` is INVITE for an ACK or a CANCEL's target.
+
+    The CSeq number is part of the key too. §17.2.3 does not need it (a client makes a
+    new branch for every new request), but some clients reuse the branch: pyVoIP 1.6.8
+    resends its INVITE after a 401 with the same branch and the next CSeq, and taken
+    for a retransmission it would get no answer at all. A retransmission carries the
+    same number, and so do the ACK of a non-2xx final (§17.1.1.3) and a CANCEL (§9.1),
+    so they still find their INVITE.
+    """
     via = request.top_via
     if _has_cookie(via.branch):
-        return ("3261", via.branch, via.host.lower(), via.port, method)
+        return ("3261", via.branch, via.host.lower(), via.port, method, request.cseq.seq)
     return _legacy_key(request, method, request.to.tag)
 
 

@@ -30,6 +30,8 @@ from tests.integration.test_pri_calls import (
     CUSTOMER_NATIONAL,
     DID_AGENT,
     GATEWAY_TONE_HZ,
+    OUTSIDE_LINE,
+    PREPEND,
     dominant_hz,
     ended,
     free_udp_port,
@@ -176,3 +178,28 @@ async def test_pstn_caller_hangs_up_on_the_pyvoip_agent(
         assert abs(heard(call.recording_path) - AGENT_TONE_HZ) < 10
         cdr = await _check_cdr(pstn)
         assert cdr["q850_cause"] == 31  # the gateway's cause, kept
+
+
+async def test_pyvoip_places_a_call_to_the_pstn(pstn: Pstn, agent: PyVoipAgent) -> None:
+    """pyVoIP as the caller: after the 401 it resends its INVITE with the same Via branch
+    and the next CSeq, which the switch takes as the new request it is."""
+    with pyvoip_quiet():
+        from pyVoIP.VoIP import CallState
+
+        pyvoip_call = await asyncio.to_thread(agent.phone.call,
+                                              OUTSIDE_LINE + CUSTOMER_NATIONAL)
+        await until(lambda: pyvoip_call.state == CallState.ANSWERED,
+                    "the PSTN to answer pyVoIP's call")
+        pyvoip_call.write_audio(tone_u8(AGENT_TONE_HZ, 10.0))
+        agent.call = pyvoip_call
+        far = pstn.gateway_call()
+        assert far.called == PREPEND + CUSTOMER_NATIONAL
+        await talk(TALK_S)
+        await asyncio.to_thread(pyvoip_call.hangup)
+        await ended(far)
+        assert far.end_cause == "bye-received"
+        assert abs(heard(far.recording_path) - AGENT_TONE_HZ) < 10  # pyVoIP reached the PSTN
+        assert abs(dominant_hz(agent.heard()) - GATEWAY_TONE_HZ) < 10  # and back
+        cdr = await pstn.cdr()
+        assert (cdr["direction"], cdr["caller"], cdr["disposition"]) == (
+            "outbound", AGENT, "answered")

@@ -169,6 +169,26 @@ def test_request_retransmission_is_absorbed_and_answered_with_the_same_bytes():
     assert net.alice.transactions()[0].state is InviteClientState.PROCEEDING
 
 
+def test_a_reused_branch_with_the_next_cseq_is_a_new_request():
+    """pyVoIP 1.6.8 answers a 401 by resending its INVITE with the same branch and the
+    next CSeq: a new request, passed up and answered, while its first INVITE's ACK and
+    retransmissions still find the first transaction."""
+    layer = TransactionLayer(new_branch=branches("x"))
+    layer.receive(make_request(cseq=1), ALICE, 0.0)
+    [first] = layer.events()
+    assert isinstance(first, RequestReceived)
+    layer.send_response(first.transaction, build_response(first.request, 401, to_tag="t"),
+                        0.0)
+    layer.receive(make_request("ACK", cseq=1, to_tag="t"), ALICE, 0.01)
+    layer.receive(make_request(cseq=2), ALICE, 0.02)
+    [second] = layer.events()
+    assert isinstance(second, RequestReceived) and second.request.cseq.seq == 2
+    assert second.transaction is not first.transaction
+    assert first.transaction.state is InviteServerState.CONFIRMED
+    layer.receive(make_request(cseq=2), ALICE, 0.03)  # a retransmission of the second
+    assert layer.events() == []
+
+
 def test_non_invite_retransmission_in_trying_gets_no_answer_yet():
     net = Net()
     txn = net.call(make_request("OPTIONS"))
