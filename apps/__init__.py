@@ -48,6 +48,7 @@ from apps.permissions import (
     resolve,
 )
 from apps.users import Role, SipCredentials, UserError, UserRecord, UserService
+from apps.web_sessions import WebSessionRecord, WebSessionStore
 
 __all__ = [
     "CAPABILITIES",
@@ -105,6 +106,8 @@ __all__ = [
     "UserError",
     "UserRecord",
     "UserService",
+    "WebSessionRecord",
+    "WebSessionStore",
     "check_capability",
     "normalize_customer_number",
     "resolve",

@@ -283,3 +283,26 @@ class AuditLogEntry(Base):
     target: Mapped[str | None] = mapped_column(String(255))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
     source_ip: Mapped[str | None] = mapped_column(String(64))
+
+
+# --- Web sessions (issue 9) -----------------------------------------------------------------
+
+
+class WebSession(Base):
+    """A logged-in browser. The cookie carries a random session id; only its SHA-256 is
+    stored, so a copy of this table (a backup, a read-only leak) cannot be replayed as a
+    login. Deleting the row ends the session on its next request."""
+
+    __tablename__ = "web_sessions"
+
+    id_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)  # hex
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # Written at most once a minute (not on every request): see apps.web_sessions.
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # last_seen_at plus the idle timeout; the purge deletes rows past it.
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    source_ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(255))

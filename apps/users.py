@@ -17,12 +17,12 @@ from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps.db import Database
-from apps.models import User
+from apps.models import User, WebSession
 from switch.sip import compute_ha1
 
 logger = logging.getLogger(__name__)
@@ -93,6 +93,12 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+async def _end_web_sessions(session: AsyncSession, user_id: int) -> None:
+    """End the user's web sessions (apps.web_sessions) in the caller's transaction: a
+    session must not outlive the password, role or account it was opened under."""
+    await session.execute(delete(WebSession).where(WebSession.user_id == user_id))
+
+
 def _parse_role(role: str | Role) -> Role:
     try:
         return Role(role)
@@ -111,7 +117,7 @@ def _check_extension(extension: str) -> None:
         raise UserError("extension must be 2 to 8 digits")
 
 
-def _record(user: User) -> UserRecord:
+def user_record(user: User) -> UserRecord:
     return UserRecord(
         id=user.id,
         username=user.username,
@@ -181,17 +187,17 @@ class UserService:
                 await session.rollback()
                 await self._check_free(session, username, extension)
                 raise
-            return _record(user)
+            return user_record(user)
 
     async def list_users(self) -> list[UserRecord]:
         async with self._db.session() as session:
             users = await session.scalars(select(User).order_by(User.username))
-            return [_record(user) for user in users]
+            return [user_record(user) for user in users]
 
     async def get_user(self, user_id: int) -> UserRecord | None:
         async with self._db.session() as session:
             user = await session.get(User, user_id)
-            return None if user is None else _record(user)
+            return None if user is None else user_record(user)
 
     async def update_user(
         self,
@@ -203,7 +209,8 @@ class UserService:
         password: str | None = None,
     ) -> UserRecord:
         """Set the user's name, role and extension (and, if given, password). A new
-        extension needs the password too: the phone's HA1 values are derived from both."""
+        extension needs the password too: the phone's HA1 values are derived from both.
+        A new role or password ends the user's web sessions."""
         parsed_role = _parse_role(role)
         if extension is not None:
             _check_extension(extension)
@@ -222,6 +229,8 @@ class UserService:
                         select(User.username).where(User.extension == extension))
                     if owner is not None:
                         raise UserError(f"extension {extension} is already used by '{owner}'")
+            if parsed_role.value != user.role or password is not None:
+                await _end_web_sessions(session, user.id)
             user.name = name
             user.role = parsed_role.value
             user.extension = extension
@@ -236,11 +245,11 @@ class UserService:
             except IntegrityError:
                 await session.rollback()
                 raise UserError(f"extension {extension} is already used") from None
-            return _record(user)
+            return user_record(user)
 
     async def set_password(self, username: str, password: str) -> None:
         """Replace the web password and, for a phone account, re-derive its SIP HA1 values
-        under the current realm."""
+        under the current realm. The user's web sessions end."""
         _check_password(password)
         web_password_hash = await self._hash(password)
         async with self._db.session() as session:
@@ -249,12 +258,14 @@ class UserService:
                 raise UserError(f"no such user '{username}'")
             self._set_secrets(user, web_password_hash, password)
             user.updated_at = self._clock()
+            await _end_web_sessions(session, user.id)
             await session.commit()
 
     async def set_disabled(self, username: str, disabled: bool) -> UserRecord:
         """Disable (or enable again) an account. A disabled user's web login, open web
-        sessions and phone stop working at once; the row, and every record naming the
-        user, stays. Setting the state it already has changes nothing."""
+        sessions (ended, so enabling again does not bring them back) and phone stop
+        working at once; the row, and every record naming the user, stays. Setting the
+        state it already has changes nothing."""
         async with self._db.session() as session:
             user = await self._get(session, username)
             if user is None:
@@ -263,8 +274,10 @@ class UserService:
                 now = self._clock()
                 user.disabled_at = now if disabled else None
                 user.updated_at = now
+                if disabled:
+                    await _end_web_sessions(session, user.id)
                 await session.commit()
-            return _record(user)
+            return user_record(user)
 
     async def is_active(self, user_id: int) -> bool:
         """Whether ``user_id`` exists and is not disabled: a web session of anyone else is
@@ -324,7 +337,7 @@ class UserService:
                     .values(web_password_hash=new_hash, updated_at=self._clock())
                 )
                 await session.commit()
-        return _record(user)
+        return user_record(user)
 
     # argon2 takes tens of milliseconds of CPU by design; it runs in a worker thread (the
     # C code releases the GIL) so that SIP and media signalling on the loop do not stall.
