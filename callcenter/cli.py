@@ -17,6 +17,7 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
+from callcenter.data_dir import keep_private
 from switch.config import Config, ConfigError, load_config
 
 if TYPE_CHECKING:
@@ -340,6 +341,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse: usage errors (2) and --help (0)
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    # Before anything is written: the database, its WAL, the web key, uploads, reports
+    # and recordings are made owner-only (see callcenter.data_dir).
+    keep_private()
     try:
         config = load_config(getattr(args, "config", None))
         status: int = args.handler(config, args)

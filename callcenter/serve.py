@@ -29,6 +29,7 @@ from apps.cdrs import CdrStore
 from apps.customer_import import CustomerImporter
 from apps.demo import DEMO_GROUPS, seed_demo_customers
 from callcenter.audio_assets import ensure_music_on_hold
+from callcenter.data_dir import secure_data_dir
 from switch.applications import ApplicationRunner, play_prompt
 from switch.call_types import CallSettings
 from switch.config import Config
@@ -264,6 +265,12 @@ def serve(config: Config) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    try:
+        secure_data_dir(config.data.dir)  # before anything in it is opened
+    except OSError as error:
+        print(f"callcenter: cannot use the data directory {config.data.dir}: "
+              f"{error.strerror or error}", file=sys.stderr)
+        return 1
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a hard dependency
