@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from apps.cdrs import CdrError, CdrStore
-from switch.call_events import CallEnded, CallEvent, CallStarted
+from switch.call_events import CALL_EVENT_TYPES, CallEnded, CallEvent, CallStarted
+from switch.event_bus import EventBus, Published, forward
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,10 @@ class CdrWriter:
         self.lost = 0  # changes in batches the database refused
         self.batches = 0  # committed batches
 
+    def subscribe(self, bus: EventBus) -> None:
+        """Take every call event published on `bus`, as it is published."""
+        forward(bus.subscribe("cdrs", *CALL_EVENT_TYPES), self.submit_published)
+
     @property
     def pending(self) -> int:
         """Changes queued or being written, not yet committed or lost."""
@@ -77,10 +82,18 @@ class CdrWriter:
 
     def submit(self, events: Iterable[CallEvent]) -> None:
         """Stamp ``events`` with the clock's now and queue them; never waits."""
+        now = self._clock()
+        self.submit_stamped((now, event) for event in events)
+
+    def submit_published(self, items: Iterable[Published]) -> None:
+        """Call events from the event bus, stamped with the bus's wall clock."""
+        self.submit_stamped((item.wall, item.event) for item in items)
+
+    def submit_stamped(self, stamped: Iterable[tuple[datetime, CallEvent]]) -> None:
+        """Queue events with the times they happened; never waits."""
         if self._stopping:
             raise CdrError("the CDR writer is stopped")
-        now = self._clock()
-        for event in events:
+        for now, event in stamped:
             self._queue.append((now, event))
             self.submitted += 1
             if isinstance(event, CallStarted):

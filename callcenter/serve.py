@@ -193,7 +193,8 @@ async def run(config: Config, *, ready: asyncio.Event | None = None) -> None:
                          dialplan=Dialplan.from_config(config), media_address=media_address,
                          trunks=trunks_from(config), call_settings=call_settings(config),
                          start_application=applications.start,
-                         on_call_events=cdrs.submit, on_channel_events=applications.deliver)
+                         on_channel_events=applications.deliver)
+    cdrs.subscribe(service.bus)  # CDRs are written from the event bus
     applications.attach(service)
     area_code = config.customers.default_area_code or None
     # One per process: it keeps a connection of its own for caller lookups.

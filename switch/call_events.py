@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
-    "CallAnswered", "CallEnded", "CallEvent", "CallStarted", "ChannelEvent", "DigitReceived",
-    "HungUp", "LegAdded", "LegAnswered", "LegEnded", "PeerAnswered", "PeerFailed",
-    "PeerRinging", "PlaybackDone", "RecordingStarted",
+    "CALL_EVENT_TYPES", "CallAnswered", "CallEnded", "CallEvent", "CallStarted",
+    "ChannelEvent", "DigitReceived", "HungUp", "LegAdded", "LegAnswered", "LegEnded",
+    "PeerAnswered", "PeerFailed", "PeerRinging", "PlaybackDone", "RecordingStarted",
 ]
 
 
@@ -73,6 +73,8 @@ class CallEnded:
 
 CallEvent = (CallStarted | LegAdded | LegAnswered | LegEnded | CallAnswered
              | RecordingStarted | CallEnded)
+CALL_EVENT_TYPES: tuple[type, ...] = (CallStarted, LegAdded, LegAnswered, LegEnded,
+                                      CallAnswered, RecordingStarted, CallEnded)
 
 
 # -- what an application driving a call hears (switch.applications turns these into

@@ -14,12 +14,14 @@ import os
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from switch.call_control import CallControl
-from switch.call_events import CallEnded, CallEvent, ChannelEvent
+from switch.call_events import CallEnded, ChannelEvent
 from switch.call_types import CallOrigin, CallSettings, MediaControl
 from switch.calls import Call
 from switch.dialplan import CallDirection, Dialplan, RouteQuery
+from switch.event_bus import EventBus
 from switch.gateway_probes import PROBE_TIMEOUT_S, GatewayProbes
 from switch.legs import LegKind
 from switch.media import MediaEvent
@@ -102,9 +104,11 @@ class SipService:
                  dialplan: Dialplan | None = None, media_address: str = "127.0.0.1",
                  trunks: Trunks | None = None, call_settings: CallSettings | None = None,
                  start_application: StartApplication | None = None,
-                 on_call_events: Callable[[list[CallEvent]], None] | None = None,
                  on_channel_events: Callable[[list[ChannelEvent]], None] | None = None,
-                 ) -> None:
+                 bus: EventBus | None = None) -> None:
+        """`bus`: where call events, registration changes, gateway up/down and media
+        events are published (CDRs and the call center subscribe); one of its own
+        with the UTC wall clock when not given."""
         self.settings = settings
         self._lookup = lookup_credentials
         self.transactions = TransactionLayer(new_branch=lambda: "z9hG4bK" + secrets.token_hex(8))
@@ -131,7 +135,7 @@ class SipService:
         self.trunks = trunks
         self.call_settings = call_settings or CallSettings()
         self._start_application = start_application
-        self._on_call_events = on_call_events
+        self.bus = bus if bus is not None else EventBus(lambda: datetime.now(UTC))
         self._on_channel_events = on_channel_events
         self.calls: CallControl | None = None
         self.router: CallRouter | None = None
@@ -236,10 +240,12 @@ class SipService:
                 self._on_request(event.transaction, event.request)
         self._report_calls()
         if probes is not None:
-            for change in probes.events():
+            changes = probes.events()
+            for change in changes:
                 log.warning("gateway %s is %s", change.name,
                             "back in service" if isinstance(change, GatewayCameBack)
                             else "out of service: no answer to OPTIONS")
+            self.bus.publish_all(changes, self.now)
         self._flush()
 
     def on_media_events(self) -> None:
@@ -247,6 +253,7 @@ class SipService:
         if self._engine is None or self.calls is None:
             return
         events: list[MediaEvent] = self._engine.drain_events()
+        self.bus.publish_all(events, self.now)
         self.calls.handle_media(events, self.now)
         self._pump()
 
@@ -260,8 +267,7 @@ class SipService:
                 if isinstance(report, CallEnded):
                     log.info("call %s ended: %s (%s)", report.call_id, report.cause,
                              report.disposition)
-            if self._on_call_events is not None:
-                self._on_call_events(reports)
+            self.bus.publish_all(reports, self.now)
         if self.draining and not calls.calls:
             self._idle.set()
         channel_events = calls.channel_events()
@@ -357,9 +363,10 @@ class SipService:
         self._registrar_sweep = self._loop.call_later(5.0, self._sweep_registrar)
 
     def _log_registrar_changes(self, where: str = "") -> None:
-        for change in self.registrar.changes():
-            state = "registered" if change.registered else "unregistered"
-            log.info("extension %s %s%s", change.aor, state, where)
+        changes = self.registrar.changes()
+        for change in changes:
+            log.info("extension %s %s%s", change.aor, change.cause, where)
+        self.bus.publish_all(changes, self.now)
 
     # -- requests --------------------------------------------------------------------
 

@@ -32,10 +32,13 @@ class Binding:
 
 @dataclass(frozen=True, slots=True)
 class RegistrationChanged:
-    """Emitted when an AOR's bindings change (for presence of agents' phones)."""
+    """Emitted when an AOR goes from no live binding to some or back (for presence of
+    agents' phones). `cause`: "registered", "unregistered" (the phone said so: expires 0
+    or Contact *) or "expired" (it stopped refreshing)."""
 
     aor: str
     registered: bool
+    cause: str = "registered"
 
 
 def aor_key(uri: object) -> str | None:
@@ -97,7 +100,8 @@ class Registrar:
         if len(live) > self.max_contacts_per_aor:
             self._bindings[aor] = live = live[-self.max_contacts_per_aor :]
         if bool(live) != before:
-            self._changes.append(RegistrationChanged(aor, bool(live)))
+            self._changes.append(RegistrationChanged(
+                aor, bool(live), "registered" if live else "unregistered"))
         response = build_response(request, 200, to_tag=to_tag)
         for binding in live:
             contact = NameAddr(binding.contact.uri, binding.contact.display_name,
@@ -147,7 +151,7 @@ class Registrar:
                 self._bindings[aor] = live
             else:
                 del self._bindings[aor]
-                self._changes.append(RegistrationChanged(aor, False))
+                self._changes.append(RegistrationChanged(aor, False, "expired"))
 
     def next_deadline(self) -> float | None:
         deadlines = [b.expires_at for bs in self._bindings.values() for b in bs]

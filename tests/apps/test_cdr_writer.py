@@ -25,6 +25,8 @@ from switch.call_events import (
     LegEnded,
     RecordingStarted,
 )
+from switch.event_bus import EventBus
+from switch.media import DtmfReceived
 
 T0 = datetime(2024, 5, 6, 7, 8, 9, 250000, tzinfo=UTC)
 CLOSED_AT = T0 + timedelta(hours=1)  # the store's clock, for closed_at
@@ -134,6 +136,27 @@ async def test_a_call_as_call_control_reports_it(
         ("1001", at(2), at(5.2), at(65.2), 16),
     ]
     assert (writer.written, writer.lost, writer.pending) == (8, 0, 0)
+
+
+async def test_call_events_from_the_bus_keep_the_bus_times(
+    writer: CdrWriter, store: CdrStore
+) -> None:
+    """serve wires the writer to the event bus: what call control publishes is written
+    with the bus's wall clock (when it happened), other events are not the writer's."""
+    bus_clock = FakeClock(at(100))
+    bus = EventBus(bus_clock)
+    writer.subscribe(bus)
+    await writer.start()
+    bus.publish_all([started("b1"), LegAdded("b1", 0, "gw1", "a@gw1")], 1.0)
+    bus.publish(DtmfReceived(leg=1, digit="1", duration_ms=80), 1.5)  # not a call event
+    bus_clock.advance(7)
+    bus.publish(CallEnded("b1", "cancelled", 16, None, "caller-cancel"), 8.0)
+    await writer.flush()
+    call = await store.get_call("b1")
+    assert call is not None
+    assert (call.started_at, call.ended_at, call.disposition) == (
+        at(100), at(107), Disposition.cancelled)
+    assert writer.submitted == 3
 
 
 async def test_a_busy_call_is_never_answered(
