@@ -39,6 +39,7 @@ from switch.sip import (
     TransactionTimedOut,
     TransportFailed,
 )
+from switch.sip.invite_client import InviteClient
 from switch.sip.invite_server import InviteServer
 from switch.sip.transaction import TransactionEvent
 
@@ -69,6 +70,11 @@ class CallControl:
         self._deadlines: list[tuple[float, int, str]] = []
         self._scheduled: dict[str, float] = {}
         self._sequence = itertools.count()
+        # Dialled legs of finished calls while another fork may still answer their
+        # INVITE (RFC 6026 §8.4): such a 2xx is ACKed and BYEd by the session
+        # (RFC 3261 §13.2.2.4) and concerns nobody else. A heap of (until, Call-ID).
+        self._lingering: dict[str, InviteClient] = {}
+        self._lingering_until: list[tuple[float, str]] = []
         # Number -> where to ring it, or the SIP status why not (switch.routing sets it).
         self.resolve: Callable[[Call, str, float], DialTarget | int] = \
             lambda call, number, now: 404
@@ -149,9 +155,16 @@ class CallControl:
     def handle(self, event: TransactionEvent, now: float) -> bool:
         """Route a transaction event to its call; False when no call knows it."""
         sip_call_id = _call_id_of(event)
-        found = self._by_sip_call_id.get(sip_call_id) if sip_call_id is not None else None
-        if found is None:
+        if sip_call_id is None:
             return False
+        found = self._by_sip_call_id.get(sip_call_id)
+        if found is None:
+            lingering = self._lingering.get(sip_call_id)
+            if lingering is None:
+                return False
+            lingering.handle(event, now)
+            lingering.events()  # the call is over: nothing there is news to anyone
+            return True
         call, leg = found
         leg.session.handle(event, now)
         call.retry_hang_up(now)
@@ -170,13 +183,19 @@ class CallControl:
         while heap:
             deadline, _, call_id = heap[0]
             if self._scheduled.get(call_id) == deadline:
-                return deadline
+                break
             heapq.heappop(heap)  # superseded by a later schedule, or the call is gone
-        return None
+        deadlines = [heap[0][0]] if heap else []
+        if self._lingering_until:
+            deadlines.append(self._lingering_until[0][0])
+        return min(deadlines, default=None)
 
     def handle_timer(self, now: float) -> None:
         """Run the timers of the calls that are due (a heap: thousands of calls up
         cost nothing until one of them has something to do)."""
+        lingering = self._lingering_until
+        while lingering and lingering[0][0] <= now:
+            self._lingering.pop(heapq.heappop(lingering)[1], None)
         heap, due = self._deadlines, []
         while heap and heap[0][0] <= now:
             deadline, _, call_id = heapq.heappop(heap)
@@ -217,16 +236,21 @@ class CallControl:
             for leg, event in pending:
                 call.on_leg_event(leg, event, now)
         if call.done:
-            self._forget(call)
+            self._forget(call, now)
         else:
             self._schedule(call)
 
-    def _forget(self, call: Call) -> None:
+    def _forget(self, call: Call, now: float) -> None:
         self.calls.pop(call.call_id, None)
         self._scheduled.pop(call.call_id, None)
         for leg in call.all_legs:
             self._by_sip_call_id.pop(leg.sip_call_id, None)
             self._by_engine_leg.pop(leg.engine_leg, None)
+            session = leg.session
+            if isinstance(session, InviteClient) and session.forks_until is not None \
+                    and session.forks_until > now:
+                self._lingering[leg.sip_call_id] = session
+                heapq.heappush(self._lingering_until, (session.forks_until, leg.sip_call_id))
 
 
 def _call_id_of(event: TransactionEvent) -> str | None:

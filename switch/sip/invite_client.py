@@ -50,6 +50,8 @@ from switch.sip.transaction import (
 from switch.sip.transaction_states import T1_S, T2_S
 from switch.sip.uri import parse_uri
 
+FORK_WINDOW_T1 = 64  # RFC 6026 §8.4: Timer M, how long 2xx of other forks may follow
+
 __all__ = [
     "Answered", "ByeReceived", "Cancelled", "DialogRequest", "DialogResponse", "EarlyMedia",
     "Ended", "Held", "InviteClient", "InviteEvent", "ReinviteAnswered", "ReinviteFailed",
@@ -89,6 +91,9 @@ class InviteClient(_InviteSession):
         self._cancel_headers: list[tuple[str, str]] = []
         self._retried_422 = False
         self._fork_acks: dict[str | None, Request] = {}  # other forks' 2xx, ACKed and BYEd
+        # Until when another fork's 2xx may still come: a proxy passes 2xx responses on
+        # for 64*T1 after the first (RFC 6026 §8.4, Timer M); None before any 2xx.
+        self.forks_until: float | None = None
 
     def _build_invite(self, seq: int) -> Request:
         uri, from_, to, contact, call_id, offer, extra = self._invite_template
@@ -168,6 +173,7 @@ class InviteClient(_InviteSession):
                 self._on_fork_2xx(response, now)
             return
         self.final_status = response.status
+        self.forks_until = now + FORK_WINDOW_T1 * self.t1_s
         dialog = self.early.pop(response.to.tag, None)
         if dialog is None:
             dialog = Dialog.from_uac(self.invite, response)

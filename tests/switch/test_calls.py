@@ -22,6 +22,7 @@ from switch.sip import (
     Peer,
     Request,
     RequestReceived,
+    Response,
     SessionDescription,
     TransactionLayer,
     build_offer,
@@ -93,6 +94,8 @@ class Network:
         self.reports: list[CallEvent] = []
         self.stray: list[RequestReceived] = []  # requests call control did not claim
         self.callee_unreachable = False  # drop everything sent to the callee
+        self.sent_by_callee: list[bytes] = []
+        self.sent_to_callee: list[bytes] = []
         self.caller = InviteClient(
             self.caller_layer, SWITCH, request_uri="sip:1002@10.0.0.9",
             from_=NameAddr.parse("\"Alice\" <sip:1001@10.0.0.9>;tag=alice"),
@@ -128,11 +131,15 @@ class Network:
                 moving = True
             for out in self.callee_layer.outgoing():
                 assert out.peer == SWITCH
+                self.sent_by_callee.append(out.data)
                 self._deliver(out.data, CALLEE, self.switch_layer)
                 moving = True
             for out in self.switch_layer.outgoing():
-                if out.peer == CALLEE and self.callee_unreachable:
-                    continue
+                if out.peer == CALLEE:
+                    self.sent_to_callee.append(out.data)
+                    if self.callee_unreachable or parse_message(out.data).to.tag \
+                            not in (None, "bob"):
+                        continue  # unreachable, or for another phone (a fork) we do not play
                 target = {CALLER: self.caller_layer, CALLEE: self.callee_layer}[out.peer]
                 self._deliver(out.data, SWITCH, target)
                 moving = True
@@ -333,3 +340,52 @@ def test_in_dialog_request_for_a_finished_call_is_not_claimed() -> None:
     net.caller.bye(net.now)
     net.pump()
     assert not net.control.owns("caller-call")
+
+
+# -- a forked callee (RFC 3261 §13.2.2.4, RFC 6026 §8.4)
+
+def fork_200(net: Network, tag: str) -> bytes:
+    """The callee's 200 as if a second phone behind a forking proxy had sent it too."""
+    first = next(m for m in map(parse_message, net.sent_by_callee)
+                 if isinstance(m, Response) and m.status == 200 and m.cseq.method == "INVITE")
+    first.headers.set("To", first.to.with_tag(tag).serialize())
+    first.headers.set("Contact", "<sip:1002@10.0.0.3:5060>")
+    first.body = phone_sdp("10.0.0.3", 7000)
+    return first.serialize()
+
+
+def switch_requests(net: Network, method: str, to_tag: str) -> list[Request]:
+    return [m for m in map(parse_message, net.sent_to_callee)
+            if isinstance(m, Request) and m.method == method and m.to.tag == to_tag]
+
+
+def test_second_fork_answer_is_acked_and_hung_up_and_the_call_goes_on() -> None:
+    net = Network()
+    net.answered_call()
+    engine_before = dict(net.engine.legs)
+    reports_before = list(net.reports)
+    net._deliver(fork_200(net, "fork"), CALLEE, net.switch_layer)
+    net.pump()
+    assert [r.method for r in (*switch_requests(net, "ACK", "fork"),
+                               *switch_requests(net, "BYE", "fork"))] == ["ACK", "BYE"]
+    assert net.engine.legs == engine_before  # the media did not move to the fork
+    assert net.reports == reports_before
+    assert net.call.state is CallState.ANSWERED
+    assert [e for e in net.caller_events if isinstance(e, Answered)] == net.caller_events[1:]
+
+
+def test_second_fork_answer_after_the_call_ended_is_still_acked_and_hung_up() -> None:
+    net = Network()
+    net.answered_call()
+    net.caller.bye(net.now)
+    net.pump()
+    assert net.control.calls == {}
+    net.now = 20.0  # within 64*T1 of the first 2xx: a proxy may still pass one on
+    net._deliver(fork_200(net, "late"), CALLEE, net.switch_layer)
+    net.pump()
+    assert [r.method for r in (*switch_requests(net, "ACK", "late"),
+                               *switch_requests(net, "BYE", "late"))] == ["ACK", "BYE"]
+    assert net.stray == [] and net.engine.legs == {}
+    assert net.control.next_deadline() == 32.0  # forgotten after Timer M
+    net.advance(32.0)
+    assert net.control.next_deadline() is None
