@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import heapq
 import itertools
+import secrets
 from collections.abc import Callable
 
 from switch.call_events import (
@@ -51,7 +52,8 @@ class CallControl:
                  via_port: int, media_address: str, new_token: Callable[[], str],
                  new_session_id: Callable[[], int],
                  settings: CallSettings | None = None,
-                 release: Callable[[Seizure], object] = lambda seizure: None) -> None:
+                 release: Callable[[Seizure], object] = lambda seizure: None,
+                 randbelow: Callable[[int], int] = secrets.randbelow) -> None:
         self.layer = layer
         self.engine = engine
         self.via_host, self.via_port = via_host, via_port
@@ -60,6 +62,9 @@ class CallControl:
         self.new_session_id = new_session_id
         self.settings = settings or CallSettings()
         self.release = release  # gives an E1 channel back to the trunk accounting
+        # Every leg retries a re-INVITE (hold, resume, session refresh) that met glare
+        # after the RFC 3261 §14.1 random pause, drawn from here (switch.sip.glare).
+        self.randbelow = randbelow
         self.calls: dict[str, Call] = {}  # by our call id
         self._by_sip_call_id: dict[str, tuple[Call, Leg]] = {}
         self._by_engine_leg: dict[int, Call] = {}
@@ -112,6 +117,7 @@ class CallControl:
         session = InviteServer(self.layer, received, to_tag=self.new_token(),
                                contact=self.contact, via_host=self.via_host,
                                via_port=self.via_port, peer=caller_peer,
+                               glare_random=self.randbelow,
                                session_expires_s=self.settings.session_expires_s,
                                min_se_s=self.settings.min_se_s)
         if not received.request.body:

@@ -187,7 +187,7 @@ class Call:
             from_=target.from_.with_tag(control.new_token()), to=target.to,
             contact=control.contact, call_id=sip_call_id, offer=offer.serialize(),
             via_host=control.via_host, via_port=control.via_port, now=now,
-            extra_headers=list(target.headers),
+            extra_headers=list(target.headers), glare_random=control.randbelow,
             session_expires_s=control.settings.session_expires_s,
             min_se_s=control.settings.min_se_s)
         leg = Leg(self.next_leg_index(), session, engine_leg, target.kind,

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from switch.sip.dialog import Dialog, DialogError
 from switch.sip.errors import LocalProtocolError
+from switch.sip.glare import RandBelow
 from switch.sip.headers import HeaderError, NameAddr
 from switch.sip.invite_events import (
     SESSION_HEADERS,
@@ -66,15 +67,17 @@ class InviteClient(_InviteSession):
     Min-SE; a 422 is retried once with the peer's Min-SE (same Call-ID, CSeq + 1, same
     offer), and the owner only sees the outcome of the retry (RFC 4028 §7.3)."""
 
+    owns_call_id = True  # we made up the Call-ID of the INVITE we send (RFC 3261 §14.1)
+
     def __init__(self, layer: TransactionLayer, peer: Peer, *, request_uri: str,
                  from_: NameAddr, to: NameAddr, contact: NameAddr, call_id: str,
                  offer: bytes, via_host: str, via_port: int, now: float,
                  extra_headers: list[tuple[str, str]] | None = None,
-                 t1_s: float = T1_S, t2_s: float = T2_S, glare_retry_s: float | None = None,
+                 t1_s: float = T1_S, t2_s: float = T2_S, glare_random: RandBelow | None = None,
                  session_expires_s: int | None = None,
                  min_se_s: int = MIN_SE_FLOOR_S) -> None:
         super().__init__(layer, peer, via_host=via_host, via_port=via_port, t1_s=t1_s,
-                         t2_s=t2_s, glare_retry_s=glare_retry_s,
+                         t2_s=t2_s, glare_random=glare_random,
                          session_expires_s=session_expires_s, min_se_s=min_se_s)
         if from_.tag is None:
             raise LocalProtocolError("the From of an INVITE needs our tag")

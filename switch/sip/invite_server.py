@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from switch.sip.dialog import Dialog, build_dialog_response
 from switch.sip.errors import LocalProtocolError
+from switch.sip.glare import RandBelow
 from switch.sip.headers import NameAddr, canonical_name
 from switch.sip.invite_events import (
     SESSION_HEADERS,
@@ -52,11 +53,11 @@ class InviteServer(_InviteSession):
 
     def __init__(self, layer: TransactionLayer, received: RequestReceived, *, to_tag: str,
                  contact: NameAddr, via_host: str, via_port: int, peer: Peer,
-                 t1_s: float = T1_S, t2_s: float = T2_S, glare_retry_s: float | None = None,
+                 t1_s: float = T1_S, t2_s: float = T2_S, glare_random: RandBelow | None = None,
                  session_expires_s: int | None = None,
                  min_se_s: int = MIN_SE_FLOOR_S) -> None:
         super().__init__(layer, peer, via_host=via_host, via_port=via_port, t1_s=t1_s,
-                         t2_s=t2_s, glare_retry_s=glare_retry_s,
+                         t2_s=t2_s, glare_random=glare_random,
                          session_expires_s=session_expires_s, min_se_s=min_se_s)
         if received.request.method != "INVITE":
             raise LocalProtocolError(f"an InviteServer starts from an INVITE, not "

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from switch.sip.dialog import Dialog, DialogError, DialogState
 from switch.sip.errors import LocalProtocolError
+from switch.sip.glare import RandBelow, glare_retry_delay_s
 from switch.sip.headers import HeaderError, NameAddr, Via
 from switch.sip.invite_events import (
     _OWN_METHODS,
@@ -82,8 +83,10 @@ class _GlareRetry:
 class _InviteSession:
     """Dialog-level behaviour shared by both sides."""
 
+    owns_call_id = False  # we sent the dialog's initial INVITE (the UAC side)
+
     def __init__(self, layer: TransactionLayer, peer: Peer, *, via_host: str, via_port: int,
-                 t1_s: float = T1_S, t2_s: float = T2_S, glare_retry_s: float | None = None,
+                 t1_s: float = T1_S, t2_s: float = T2_S, glare_random: RandBelow | None = None,
                  session_expires_s: int | None = None,
                  min_se_s: int = MIN_SE_FLOOR_S) -> None:
         if min_se_s < MIN_SE_FLOOR_S:
@@ -92,15 +95,13 @@ class _InviteSession:
         if session_expires_s is not None and session_expires_s < min_se_s:
             raise LocalProtocolError(f"session_expires_s {session_expires_s} is below "
                                      f"min_se_s {min_se_s}")
-        if glare_retry_s is not None and glare_retry_s < 0:
-            raise LocalProtocolError(f"glare_retry_s must not be negative: {glare_retry_s}")
         self.layer = layer
         self.peer = peer
         self.via_host, self.via_port = via_host, via_port
         self.t1_s, self.t2_s = t1_s, t2_s
-        # Chosen by the owner: RFC 3261 §14.1 says 2.1-4 s if we own the Call-ID,
-        # 0-2 s otherwise; None reports the 491 as ReinviteFailed instead.
-        self.glare_retry_s = glare_retry_s
+        # Where the §14.1 pause after a 491 is drawn from (switch.sip.glare); None
+        # reports the 491 as ReinviteFailed instead of retrying.
+        self.glare_random = glare_random
         self.session_expires_s = session_expires_s  # None: no session timer at all
         self.min_se_s = min_se_s
         self.dialog: Dialog | None = None
@@ -194,7 +195,7 @@ class _InviteSession:
     def accept_reinvite(self, sdp: bytes, now: float) -> None:
         """Answer the peer's re-INVITE (after Held/Resumed) with our SDP answer."""
         txn = self._reinvite_server
-        if txn is None:
+        if txn is None or self.ended:
             raise LocalProtocolError("no re-INVITE to answer")
         self._reinvite_server = None
         answer, self._reinvite_answer = self._reinvite_answer, None
@@ -208,7 +209,7 @@ class _InviteSession:
         """Refuse the peer's re-INVITE (488 for an offer we cannot take, §14.2); the
         session goes on with the SDP agreed before."""
         txn = self._reinvite_server
-        if txn is None or self.dialog is None:
+        if txn is None or self.dialog is None or self.ended:
             raise LocalProtocolError("no re-INVITE to answer")
         if not 300 <= status <= 699:
             raise LocalProtocolError(f"reject needs a 3xx-6xx status, got {status}")
@@ -283,6 +284,12 @@ class _InviteSession:
             return
         refresh = self._reinvite_refresh
         self._reinvite, self._reinvite_refresh = None, False
+        if self.ended:
+            # The call ended while our re-INVITE was out (a BYE crossed it): a 2xx is
+            # still ACKed so the peer stops retransmitting it; nothing else changes.
+            if status < 300:
+                self._send_ack(response)
+            return
         self.dialog.receive_response(response)
         if 200 <= status < 300:
             self._send_ack(response)
@@ -294,9 +301,10 @@ class _InviteSession:
             self._send_bye_quietly()
             self._end(str(status))
             return
-        elif status == 491 and self.glare_retry_s is not None:
-            self._glare_retry = _GlareRetry(now + self.glare_retry_s, self._reinvite_sdp,
-                                            refresh)
+        elif status == 491 and self.glare_random is not None:
+            delay_s = glare_retry_delay_s(owns_call_id=self.owns_call_id,
+                                          randbelow=self.glare_random)
+            self._glare_retry = _GlareRetry(now + delay_s, self._reinvite_sdp, refresh)
         elif not refresh:
             self._events.append(ReinviteFailed(status))
             self._resume_waiting_refresh(now)
@@ -357,6 +365,7 @@ class _InviteSession:
             self.layer.send_response(txn, build_response(request, 200), now)
             self._pending_2xx.clear()
             self._events.append(ByeReceived(reason_header(request)))
+            self._terminate_pending_reinvite(now)
             dialog.terminate()
             self._end("bye-received")
         elif method == "INVITE":
@@ -523,10 +532,19 @@ class _InviteSession:
     def _send_bye(self, now: float, cause: str,
                   headers: Sequence[tuple[str, str]] = ()) -> None:
         assert self.dialog is not None
+        self._terminate_pending_reinvite(now)
         request = self.dialog.create_request("BYE", via=self._via(), headers=headers)
         self._bye = self.layer.send_request(request, self.peer, now)
         if cause != "bye-sent":
             self._end(cause)
+
+    def _terminate_pending_reinvite(self, now: float) -> None:
+        """The call ends while the peer's re-INVITE awaits our answer: 487 (§15.1.2)."""
+        txn, self._reinvite_server = self._reinvite_server, None
+        self._reinvite_answer = None
+        if txn is not None and self.dialog is not None:
+            self.layer.send_response(
+                txn, build_response(txn.request, 487, to_tag=self.dialog.id.local_tag), now)
 
     def _send_bye_quietly(self) -> None:
         """After 481/408 the dialog is gone (§12.2.1.2): nothing more to send."""

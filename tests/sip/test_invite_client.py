@@ -264,10 +264,26 @@ def test_glare_without_retry_reports_491_on_both_sides() -> None:
     assert call.client.next_deadline() is None and call.bob.next_deadline() is None
 
 
-def test_glare_retries_the_same_offer_after_the_given_delays() -> None:
-    # Alice owns the Call-ID (2.1-4 s), Bob does not (0-2 s): RFC 3261 §14.1.
-    call = Call(alice={"glare_retry_s": 3.0}, bob={"glare_retry_s": 1.0})
+class Draws:
+    """A random source (like secrets.randbelow) that returns the given numbers in turn
+    and remembers the range it was asked for each time."""
+
+    def __init__(self, *values: int) -> None:
+        self.values = list(values)
+        self.asked: list[int] = []
+
+    def __call__(self, n: int) -> int:
+        self.asked.append(n)
+        return self.values.pop(0)
+
+
+def test_glare_retries_the_same_offer_after_random_delays() -> None:
+    # RFC 3261 §14.1 in 10 ms units: Alice owns the Call-ID (she sent the INVITE), so
+    # 2.1 s + 90 * 10 ms; Bob does not, so 0 s + 100 * 10 ms.
+    alice_random, bob_random = Draws(90), Draws(100)
+    call = Call(alice={"glare_random": alice_random}, bob={"glare_random": bob_random})
     glare(call)
+    assert alice_random.asked == [191] and bob_random.asked == [201]
     assert ReinviteFailed(491) not in call.alice_events + call.bob_events
     assert call.bob.next_deadline() == 1.0 and call.client.next_deadline() == 3.0
     call.advance(1.0)
@@ -285,8 +301,32 @@ def test_glare_retries_the_same_offer_after_the_given_delays() -> None:
     assert invites[1].body == invites[2].body
 
 
+@pytest.mark.parametrize(("side", "draws", "delays"), [
+    ("alice", (0, 190), (2.1, 4.0)),  # the owner of the Call-ID: 2.1-4 s
+    ("bob", (0, 200), (0.0, 2.0)),  # the other end: 0-2 s
+])
+def test_a_new_delay_is_drawn_for_every_491(side: str, draws: tuple[int, int],
+                                            delays: tuple[float, float]) -> None:
+    random = Draws(*draws)
+    call = Call(**{side: {"glare_random": random}})  # type: ignore[arg-type]
+    call.answered()
+    offerer, answerer = (call.client, call.bob) if side == "alice" else (call.bob, call.client)
+    offerer.reinvite(sdp(4000, 2, Direction.SENDONLY), call.now)
+    call.pump()
+    answerer.reject_reinvite(491, call.now)  # a glare the answerer saw, not us
+    call.pump()
+    assert offerer.next_deadline() == delays[0]
+    call.advance(delays[0])
+    answerer.reject_reinvite(491, call.now)
+    call.pump()
+    assert offerer.next_deadline() == pytest.approx(delays[0] + delays[1])
+    assert random.asked == ([191, 191] if side == "alice" else [201, 201])
+    invites = [m for m in call.sent_messages(side, b"INVITE ") if m.to.tag]
+    assert len(invites) == 2
+
+
 def test_glare_retry_meeting_an_unanswered_peer_reinvite_is_reported() -> None:
-    call = Call(alice={"glare_retry_s": 3.0}, bob={"glare_retry_s": 1.0})
+    call = Call(alice={"glare_random": Draws(90)}, bob={"glare_random": Draws(100)})
     glare(call)
     call.advance(3.0)  # Alice never answers Bob's retried re-INVITE
     assert call.alice_events[-1] == ReinviteFailed(491)

@@ -40,6 +40,7 @@ from switch.sip.invite_client import (
     Held,
     InviteClient,
     InviteEvent,
+    ReinviteFailed,
     Rejected,
     Resumed,
     Ringing,
@@ -82,7 +83,8 @@ class Phone:
 
 
 class Net:
-    def __init__(self, settings: CallSettings | None = None) -> None:
+    def __init__(self, settings: CallSettings | None = None,
+                 randbelow: Callable[[int], int] = lambda n: 0) -> None:
         self.now = 0.0
         self.engine = FakeMediaEngine(workers=1, port_range=(30000, 30099))
         self.engine.start()
@@ -92,7 +94,8 @@ class Net:
             self.layer, self.engine, via_host="10.0.0.9", via_port=5060,
             media_address="10.0.0.9", new_token=counter("tok"),
             new_session_id=lambda: next(session_ids),
-            settings=settings or CallSettings(session_expires_s=None, music_on_hold=MOH))
+            settings=settings or CallSettings(session_expires_s=None, music_on_hold=MOH),
+            randbelow=randbelow)
         self.control.resolve = self.resolve
         self.phones: dict[Peer, Phone] = {}
         self.extensions: dict[str, Phone] = {}
@@ -538,3 +541,37 @@ def test_a_party_on_hold_may_go_silent_without_the_call_being_cut() -> None:
     net.control.handle_media(net.engine.drain_events(), net.now)
     net.pump()
     assert [e.cause for e in net.ended()] == ["rtp-timeout"]
+
+
+def test_session_refreshes_meeting_glare_are_retried_after_the_rfc_pauses() -> None:
+    # Both phones put the call on hold just as the switch refreshes both sessions
+    # (45 s, half of 90): four re-INVITEs cross, all four get 491. The switch retries
+    # its refreshes after the RFC 3261 §14.1 pause: 0-2 s toward the customer (the
+    # customer's phone made the Call-ID), 2.1-4 s toward the agent (we did), in 10 ms.
+    asked: list[int] = []
+
+    def randbelow(n: int) -> int:
+        asked.append(n)
+        return {201: 150, 191: 40}[n]  # 1.5 s and 2.1 + 0.4 = 2.5 s
+
+    net = Net(CallSettings(session_expires_s=90, min_se_s=90), randbelow=randbelow)
+    customer = net.phone("pstn", "10.0.0.1", trunk=True)
+    agent = net.phone("1001", "10.0.0.2", session_expires_s=90)
+    customer_out, agent_leg = connected_call(net, customer, agent)
+    call = net.call()
+    net.advance(44.0)
+    net.now = 45.0  # not pumped: the phones' re-INVITEs cross the refreshes due now
+    customer_out.reinvite(sdp("10.0.0.1", 4000, 2, Direction.SENDONLY), net.now)
+    agent_leg.reinvite(sdp("10.0.0.2", 6000, 2, Direction.SENDONLY), net.now)
+    net.advance(45.0)
+    assert sorted(asked) == [191, 201]
+    assert call.a.session.next_deadline() == 46.5
+    assert call.b is not None and call.b.session.next_deadline() == 47.5
+    assert ReinviteFailed(491) in customer.events_of(customer_out)
+    assert ReinviteFailed(491) in agent.events_of(agent_leg)
+    net.advance(47.5)
+    # Each phone got the refresh (a re-INVITE with the switch's SDP as before).
+    assert [type(e) for e in customer.events_of(customer_out)][-1] is Resumed
+    assert [type(e) for e in agent.events_of(agent_leg)][-1] is Resumed
+    net.advance(200.0)  # and the sessions live on: refreshed again at 92 s, 139 s ...
+    assert net.ended() == []
