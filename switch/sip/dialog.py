@@ -220,9 +220,9 @@ class Dialog:
         return self._build(method, seq, via, contact, headers, body, max_forwards)
 
     def create_ack(self, invite_cseq: int, via: Via, body: bytes = b"") -> Request:
-        """The ACK for a 2xx to the INVITE numbered `invite_cseq` (§13.2.2.4)."""
-        if self.state is DialogState.TERMINATED:
-            raise LocalProtocolError("cannot send ACK in a terminated dialog")
+        """The ACK for a 2xx to the INVITE numbered `invite_cseq` (§13.2.2.4). Also in
+        a terminated dialog: every 2xx is ACKed, even one that crossed a BYE, or its
+        sender retransmits it for 32 s and then tears down what is left."""
         return self._build("ACK", invite_cseq, via, None, (), body, DEFAULT_MAX_FORWARDS)
 
     def _build(self, method: str, seq: int, via: Via, contact: NameAddr | None,
