@@ -22,6 +22,7 @@ from apps.users import Role, UserRecord, UserService
 from web.auth import client_ip, error_response
 from web.i18n import add_messages, role_label, translate
 from web.inputs import BadInput
+from web.inputs import reason as reason  # the admin areas' answer to a refusal
 from web.templating import language_of, render
 
 API = "/api/v1"
@@ -140,12 +141,6 @@ def invalid(request: Request, message: str, status_code: int = 400) -> JSONRespo
     """A refused API request, with the service's own message."""
     return JSONResponse({"error": "invalid", "message": message}, status_code=status_code)
 
-
-def reason(request: Request, error: Exception) -> str:
-    """Why a request was refused, in the caller's language where the catalogue has it."""
-    if isinstance(error, BadInput):
-        return error.in_language(language_of(request))
-    return str(error)
 
 
 def not_found(request: Request, message_key: str) -> Response:

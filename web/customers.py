@@ -36,6 +36,7 @@ from apps.customers import (
     PhoneTaken,
 )
 from apps.users import Role, UserRecord, UserService
+from web import inputs
 from web.auth import error_response, requires
 from web.customer_messages import register_messages
 from web.i18n import add_messages, translate
@@ -197,13 +198,10 @@ def vip_level(value: object) -> int:
 
 def reason(request: Request, error: Exception) -> str:
     """Why an edit was refused, in the caller's language where the catalogue has it."""
-    lang = language_of(request)
     if isinstance(error, PhoneTaken):
-        return translate(lang, "customers.phone_taken", number=error.number,
+        return translate(language_of(request), "customers.phone_taken", number=error.number,
                          name=error.owner_name, id=error.owner_id)
-    if isinstance(error, BadInput):
-        return error.in_language(lang)
-    return str(error)
+    return inputs.reason(request, error)
 
 
 class CustomerPages:

@@ -22,6 +22,7 @@ from starlette.requests import Request
 
 from web.errors import WebError
 from web.i18n import add_messages, translate
+from web.templating import language_of
 
 # Ids are INTEGER columns: 32 bits on PostgreSQL, the narrower of our two databases.
 MAX_ID: Final = 2**31 - 1
@@ -108,6 +109,14 @@ def _id_digits(text: str) -> int | None:
         return None
     number = int(digits or "0")
     return number if number <= MAX_ID else None
+
+
+def reason(request: Request, error: Exception) -> str:
+    """Why a request was refused: a BadInput in the caller's language, where the
+    catalogue has its message; any other error's own message."""
+    if isinstance(error, BadInput):
+        return error.in_language(language_of(request))
+    return str(error)
 
 
 def id_field(data: Mapping[str, Any], name: str) -> int:
