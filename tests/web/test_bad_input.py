@@ -22,7 +22,7 @@ from web.inputs import MAX_ID, MAX_JSON_DEPTH
 
 stack = stack_fixture  # the whole web UI on a real database
 
-HUGE_IDS = ("9" * 20, str(MAX_ID + 1), "1" + "0" * 5000)
+HUGE_IDS = ("9" * 20, str(MAX_ID + 1), "1" + "0" * 5000)  # 5000: past int()'s limit
 _PARAM = re.compile(r"\{(\w+):(\w+)\}")
 
 
@@ -41,25 +41,25 @@ def test_every_id_in_a_path_is_read_by_the_id_convertor(stack: Stack) -> None:
     paths = [path for _, path, _ in every_endpoint(stack.client.app)]  # type: ignore[arg-type]
     convertors = {match.group(2) for path in paths for match in _PARAM.finditer(path)}
     assert convertors == {"id", "str"}  # ids, and the import's random job names
-    assert len({path for _, path in ID_ROUTES}) == 19 and len(ID_ROUTES) == 27
+    assert len(ID_ROUTES) >= 27  # users, groups, permissions, customers: pages and API
 
 
-@pytest.mark.parametrize("huge", HUGE_IDS, ids=["20 digits", "max+1", "5001 digits"])
 @pytest.mark.parametrize(("method", "path"), ID_ROUTES)
-def test_an_id_no_row_can_have_is_not_found(stack: Stack, method: str, path: str,
-                                            huge: str) -> None:
+def test_an_id_no_row_can_have_is_not_found(stack: Stack, method: str, path: str) -> None:
     token = stack.login_as("admin")
-    url = _PARAM.sub(huge, path.replace("{capability}", "calls.listen"))
-    if path.startswith("/api/"):
-        response = stack.client.request(method, url, json={"text": "x"},
-                                        headers={"X-CSRF-Token": token})
-        assert response.status_code == 404, response.text
-        assert response.json()["error"] == "not_found"
-        assert response.json()["message"] in ("用户不存在", "分组不存在", "客户不存在")
-    else:
-        response = stack.client.request(method, url, data={"csrf_token": token, "text": "x"})
-        assert response.status_code == 404, response.text
-        assert re.search("(用户|分组|客户)不存在", response.text)
+    for huge in HUGE_IDS:
+        url = _PARAM.sub(huge, path.replace("{capability}", "calls.listen"))
+        if path.startswith("/api/"):
+            response = stack.client.request(method, url, json={"text": "x"},
+                                            headers={"X-CSRF-Token": token})
+            assert response.status_code == 404, (huge[:30], response.text)
+            assert response.json()["error"] == "not_found"
+            assert response.json()["message"] in ("用户不存在", "分组不存在", "客户不存在")
+        else:
+            response = stack.client.request(method, url,
+                                            data={"csrf_token": token, "text": "x"})
+            assert response.status_code == 404, (huge[:30], response.text)
+            assert re.search("(用户|分组|客户)不存在", response.text)
 
 
 def json_routes(stack: Stack) -> list[tuple[str, str]]:
