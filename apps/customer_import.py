@@ -1,17 +1,23 @@
-"""Customer import (批量导入客户数据): rows checked by apps/customer_sheet.py, written in
-batches with SQLAlchemy Core, and the error report of the rows refused.
+"""Customer import (批量导入客户数据): rows checked by apps/customer_sheet.py, matched by
+apps/customer_matching.py, written in batches with SQLAlchemy Core, and the error report
+of the rows refused.
 
 Writing: a batch of rows is one transaction of a few multi-row statements (executemany),
 so the SQLite file the switch shares is locked for milliseconds at a time, never for the
 whole import, and an interrupted import leaves whole batches. Reading the sheet runs in
 a worker thread between batches: the event loop (the switch, the web) keeps running.
 
-Matching: a row is the existing customer with its external id, else the one customer
-that has any of its phone numbers. ``update`` changes what the row gives and adds its
-new numbers (it removes nothing); ``skip`` leaves existing customers alone. Importing a
-file a second time therefore writes nothing: every row is unchanged or skipped.
+Matching (apps/customer_matching.py): a row is the customer with its external id, else
+the customer holding one of its numbers under the same name. A number held by a customer
+with another name is a conflict: by default nothing changes (the row is skipped and
+reported); ``conflicts``/``conflict_rows`` choose update or add instead. ``update``
+changes what the row gives and adds its new numbers (it removes nothing); ``skip``
+leaves existing customers alone. Importing a file a second time with the same choices
+therefore writes nothing: every row is unchanged, skipped or refused again.
 Groups (集团) are found by code (or by name when the sheet has no code) and created when
 missing; an existing group is never modified by an import.
+
+``check_file`` runs the same steps without writing anything: the preview of every row.
 """
 
 from __future__ import annotations
@@ -20,11 +26,12 @@ import asyncio
 import enum
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from os import PathLike
-from typing import IO, Any, Final, TypeVar, cast
+from typing import IO, Any, Final, cast
 from xml.etree import ElementTree
 
 from openpyxl import Workbook
@@ -32,36 +39,44 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from apps.customer_matching import (
+    Change,
+    Conflict,
+    ConflictChoice,
+    KnownCustomers,
+    RowOutcome,
+    RowPlan,
+    chunks,
+    load_known_customers,
+    updated_values,
+)
 from apps.customer_sheet import (
     REPORT_HEADERS,
     AccountManagers,
     CustomerImportError,
     CustomerRow,
     Field,
-    Preview,
+    Phone,
     RejectedRow,
     RowError,
     RowReader,
     Sheet,
     SheetError,
+    SheetMapping,
     Source,
     map_headers,
-    preview,
 )
 from apps.db import Database
 from apps.models import Customer, CustomerGroup, CustomerPhone, User
 
-T = TypeVar("T")
-
 BATCH_ROWS: Final = 1000
-# Values per IN (...) list: well under SQLite's 32766 and asyncpg's 32767 parameters.
-_MAX_IN_VALUES: Final = 5000
 
 _customers = cast(Table, Customer.__table__)
 _phones = cast(Table, CustomerPhone.__table__)
 _groups = cast(Table, CustomerGroup.__table__)
 
 ProgressCallback = Callable[[int, int], object]
+RowsCallback = Callable[[Sequence[RowPlan]], object]
 
 
 class ExistingCustomers(enum.StrEnum):
@@ -73,14 +88,16 @@ class ExistingCustomers(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ImportResult:
-    imported: int  # new customers
-    updated: int  # existing customers changed
+    imported: int  # new customers (conflicts resolved "add" among them)
+    updated: int  # existing customers changed (conflicts resolved "update" among them)
     unchanged: int  # existing customers the row already matched exactly (update mode)
-    skipped: int  # existing customers left alone (skip mode)
+    skipped: int  # existing customers left alone: skip mode, and conflicts skipped
     rejected: int  # rows refused; their reasons are in rejected_rows
     groups_created: int
     headers: tuple[str | None, ...]
     rejected_rows: tuple[RejectedRow, ...] = field(repr=False)
+    # Every conflict row, with what was done (RowPlan.resolution), in row order.
+    conflicts: tuple[RowPlan, ...] = field(default=(), repr=False)
 
     @property
     def errors(self) -> tuple[RowError, ...]:
@@ -92,12 +109,41 @@ class ImportResult:
                 f"rejected {self.rejected}")
 
 
+@dataclass(frozen=True, slots=True)
+class SheetCheck:
+    """What importing a sheet would do, counted by outcome; nothing was written. The
+    counts are for updating existing customers and leaving conflicts undecided."""
+
+    headers: tuple[str | None, ...]
+    mapping: SheetMapping
+    counts: Mapping[RowOutcome, int]  # every outcome, 0 included
+    groups_created: int  # groups the import would create
+
+    @property
+    def has_name_column(self) -> bool:
+        return bool(self.mapping.of(Field.NAME))
+
+
+# Which count of ImportResult a row adds to, by its outcome and a conflict's resolution.
+_COUNTED_AS: Final[Mapping[tuple[RowOutcome, ConflictChoice | None], str]] = {
+    (RowOutcome.NEW, None): "imported",
+    (RowOutcome.UPDATE, None): "updated",
+    (RowOutcome.UNCHANGED, None): "unchanged",
+    (RowOutcome.SKIP, None): "skipped",
+    (RowOutcome.REJECTED, None): "rejected",
+    (RowOutcome.CONFLICT, None): "skipped",
+    (RowOutcome.CONFLICT, ConflictChoice.SKIP): "skipped",
+    (RowOutcome.CONFLICT, ConflictChoice.UPDATE): "updated",
+    (RowOutcome.CONFLICT, ConflictChoice.ADD): "imported",
+}
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
 class CustomerImporter:
-    """Previews and imports customer sheets into ``db``."""
+    """Checks (previews) and imports customer sheets into ``db``."""
 
     def __init__(self, db: Database, *, clock: Callable[[], datetime] = _utc_now,
                  default_area_code: str | None = None, batch_rows: int = BATCH_ROWS) -> None:
@@ -111,52 +157,89 @@ class CustomerImporter:
             users = await connection.execute(select(User.id, User.username, User.name))
             return AccountManagers((row.id, row.username, row.name) for row in users)
 
-    async def preview(self, source: Source, n: int = 10, *,
-                      mapping: Mapping[str, str | Field] | None = None) -> Preview:
-        """The mapping found and the first ``n`` rows checked; nothing is written.
-        Raises SheetError when the file cannot be read."""
-        managers = await self.account_managers()
-        return await asyncio.to_thread(preview, source, n, mapping=mapping, managers=managers,
-                                       default_area_code=self._area_code)
+    async def check_file(
+        self,
+        source: Source,
+        *,
+        mapping: Mapping[str, str | Field] | None = None,
+        progress: ProgressCallback | None = None,
+        on_rows: RowsCallback | None = None,
+    ) -> SheetCheck:
+        """Every row planned as ``import_file`` would with its defaults (existing
+        customers updated, conflicts not chosen yet), against the database as it is now;
+        nothing is written. ``on_rows(plans)`` gets each batch's rows in row order.
+
+        A sheet without a name column checks no rows (the mapping can still be
+        changed). Raises SheetError when the file cannot be read."""
+        run = _Run(write=False, mode=ExistingCustomers.UPDATE, conflicts=None)
+        headers, found = await self._go(source, run, mapping, progress, on_rows)
+        return SheetCheck(headers, found, {outcome: run.outcomes[outcome] for outcome in
+                                           RowOutcome}, run.groups_created)
 
     async def import_file(
         self,
         source: Source,
         *,
         existing: ExistingCustomers | str = ExistingCustomers.UPDATE,
+        conflicts: ConflictChoice | str = ConflictChoice.SKIP,
+        conflict_rows: Mapping[int, ConflictChoice | str] | None = None,
         mapping: Mapping[str, str | Field] | None = None,
         progress: ProgressCallback | None = None,
     ) -> ImportResult:
         """Import every good row of the sheet; refuse the others with their reasons.
 
+        ``conflicts`` is what every conflict row does, ``conflict_rows`` (Excel row
+        number -> choice) overrides it for single rows; a choice for a row that turns
+        out to be no conflict is ignored. ``existing`` does not apply to conflicts.
+
         Raises SheetError (nothing imported) when the file is no .xlsx workbook, has no
         header row or no column for the name. ``progress(rows_done, rows_total)`` is
         called after each batch; the total is the file's own estimate, never below
         rows_done."""
-        mode = ExistingCustomers(existing)
+        run = _Run(write=True, mode=ExistingCustomers(existing),
+                   conflicts=ConflictChoice(conflicts),
+                   conflict_rows={row: ConflictChoice(choice)
+                                  for row, choice in (conflict_rows or {}).items()})
+        headers, _ = await self._go(source, run, mapping, progress, None)
+        counted = Counter({name: 0 for name in _COUNTED_AS.values()})
+        for (outcome, resolution), n in run.tallies.items():
+            counted[_COUNTED_AS[outcome, resolution]] += n
+        return ImportResult(
+            imported=counted["imported"], updated=counted["updated"],
+            unchanged=counted["unchanged"], skipped=counted["skipped"],
+            rejected=counted["rejected"], groups_created=run.groups_created, headers=headers,
+            rejected_rows=tuple(RejectedRow(plan.row, plan.values, plan.errors)
+                                for plan in run.kept if plan.outcome is RowOutcome.REJECTED),
+            conflicts=tuple(plan for plan in run.kept if plan.outcome is RowOutcome.CONFLICT),
+        )
+
+    async def _go(self, source: Source, run: _Run, mapping: Mapping[str, str | Field] | None,
+                  progress: ProgressCallback | None, on_rows: RowsCallback | None,
+                  ) -> tuple[tuple[str | None, ...], SheetMapping]:
+        """Read, plan and (when ``run.write``) write the sheet batch by batch."""
         managers = await self.account_managers()
         sheet = await asyncio.to_thread(Sheet, source)
         reading: asyncio.Future[tuple[int, list[CustomerRow | RejectedRow]] | None] | None = None
         try:
-            reader = RowReader(map_headers(sheet.headers, mapping), managers, self._area_code)
+            found = map_headers(sheet.headers, mapping)
+            if not run.write and not found.of(Field.NAME):
+                return sheet.headers, found
+            reader = RowReader(found, managers, self._area_code)
             batches = _batches(sheet.rows(), reader, self._batch_rows)
-            run = _Run(mode)
             rows_done = 0
             # The next batch is read (in a thread) while this one is written.
             reading = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
             while (batch := await reading) is not None:
                 reading = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
                 rows_read, checked = batch
+                plans = [_rejected(row) for row in checked if isinstance(row, RejectedRow)]
                 accepted = [row for row in checked if isinstance(row, CustomerRow)]
-                run.rejected += [row for row in checked if isinstance(row, RejectedRow)]
                 if accepted:
-                    async with self._db.engine.begin() as connection:
-                        if connection.dialect.name == "sqlite":
-                            # The batch reads, then writes what it read: take the write
-                            # lock first (SQLite has no row locks; its driver would read
-                            # outside the transaction). Other writers wait one batch.
-                            await connection.execute(text("BEGIN IMMEDIATE"))
-                        await _write_batch(connection, run, accepted, self._clock())
+                    plans += await self._batch(run, accepted)
+                plans.sort(key=lambda plan: plan.row)
+                run.record(plans)
+                if on_rows is not None:
+                    on_rows(plans)
                 rows_done += rows_read
                 if progress is not None:
                     progress(rows_done, max(rows_done, sheet.rows_estimate))
@@ -167,13 +250,19 @@ class CustomerImporter:
                 if not reading.cancelled():
                     reading.exception()  # retrieved: the error that matters is ours
             sheet.close()
-        run.rejected.sort(key=lambda row: row.row)
-        return ImportResult(
-            imported=run.imported, updated=run.updated, unchanged=run.unchanged,
-            skipped=run.skipped, rejected=len(run.rejected),
-            groups_created=run.groups_created, headers=sheet.headers,
-            rejected_rows=tuple(run.rejected),
-        )
+        return sheet.headers, found
+
+    async def _batch(self, run: _Run, rows: list[CustomerRow]) -> list[RowPlan]:
+        if not run.write:
+            async with self._db.engine.connect() as connection:
+                return await _plan_batch(connection, run, rows, self._clock())
+        async with self._db.engine.begin() as connection:
+            if connection.dialect.name == "sqlite":
+                # The batch reads, then writes what it read: take the write lock first
+                # (SQLite has no row locks; its driver would read outside the
+                # transaction). Other writers wait one batch.
+                await connection.execute(text("BEGIN IMMEDIATE"))
+            return await _plan_batch(connection, run, rows, self._clock())
 
 
 # What openpyxl raises on a sheet whose XML or compressed data breaks off midway.
@@ -207,80 +296,117 @@ def _batches(rows: Iterator[tuple[int, tuple[Any, ...]]], reader: RowReader, siz
         yield read, checked
 
 
-# ---- writing ------------------------------------------------------------------------------
+# ---- planning and writing -----------------------------------------------------------------
 
 
 @dataclass
 class _Run:
-    """What one import has done so far, across batches."""
+    """What one import (or check) has done so far, across batches."""
 
+    write: bool  # False: a check, which writes nothing
     mode: ExistingCustomers
-    imported: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    skipped: int = 0
+    conflicts: ConflictChoice | None  # None: not chosen (a check)
+    conflict_rows: dict[int, ConflictChoice] = field(default_factory=dict)
     groups_created: int = 0
-    rejected: list[RejectedRow] = field(default_factory=list)
+    outcomes: Counter[RowOutcome] = field(default_factory=Counter)
+    tallies: Counter[tuple[RowOutcome, ConflictChoice | None]] = field(default_factory=Counter)
+    kept: list[RowPlan] = field(default_factory=list)  # an import's rejected and conflicts
     group_by_code: dict[str, int] = field(default_factory=dict)
     group_by_name: dict[str, int] = field(default_factory=dict)
-    # Existing customers already matched, by id -> row: a second row is refused.
+    # Existing customers already matched (or updated by a conflict row), by id -> row:
+    # a later row with the same customer is refused.
     matched_rows: dict[int, int] = field(default_factory=dict)
 
+    def choice(self, row: int) -> ConflictChoice | None:
+        return self.conflict_rows.get(row, self.conflicts)
 
-def _chunks(values: Iterable[T]) -> Iterator[list[T]]:
-    chunk: list[T] = []
-    for value in values:
-        chunk.append(value)
-        if len(chunk) == _MAX_IN_VALUES:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+    def record(self, plans: Sequence[RowPlan]) -> None:
+        for plan in plans:
+            self.outcomes[plan.outcome] += 1
+            self.tallies[plan.outcome, plan.resolution] += 1
+            if self.write and plan.outcome in (RowOutcome.REJECTED, RowOutcome.CONFLICT):
+                self.kept.append(plan)
 
 
-def _refuse(run: _Run, row: CustomerRow, reason: str) -> None:
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """What a planned row writes: a new customer (``customer_id`` None), or the columns
+    and new numbers of an existing one."""
+
+    customer_id: int | None
+    values: dict[str, Any] = field(default_factory=dict)
+    numbers: tuple[Phone, ...] = ()
+
+
+def _rejected(row: RejectedRow) -> RowPlan:
+    return RowPlan(row.row, RowOutcome.REJECTED, row.values, errors=row.errors)
+
+
+def _refused(row: CustomerRow, reason: str) -> RowPlan:
     """A row that passed the sheet's checks but conflicts with the database."""
-    run.rejected.append(RejectedRow(row.row, row.values, (RowError(row.row, None, None, reason),)))
+    return RowPlan(row.row, RowOutcome.REJECTED, row.values, sheet_name=row.name,
+                   errors=(RowError(row.row, None, None, reason),))
 
 
-async def _write_batch(connection: AsyncConnection, run: _Run, rows: list[CustomerRow],
-                       now: datetime) -> None:
+def _plan(run: _Run, known: KnownCustomers, row: CustomerRow, group_id: int | str | None,
+          ) -> tuple[RowPlan, _Write | None]:
+    """What the row does, and what that writes."""
+    if isinstance(group_id, str):
+        return _refused(row, group_id), None
+    found = known.match(row)
+    if isinstance(found, str):
+        return _refused(row, found), None
+    if found is None:
+        return RowPlan(row.row, RowOutcome.NEW, row.values, sheet_name=row.name), _Write(None)
+    customer = found.customer if isinstance(found, Conflict) else found
+    earlier = run.matched_rows.get(customer.id)
+    if earlier is not None:
+        return _refused(row, f"this is the same customer as row {earlier}"), None
+    plan = RowPlan(row.row, RowOutcome.UNCHANGED, row.values, customer_id=customer.id,
+                   existing_name=customer.name, sheet_name=row.name)
+    if isinstance(found, Conflict):
+        plan = replace(plan, outcome=RowOutcome.CONFLICT, number=found.number,
+                       resolution=run.choice(row.row))
+        if plan.resolution is ConflictChoice.ADD:
+            return plan, _Write(None)
+        if plan.resolution is not ConflictChoice.UPDATE:
+            return plan, None
+    run.matched_rows[customer.id] = row.row
+    if plan.outcome is RowOutcome.UNCHANGED and run.mode is ExistingCustomers.SKIP:
+        return replace(plan, outcome=RowOutcome.SKIP), None
+    values, changes = updated_values(customer, row, group_id)
+    numbers = tuple(phone for phone in row.phones if phone.number not in customer.numbers)
+    if numbers:
+        changes += (Change.PHONES,)
+    if not changes:
+        return plan, None
+    if plan.outcome is RowOutcome.UNCHANGED:
+        plan = replace(plan, outcome=RowOutcome.UPDATE)
+    return replace(plan, changes=changes), _Write(customer.id, values, numbers)
+
+
+async def _plan_batch(connection: AsyncConnection, run: _Run, rows: list[CustomerRow],
+                      now: datetime) -> list[RowPlan]:
+    """Plan the rows of one batch and, for an import, write them."""
     group_ids = await _group_ids(connection, run, rows, now)
-    existing = await _existing_customers(connection, rows)
+    known = await load_known_customers(connection, rows)
+    plans: list[RowPlan] = []
     new_rows: list[CustomerRow] = []
     updates: list[dict[str, Any]] = []
     new_phones: list[dict[str, Any]] = []
     for row in rows:
-        group_id = group_ids.get(row.row)
-        if isinstance(group_id, str):
-            _refuse(run, row, group_id)
+        plan, write = _plan(run, known, row, group_ids.get(row.row))
+        plans.append(plan)
+        if write is None:
             continue
-        match = existing.match(row)
-        if isinstance(match, str):
-            _refuse(run, row, match)
-            continue
-        if match is None:
+        if write.customer_id is None:
             new_rows.append(row)
             continue
-        earlier = run.matched_rows.setdefault(match.id, row.row)
-        if earlier != row.row:
-            _refuse(run, row, f"this is the same customer as row {earlier}")
-            continue
-        if run.mode is ExistingCustomers.SKIP:
-            run.skipped += 1
-            continue
-        values = _updated_values(match, row, group_id)
-        phones = [phone for phone in row.phones if phone.number not in match.numbers]
-        if values is None and not phones:
-            run.unchanged += 1
-            continue
-        run.updated += 1
-        if values is None:
-            values = _updated_values(match, row, group_id, force=True)
-        assert values is not None
-        updates.append({"b_id": match.id, "b_updated_at": now, **values})
-        new_phones += [{"customer_id": match.id, "number": phone.number, "label": phone.label}
-                       for phone in phones]
+        updates.append({"b_id": write.customer_id, "b_updated_at": now, **write.values})
+        new_phones += [{"customer_id": write.customer_id, "number": phone.number,
+                        "label": phone.label} for phone in write.numbers]
+    if not run.write:
+        return plans
     if updates:
         await connection.execute(_UPDATE_CUSTOMER, updates)
     if new_rows:
@@ -301,9 +427,9 @@ async def _write_batch(connection: AsyncConnection, run: _Run, rows: list[Custom
         for customer_id, row in zip(inserted, new_rows, strict=True):
             new_phones += [{"customer_id": customer_id, "number": phone.number,
                             "label": phone.label} for phone in row.phones]
-        run.imported += len(new_rows)
     if new_phones:
         await connection.execute(insert(_phones), new_phones)
+    return plans
 
 
 async def _insert_returning_ids(connection: AsyncConnection, table: Table,
@@ -342,113 +468,11 @@ _UPDATE_CUSTOMER: Final = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class _Existing:
-    id: int
-    name: str
-    title: str | None
-    vip_level: int
-    account_manager_id: int | None
-    group_id: int | None
-    custom_fields: dict[str, Any]
-    external_key: str | None
-    numbers: frozenset[str]
-
-
-def _updated_values(customer: _Existing, row: CustomerRow, group_id: int | None,
-                    force: bool = False) -> dict[str, Any] | None:
-    """The customer's columns after the row is applied; None when nothing changes."""
-    values = {
-        "b_name": row.name,
-        "b_title": row.title if row.title is not None else customer.title,
-        "b_vip_level": row.vip_level if row.vip_level is not None else customer.vip_level,
-        "b_account_manager_id": (row.account_manager_id if row.account_manager_id is not None
-                                 else customer.account_manager_id),
-        "b_group_id": group_id if group_id is not None else customer.group_id,
-        "b_custom_fields": {**customer.custom_fields, **row.custom_fields},
-        "b_external_key": row.external_id or customer.external_key,
-    }
-    before = {
-        "b_name": customer.name, "b_title": customer.title, "b_vip_level": customer.vip_level,
-        "b_account_manager_id": customer.account_manager_id, "b_group_id": customer.group_id,
-        "b_custom_fields": customer.custom_fields, "b_external_key": customer.external_key,
-    }
-    return values if force or values != before else None
-
-
-class _ExistingCustomers:
-    """The customers of the database a batch's rows can match, with their numbers."""
-
-    def __init__(self, by_id: dict[int, _Existing], by_key: dict[str, int],
-                 by_number: dict[str, set[int]]) -> None:
-        self._by_id = by_id
-        self._by_key = by_key
-        self._by_number = by_number
-
-    def match(self, row: CustomerRow) -> _Existing | str | None:
-        """The customer the row updates, None for a new one, or why the row is refused."""
-        if row.external_id is not None and row.external_id in self._by_key:
-            return self._by_id[self._by_key[row.external_id]]
-        owners: dict[int, str] = {}
-        for phone in row.phones:
-            for customer_id in sorted(self._by_number.get(phone.number, ())):
-                owners.setdefault(customer_id, phone.number)
-        if not owners:
-            return None
-        if len(owners) > 1:
-            numbers = ", ".join(sorted(set(owners.values())))
-            return (f"the phone numbers ({numbers}) belong to {len(owners)} different "
-                    f"customers already")
-        [(customer_id, number)] = owners.items()
-        customer = self._by_id[customer_id]
-        if (row.external_id is not None and customer.external_key is not None):
-            return (f"phone {number} belongs to the customer with external id "
-                    f"'{customer.external_key}'")
-        return customer
-
-
-async def _existing_customers(connection: AsyncConnection, rows: Sequence[CustomerRow],
-                              ) -> _ExistingCustomers:
-    keys = {row.external_id for row in rows if row.external_id is not None}
-    numbers = {phone.number for row in rows for phone in row.phones}
-    by_key: dict[str, int] = {}
-    for chunk in _chunks(keys):
-        found = await connection.execute(
-            select(_customers.c.external_key, _customers.c.id)
-            .where(_customers.c.external_key.in_(chunk)))
-        by_key.update({key: customer_id for key, customer_id in found})
-    by_number: dict[str, set[int]] = {}
-    for chunk in _chunks(numbers):
-        found = await connection.execute(
-            select(_phones.c.number, _phones.c.customer_id).where(_phones.c.number.in_(chunk)))
-        for number, customer_id in found:
-            by_number.setdefault(number, set()).add(customer_id)
-    ids = set(by_key.values()).union(*by_number.values())
-    by_id: dict[int, _Existing] = {}
-    all_numbers: dict[int, set[str]] = {}
-    for id_chunk in _chunks(sorted(ids)):
-        found = await connection.execute(
-            select(_phones.c.customer_id, _phones.c.number)
-            .where(_phones.c.customer_id.in_(id_chunk)))
-        for customer_id, number in found:
-            all_numbers.setdefault(customer_id, set()).add(number)
-        customers = await connection.execute(
-            select(_customers.c.id, _customers.c.name, _customers.c.title,
-                   _customers.c.vip_level, _customers.c.account_manager_id,
-                   _customers.c.group_id, _customers.c.custom_fields,
-                   _customers.c.external_key)
-            .where(_customers.c.id.in_(id_chunk)))
-        for c in customers:
-            by_id[c.id] = _Existing(c.id, c.name, c.title, c.vip_level, c.account_manager_id,
-                                    c.group_id, dict(c.custom_fields or {}), c.external_key,
-                                    frozenset(all_numbers.get(c.id, ())))
-    return _ExistingCustomers(by_id, by_key, by_number)
-
-
 async def _group_ids(connection: AsyncConnection, run: _Run, rows: Sequence[CustomerRow],
                      now: datetime) -> dict[int, int | str]:
-    """Row number -> group id for rows naming a group (found or created), or the reason
-    the group cannot be made."""
+    """Row number -> group id for rows naming a group (found or created; a check makes
+    up negative ids for the groups it would create), or the reason the group cannot be
+    made."""
     wanted_codes: dict[str, str] = {}  # code -> name for a new group
     wanted_names: set[str] = set()
     for row in rows:
@@ -459,7 +483,7 @@ async def _group_ids(connection: AsyncConnection, run: _Run, rows: Sequence[Cust
     missing_codes = [code for code in wanted_codes if code not in run.group_by_code]
     missing_names = [name for name in wanted_names
                      if name not in run.group_by_name and name not in run.group_by_code]
-    for chunk in _chunks(missing_codes + missing_names):
+    for chunk in chunks(missing_codes + missing_names):
         found = await connection.execute(
             select(_groups.c.id, _groups.c.code, _groups.c.name)
             .where(_groups.c.code.in_(chunk) | _groups.c.name.in_(chunk)))
@@ -473,10 +497,13 @@ async def _group_ids(connection: AsyncConnection, run: _Run, rows: Sequence[Cust
                       if name not in run.group_by_name and name not in run.group_by_code
                       and len(name) <= _MAX_GROUP_CODE_CHARS})
     if to_create:
-        created = await _insert_returning_ids(
-            connection, _groups,
-            [{"code": code, "name": name, "vip_level": 0, "custom_fields": {},
-              "created_at": now, "updated_at": now} for code, name in to_create.items()])
+        if run.write:
+            created = await _insert_returning_ids(
+                connection, _groups,
+                [{"code": code, "name": name, "vip_level": 0, "custom_fields": {},
+                  "created_at": now, "updated_at": now} for code, name in to_create.items()])
+        else:  # a check: ids of its own, so later rows find the group as they would
+            created = [-(run.groups_created + n) for n in range(1, len(to_create) + 1)]
         for group_id, (code, name) in zip(created, to_create.items(), strict=True):
             run.group_by_code[code] = group_id
             run.group_by_name.setdefault(name, group_id)
@@ -536,11 +563,17 @@ def _column_label(error: RowError) -> str:
 __all__ = [
     "BATCH_ROWS",
     "REPORT_HEADERS",
+    "Change",
+    "ConflictChoice",
     "CustomerImportError",
     "CustomerImporter",
     "ExistingCustomers",
     "ImportResult",
     "ProgressCallback",
+    "RowOutcome",
+    "RowPlan",
+    "RowsCallback",
+    "SheetCheck",
     "neutralise",
     "write_error_report",
 ]

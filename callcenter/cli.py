@@ -2,7 +2,8 @@
 import customers, repair recordings.
 
 Exit status: 0 done, 1 the request could not be done (a one-line message on stderr, no
-traceback), 2 the command line itself was wrong (argparse's usage message).
+traceback), 2 the command line itself was wrong (argparse's usage message), 3 (customers
+import) done, but conflicts were left unchanged because no --conflicts was given.
 Heavy imports (the switch, SQLAlchemy) happen inside the commands, so that `--help` and
 usage errors answer at once.
 """
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONFLICTS = 0, 1, 2, 3
 
 
 class CommandError(Exception):
@@ -109,8 +110,11 @@ def cmd_recordings_repair(config: Config, args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-# How many row errors `customers import` prints; the --errors report has them all.
+# How many row errors (and conflicts) `customers import` prints; the --errors report
+# has all the errors.
 MAX_ERRORS_SHOWN = 20
+# What a conflict row's resolution did, for the line that reports it.
+_RESOLVED = {"skip": "skipped", "update": "updated", "add": "added"}
 
 
 def cmd_customers_import(config: Config, args: argparse.Namespace) -> int:
@@ -130,6 +134,7 @@ def cmd_customers_import(config: Config, args: argparse.Namespace) -> int:
             ).import_file(
                 stream,
                 existing="skip" if args.skip_existing else "update",
+                conflicts=args.conflicts or "skip",
                 progress=show_progress if sys.stderr.isatty() else None,
             )
         finally:
@@ -146,11 +151,10 @@ def cmd_customers_import(config: Config, args: argparse.Namespace) -> int:
         if sys.stderr.isatty():
             print(file=sys.stderr)
     print(result.summary())
-    errors = result.errors
-    for row_error in errors[:MAX_ERRORS_SHOWN]:
-        print(row_error)
-    if len(errors) > MAX_ERRORS_SHOWN:
-        print(f"... and {len(errors) - MAX_ERRORS_SHOWN} more")
+    _print_some([str(row_error) for row_error in result.errors])
+    _print_some([f"row {c.row}: number {c.number} belongs to {c.existing_name}, the sheet "
+                 f"says {c.sheet_name} ({_RESOLVED[str(c.resolution)]})"
+                 for c in result.conflicts])
     if args.errors is not None:
         try:
             write_error_report(result, args.errors)
@@ -160,7 +164,19 @@ def cmd_customers_import(config: Config, args: argparse.Namespace) -> int:
             ) from None
         rows = "row" if result.rejected == 1 else "rows"
         print(f"rejected {rows} written to {args.errors}")
+    if result.conflicts and args.conflicts is None:
+        n = len(result.conflicts)
+        print(f"callcenter: {n} {'conflict' if n == 1 else 'conflicts'} left unchanged; "
+              "choose with --conflicts skip|update|add", file=sys.stderr)
+        return EXIT_CONFLICTS
     return EXIT_OK
+
+
+def _print_some(lines: Sequence[str]) -> None:
+    for line in lines[:MAX_ERRORS_SHOWN]:
+        print(line)
+    if len(lines) > MAX_ERRORS_SHOWN:
+        print(f"... and {len(lines) - MAX_ERRORS_SHOWN} more")
 
 
 # ---- helpers ------------------------------------------------------------------------------
@@ -304,17 +320,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="import customers from an .xlsx sheet (批量导入客户数据)",
         description="Import customers from the first sheet of an .xlsx file; its first row "
         "names the columns (客户名称/name, 手机/phone, 集团编号/group code, ...). Good rows "
-        "import, bad rows are listed by row and column.",
+        "import, bad rows are listed by row and column, and so are conflicts: rows whose "
+        "number is an existing customer's under another name. Exit status: 0 done, 1 the "
+        "file could not be imported, 3 done but conflicts were skipped without --conflicts.",
     )
     customers_import.add_argument("file", metavar="FILE.xlsx", help="the sheet to import")
     existing = customers_import.add_mutually_exclusive_group()
     existing.add_argument(
         "--update",
         action="store_true",
-        help="update customers that already exist (matched by external id or phone; default)",
+        help="update customers that already exist (matched by external id, or by phone "
+        "and name; default)",
     )
     existing.add_argument(
         "--skip-existing", action="store_true", help="leave customers that already exist alone"
+    )
+    customers_import.add_argument(
+        "--conflicts",
+        choices=("skip", "update", "add"),
+        help="what a row does whose number is an existing customer's under another name: "
+        "skip it (the default, and exit status 3 when any were skipped without this "
+        "option), update that customer with the sheet's name and fields, or add a new "
+        "customer sharing the number",
     )
     customers_import.add_argument(
         "--errors", metavar="OUT.xlsx", help="write the rejected rows and reasons to this file"

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from openpyxl import Workbook, load_workbook
+
+from apps import (
+    ContactRecordService,
+    CustomerService,
+    Database,
+    UserService,
+    seed_demo_data,
+    upgrade_database,
+)
+from apps.demo import seed_demo_customers
 
 pytestmark = pytest.mark.integration  # real SQLite files, real processes
 
@@ -149,3 +162,93 @@ def test_the_configured_area_code_places_local_numbers(data_dir: Path, tmp_path:
     config.write_text('[customers]\ndefault_area_code = "0755"\n', encoding="utf-8")
     placed = callcenter(data_dir, "customers", "import", str(local), "--config", str(config))
     assert placed.stdout.startswith("imported 1,")
+
+
+# ---- conflicts: a known number under another name (issue 9) -------------------------------
+
+
+def seed_liu(data_dir: Path) -> None:
+    """The demo customers in the data dir's database, 刘建国 (13900000001) with ten
+    contact records."""
+    async def seed() -> None:
+        url = f"sqlite:///{data_dir / 'callcenter.sqlite3'}"
+        await upgrade_database(url)
+        db = await Database.connect(url)
+        try:
+            users = UserService(db, "callcenter", password_hasher=PasswordHasher(
+                time_cost=1, memory_cost=1024, parallelism=1))
+            await seed_demo_data(users)
+            async with CustomerService(db) as customers:
+                contacts = ContactRecordService(db)
+                await seed_demo_customers(customers, contacts, users)
+                liu = await customers.lookup_by_number("13900000001")
+                assert liu is not None
+                for n in range(9):
+                    await contacts.add(liu.customer_id, "phone", f"第{n + 2}次来电")
+        finally:
+            await db.close()
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(seed())
+
+
+def holders(data_dir: Path, number: str) -> list[tuple[str, int]]:
+    """(name, contact records) of the customers with ``number``, oldest first."""
+    with sqlite3.connect(data_dir / "callcenter.sqlite3") as connection:
+        return list(connection.execute(
+            "SELECT c.name, (SELECT count(*) FROM contact_records r WHERE r.customer_id = c.id)"
+            " FROM customers c JOIN customer_phones p ON p.customer_id = c.id"
+            " WHERE p.number = ? ORDER BY c.id", (number,)))
+
+
+@pytest.fixture
+def huang(tmp_path: Path) -> Path:
+    return sheet(tmp_path / "huang.xlsx", ["客户名称", "手机"], ["黄晓明", "13900000001"])
+
+
+@pytest.mark.parametrize("options", [(), ("--update",)])
+def test_a_conflict_changes_nothing_by_default_and_exits_3(
+        data_dir: Path, huang: Path, options: tuple[str, ...]) -> None:
+    seed_liu(data_dir)
+
+    result = callcenter(data_dir, "customers", "import", str(huang), *options, expect=3)
+
+    assert result.stdout == (
+        "imported 0, updated 0, unchanged 0, skipped 1, rejected 0\n"
+        "row 2: number 13900000001 belongs to 刘建国, the sheet says 黄晓明 (skipped)\n")
+    assert result.stderr == (
+        "callcenter: 1 conflict left unchanged; choose with --conflicts skip|update|add\n")
+    assert holders(data_dir, "13900000001") == [("刘建国", 10)]
+
+
+@pytest.mark.parametrize(("choice", "summary", "resolved", "after"), [
+    ("skip", "imported 0, updated 0, unchanged 0, skipped 1", "skipped", [("刘建国", 10)]),
+    ("update", "imported 0, updated 1, unchanged 0, skipped 0", "updated", [("黄晓明", 10)]),
+    ("add", "imported 1, updated 0, unchanged 0, skipped 0", "added",
+     [("刘建国", 10), ("黄晓明", 0)]),
+])
+def test_conflicts_option_does_what_it_says(
+        data_dir: Path, huang: Path, choice: str, summary: str, resolved: str,
+        after: list[tuple[str, int]]) -> None:
+    seed_liu(data_dir)
+
+    result = callcenter(data_dir, "customers", "import", str(huang), "--conflicts", choice)
+
+    assert result.stdout == (
+        f"{summary}, rejected 0\n"
+        f"row 2: number 13900000001 belongs to 刘建国, the sheet says 黄晓明 ({resolved})\n")
+    assert result.stderr == ""
+    assert holders(data_dir, "13900000001") == after
+    # Applied once, the sheet and the database agree: nothing is a conflict any more
+    # (except what was skipped).
+    again = callcenter(data_dir, "customers", "import", str(huang), "--conflicts", choice)
+    assert again.stdout.startswith(
+        "imported 0, updated 0, unchanged 0, skipped 1" if choice == "skip"
+        else "imported 0, updated 0, unchanged 1, skipped 0")
+    assert holders(data_dir, "13900000001") == after
+
+
+def test_conflicts_option_takes_only_the_three_choices(data_dir: Path, huang: Path) -> None:
+    result = callcenter(data_dir, "customers", "import", str(huang), "--conflicts", "rename",
+                        expect=2)
+    assert "argument --conflicts: invalid choice: 'rename'" in result.stderr

@@ -1,31 +1,40 @@
 """Customer import in the browser (批量导入客户数据), all behind ``customers.import``.
 
-Upload an .xlsx, see the mapping of its headers to fields (changeable) and the first rows
-as they would import, choose update or skip for customers that exist, start. The import
-runs as a background task on the loop (apps.customer_import writes in short batches) and
-reports progress to the uploader's WebSockets through the EventHub:
+Upload an .xlsx; every row is checked against the database in the background (nothing
+written) and the preview tells, for each row, what the import will do: new, update
+(with the fields that change), unchanged, conflict (the number is an existing
+customer's under another name: both names shown) or rejected (and why), with the count
+of each, a page at a time. Change the mapping of headers to fields (the check runs
+again), choose what conflicts do (for all of them, and row by row: skip, the default,
+update that customer, or add a new one sharing the number) and update or skip for
+customers that exist, then start. The upload waits a few seconds for the check, so a
+small sheet's preview comes at once. The check and the import run as background tasks
+on the loop (apps.customer_import works in short batches) and report to the uploader's
+WebSockets through the EventHub:
 
+    {"type": "customer_import.checking", "job", "rows_done", "rows_total"}
+    {"type": "customer_import.checked", "job", "counts"}
     {"type": "customer_import.progress", "job", "rows_done", "rows_total"}
     {"type": "customer_import.finished", "job", "imported", "updated", "unchanged",
-     "skipped", "rejected", "report_url"}
+     "skipped", "rejected", "conflicts", "report_url"}
     {"type": "customer_import.failed", "job", "message"}
 
-Jobs live in memory (a restart forgets them) with their files in a directory of their own
-under ``work_dir``. A job is found only by its random id and only for the user who
-uploaded it: the error report download takes no path from the request, so there is
-nothing to traverse. The download is audited as an "export".
+Every page has its API twin under /api/v1/customer-imports. Jobs live in memory (a
+restart forgets them) with their files in a directory of their own under ``work_dir``.
+A job is found only by its random id and only for the user who uploaded it: the error
+report download takes no path from the request, so there is nothing to traverse. The
+download is audited as an "export".
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
-import re
+import math
 import secrets
 import shutil
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -36,15 +45,19 @@ from starlette.routing import BaseRoute, Route
 
 from apps.audit import AuditLog
 from apps.customer_import import (
+    ConflictChoice,
     CustomerImporter,
     CustomerImportError,
     ExistingCustomers,
     ImportResult,
+    RowOutcome,
+    SheetCheck,
     write_error_report,
 )
-from apps.customer_sheet import CustomerRow, Field, Preview
+from apps.customer_sheet import Field
 from web.auth import client_ip, services_of
-from web.customers import API, BadInput, endpoint, invalid, json_object
+from web.customer_import_jobs import CheckedRows, ImportJob, ImportJobs, JobState
+from web.customers import API, BadInput, endpoint, invalid, json_object, query_int
 from web.hub import EventHub
 from web.i18n import translate
 from web.templating import NavItem, language_of, render
@@ -55,11 +68,12 @@ IMPORT = "customers.import"
 NAV: Final = (NavItem("/customers/import", "nav.customer_import", IMPORT),)
 MAX_UPLOAD_BYTES: Final = 20 * 1024 * 1024
 _MULTIPART_OVERHEAD_BYTES: Final = 64 * 1024  # boundaries, headers, the CSRF field
-PREVIEW_ROWS: Final = 10
-JOBS_KEPT_PER_USER: Final = 5
+PER_PAGE: Final = 50  # preview rows per page (the API's default)
+MAX_PER_PAGE: Final = 500
+CHECK_WAIT_S: Final = 5.0  # how long an upload waits for its check before answering
 XLSX_TYPE: Final = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-_JOB_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _FIELD_CHOICES: Final = tuple(f.value for f in Field)
+_CONFLICT_CHOICES: Final = tuple(c.value for c in ConflictChoice)
 
 
 def _new_job_id() -> str:
@@ -73,44 +87,7 @@ class ImportWebServices:
     work_dir: Path  # one directory per job is made here
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     new_job_id: Callable[[], str] = _new_job_id
-
-
-class JobState(enum.StrEnum):
-    uploaded = "uploaded"
-    running = "running"
-    done = "done"
-    failed = "failed"
-
-
-@dataclass
-class ImportJob:
-    """One upload and its import; changed only on the event loop."""
-
-    id: str
-    user_id: int
-    filename: str
-    directory: Path
-    state: JobState = JobState.uploaded
-    mapping: dict[str, str] | None = None
-    existing: ExistingCustomers = ExistingCustomers.UPDATE
-    rows_done: int = 0
-    rows_total: int = 0
-    result: ImportResult | None = None
-    error: str | None = None
-
-    @property
-    def upload(self) -> Path:
-        return self.directory / "upload.xlsx"
-
-    @property
-    def report(self) -> Path:
-        return self.directory / "errors.xlsx"
-
-    @property
-    def report_url(self) -> str | None:
-        if self.result is None or not self.result.rejected:
-            return None
-        return f"/customers/import/{self.id}/errors.xlsx"
+    check_wait_s: float = CHECK_WAIT_S
 
 
 class Refused(Exception):
@@ -123,68 +100,49 @@ class Refused(Exception):
         self.params = params
 
 
-@dataclass
-class ImportJobs:
-    """The jobs of this process; each user keeps their newest few (older files go)."""
-
-    kept_per_user: int = JOBS_KEPT_PER_USER
-    _jobs: dict[str, ImportJob] = field(default_factory=dict)
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-
-    def add(self, job: ImportJob) -> None:
-        self._jobs[job.id] = job
-        own = [j for j in self._jobs.values()
-               if j.user_id == job.user_id and j.state is not JobState.running]
-        for old in own[:-self.kept_per_user]:
-            del self._jobs[old.id]
-            shutil.rmtree(old.directory, ignore_errors=True)
-
-    def get(self, job_id: str, user_id: int) -> ImportJob | None:
-        """The job if ``user_id`` uploaded it; None for anyone else's or a made-up id."""
-        if not _JOB_ID.fullmatch(job_id):
-            return None
-        job = self._jobs.get(job_id)
-        return job if job is not None and job.user_id == user_id else None
-
-    def start(self, coroutine: Any) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(coroutine)
-        self._tasks.add(task)  # the loop keeps only weak references to tasks
-        task.add_done_callback(self._tasks.discard)
+# ---- JSON shapes ----------------------------------------------------------------------------
 
 
-def _cell(value: object) -> str:
-    return "" if value is None else str(value)
-
-
-def preview_json(preview: Preview) -> dict[str, Any]:
-    rows = []
-    for row in preview.rows:
-        rows.append({
-            "row": row.row,
-            "ok": isinstance(row, CustomerRow),
-            "values": [_cell(v) for v in row.values],
-            "errors": [] if isinstance(row, CustomerRow) else [
-                {"column": e.column, "header": e.header, "reason": e.reason}
-                for e in row.errors],
-        })
-    return {"headers": [h or "" for h in preview.headers],
-            "mapping": preview.mapping.as_dict(),
-            "has_name_column": bool(preview.mapping.of(Field.NAME)),
-            "rows": rows, "rows_estimate": preview.rows_estimate}
+def check_json(check: SheetCheck) -> dict[str, Any]:
+    return {"headers": [h or "" for h in check.headers],
+            "mapping": check.mapping.as_dict(),
+            "has_name_column": check.has_name_column,
+            "counts": {outcome.value: n for outcome, n in check.counts.items()},
+            "groups_created": check.groups_created}
 
 
 def result_json(result: ImportResult) -> dict[str, int]:
     return {"imported": result.imported, "updated": result.updated,
             "unchanged": result.unchanged, "skipped": result.skipped,
-            "rejected": result.rejected}
+            "rejected": result.rejected, "conflicts": len(result.conflicts)}
 
 
 def job_json(job: ImportJob) -> dict[str, Any]:
     return {"id": job.id, "state": job.state.value, "filename": job.filename,
-            "existing": job.existing.value, "rows_done": job.rows_done,
-            "rows_total": job.rows_total, "error": job.error,
+            "existing": job.existing.value, "conflicts": job.conflicts.value,
+            "conflict_rows": {str(row): choice.value
+                              for row, choice in sorted(job.conflict_rows.items())},
+            "rows_done": job.rows_done, "rows_total": job.rows_total, "error": job.error,
+            "check": None if job.check is None else check_json(job.check),
             "result": None if job.result is None else result_json(job.result),
             "report_url": job.report_url}
+
+
+def describe(lang: str, row: Mapping[str, Any]) -> str:
+    """What a checked row will do, in words."""
+    outcome = row["outcome"]
+    params: dict[str, object] = {}
+    if outcome == RowOutcome.UPDATE:
+        params["changes"] = translate(lang, "import.list_separator").join(
+            translate(lang, f"import.change.{change}") for change in row["changes"])
+    elif outcome == RowOutcome.CONFLICT:
+        params.update(number=row["number"], existing=row["existing_name"],
+                      sheet=row["sheet_name"])
+    elif outcome == RowOutcome.REJECTED:
+        params["reasons"] = "; ".join(
+            f"{e['column']}: {e['reason']}" if e["column"] else e["reason"]
+            for e in row["errors"])
+    return translate(lang, f"import.outcome.{outcome}", **params)
 
 
 def mapping_from(values: Mapping[str, Any], headers: list[str]) -> dict[str, str]:
@@ -199,6 +157,41 @@ def mapping_from(values: Mapping[str, Any], headers: list[str]) -> dict[str, str
     return mapping
 
 
+def _mapping_of(body: Mapping[str, Any]) -> dict[str, str] | None:
+    mapping = body.get("mapping")
+    if mapping is not None and not (isinstance(mapping, dict) and all(
+            isinstance(v, str) and v in _FIELD_CHOICES for v in mapping.values())):
+        raise BadInput(f"'mapping' must map headers to one of {list(_FIELD_CHOICES)}")
+    return mapping
+
+
+def _choice(value: object, what: str) -> ConflictChoice:
+    if isinstance(value, str) and value in _CONFLICT_CHOICES:
+        return ConflictChoice(value)
+    raise BadInput(f"{what} must be one of {list(_CONFLICT_CHOICES)}")
+
+
+def choose(job: ImportJob, conflicts: object, rows: Mapping[str, object]) -> None:
+    """Set what conflicts do: ``conflicts`` for all (None: as it is), ``rows`` (Excel
+    row number -> choice, None or "" to follow the choice for all) for single rows.
+    Checks everything before changing anything."""
+    default = job.conflicts if conflicts is None else _choice(conflicts, "'conflicts'")
+    chosen: dict[int, ConflictChoice | None] = {}
+    for row, value in rows.items():
+        if not (row.isascii() and row.isdigit() and int(row) > 0):
+            raise BadInput(f"'{row}' is no row number")
+        chosen[int(row)] = None if value in (None, "") else _choice(value, f"row {row}")
+    job.conflicts = default
+    for row_number, choice in chosen.items():
+        if choice is None:
+            job.conflict_rows.pop(row_number, None)
+        else:
+            job.conflict_rows[row_number] = choice
+
+
+# ---- pages and API --------------------------------------------------------------------------
+
+
 class ImportPages:
     def __init__(self, services: ImportWebServices, jobs: ImportJobs | None = None) -> None:
         self.s = services
@@ -206,13 +199,19 @@ class ImportPages:
 
     # -- steps shared by the pages and the API ---------------------------------------------
 
-    async def _receive(self, request: Request) -> tuple[ImportJob, Preview]:
+    async def _receive(self, request: Request) -> ImportJob:
         try:
-            return await self._receive_form(request)
+            job = await self._receive_form(request)
         finally:
             await request.close()  # the upload's temporary file (Starlette leaves it open)
+        self.jobs.add(job)
+        await self._check(request, job)
+        if job.state is JobState.check_failed:  # the file could not be read at all
+            self.jobs.remove(job)
+            raise Refused(400, "import.unreadable", reason=job.error)
+        return job
 
-    async def _receive_form(self, request: Request) -> tuple[ImportJob, Preview]:
+    async def _receive_form(self, request: Request) -> ImportJob:
         limit = self.s.max_upload_bytes
         mb = limit // (1024 * 1024) or 1
         declared = request.headers.get("content-length", "")
@@ -230,32 +229,78 @@ class ImportPages:
         job = ImportJob(job_id, request.state.user.id, Path(upload.filename).name[:200],
                         self.s.work_dir / job_id)
         job.directory.mkdir(parents=True, exist_ok=False)
-        await upload.seek(0)
-        with job.upload.open("wb") as out:
-            while chunk := await upload.read(1024 * 1024):
-                out.write(chunk)
         try:
-            preview = await self.s.importer.preview(job.upload, PREVIEW_ROWS)
-        except CustomerImportError as error:
+            await upload.seek(0)
+            with job.upload.open("wb") as out:
+                while chunk := await upload.read(1024 * 1024):
+                    out.write(chunk)
+        except BaseException:
             shutil.rmtree(job.directory, ignore_errors=True)
-            raise Refused(400, "import.unreadable", reason=str(error)) from None
-        self.jobs.add(job)
-        return job, preview
+            raise
+        return job
 
-    async def _preview(self, job: ImportJob) -> Preview:
-        return await self.s.importer.preview(job.upload, PREVIEW_ROWS, mapping=job.mapping)
+    async def _check(self, request: Request, job: ImportJob) -> None:
+        """(Re)start the job's check and wait a little for it to finish."""
+        job.stop_checking()
+        if job.rows is not None:
+            job.rows.discard()
+        job.state, job.rows, job.error, job.rows_done, job.rows_total = (
+            JobState.checking, None, None, 0, 0)
+        job.checking_task = self.jobs.start(self._run_check(job, services_of(request).hub))
+        await asyncio.wait({job.checking_task}, timeout=self.s.check_wait_s)
 
-    def _start(self, request: Request, job: ImportJob, existing: object,
-               mapping: dict[str, str] | None) -> None:
-        if job.state is not JobState.uploaded:
-            raise Refused(409, "import.already_started")
+    async def _run_check(self, job: ImportJob, hub: EventHub) -> None:
+        def progress(rows_done: int, rows_total: int) -> None:
+            job.rows_done, job.rows_total = rows_done, rows_total
+            hub.publish(job.user_id, {"type": "customer_import.checking", "job": job.id,
+                                      "rows_done": rows_done, "rows_total": rows_total})
+
+        rows = CheckedRows(job.next_rows_file())
         try:
-            job.existing = ExistingCustomers(str(existing))
-        except ValueError:
-            raise BadInput("'existing' must be 'update' or 'skip'") from None
+            check = await self.s.importer.check_file(
+                job.upload, mapping=job.mapping, progress=progress, on_rows=rows.append)
+        except asyncio.CancelledError:  # a newer check replaces this one
+            rows.discard()
+            raise
+        except Exception as error:
+            rows.discard()
+            if isinstance(error, CustomerImportError):
+                job.error = str(error)
+            else:  # a background task has nobody else to tell
+                logger.exception("check of customer import %s failed", job.id)
+                job.error = f"internal error: {type(error).__name__}"
+            job.state, job.checking_task = JobState.check_failed, None
+            hub.publish(job.user_id, {"type": "customer_import.failed", "job": job.id,
+                                      "message": job.error})
+            return
+        rows.finish()
+        job.check, job.rows, job.state, job.checking_task = check, rows, JobState.checked, None
+        hub.publish(job.user_id, {"type": "customer_import.checked", "job": job.id,
+                                  "counts": check_json(check)["counts"]})
+
+    def _changeable(self, job: ImportJob) -> None:
+        """Refused unless the job has not started (its mapping and choices can change)."""
+        if job.state in (JobState.running, JobState.done, JobState.failed):
+            raise Refused(409, "import.already_started")
+
+    async def _remap(self, request: Request, job: ImportJob, mapping: dict[str, str]) -> None:
+        self._changeable(job)
+        if job.check is None:
+            raise Refused(409, "import.still_checking")
+        job.mapping = mapping
+        await self._check(request, job)
+
+    def _start(self, request: Request, job: ImportJob, existing: ExistingCustomers,
+               mapping: dict[str, str] | None) -> None:
+        self._changeable(job)
+        if job.state is JobState.checking:
+            raise Refused(409, "import.still_checking")
+        if job.state is JobState.check_failed:
+            raise Refused(409, "import.check_failed", reason=job.error)
+        job.existing = existing
         if mapping is not None:
             job.mapping = mapping
-        job.state = JobState.running
+        job.state, job.rows_done, job.rows_total = JobState.running, 0, 0
         self.jobs.start(self._run(job, services_of(request).hub, request.state.user.username,
                                   client_ip(request)))
 
@@ -268,7 +313,8 @@ class ImportPages:
 
         try:
             result = await self.s.importer.import_file(
-                job.upload, existing=job.existing, mapping=job.mapping, progress=progress)
+                job.upload, existing=job.existing, conflicts=job.conflicts,
+                conflict_rows=job.conflict_rows, mapping=job.mapping, progress=progress)
             if result.rejected:
                 await asyncio.to_thread(write_error_report, result, job.report)
         except CustomerImportError as error:
@@ -287,11 +333,33 @@ class ImportPages:
             await self.s.audit.record(
                 "customers.import", actor_id=job.user_id, actor=username,
                 target=f"customer_import:{job.id}",
-                detail={"file": job.filename, **result_json(job.result)}, source_ip=source_ip)
+                detail={"file": job.filename, **result_json(job.result),
+                        "conflicts_choice": job.conflicts.value,
+                        "conflict_rows": {str(row): choice.value
+                                          for row, choice in job.conflict_rows.items()}},
+                source_ip=source_ip)
         except Exception:
             logger.exception("audit entry of customer import %s not written", job.id)
         hub.publish(job.user_id, {"type": "customer_import.finished", "job": job.id,
                                   **result_json(job.result), "report_url": job.report_url})
+
+    def _preview(self, request: Request, job: ImportJob, per_page: int) -> dict[str, Any]:
+        """A page of the checked rows (?page=, ?outcome=), each with what it will do."""
+        if job.rows is None or job.check is None:
+            raise Refused(409, "import.still_checking")
+        raw = request.query_params.get("outcome") or None
+        try:
+            outcome = None if raw is None else RowOutcome(raw)
+        except ValueError:
+            raise BadInput(f"'outcome' must be one of {[o.value for o in RowOutcome]}") from None
+        total = job.rows.count(outcome)
+        pages = max(1, math.ceil(total / per_page))
+        page = query_int(request, "page", 1, 1, 1_000_000_000)
+        lang = language_of(request)
+        rows = [{**row, "message": describe(lang, row)}
+                for row in job.rows.page((page - 1) * per_page, per_page, outcome)]
+        return {"counts": check_json(job.check)["counts"], "outcome": raw, "total": total,
+                "page": page, "per_page": per_page, "pages": pages, "rows": rows}
 
     async def _download(self, request: Request) -> Response:
         job = self.jobs.get(request.path_params["job"], request.state.user.id)
@@ -315,46 +383,82 @@ class ImportPages:
         return render(request, "error.html", {"message": message},
                       status_code=refused.status_code)
 
+    def _job(self, request: Request) -> ImportJob:
+        job = self.jobs.get(request.path_params["job"], request.state.user.id)
+        if job is None:
+            raise Refused(404, "import.not_found")
+        return job
+
+    async def _answer(self, request: Request, act: Callable[[], Awaitable[Response]],
+                      ) -> Response:
+        """``act()``, or the answer to its refusal: on the API a JSON error, on a page the
+        error page."""
+        try:
+            return await act()
+        except Refused as refused:
+            return self._refusal(request, refused)
+        except BadInput as error:
+            if request.url.path.startswith(API):
+                return invalid(str(error))
+            return render(request, "error.html", {"message": str(error)}, status_code=400)
+
     # -- API -------------------------------------------------------------------------------
 
     async def api_upload(self, request: Request) -> Response:
-        """Upload an .xlsx (multipart field ``file``): the mapping found and a preview."""
-        try:
-            job, preview = await self._receive(request)
-        except Refused as refused:
-            return self._refusal(request, refused)
-        return JSONResponse({**job_json(job), "preview": preview_json(preview)},
-                            status_code=201)
+        """Upload an .xlsx (multipart field ``file``); its check starts. The answer waits
+        a few seconds for it: state ``checked`` with the counts, or ``checking``."""
+        async def act() -> Response:
+            job = await self._receive(request)
+            return JSONResponse(job_json(job), status_code=201)
+        return await self._answer(request, act)
 
     async def api_get(self, request: Request) -> Response:
-        """An import of the caller's: its state, progress and counts (and the preview
-        while it has not started)."""
-        job = self.jobs.get(request.path_params["job"], request.state.user.id)
-        if job is None:
-            return self._refusal(request, Refused(404, "import.not_found"))
-        body = job_json(job)
-        if job.state is JobState.uploaded:
-            body["preview"] = preview_json(await self._preview(job))
-        return JSONResponse(body)
+        """An import of the caller's: its state, the check's counts, progress, results."""
+        async def act() -> Response:
+            return JSONResponse(job_json(self._job(request)))
+        return await self._answer(request, act)
+
+    async def api_preview(self, request: Request) -> Response:
+        """A page of the checked rows: each with its outcome, the changes, a conflict's
+        both names, a rejection's reasons, and a message in the caller's language."""
+        async def act() -> Response:
+            per_page = query_int(request, "per_page", PER_PAGE, 1, MAX_PER_PAGE)
+            return JSONResponse(self._preview(request, self._job(request), per_page))
+        return await self._answer(request, act)
+
+    async def api_mapping(self, request: Request) -> Response:
+        """Change the mapping (header -> field) and check the sheet again."""
+        async def act() -> Response:
+            job = self._job(request)
+            mapping = _mapping_of(await json_object(request))
+            await self._remap(request, job, mapping or {})
+            return JSONResponse(job_json(job),
+                                status_code=202 if job.state is JobState.checking else 200)
+        return await self._answer(request, act)
+
+    async def api_conflicts(self, request: Request) -> Response:
+        """Choose what conflicts do: ``conflicts`` for all, ``conflict_rows`` by row."""
+        async def act() -> Response:
+            job = self._job(request)
+            body = await json_object(request)
+            self._changeable(job)
+            choose(job, body.get("conflicts"), _rows_of(body))
+            return JSONResponse(job_json(job))
+        return await self._answer(request, act)
 
     async def api_start(self, request: Request) -> Response:
         """Start the import in the background (``existing``: update or skip; optional
-        ``mapping``: header -> field); progress arrives over the WebSocket."""
-        job = self.jobs.get(request.path_params["job"], request.state.user.id)
-        if job is None:
-            return self._refusal(request, Refused(404, "import.not_found"))
-        try:
+        ``mapping``, ``conflicts`` and ``conflict_rows``); progress arrives over the
+        WebSocket."""
+        async def act() -> Response:
+            job = self._job(request)
             body = await json_object(request)
-            mapping = body.get("mapping")
-            if mapping is not None and not (isinstance(mapping, dict) and all(
-                    isinstance(v, str) and v in _FIELD_CHOICES for v in mapping.values())):
-                raise BadInput(f"'mapping' must map headers to one of {list(_FIELD_CHOICES)}")
-            self._start(request, job, body.get("existing", "update"), mapping)
-        except BadInput as error:
-            return invalid(str(error))
-        except Refused as refused:
-            return self._refusal(request, refused)
-        return JSONResponse(job_json(job), status_code=202)
+            mapping, existing = _mapping_of(body), _existing(body.get("existing", "update"))
+            self._changeable(job)
+            choose(job, body.get("conflicts"), _rows_of(body))
+            self._start(request, job, existing, mapping)
+            return JSONResponse(job_json(job), status_code=202)
+        return await self._answer(request, act)
 
     async def api_download(self, request: Request) -> Response:
         """The error report (.xlsx) of one of the caller's imports (audited as export)."""
@@ -372,74 +476,134 @@ class ImportPages:
 
     async def page_upload(self, request: Request) -> Response:
         try:
-            job, _ = await self._receive(request)
+            job = await self._receive(request)
         except Refused as refused:
             message = translate(language_of(request), refused.key, **refused.params)
             return self._upload_page(request, message, refused.status_code)
         return RedirectResponse(f"/customers/import/{job.id}", status_code=303)
 
     async def page_job(self, request: Request) -> Response:
-        job = self.jobs.get(request.path_params["job"], request.state.user.id)
-        if job is None:
-            return self._refusal(request, Refused(404, "import.not_found"))
-        preview = await self._preview(job) if job.state is JobState.uploaded else None
-        return render(request, "customers/import_job.html", {
-            "job": job, "preview": None if preview is None else preview_json(preview),
-            "fields": _FIELD_CHOICES, "preview_rows": PREVIEW_ROWS})
+        async def act() -> Response:
+            job = self._job(request)
+            context: dict[str, Any] = {
+                "job": job, "fields": _FIELD_CHOICES, "choices": _CONFLICT_CHOICES,
+                "outcomes": [o.value for o in RowOutcome if o is not RowOutcome.SKIP],
+                "check": None if job.check is None else check_json(job.check),
+                "preview": None}
+            if job.state is JobState.checked:
+                context["preview"] = self._preview(request, job, PER_PAGE)
+            return render(request, "customers/import_job.html", context)
+        return await self._answer(request, act)
 
     async def page_mapping(self, request: Request) -> Response:
-        job = self.jobs.get(request.path_params["job"], request.state.user.id)
-        if job is None:
-            return self._refusal(request, Refused(404, "import.not_found"))
-        if job.state is not JobState.uploaded:
-            return self._refusal(request, Refused(409, "import.already_started"))
-        try:
-            job.mapping = await self._form_mapping(request, job)
-        except BadInput as error:
-            return render(request, "error.html", {"message": str(error)}, status_code=400)
-        return RedirectResponse(f"/customers/import/{job.id}", status_code=303)
+        async def act() -> Response:
+            job = self._job(request)
+            await self._remap(request, job, await self._form_mapping(request, job))
+            return RedirectResponse(f"/customers/import/{job.id}", status_code=303)
+        return await self._answer(request, act)
+
+    async def page_conflicts(self, request: Request) -> Response:
+        async def act() -> Response:
+            job = self._job(request)
+            form = await request.form()
+            self._changeable(job)
+            choose(job, form.get("conflicts"), _form_rows(form))
+            return RedirectResponse(_back_to(job, form), status_code=303)
+        return await self._answer(request, act)
 
     async def page_start(self, request: Request) -> Response:
-        job = self.jobs.get(request.path_params["job"], request.state.user.id)
-        if job is None:
-            return self._refusal(request, Refused(404, "import.not_found"))
-        try:
+        async def act() -> Response:
+            job = self._job(request)
+            form = await request.form()
             mapping = await self._form_mapping(request, job)
-            self._start(request, job, (await request.form()).get("existing", "update"),
-                        mapping)
-        except BadInput as error:
-            return render(request, "error.html", {"message": str(error)}, status_code=400)
-        except Refused as refused:
-            return self._refusal(request, refused)
-        return RedirectResponse(f"/customers/import/{job.id}", status_code=303)
+            existing = _existing(form.get("existing", "update"))
+            self._changeable(job)
+            choose(job, form.get("conflicts"), _form_rows(form))
+            self._start(request, job, existing, mapping)
+            return RedirectResponse(f"/customers/import/{job.id}", status_code=303)
+        return await self._answer(request, act)
 
     async def page_download(self, request: Request) -> Response:
         return await self._download(request)
 
     async def _form_mapping(self, request: Request, job: ImportJob) -> dict[str, str]:
         form: FormData = await request.form()
-        headers = preview_json(await self._preview(job))["headers"]
-        return mapping_from(form, headers)
+        if job.check is None:
+            raise Refused(409, "import.still_checking")
+        return mapping_from(form, [h or "" for h in job.check.headers])
+
+
+def _existing(value: object) -> ExistingCustomers:
+    try:
+        return ExistingCustomers(str(value))
+    except ValueError:
+        raise BadInput("'existing' must be 'update' or 'skip'") from None
+
+
+def _rows_of(body: Mapping[str, Any]) -> dict[str, object]:
+    rows = body.get("conflict_rows") or {}
+    if not isinstance(rows, dict):
+        raise BadInput("'conflict_rows' must map row numbers to one of "
+                       f"{list(_CONFLICT_CHOICES)}")
+    return rows
+
+
+def _form_rows(form: FormData) -> dict[str, object]:
+    """The page's ``conflict-<row>`` selects."""
+    return {key.removeprefix("conflict-"): value for key, value in form.multi_items()
+            if key.startswith("conflict-")}
+
+
+def _back_to(job: ImportJob, form: FormData) -> str:
+    """The preview page the form was sent from."""
+    page, outcome = form.get("page"), form.get("outcome")
+    query = []
+    if isinstance(page, str) and page.isascii() and page.isdigit():
+        query.append(f"page={page}")
+    if isinstance(outcome, str) and outcome in {o.value for o in RowOutcome}:
+        query.append(f"outcome={outcome}")
+    return f"/customers/import/{job.id}" + ("?" + "&".join(query) if query else "")
+
+
+_MAPPING_BODY: Final[dict[str, Any]] = {
+    "type": "object", "additionalProperties": {"type": "string", "enum": list(_FIELD_CHOICES)}}
+_CHOICES_BODY: Final[dict[str, Any]] = {
+    "conflicts": {"type": "string", "enum": list(_CONFLICT_CHOICES)},
+    "conflict_rows": {"type": "object", "description": "Excel row number -> choice (null: "
+                      "as for all conflicts)", "additionalProperties": {
+                          "type": ["string", "null"], "enum": [*_CONFLICT_CHOICES, None]}}}
+_PREVIEW_PARAMS: Final = {"200": {"description": "A page of the checked rows; ?page=, "
+                                                 f"?per_page= (at most {MAX_PER_PAGE}), "
+                                                 "?outcome= (new, update, unchanged, "
+                                                 "conflict, rejected)"}}
 
 
 def routes(services: ImportWebServices, jobs: ImportJobs | None = None) -> list[BaseRoute]:
     p = ImportPages(services, jobs)
     job = "{job:str}"
+    imports = f"{API}/customer-imports"
     return [
-        Route(f"{API}/customer-imports", endpoint(p.api_upload, IMPORT), methods=["POST"]),
-        Route(f"{API}/customer-imports/{job}", endpoint(p.api_get, IMPORT), methods=["GET"]),
-        Route(f"{API}/customer-imports/{job}/start", endpoint(p.api_start, IMPORT, request_body={
+        Route(imports, endpoint(p.api_upload, IMPORT), methods=["POST"]),
+        Route(f"{imports}/{job}", endpoint(p.api_get, IMPORT), methods=["GET"]),
+        Route(f"{imports}/{job}/preview",
+              endpoint(p.api_preview, IMPORT, responses=_PREVIEW_PARAMS), methods=["GET"]),
+        Route(f"{imports}/{job}/mapping", endpoint(p.api_mapping, IMPORT, request_body={
+            "type": "object", "properties": {"mapping": _MAPPING_BODY}}), methods=["POST"]),
+        Route(f"{imports}/{job}/conflicts", endpoint(p.api_conflicts, IMPORT, request_body={
+            "type": "object", "properties": _CHOICES_BODY}), methods=["POST"]),
+        Route(f"{imports}/{job}/start", endpoint(p.api_start, IMPORT, request_body={
             "type": "object", "properties": {
                 "existing": {"type": "string", "enum": ["update", "skip"]},
-                "mapping": {"type": "object", "additionalProperties": {
-                    "type": "string", "enum": list(_FIELD_CHOICES)}}}}),
+                "mapping": _MAPPING_BODY, **_CHOICES_BODY}}),
               methods=["POST"]),
-        Route(f"{API}/customer-imports/{job}/errors.xlsx", endpoint(p.api_download, IMPORT),
+        Route(f"{imports}/{job}/errors.xlsx", endpoint(p.api_download, IMPORT),
               methods=["GET"]),
         Route("/customers/import", endpoint(p.page_upload_form, IMPORT), methods=["GET"]),
         Route("/customers/import", endpoint(p.page_upload, IMPORT), methods=["POST"]),
         Route(f"/customers/import/{job}", endpoint(p.page_job, IMPORT), methods=["GET"]),
         Route(f"/customers/import/{job}/mapping", endpoint(p.page_mapping, IMPORT),
+              methods=["POST"]),
+        Route(f"/customers/import/{job}/conflicts", endpoint(p.page_conflicts, IMPORT),
               methods=["POST"]),
         Route(f"/customers/import/{job}/start", endpoint(p.page_start, IMPORT),
               methods=["POST"]),

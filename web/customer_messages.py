@@ -65,15 +65,71 @@ CUSTOMER_MESSAGES: dict[str, dict[str, str]] = {
     "import.header": {"zh": "表头", "en": "Header"},
     "import.field": {"zh": "导入为", "en": "Imports as"},
     "import.apply_mapping": {"zh": "应用对应关系", "en": "Apply mapping"},
-    "import.preview": {"zh": "预览（前 {n} 行）", "en": "Preview (first {n} rows)"},
-    "import.rows_estimate": {"zh": "约 {n} 行数据", "en": "About {n} data rows"},
+    "import.preview": {"zh": "预览：每一行将如何导入", "en": "Preview: what each row will do"},
+    "import.counts": {
+        "zh": "共 {total} 行：新增 {new}，更新 {update}，无变化 {unchanged}，冲突 {conflict}，"
+              "拒绝 {rejected}",
+        "en": "{total} rows: {new} new, {update} to update, {unchanged} unchanged, "
+              "{conflict} conflicts, {rejected} rejected"},
+    "import.groups_created": {
+        "zh": "将新建 {n} 个集团", "en": "{n} new groups will be created"},
+    "import.show": {"zh": "显示", "en": "Show"},
+    "import.filter.all": {"zh": "全部", "en": "All rows"},
+    "import.filter.new": {"zh": "新增", "en": "New"},
+    "import.filter.update": {"zh": "更新", "en": "Updates"},
+    "import.filter.unchanged": {"zh": "无变化", "en": "Unchanged"},
+    "import.filter.conflict": {"zh": "冲突", "en": "Conflicts"},
+    "import.filter.rejected": {"zh": "拒绝", "en": "Rejected"},
+    "import.empty_page": {"zh": "没有这样的行", "en": "No such rows"},
     "import.row": {"zh": "行号", "en": "Row"},
-    "import.status": {"zh": "检查结果", "en": "Check"},
-    "import.ok": {"zh": "可导入", "en": "OK"},
+    "import.status": {"zh": "预计结果", "en": "What it will do"},
+    "import.outcome.new": {"zh": "新增客户", "en": "New customer"},
+    "import.outcome.update": {"zh": "更新：{changes}", "en": "Update: {changes}"},
+    "import.outcome.unchanged": {"zh": "无变化", "en": "Unchanged"},
+    "import.outcome.skip": {"zh": "跳过已存在的客户", "en": "Existing customer skipped"},
+    "import.outcome.conflict": {
+        "zh": "冲突：号码 {number} 属于已有客户“{existing}”，表中的名称是“{sheet}”",
+        "en": "Conflict: {number} belongs to the existing customer “{existing}”; "
+              "the sheet names “{sheet}”"},
+    "import.outcome.rejected": {"zh": "拒绝：{reasons}", "en": "Rejected: {reasons}"},
+    "import.list_separator": {"zh": "、", "en": ", "},
+    **{f"import.change.{name}": texts for name, texts in {
+        "name": {"zh": "名称", "en": "name"},
+        "title": {"zh": "职务", "en": "title"},
+        "vip_level": {"zh": "VIP等级", "en": "VIP level"},
+        "account_manager": {"zh": "客户经理", "en": "account manager"},
+        "group": {"zh": "集团", "en": "group"},
+        "custom_fields": {"zh": "自定义字段", "en": "custom fields"},
+        "external_id": {"zh": "外部编号", "en": "external id"},
+        "phones": {"zh": "新号码", "en": "new numbers"},
+    }.items()},
+    "import.conflicts": {"zh": "冲突的处理", "en": "Conflicts"},
+    "import.conflicts_hint": {
+        "zh": "冲突是号码属于已有客户、但名称与表中不同的行。默认跳过，不做任何修改。",
+        "en": "A conflict is a row whose number belongs to an existing customer with another "
+              "name. By default it is skipped and nothing changes."},
+    "import.conflicts_all": {"zh": "所有冲突", "en": "All conflicts"},
+    "import.choice": {"zh": "处理方式", "en": "Action"},
+    "import.choice.default": {"zh": "同“所有冲突”", "en": "As for all conflicts"},
+    "import.choice.skip": {"zh": "跳过，不做修改", "en": "Skip: change nothing"},
+    "import.choice.update": {
+        "zh": "更新该客户（采用表中的名称和字段）",
+        "en": "Update that customer (with the sheet's name and fields)"},
+    "import.choice.add": {
+        "zh": "新增客户（共用该号码）", "en": "Add a new customer sharing the number"},
+    "import.save_choices": {"zh": "保存选择", "en": "Save the choices"},
+    "import.checking": {"zh": "正在检查文件…", "en": "Checking the file…"},
+    "import.still_checking": {
+        "zh": "文件仍在检查中，请在检查完成后继续",
+        "en": "The file is still being checked; go on when the check is done"},
+    "import.check_failed": {
+        "zh": "文件检查失败，无法导入：{reason}",
+        "en": "The file could not be checked and cannot be imported: {reason}"},
     "import.no_name_column": {
         "zh": "没有客户名称列：请在对应关系中选择一列作为“客户名称”",
         "en": "No name column: choose one in the mapping as “name”"},
-    "import.existing": {"zh": "已存在的客户", "en": "Existing customers"},
+    "import.existing": {
+        "zh": "已存在的客户（冲突除外）", "en": "Existing customers (not conflicts)"},
     "import.existing.update": {"zh": "更新", "en": "Update them"},
     "import.existing.skip": {"zh": "跳过", "en": "Skip them"},
     "import.start": {"zh": "开始导入", "en": "Start the import"},
@@ -86,6 +142,7 @@ CUSTOMER_MESSAGES: dict[str, dict[str, str]] = {
     "import.unchanged": {"zh": "无变化", "en": "Unchanged"},
     "import.skipped": {"zh": "跳过", "en": "Skipped"},
     "import.rejected": {"zh": "拒绝", "en": "Rejected"},
+    "import.conflict_rows": {"zh": "其中冲突", "en": "Of these, conflicts"},
     "import.error_report": {
         "zh": "下载错误报告 (.xlsx)", "en": "Download the error report (.xlsx)"},
     "import.not_found": {"zh": "没有这个导入任务", "en": "No such import"},

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,8 +20,12 @@ from sqlalchemy import func, select, text
 from apps import Database, Role, UserService, upgrade_database
 from apps.customer_import import (
     REPORT_HEADERS,
+    Change,
+    ConflictChoice,
     CustomerImporter,
     ImportResult,
+    RowOutcome,
+    RowPlan,
     neutralise,
     write_error_report,
 )
@@ -192,11 +196,11 @@ async def test_rows_that_conflict_with_the_database_are_refused(db: Database) ->
         ["外部编号", "姓名", "手机"],
         [None, "两个人的号码", "13800138000 13900139000"],
         ["Z", "别人的号码", "13600136000"],
-        [None, "丙一", "13700137000"],
-        ["C", "丙二", "13500135000"],  # 丙's other number
+        [None, "丙", "13700137000"],
+        ["C", "丙", "13500135000"],  # 丙's other number
     ))
 
-    assert counts(result) == (0, 1, 0, 0, 3)
+    assert counts(result) == (0, 0, 1, 0, 3)
     assert [str(error) for error in result.errors] == [
         "row 2: the phone numbers (13800138000, 13900139000) belong to 2 different "
         "customers already",
@@ -204,7 +208,7 @@ async def test_rows_that_conflict_with_the_database_are_refused(db: Database) ->
         "row 5: this is the same customer as row 4",
     ]
     assert result.rejected_rows[0].values == (None, "两个人的号码", "13800138000 13900139000")
-    assert [name for _, name, *_ in await customers(db)] == ["甲", "乙", "丙一", "丁"]
+    assert [name for _, name, *_ in await customers(db)] == ["甲", "乙", "丙", "丁"]
 
 
 async def test_batches_share_groups_and_progress_is_reported(db: Database) -> None:
@@ -232,11 +236,49 @@ async def test_an_unreadable_file_imports_nothing(db: Database, tmp_path: Path) 
     assert await dump(db) == {"customer_groups": [], "customers": [], "customer_phones": []}
 
 
-async def test_preview_resolves_account_managers_and_writes_nothing(
-        db: Database, wang: int) -> None:
-    shown = await importer(db).preview(xlsx(*SHEET), n=2)
-    assert [getattr(row, "account_manager_id", None) for row in shown.rows] == [wang, wang]
+async def test_a_check_plans_every_row_and_writes_nothing(db: Database, wang: int) -> None:
+    plans: list[RowPlan] = []
+
+    checked = await importer(db).check_file(xlsx(*SHEET), on_rows=plans.extend)
+
+    assert [(plan.row, plan.outcome) for plan in plans] == [
+        (2, RowOutcome.NEW), (3, RowOutcome.NEW), (4, RowOutcome.NEW),
+        (5, RowOutcome.REJECTED), (6, RowOutcome.REJECTED), (7, RowOutcome.REJECTED)]
+    assert checked.counts == {RowOutcome.NEW: 3, RowOutcome.UPDATE: 0, RowOutcome.UNCHANGED: 0,
+                              RowOutcome.SKIP: 0, RowOutcome.CONFLICT: 0,
+                              RowOutcome.REJECTED: 3}
+    assert checked.groups_created == 2  # G1 (rows 2 and 3 share it) and 无编号集团
     assert await dump(db) == {"customer_groups": [], "customers": [], "customer_phones": []}
+
+
+async def test_a_check_tells_each_row_what_it_would_change_batch_by_batch(
+        db: Database, wang: int) -> None:
+    await importer(db).import_file(xlsx(*SHEET))
+    before = await dump(db)
+    batches: list[list[tuple[int, RowOutcome, tuple[Change, ...]]]] = []
+    seen: list[tuple[int, int]] = []
+
+    checked = await importer(db, T1, batch_rows=2).check_file(
+        xlsx(["客户编号", "客户名称", "手机", "VIP等级", "集团编号"],
+             ["C1", "张三", "13800138000", 3, "G1"],  # as it is
+             ["C2", "李四", "13900139000 13100131000", 4, None],  # VIP level and a number
+             ["C7", "新人", "13200132000", None, "G9"],  # new, with a new group
+             ["C8", "新人二", "13300133000", None, "G9"],  # the group it would create
+             [None, "王五", "13700137000", 1, "G9"],  # by number; the new group, an id
+             [None, "不是王五", "13700137000", None, None]),  # the number twice in the file
+        on_rows=lambda plans: batches.append(
+            [(plan.row, plan.outcome, plan.changes) for plan in plans]),
+        progress=lambda done, total: seen.append((done, total)))
+
+    assert batches == [
+        [(2, RowOutcome.UNCHANGED, ()),
+         (3, RowOutcome.UPDATE, (Change.VIP_LEVEL, Change.PHONES))],
+        [(4, RowOutcome.NEW, ()), (5, RowOutcome.NEW, ())],
+        [(6, RowOutcome.UPDATE, (Change.GROUP,)), (7, RowOutcome.REJECTED, ())],
+    ]
+    assert seen == [(2, 6), (4, 6), (6, 6)]
+    assert checked.groups_created == 1
+    assert await dump(db) == before
 
 
 async def test_a_sheet_cut_off_midway_stops_the_import_where_it_breaks(db: Database) -> None:
@@ -321,11 +363,13 @@ sheet_rows = st.lists(
 
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(first=sheet_rows, second=sheet_rows)
+@given(first=sheet_rows, second=sheet_rows, choice=st.sampled_from(ConflictChoice))
 def test_any_two_imports_repeated_change_nothing(
-        tmp_path: Path, first: list[Any], second: list[Any]) -> None:
-    """Whatever two sheets import one after the other, importing the second again
-    changes nothing, and every row is counted exactly once."""
+        tmp_path: Path, first: list[Any], second: list[Any], choice: ConflictChoice) -> None:
+    """Whatever two sheets import one after the other, whatever is chosen for conflicts,
+    importing the second again (the same choice) changes nothing, and every row is
+    counted exactly once. When conflicts are skipped or added, the check before each
+    import foretells its counts."""
     url = f"sqlite:///{tmp_path / 'property.db'}"
 
     async def scenario() -> None:
@@ -338,14 +382,31 @@ def test_any_two_imports_repeated_change_nothing(
             for rows, now in ((first, T0), (second, T1)):
                 sheet = [["外部编号", "姓名", "手机", "VIP"]] + [
                     [key, name, ",".join(phones) or None, vip] for key, name, phones, vip in rows]
-                result = await importer(db, now, batch_rows=3).import_file(xlsx(*sheet))
+                checked = await importer(db, now, batch_rows=3).check_file(xlsx(*sheet))
+                result = await importer(db, now, batch_rows=3).import_file(
+                    xlsx(*sheet), conflicts=choice)
                 non_empty = sum(1 for row in sheet[1:] if any(v is not None for v in row))
                 assert sum(counts(result)) == non_empty
+                if choice is not ConflictChoice.UPDATE:  # which renames as it goes
+                    assert foretold(checked.counts, choice) == counts(result)
+                    assert len(result.conflicts) == checked.counts[RowOutcome.CONFLICT]
             before = await dump(db)
-            again = await importer(db, T1 + (T1 - T0), batch_rows=3).import_file(xlsx(*sheet))
+            again = await importer(db, T1 + (T1 - T0), batch_rows=3).import_file(
+                xlsx(*sheet), conflicts=choice)
             assert (again.imported, again.updated) == (0, 0)
             assert await dump(db) == before
         finally:
             await db.close()
 
     asyncio.run(scenario())
+
+
+def foretold(outcomes: Mapping[RowOutcome, int], choice: ConflictChoice,
+             ) -> tuple[int, int, int, int, int]:
+    """The counts an import makes of a check's outcomes, conflicts resolved by ``choice``."""
+    conflicts = outcomes[RowOutcome.CONFLICT]
+    return (outcomes[RowOutcome.NEW] + (conflicts if choice is ConflictChoice.ADD else 0),
+            outcomes[RowOutcome.UPDATE] + (conflicts if choice is ConflictChoice.UPDATE else 0),
+            outcomes[RowOutcome.UNCHANGED],
+            outcomes[RowOutcome.SKIP] + (conflicts if choice is ConflictChoice.SKIP else 0),
+            outcomes[RowOutcome.REJECTED])
