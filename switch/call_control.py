@@ -111,19 +111,16 @@ class CallControl:
 
     def accept(self, received: RequestReceived, caller_peer: Peer, origin: CallOrigin,
                now: float) -> Call | None:
-        """Take an INVITE on as a call: an engine leg for the caller and our SDP answer
-        (not sent yet: routing decides whether to ring someone or answer). None when
-        the offer is unusable (answered 488) or no RTP port is free (503)."""
+        """Take an INVITE on as a call: an engine leg for the caller and our SDP answer,
+        or our offer when the INVITE had none (not sent yet: routing decides whether
+        to ring someone or answer). None when the offer is unusable (answered 488) or
+        no RTP port is free (503)."""
         session = InviteServer(self.layer, received, to_tag=self.new_token(),
                                contact=self.contact, via_host=self.via_host,
                                via_port=self.via_port, peer=caller_peer,
                                glare_random=self.randbelow,
                                session_expires_s=self.settings.session_expires_s,
                                min_se_s=self.settings.min_se_s)
-        if not received.request.body:
-            # A late offer (INVITE without SDP), which call control does not take.
-            session.reject(488, now)
-            return None
         try:
             engine_leg = self.engine.open_leg(group=received.request.call_id)
         except MediaError:  # no free RTP port
@@ -131,13 +128,19 @@ class CallControl:
             return None
         leg = Leg(0, session, engine_leg, origin.kind, session_id=self.new_session_id(),
                   seizure=origin.seizure)
-        try:
-            leg.answer_offer(received.request.body, media_address=self.media_address,
-                             local_port=self.engine.leg_port(engine_leg))
-        except SdpError as exc:
-            self.engine.close_leg(engine_leg)
-            session.reject(exc.status, now)
-            return None
+        local_port = self.engine.leg_port(engine_leg)
+        if session.late_offer:
+            # No SDP in the INVITE (RFC 3261 §13.2.1): our offer goes in the 2xx and
+            # the caller answers in its ACK (Call takes it from AnswerReceived).
+            leg.make_offer(media_address=self.media_address, local_port=local_port)
+        else:
+            try:
+                leg.answer_offer(received.request.body, media_address=self.media_address,
+                                 local_port=local_port)
+            except SdpError as exc:
+                self.engine.close_leg(engine_leg)
+                session.reject(exc.status, now)
+                return None
         call = Call(self, self.new_token(), leg, origin, now)
         self.calls[call.call_id] = call
         self.adopt(call, leg)

@@ -23,9 +23,9 @@ from switch.sip import (
 )
 
 __all__ = [
-    "NO_ANSWER", "NO_ROUTE", "TEMPORARY_FAILURE", "TIMER_EXPIRY", "CallOrigin", "CallSettings",
-    "CallState", "DialTarget", "Ending", "MediaArrangement", "MediaControl", "disposition_for",
-    "map_failure", "reason_cause",
+    "INCOMPATIBLE", "NO_ANSWER", "NO_ROUTE", "TEMPORARY_FAILURE", "TIMER_EXPIRY", "CallOrigin",
+    "CallSettings", "CallState", "DialTarget", "Ending", "MediaArrangement", "MediaControl",
+    "disposition_for", "map_failure", "reason_cause",
 ]
 
 # Q.850 causes call control chooses itself.
@@ -33,6 +33,7 @@ NO_ANSWER = 19  # "no answer from user (user alerted)": the ring timeout
 TIMER_EXPIRY = 102  # "recovery on timer expiry": the maximum call duration
 NO_ROUTE = 3  # "no route to destination"
 TEMPORARY_FAILURE = 41
+INCOMPATIBLE = 88  # "incompatible destination": no media both ends can use (RFC 3398: 488)
 
 
 class MediaControl(Protocol):

@@ -39,6 +39,7 @@ from switch.call_events import (
     RecordingStarted,
 )
 from switch.call_types import (
+    INCOMPATIBLE,
     NO_ANSWER,
     TEMPORARY_FAILURE,
     TIMER_EXPIRY,
@@ -51,7 +52,7 @@ from switch.call_types import (
     map_failure,
     reason_cause,
 )
-from switch.legs import NORMAL_CLEARING, Leg
+from switch.legs import NORMAL_CLEARING, Leg, callee_codecs
 from switch.media import DtmfReceived, MediaError, MediaEvent, PlaybackFinished, RtpTimedOut
 from switch.pri_gateway import (
     q850_cause_for_status,
@@ -62,6 +63,7 @@ from switch.sip import (
 )
 from switch.sip.invite_client import (
     Answered,
+    AnswerReceived,
     ByeReceived,
     Cancelled,
     DialogRequest,
@@ -78,7 +80,6 @@ from switch.sip.invite_client import (
     Ringing,
 )
 from switch.sip.invite_server import InviteServer
-from switch.sip.offer_answer import CODECS, TELEPHONE_EVENT
 from switch.transfers import PendingTransfer, on_refer, on_target_event, transferor_left
 
 if TYPE_CHECKING:
@@ -171,16 +172,10 @@ class Call:
             engine_leg = control.engine.open_leg(group=self.call_id)
         except MediaError:  # no free RTP port
             return None
-        a_media = self.a.media
-        assert a_media is not None
-        # Offer the callee the caller's codec only, so the bridge relays without
-        # transcoding (plus DTMF if the caller has it).
-        codec = CODECS[a_media.codec_name.lower()]
-        codecs = (codec, TELEPHONE_EVENT) if a_media.dtmf_payload_type is not None \
-            else (codec,)
         session_id = control.new_session_id()
         offer = build_offer(control.media_address, control.engine.leg_port(engine_leg),
-                            session_id=session_id, session_version=1, codecs=codecs)
+                            session_id=session_id, session_version=1,
+                            codecs=callee_codecs(self.a.media))
         sip_call_id = control.new_token()
         session = InviteClient(
             control.layer, target.peer, request_uri=target.request_uri,
@@ -192,9 +187,7 @@ class Call:
             min_se_s=control.settings.min_se_s)
         leg = Leg(self.next_leg_index(), session, engine_leg, target.kind,
                   session_id=session_id, seizure=target.seizure)
-        leg.offer = offer
-        leg.local_sdp = offer.serialize()
-        leg.sdp_version = 2
+        leg.offered(offer)
         self.all_legs.append(leg)
         control.adopt(self, leg)
         control.report(LegAdded(self.call_id, leg.index, target.kind.name, sip_call_id))
@@ -266,6 +259,17 @@ class Call:
             self._finish(Ending(f"caller-{event.cause}"), now)
         elif isinstance(event, Held | Resumed):
             self._answer_reinvite(self.a, event.sdp, now)
+        elif isinstance(event, AnswerReceived):
+            # The answer to our offer (the caller's INVITE had none). Without one, or
+            # with one that does not fit the offer, there is no session: BYE both sides
+            # (RFC 6337 §3.1); the caller is told why (Q.850 88, incompatible destination).
+            if not self.a.take_answer(event.sdp):
+                self._finish(Ending("caller-no-answer" if not event.sdp
+                                    else "caller-bad-answer", q850_cause=INCOMPATIBLE),
+                             now)
+                return
+            if self._media.bridged or self.answered_at is not None:
+                self._set_remote(self.a)
 
     def _on_b(self, leg: Leg, event: InviteEvent, now: float) -> None:
         if self.state is CallState.ENDED or leg is not self.b:
@@ -278,8 +282,11 @@ class Call:
                 self.state = CallState.RINGING
             if self.application is not None:
                 self.control.tell(PeerRinging(self.call_id))
-            if unanswered and not self.a.kind.trunk and isinstance(a_session, InviteServer):
-                a_session.ring(now)  # a phone plays its own ringback
+            if unanswered and isinstance(a_session, InviteServer) and (
+                    not self.a.kind.trunk or not a_session.early_sdp_allowed):
+                # A phone plays its own ringback; so does a gateway whose INVITE had
+                # no offer (ours cannot go in an unreliable 183, RFC 3261 §13.2.1).
+                a_session.ring(now)
             elif self.a.engine_leg not in self._media.playing:
                 # The PSTN caller hears ringback only if someone sends it in-band: we do,
                 # as early media (an application's caller is answered: same tone).
@@ -291,7 +298,10 @@ class Call:
             if leg.take_answer(event.sdp):
                 self.state = CallState.RINGING
                 if unanswered and isinstance(a_session, InviteServer):
-                    a_session.early_media(self.a.local_sdp, now)
+                    if a_session.early_sdp_allowed:
+                        a_session.early_media(self.a.local_sdp, now)
+                    else:
+                        a_session.ring(now)
                 self._connect(now)
         elif isinstance(event, Answered):
             if not leg.take_answer(event.sdp):

@@ -15,13 +15,15 @@ from switch.sip import (
     NegotiatedMedia,
     SdpError,
     SessionDescription,
+    build_offer,
     negotiate_answer,
     process_answer,
 )
 from switch.sip.invite_client import InviteClient
 from switch.sip.invite_server import InviteServer
+from switch.sip.offer_answer import CODECS, DEFAULT_CODECS, TELEPHONE_EVENT, Codec
 
-__all__ = ["Leg", "LegKind"]
+__all__ = ["Leg", "LegKind", "callee_codecs"]
 
 NORMAL_CLEARING = 16  # Q.850 "normal call clearing"
 
@@ -32,6 +34,19 @@ class LegKind:
 
     trunk: bool  # a PRI gateway: Reason headers with Q.850 causes, in-band ringback
     name: str  # for CDRs: a gateway name, an extension, a URI
+
+
+def callee_codecs(caller: NegotiatedMedia | None) -> tuple[Codec, ...]:
+    """What to offer the party we dial, given what the caller's leg agreed on."""
+    if caller is None:
+        # A late offer: the caller answers our offer only in its ACK, after the
+        # callee has answered. Offer the callee every codec we have; whatever the
+        # two pick, the engine relays PCMU<->PCMA by table.
+        return DEFAULT_CODECS
+    # The caller's codec only, so the bridge relays without transcoding (plus DTMF
+    # if the caller has it).
+    codec = CODECS[caller.codec_name.lower()]
+    return (codec, TELEPHONE_EVENT) if caller.dtmf_payload_type is not None else (codec,)
 
 
 class Leg:
@@ -80,6 +95,19 @@ class Leg:
         self.media = negotiation.media
         self.held = negotiation.media.on_hold
         self.local_sdp = negotiation.answer.serialize()
+        return self.local_sdp
+
+    def offered(self, offer: SessionDescription) -> None:
+        """`offer` went out in our INVITE: its answer is checked against it."""
+        self.offer = offer
+        self.local_sdp = offer.serialize()
+        self.sdp_version = offer.origin.session_version + 1
+
+    def make_offer(self, *, media_address: str, local_port: int) -> bytes:
+        """Our offer to a far end whose INVITE had none (a late offer, RFC 3264 §5):
+        every codec we have (PCMU, PCMA, telephone-event), answered in its ACK."""
+        self.offered(build_offer(media_address, local_port, session_id=self.session_id,
+                                 session_version=self.sdp_version))
         return self.local_sdp
 
     def take_answer(self, answer_sdp: bytes) -> bool:

@@ -19,6 +19,7 @@ from switch.sip.headers import HeaderError, NameAddr
 from switch.sip.invite_events import (
     SESSION_HEADERS,
     Answered,
+    AnswerReceived,
     ByeReceived,
     Cancelled,
     DialogRequest,
@@ -54,9 +55,9 @@ from switch.sip.uri import parse_uri
 FORK_WINDOW_T1 = 64  # RFC 6026 §8.4: Timer M, how long 2xx of other forks may follow
 
 __all__ = [
-    "Answered", "ByeReceived", "Cancelled", "DialogRequest", "DialogResponse", "EarlyMedia",
-    "Ended", "Held", "InviteClient", "InviteEvent", "ReinviteAnswered", "ReinviteFailed",
-    "Rejected", "Resumed", "Ringing", "is_hold_offer", "reason_header",
+    "AnswerReceived", "Answered", "ByeReceived", "Cancelled", "DialogRequest", "DialogResponse",
+    "EarlyMedia", "Ended", "Held", "InviteClient", "InviteEvent", "ReinviteAnswered",
+    "ReinviteFailed", "Rejected", "Resumed", "Ringing", "is_hold_offer", "reason_header",
 ]
 
 

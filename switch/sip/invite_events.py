@@ -16,7 +16,8 @@ from switch.sip.transaction import (
 )
 
 __all__ = [
-    "ACK_TIMEOUT_T1", "SDP_TYPE", "SESSION_HEADERS", "Answered", "ByeReceived", "Cancelled",
+    "ACK_TIMEOUT_T1", "SDP_TYPE", "SESSION_HEADERS", "AnswerReceived", "Answered",
+    "ByeReceived", "Cancelled",
     "DialogRequest", "DialogResponse", "EarlyMedia", "Ended", "Held", "InviteEvent",
     "ReinviteAnswered", "ReinviteFailed", "Rejected", "Resumed", "Ringing", "is_hold_offer",
     "reason_header",
@@ -44,6 +45,15 @@ class EarlyMedia:
 
 @dataclass(frozen=True, slots=True)
 class Answered:
+    sdp: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerReceived:
+    """The caller's answer to the offer we made because its INVITE had none (a late
+    offer): from the ACK of our 2xx (RFC 3261 §13.2.1) or the PRACK of a reliable
+    provisional response (RFC 3262 §5). Empty when it carried no SDP at all."""
+
     sdp: bytes
 
 
@@ -116,9 +126,9 @@ class Ended:
     cause: str
 
 
-InviteEvent = (Ringing | EarlyMedia | Answered | Rejected | Cancelled | ByeReceived | Held
-               | Resumed | ReinviteAnswered | ReinviteFailed | DialogRequest | DialogResponse
-               | Ended)
+InviteEvent = (Ringing | EarlyMedia | Answered | AnswerReceived | Rejected | Cancelled
+               | ByeReceived | Held | Resumed | ReinviteAnswered | ReinviteFailed
+               | DialogRequest | DialogResponse | Ended)
 
 
 def _sdp_headers(body: bytes) -> list[tuple[str, str]]:

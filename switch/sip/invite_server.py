@@ -7,6 +7,11 @@ ended with BYE, §13.3.1.4) or `reject(status, now)`; each takes extra `headers`
 (P-Asserted-Identity, Reason ...). A CANCEL routed to `handle` gets 200 and the INVITE
 487 (§9.2). Everything after the answer is `_InviteSession`'s.
 
+A late offer (an INVITE without SDP, RFC 3261 §13.2.1): the owner's SDP in `answer()`
+is then our offer, and the caller's answer comes back in its ACK as AnswerReceived
+(empty when the ACK had none). An offer may not go in an unreliable provisional
+response, so `early_media()` is refused for such an INVITE (`early_sdp_allowed`).
+
 Session timers (RFC 4028 §9), when `session_expires_s` is set: the 2xx carries the
 negotiated Session-Expires (and Require: timer if the caller supports it). An INVITE
 asking for an interval below our Min-SE cannot be accepted: `answer()` then sends 422
@@ -25,6 +30,7 @@ from switch.sip.glare import RandBelow
 from switch.sip.headers import NameAddr, canonical_name
 from switch.sip.invite_events import (
     SESSION_HEADERS,
+    AnswerReceived,
     Cancelled,
     _add_headers,
     _sdp_headers,
@@ -35,6 +41,7 @@ from switch.sip.message import Request, Response, build_response
 from switch.sip.peer import Peer
 from switch.sip.session_timer import MIN_SE_FLOOR_S, MinSE, SessionTimer, TooSmall
 from switch.sip.transaction import (
+    AckReceived,
     RequestReceived,
     ServerTransaction,
     TransactionEvent,
@@ -69,6 +76,18 @@ class InviteServer(_InviteSession):
         self.contact = contact
         self.final_status: int | None = None
         self._timer_decision = self._decide_timer(self.invite)
+        self._late_answer_pending = False  # our 2xx carried the offer: the ACK answers
+
+    @property
+    def late_offer(self) -> bool:
+        """The INVITE had no SDP: the offer is ours to make (RFC 3261 §13.2.1)."""
+        return not self.offer
+
+    @property
+    def early_sdp_allowed(self) -> bool:
+        """SDP may go in a provisional response: only an answer to the INVITE's offer
+        (an offer needs a reliable one, RFC 3262 §5, which is not in use here)."""
+        return not self.late_offer
 
     def session_interval_too_small(self) -> bool:
         """The INVITE's Session-Expires is below our Min-SE: only a 422 will do."""
@@ -81,6 +100,9 @@ class InviteServer(_InviteSession):
 
     def early_media(self, sdp: bytes, now: float,
                     headers: Sequence[tuple[str, str]] = ()) -> None:
+        if not self.early_sdp_allowed:
+            raise LocalProtocolError("the INVITE has no offer: ours goes in the 2xx, not in "
+                                     "an unreliable provisional response (RFC 3261 §13.2.1)")
         self._provisional(183, sdp, now, headers)
 
     def answer(self, sdp: bytes, now: float, headers: Sequence[tuple[str, str]] = ()) -> None:
@@ -99,6 +121,7 @@ class InviteServer(_InviteSession):
         self._send_2xx(self.transaction, sdp, now, contact=self.contact,
                        headers=[*timer_headers, *headers])
         self.local_sdp = sdp
+        self._late_answer_pending = self.late_offer
         if decision is not None:
             self.timer = SessionTimer(decision.session_expires.interval_s,
                                       decision.we_refresh, now)
@@ -142,6 +165,11 @@ class InviteServer(_InviteSession):
     # -- CANCEL (§9.2)
 
     def handle(self, event: TransactionEvent, now: float) -> None:
+        if isinstance(event, AckReceived) and self._late_answer_pending \
+                and event.request.cseq.seq == self.invite.cseq.seq:
+            # RFC 3261 §13.2.1: the ACK of the 2xx that carried our offer has the answer.
+            self._late_answer_pending = False
+            self._events.append(AnswerReceived(event.request.body))
         if isinstance(event, RequestReceived) and event.request.method == "CANCEL" \
                 and self.layer.find_server_transaction_for_cancel(event.request) \
                 is self.transaction:

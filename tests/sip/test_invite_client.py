@@ -77,8 +77,8 @@ class Call:
             from_=NameAddr.parse("<sip:alice@example.com>;tag=alicetag"),
             to=NameAddr.parse("<sip:bob@example.com>"),
             contact=NameAddr.parse("<sip:alice@10.0.0.1:5060>"), call_id="call-1",
-            offer=sdp(4000), via_host="10.0.0.1", via_port=5060, now=self.now,
-            **(alice or {}))
+            via_host="10.0.0.1", via_port=5060, now=self.now,
+            **{"offer": sdp(4000), **(alice or {})})
         self.pump()
 
     @property

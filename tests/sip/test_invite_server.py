@@ -7,13 +7,14 @@ import pytest
 
 from switch.sip.errors import LocalProtocolError
 from switch.sip.invite_client import (
+    AnswerReceived,
     DialogRequest,
     Ended,
     Rejected,
     Ringing,
 )
 from switch.sip.message import Response
-from tests.sip.test_invite_client import REASON, Call, sdp
+from tests.sip.test_invite_client import ALICE, REASON, Call, sdp
 
 PAI = ("P-Asserted-Identity", '"Service Desk" <sip:10086@example.com>')
 
@@ -115,3 +116,48 @@ def test_without_timers_a_small_interval_is_accepted_as_today() -> None:
     ok = call.sent_messages("bob", b"SIP/2.0 200")[0]
     assert ok.headers.get("Session-Expires") is None and ok.headers.get("Require") is None
     assert call.bob.timer is None and call.bob.next_deadline() is None
+
+
+# -- a late offer (RFC 3261 §13.2.1): the INVITE has no SDP, our 2xx the offer
+
+def test_late_offer_our_2xx_offers_and_the_ack_answers() -> None:
+    call = Call(alice={"offer": b""})
+    assert call.bob.late_offer and not call.bob.early_sdp_allowed
+    call.drop = lambda side, data: data.startswith(b"ACK")  # the test sends Alice's ACK
+    call.bob.ring(call.now)
+    call.pump()
+    call.bob.answer(sdp(6000), call.now)  # our offer
+    call.pump()
+    ok = call.sent_messages("bob", b"SIP/2.0 200")[0]
+    assert ok.body == sdp(6000) and ok.content_type == "application/sdp"
+    assert call.bob_events == []  # nothing until the ACK
+    dialog = call.client.dialog
+    assert dialog is not None
+    ack = dialog.create_ack(1, call.client._via(), body=sdp(4000))
+    ack.headers.add("Content-Type", "application/sdp")
+    call.bob_layer.receive(ack, ALICE, call.now)
+    call.pump()
+    assert call.bob_events == [AnswerReceived(sdp(4000))]
+    assert call.bob.next_deadline() is None  # the ACK stopped the 2xx retransmissions
+    call.bob_layer.receive(ack, ALICE, call.now)  # a second ACK (for a resent 2xx)
+    call.pump()
+    assert call.bob_events == [AnswerReceived(sdp(4000))]
+
+
+def test_late_offer_ack_without_sdp_is_reported_empty() -> None:
+    call = Call(alice={"offer": b""})
+    call.answered()
+    assert call.bob_events == [AnswerReceived(b"")]
+
+
+def test_an_offer_to_an_ack_is_not_news() -> None:
+    call = Call()  # the INVITE had an offer: its ACK answers nothing
+    call.answered()
+    assert call.bob_events == []
+
+
+def test_late_offer_refuses_sdp_in_an_unreliable_provisional() -> None:
+    call = Call(alice={"offer": b""})
+    with pytest.raises(LocalProtocolError, match=r"^the INVITE has no offer: ours goes in "
+                                                 r"the 2xx, not in an unreliable"):
+        call.bob.early_media(sdp(6000), call.now)

@@ -25,7 +25,9 @@ from switch.sip import (
     Response,
     SessionDescription,
     TransactionLayer,
+    Via,
     build_offer,
+    negotiate_answer,
     parse_message,
 )
 from switch.sip.invite_client import (
@@ -95,6 +97,7 @@ class Network:
         self.stray: list[RequestReceived] = []  # requests call control did not claim
         self.callee_unreachable = False  # drop everything sent to the callee
         self.sent_by_callee: list[bytes] = []
+        self.drop_caller_acks = False  # a test sends the caller's ACK itself
         self.sent_to_callee: list[bytes] = []
         self.caller = InviteClient(
             self.caller_layer, SWITCH, request_uri="sip:1002@10.0.0.9",
@@ -127,6 +130,8 @@ class Network:
             moving = False
             for out in self.caller_layer.outgoing():
                 assert out.peer == SWITCH
+                if self.drop_caller_acks and out.data.startswith(b"ACK "):
+                    continue
                 self._deliver(out.data, CALLER, self.switch_layer)
                 moving = True
             for out in self.callee_layer.outgoing():
@@ -389,3 +394,71 @@ def test_second_fork_answer_after_the_call_ended_is_still_acked_and_hung_up() ->
     assert net.control.next_deadline() == 32.0  # forgotten after Timer M
     net.advance(32.0)
     assert net.control.next_deadline() is None
+
+
+# -- a late offer: an INVITE without SDP (RFC 3261 §13.2.1, RFC 3264, RFC 6337 §3.1)
+
+def late_offer_answered(net: Network, ack_body: bytes | None) -> bytes:
+    """The callee answers a late-offer call; the caller's ACK carries `ack_body` (its
+    answer to the offer in our 200) instead of the body-less ACK its session sends.
+    Returns our offer, as the caller got it."""
+    net.drop_caller_acks = ack_body is not None
+    net.answered_call()
+    [answered] = [e for e in net.caller_events if isinstance(e, Answered)]
+    if ack_body is not None:
+        dialog = net.caller.dialog
+        assert dialog is not None
+        ack = dialog.create_ack(1, Via.parse(
+            "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKlateack;rport"), body=ack_body)
+        ack.headers.add("Content-Type", "application/sdp")
+        net.drop_caller_acks = False
+        net._deliver(ack.serialize(), CALLER, net.switch_layer)
+        net.pump()
+    return answered.sdp
+
+
+def test_late_offer_from_a_phone_is_answered_with_our_offer_and_the_ack_answers() -> None:
+    net = Network(caller_offer=b"")
+    call = net.call
+    # The caller's codec is not known yet: the callee is offered all of ours.
+    assert net.callee_invite is not None
+    assert audio(net.callee_invite.body)[2] == ("0", "8", "101")
+    answer = negotiate_answer(SessionDescription.parse(phone_sdp("10.0.0.9", 1)),
+                              local_address="10.0.0.1", local_port=4000, session_id=7,
+                              session_version=1, supported=(PCMA, TELEPHONE_EVENT)).answer
+    offer = late_offer_answered(net, answer.serialize())
+    a_port = net.engine.leg_port(call.a.engine_leg)
+    assert audio(offer) == (MEDIA_ADDRESS, a_port, ("0", "8", "101"))
+    assert call.state is CallState.ANSWERED
+    a_leg = net.engine.legs[call.a.engine_leg]
+    assert a_leg.remote == ("10.0.0.1", 4000)
+    assert (a_leg.payload_type, a_leg.dtmf_payload_type) == (8, 101)  # the caller's pick
+    assert a_leg.peer == call.b.engine_leg  # bridged; the engine relays PCMA<->PCMU
+    assert net.engine.legs[call.b.engine_leg].payload_type == 0
+    assert net.ended == []
+
+
+def test_late_offer_media_waits_for_the_ack() -> None:
+    net = Network(caller_offer=b"")
+    call = net.call
+    net.drop_caller_acks = True
+    net.answered_call()
+    assert net.engine.legs[call.a.engine_leg].remote is None  # no answer yet
+    assert net.engine.legs[call.b.engine_leg].remote == ("10.0.0.2", 6000)
+
+
+@pytest.mark.parametrize(("ack_body", "cause"), [
+    (None, "caller-no-answer"),  # the caller's session sends a body-less ACK
+    (b"v=0\r\no=- 7 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
+     b"m=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n", "caller-bad-answer"),
+])
+def test_late_offer_without_a_usable_answer_in_the_ack_is_hung_up(ack_body: bytes | None,
+                                                                   cause: str) -> None:
+    net = Network(caller_offer=b"")
+    late_offer_answered(net, ack_body)
+    assert net.ended == [cause]
+    incompatible = ByeReceived('Q.850;cause=88;text="Incompatible destination"')
+    assert net.caller_events[-2:] == [incompatible, Ended("bye-received")]
+    assert net.callee_events == [incompatible, Ended("bye-received")]
+    assert net.engine.legs == {}
+    assert net.control.calls == {}
