@@ -21,6 +21,7 @@ from apps import (
     GroupService,
     PermissionService,
     UserService,
+    WebSessionStore,
     seed_demo_data,
     upgrade_database,
 )
@@ -90,6 +91,7 @@ def web_server(config: Config, users: UserService, db: Database,
     imports = ImportWebServices(importer, audit, config.data.dir / "imports")
     services = WebServices(
         users=users,
+        sessions=WebSessionStore(db, idle_timeout_s=web.session_max_age_s),
         permissions_of=permissions.effective,
         audit=audit,
         secret_key=load_or_create_secret(config.data.dir),
@@ -97,7 +99,9 @@ def web_server(config: Config, users: UserService, db: Database,
             session_max_age_s=web.session_max_age_s,
             secure_cookies=web.secure_cookies,
             login_max_failures=web.login_max_failures,
+            login_address_max_failures=web.login_address_max_failures,
             login_window_s=float(web.login_window_s),
+            login_user_delay_s=web.login_user_delay_s,
         ),
     )
     app = create_app(

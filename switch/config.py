@@ -123,10 +123,12 @@ class DataConfig:
 @dataclass(frozen=True)
 class WebConfig:
     listen: HostPort
-    session_max_age_s: int  # a login lasts this long (signed cookie, refreshed on use)
+    session_max_age_s: int  # a login ends after this long without a request
     secure_cookies: bool  # send cookies over HTTPS only (set behind a TLS proxy)
-    login_max_failures: int  # failed logins per address or username ...
+    login_max_failures: int  # failed logins of one username from one address ...
+    login_address_max_failures: int  # ... or from one address for any usernames ...
     login_window_s: int  # ... within this window lock further attempts (HTTP 429)
+    login_user_delay_s: float  # a username failing from anywhere: each login waits this
 
 
 @dataclass(frozen=True)
@@ -305,6 +307,14 @@ def _seconds(raw: object) -> float:
     return float(raw)
 
 
+def _login_delay_s(raw: object) -> float:
+    # A delayed login holds its request open: past half a minute browsers and proxies
+    # give up, and the owner would be as locked out as before.
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 <= raw <= 30:
+        raise _Invalid("expected a number of seconds from 0 to 30")
+    return float(raw)
+
+
 def _positive_seconds(raw: object) -> float:
     if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
         raise _Invalid("expected a positive number of seconds")
@@ -447,7 +457,9 @@ SCHEMA: dict[str, dict[str, _Field]] = {
         "session_max_age_s": _Field(_positive_int, 43200),
         "secure_cookies": _Field(_bool, False),
         "login_max_failures": _Field(_positive_int, 5),
+        "login_address_max_failures": _Field(_positive_int, 20),
         "login_window_s": _Field(_positive_int, 300),
+        "login_user_delay_s": _Field(_login_delay_s, 2.0),
     },
     "dialplan": {
         "default": _Field(_choice(DIALPLAN_DEFAULTS), "reject"),

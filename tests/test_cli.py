@@ -108,6 +108,26 @@ def test_passwd_changes_the_password(data_dir: Path) -> None:
     assert not check_password(data_dir, "carol", "first password")
 
 
+def test_passwd_ends_the_users_web_sessions(data_dir: Path) -> None:
+    callcenter(data_dir, "user", "add", "--username", "carol", "--password", "first password")
+
+    async def in_store(step: str, session_id: str = "") -> str:
+        db = await apps.Database.connect(f"sqlite+aiosqlite:///{data_dir}/callcenter.sqlite3")
+        try:
+            store = apps.WebSessionStore(db, idle_timeout_s=3600)
+            if step == "start":
+                [carol] = await apps.UserService(db, "callcenter").list_users()
+                return await store.start(carol.id)
+            return "live" if await store.resume(session_id) is not None else "ended"
+        finally:
+            await db.close()
+
+    session_id = asyncio.run(in_store("start"))
+    assert asyncio.run(in_store("resume", session_id)) == "live"
+    callcenter(data_dir, "user", "passwd", "carol", "--password", "second password")
+    assert asyncio.run(in_store("resume", session_id)) == "ended"
+
+
 def test_disable_stops_login_and_phone_and_enable_restores_them(data_dir: Path) -> None:
     callcenter(data_dir, "user", "add", "--username", "frank", "--password", "frank password",
                "--extension", "1009")

@@ -72,6 +72,7 @@ def test_defaults(empty_cwd: Path) -> None:
     web = config.web
     assert (web.session_max_age_s, web.secure_cookies) == (43200, False)
     assert (web.login_max_failures, web.login_window_s) == (5, 300)
+    assert (web.login_address_max_failures, web.login_user_delay_s) == (20, 2.0)
 
 
 def test_example_file_gives_exactly_the_defaults() -> None:
@@ -307,6 +308,11 @@ ERRORS = [
     (
         '[web]\nlisten = { host = "x" }\n',
         'callcenter.toml: [web] listen: expected "host:port", got a table',
+    ),
+    (
+        "[web]\nlogin_user_delay_s = 60\n",
+        "callcenter.toml: [web] login_user_delay_s: expected a number of seconds from 0 to 30,"
+        " got 60",
     ),
     (
         "[sip\n",

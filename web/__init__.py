@@ -11,7 +11,14 @@ from web.hub import EventHub, Subscription
 from web.openapi import documented
 from web.secret import load_or_create_secret
 from web.server import WebServer
-from web.services import AuditSink, PasswordVerifier, PermissionLookup, WebServices, WebSettings
+from web.services import (
+    AuditSink,
+    PasswordVerifier,
+    PermissionLookup,
+    SessionStore,
+    WebServices,
+    WebSettings,
+)
 from web.templating import NavItem, render
 
 __all__ = [
@@ -21,6 +28,7 @@ __all__ = [
     "NavItem",
     "PasswordVerifier",
     "PermissionLookup",
+    "SessionStore",
     "Subscription",
     "WebError",
     "WebServer",

@@ -1,11 +1,13 @@
 """User accounts (users.manage): list, create, edit name/role/extension, reset password,
-disable and enable.
+disable and enable, end a user's sessions.
 
 Nobody manages a user or hands out a role that may do more than they may: an actor
 holding ``users.manage`` through a group grant cannot make anyone (themselves included)
 an administrator, nor take over an administrator's account by resetting its password.
 Disabling an account (staff who left) stops its web login, its open sessions and its
-phone at once and keeps its history; nobody disables their own account.
+phone at once and keeps its history; nobody disables their own account. A password reset
+and a role change end the user's sessions too (apps.UserService does), and "end this
+user's sessions" ends them alone (a lost laptop).
 Every change is written to the audit log.
 """
 
@@ -33,7 +35,7 @@ from web.admin_common import (
     text_field,
     timestamp,
 )
-from web.auth import requires
+from web.auth import requires, services_of
 from web.i18n import add_messages, role_label, translate
 from web.inputs import BadInput, json_object
 from web.openapi import documented
@@ -55,6 +57,17 @@ USER_MESSAGES: dict[str, dict[str, str]] = {
     },
     "users.cannot_disable_self": {
         "zh": "不能停用自己的账号", "en": "You cannot disable your own account",
+    },
+    "users.sessions": {"zh": "登录会话", "en": "Sessions"},
+    "users.live_sessions": {
+        "zh": "当前登录会话：{count} 个", "en": "Open sessions: {count}",
+    },
+    "users.end_sessions": {"zh": "结束该用户的所有会话", "en": "End this user's sessions"},
+    "users.end_sessions_hint": {
+        "zh": "该用户在所有浏览器和设备上立即退出登录。"
+              "重置密码、更改角色或停用账号也会结束其会话。",
+        "en": "Logs the user out in every browser and on every device at once. Resetting "
+              "the password, changing the role or disabling the account ends them too.",
     },
 }
 
@@ -175,6 +188,7 @@ class UsersAdmin:
         if changed or text_field(data, "password") is not None:
             await self._audit(request, actor, "user.update", updated, {
                 **changed, "password_changed": text_field(data, "password") is not None})
+        services_of(request).hub.sessions_ended(user.id)  # a role or password change did
         return updated
 
     async def _set_disabled(
@@ -186,6 +200,7 @@ class UsersAdmin:
         if user.disabled == disabled:
             return user
         updated = await self._services.users.set_disabled(user.username, disabled)
+        services_of(request).hub.sessions_ended(user.id)
         await self._audit(request, actor, "user.disable" if disabled else "user.enable",
                           updated, {})
         return updated
@@ -197,7 +212,17 @@ class UsersAdmin:
         assert password is not None
         actor = await self._check_may_manage(request, user, user.role)
         await self._services.users.set_password(user.username, password)
+        services_of(request).hub.sessions_ended(user.id)
         await self._audit(request, actor, "user.password_reset", user, {})
+
+    async def _end_sessions(
+        self, request: Request, user: UserRecord, data: Mapping[str, Any]
+    ) -> int:
+        actor = await self._check_may_manage(request, user, user.role)
+        ended = await services_of(request).sessions.end_all(user.id)
+        services_of(request).hub.sessions_ended(user.id)
+        await self._audit(request, actor, "user.sessions_end", user, {"sessions": ended})
+        return ended
 
     async def _audit(self, request: Request, actor: UserRecord, action: str,
                      user: UserRecord, detail: Mapping[str, Any]) -> None:
@@ -277,6 +302,20 @@ class UsersAdmin:
             return invalid(request, reason(request, exc))
         return Response(status_code=204)
 
+    @documented(responses={"200": {"description": "The user's sessions ended: how many"},
+                           "404": {"description": "No such user"}})
+    async def api_end_sessions(self, request: Request) -> Response:
+        """End every session of a user at once (a lost laptop, a shared computer): their
+        browsers are logged out on the next request and their live sockets close."""
+        user = await self._user(request)
+        if user is None:
+            return not_found(request, "users.not_found")
+        try:
+            ended = await self._end_sessions(request, user, {})
+        except Refused:
+            return forbidden(request)
+        return JSONResponse({"ended": ended})
+
     # -- pages ---------------------------------------------------------------------------
 
     async def page_list(self, request: Request, *, error: str | None = None,
@@ -306,6 +345,7 @@ class UsersAdmin:
         return render(request, "admin/user_edit.html", {
             "edited": user, "roles": role_choices(request), "error": error,
             "saved": request.query_params.get("saved") == "1",
+            "live_sessions": await services_of(request).sessions.count_live(user.id),
         }, status_code=400 if error else 200)
 
     async def page_update(self, request: Request) -> Response:
@@ -313,6 +353,9 @@ class UsersAdmin:
 
     async def page_password(self, request: Request) -> Response:
         return await self._page_change(request, self._reset_password)
+
+    async def page_end_sessions(self, request: Request) -> Response:
+        return await self._page_change(request, self._end_sessions)
 
     async def _update_from_form(self, request: Request, user: UserRecord,
                                 data: Mapping[str, Any]) -> UserRecord:
@@ -361,4 +404,8 @@ def routes(services: AdminServices) -> list[BaseRoute]:
         Route(f"/admin/users/{user}", guard(admin.page_edit), methods=["GET"]),
         Route(f"/admin/users/{user}", guard(admin.page_update), methods=["POST"]),
         Route(f"/admin/users/{user}/password", guard(admin.page_password), methods=["POST"]),
+        Route(f"{API}/users/{user}/sessions", guard(admin.api_end_sessions),
+              methods=["DELETE"]),
+        Route(f"/admin/users/{user}/sessions/end", guard(admin.page_end_sessions),
+              methods=["POST"]),
     ]

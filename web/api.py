@@ -1,4 +1,4 @@
-"""The JSON API's core: session (login/logout) and who am I."""
+"""The JSON API's core: session (login, logout, log out everywhere) and who am I."""
 
 from __future__ import annotations
 
@@ -9,7 +9,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from web import csrf
-from web.auth import WebUser, current_user, error_response, log_in, log_out, public, requires
+from web.auth import (
+    WebUser,
+    current_user,
+    error_response,
+    log_in,
+    log_out,
+    log_out_everywhere,
+    public,
+    requires,
+)
 from web.i18n import role_label
 from web.inputs import BadInput, json_object
 from web.openapi import documented, openapi_response
@@ -97,6 +106,16 @@ async def session_delete(request: Request) -> Response:
 
 
 @requires()
+@documented(responses={"200": {"description": "Every session of the user ended, this one "
+                                              "too: how many, and a new CSRF token"}})
+async def sessions_delete(request: Request) -> Response:
+    """Log out everywhere: end every session of the logged-in user (other browsers,
+    forgotten computers), this one included."""
+    ended = await log_out_everywhere(request)
+    return JSONResponse({"ended": ended, "csrf_token": csrf.session_token(request.session)})
+
+
+@requires()
 @documented(responses={"200": {"description": "The user",
                                "content": {"application/json": {"schema": _USER_SCHEMA}}}})
 async def me(request: Request) -> Response:
@@ -115,6 +134,7 @@ def routes() -> list[BaseRoute]:
         Route(f"{API}/session", session_get, methods=["GET"]),
         Route(f"{API}/session", session_post, methods=["POST"]),
         Route(f"{API}/session", session_delete, methods=["DELETE"]),
+        Route(f"{API}/sessions", sessions_delete, methods=["DELETE"]),
         Route(f"{API}/me", me, methods=["GET"]),
         Route(f"{API}/openapi.json", openapi, methods=["GET"], include_in_schema=False),
     ]

@@ -59,7 +59,10 @@ def create_app(
     )
     app.state.services = services
     app.state.nav = (*pages.NAV, *nav)
-    app.state.throttle = LoginThrottle(settings.login_max_failures, settings.login_window_s)
+    app.state.throttle = LoginThrottle(
+        settings.login_max_failures, settings.login_window_s,
+        address_max_failures=settings.login_address_max_failures,
+        user_delay_s=settings.login_user_delay_s)
     return app
 
 

@@ -1,6 +1,10 @@
 """Who is asking and what they may do: the session's user, login and logout, and the
 ``requires``/``public`` wrappers that every route's endpoint goes through.
 
+The session cookie (signed) holds a random session id and the CSRF token, nothing about
+the user: the user comes from the session's row on the server (``SessionStore.resume``)
+on every request, so ending the row ends the session at once.
+
 create_app refuses to build an app with an endpoint that went through neither, so a new
 route cannot forget its permission check.
 """
@@ -22,9 +26,9 @@ from web import csrf
 from web.i18n import translate
 from web.services import WebServices
 from web.templating import language_of, render
-from web.throttle import LoginThrottle, throttle_keys
+from web.throttle import LoginThrottle
 
-SESSION_USER_KEY = "user"
+SESSION_ID_KEY = "sid"  # the cookie session's one key besides csrf.SESSION_KEY
 API_PREFIX = "/api/"
 MAX_USERNAME_LENGTH = 64  # apps.models.User.username
 WS_POLICY_VIOLATION = 1008  # RFC 6455 §7.4.1: the close code for a refused socket
@@ -34,7 +38,7 @@ E = TypeVar("E", bound=Callable[..., Awaitable[Any]])
 
 @dataclass(frozen=True)
 class WebUser:
-    """The logged-in user as the session remembers them."""
+    """The logged-in user, as the database has them at this request."""
 
     id: int
     username: str
@@ -47,18 +51,6 @@ class WebUser:
         return cls(record.id, record.username, record.name, record.role.value,
                    record.extension)
 
-    @classmethod
-    def from_session(cls, data: object) -> WebUser | None:
-        if not isinstance(data, dict):
-            return None
-        try:
-            return cls(**data)
-        except TypeError:  # a cookie signed by an older version with other fields
-            return None
-
-    def to_session(self) -> dict[str, Any]:
-        return {"id": self.id, "username": self.username, "name": self.name,
-                "role": self.role, "extension": self.extension}
 
 
 @dataclass(frozen=True)
@@ -83,7 +75,16 @@ def services_of(conn: HTTPConnection) -> WebServices:
 
 
 def current_user(conn: HTTPConnection) -> WebUser | None:
-    return WebUser.from_session(conn.session.get(SESSION_USER_KEY))
+    """The logged-in user, once ``requires`` or ``public`` let the request in."""
+    user: WebUser | None = getattr(conn.state, "user", None)
+    return user
+
+
+def session_id_of(conn: HTTPConnection) -> str | None:
+    """The session id the cookie carries (a cookie from before server-side sessions
+    carries none)."""
+    session_id = conn.session.get(SESSION_ID_KEY)
+    return session_id if isinstance(session_id, str) else None
 
 
 def client_ip(conn: HTTPConnection) -> str | None:
@@ -130,16 +131,18 @@ def _guard(access: Access) -> Callable[[E], E]:
 
 async def _load_user(conn: HTTPConnection, access: Access) -> tuple[bool, bool]:
     """(logged in, permitted); sets state.user and state.permissions."""
-    user = current_user(conn)
-    conn.state.user = user
+    conn.state.user = None
     conn.state.permissions = frozenset()
-    if user is None:
+    session_id = session_id_of(conn)
+    if session_id is None:
         return False, access.public
-    if not await services_of(conn).users.is_active(user.id):
-        # Disabled (or deleted) since the cookie was signed: the session is void.
-        conn.session.pop(SESSION_USER_KEY, None)
-        conn.state.user = None
+    found = await services_of(conn).sessions.resume(session_id)
+    if found is None:
+        # Ended (logout, a password or role change, a disabled account, "log out
+        # everywhere") or idle too long: the cookie forgets it.
+        conn.session.pop(SESSION_ID_KEY, None)
         return False, access.public
+    user = conn.state.user = WebUser.from_record(found.user)
     permissions = frozenset(await services_of(conn).permissions_of(user.id))
     conn.state.permissions = permissions
     return True, access.capabilities <= permissions
@@ -213,37 +216,62 @@ async def log_in(request: Request, username: str, password: str) -> LoginOutcome
     services = services_of(request)
     throttle: LoginThrottle = request.app.state.throttle
     source_ip = client_ip(request)
-    keys = throttle_keys(source_ip, username)
-    wait_s = throttle.retry_after_s(keys, services.clock())
-    if wait_s is not None:
+    admission = throttle.admit(source_ip, username, services.clock())
+    if admission.retry_after_s is not None:
         await _audit(services, "login_failed", None, username, source_ip, reason="throttled")
-        return LoginOutcome(None, wait_s)
+        return LoginOutcome(None, admission.retry_after_s)
+    if admission.delay_s > 0:
+        await services.sleep(admission.delay_s)
     record = await services.users.verify_web_password(username, password)
     if record is None:
-        throttle.record_failure(keys, services.clock())
+        throttle.record_failure(source_ip, username, services.clock())
         await _audit(services, "login_failed", None, username, source_ip,
                      reason="bad_credentials")
         return LoginOutcome(None)
-    throttle.forget(keys[0])
+    throttle.record_success(source_ip, username)
     user = WebUser.from_record(record)
-    request.session.clear()
-    request.session[SESSION_USER_KEY] = user.to_session()
+    await _forget_session(request)  # a session of whoever was logged in here before
+    request.session[SESSION_ID_KEY] = await services.sessions.start(
+        user.id, source_ip=source_ip, user_agent=request.headers.get("user-agent"))
     csrf.rotate(request.session)
     await _audit(services, "login", user.id, user.username, source_ip)
     return LoginOutcome(user)
 
 
 async def log_out(request: Request) -> None:
+    """End this session."""
     user = current_user(request)
-    request.session.clear()
-    csrf.rotate(request.session)
+    await _forget_session(request)
     if user is not None:
+        services_of(request).hub.sessions_ended(user.id)
         await _audit(services_of(request), "logout", user.id, user.username,
                      client_ip(request))
 
 
+async def log_out_everywhere(request: Request) -> int:
+    """End every session of the logged-in user, this one included; returns how many."""
+    user: WebUser = request.state.user
+    services = services_of(request)
+    ended = await services.sessions.end_all(user.id)
+    await _forget_session(request)
+    services.hub.sessions_ended(user.id)
+    await _audit(services, "logout_all", user.id, user.username, client_ip(request),
+                 sessions=ended)
+    return ended
+
+
+async def _forget_session(request: Request) -> None:
+    """End the cookie's session on the server, empty the cookie and give it a new CSRF
+    token (a token seen before does not carry over)."""
+    session_id = session_id_of(request)
+    if session_id is not None:
+        await services_of(request).sessions.end(session_id)
+    request.session.clear()
+    csrf.rotate(request.session)
+
+
 async def _audit(services: WebServices, action: str, actor_id: int | None, actor: str,
-                 source_ip: str | None, **detail: str) -> None:
+                 source_ip: str | None, **detail: object) -> None:
     # Cut to the username column's length: a failed login may name anything.
     name = actor[:MAX_USERNAME_LENGTH]
     await services.audit.record(action, actor_id=actor_id, actor=name, target=name,

@@ -26,6 +26,9 @@ class Subscription:
         self.user_id = user_id
         self.permissions = permissions
         self.overflowed = False
+        # Set when some session of the user ended: the socket checks that it was not its
+        # own (web.ws).
+        self.session_check = asyncio.Event()
         self._events: deque[Event] = deque()
         self._ready = asyncio.Event()
 
@@ -83,6 +86,15 @@ class EventHub:
             for s in list(subscriptions)
             if permission in s.permissions
         )
+
+    def sessions_ended(self, user_id: int) -> int:
+        """Some session of ``user_id`` has ended (logout, a password change ...): each of
+        the user's open sockets checks its own session now and closes if it was one of
+        them. Returns how many sockets were told."""
+        subscriptions = list(self._by_user.get(user_id, ()))
+        for subscription in subscriptions:
+            subscription.session_check.set()
+        return len(subscriptions)
 
     def connected_users(self) -> frozenset[int]:
         return frozenset(self._by_user)

@@ -47,6 +47,11 @@ MESSAGES: dict[str, dict[str, str]] = {
     "error.bad_request": {"zh": "请求格式错误", "en": "Malformed request"},
     "header.user": {"zh": "当前用户", "en": "Signed in as"},
     "header.logout": {"zh": "退出", "en": "Log out"},
+    "header.logout_everywhere": {"zh": "退出所有设备", "en": "Log out everywhere"},
+    "header.logout_everywhere_hint": {
+        "zh": "结束您在所有浏览器和设备上的登录，包括本页",
+        "en": "End your login in every browser and on every device, this one included",
+    },
     "header.language": {"zh": "语言", "en": "Language"},
     "nav.label": {"zh": "导航", "en": "Navigation"},
     "nav.desktop": {"zh": "座席工作台", "en": "Agent desktop"},

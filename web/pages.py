@@ -6,7 +6,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from web.auth import current_user, error_response, log_in, log_out, public, requires
+from web.auth import (
+    current_user,
+    error_response,
+    log_in,
+    log_out,
+    log_out_everywhere,
+    public,
+    requires,
+)
 from web.templating import NavItem, render, visible_nav
 
 DESKTOP = "calls.handle"  # the agent desktop is for those who take calls
@@ -65,6 +73,12 @@ async def logout_form(request: Request) -> Response:
 
 
 @requires()
+async def logout_everywhere_form(request: Request) -> Response:
+    await log_out_everywhere(request)
+    return RedirectResponse("/login", status_code=303)
+
+
+@requires()
 async def home(request: Request) -> Response:
     """The first page the user may see, or a note that there is none."""
     pages = visible_nav(request)
@@ -85,5 +99,6 @@ def routes() -> list[BaseRoute]:
         Route("/login", login_page, methods=["GET"]),
         Route("/login", login_form, methods=["POST"]),
         Route("/logout", logout_form, methods=["POST"]),
+        Route("/logout/everywhere", logout_everywhere_form, methods=["POST"]),
         Route("/desktop", desktop, methods=["GET"]),
     ]

@@ -1,17 +1,19 @@
 """What the web routes need from the rest of the system, as Protocols.
 
-apps provides the real implementations (UserService, PermissionService.effective,
-AuditLog); tests plug in small in-memory ones. Only these shapes cross into web/.
+apps provides the real implementations (UserService, WebSessionStore,
+PermissionService.effective, AuditLog); tests plug in small in-memory ones. Only these
+shapes cross into web/.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from apps import UserRecord
+from apps import UserRecord, WebSessionRecord
 from web.hub import EventHub
 
 
@@ -20,9 +22,31 @@ class PasswordVerifier(Protocol):
         """The user if the password is theirs, else None (unknown user included)."""
         ...
 
-    async def is_active(self, user_id: int) -> bool:
-        """Whether the user still exists and is not disabled (asked on every request, so
-        that disabling an account ends its open sessions)."""
+
+class SessionStore(Protocol):
+    """Sessions on the server: the cookie holds only the id ``start`` returns."""
+
+    async def start(self, user_id: int, *, source_ip: str | None = None,
+                    user_agent: str | None = None) -> str:
+        """A new session of ``user_id``; returns its id."""
+        ...
+
+    async def resume(self, session_id: str, *, touch: bool = True) -> WebSessionRecord | None:
+        """The live session and its user as they are now, or None when the session ended,
+        idled out, or its user is disabled (asked on every request). ``touch`` slides
+        the expiry."""
+        ...
+
+    async def end(self, session_id: str) -> bool:
+        """End one session (logout)."""
+        ...
+
+    async def end_all(self, user_id: int) -> int:
+        """End every session of the user; returns how many there were."""
+        ...
+
+    async def count_live(self, user_id: int) -> int:
+        """How many sessions of the user are live."""
         ...
 
 
@@ -47,19 +71,29 @@ PermissionLookup = Callable[[int], Awaitable[frozenset[str]]]
 
 @dataclass(frozen=True)
 class WebSettings:
-    session_max_age_s: int = 12 * 3600  # a signed session cookie older than this is void
+    # The session cookie's lifetime, renewed by every answer; the server's own idle
+    # timeout (apps.WebSessionStore) is set from the same configuration key.
+    session_max_age_s: int = 12 * 3600
     secure_cookies: bool = False  # mark cookies Secure (only when served over HTTPS)
-    login_max_failures: int = 5  # failed logins per source address or username ...
-    login_window_s: float = 300.0  # ... within this window: further attempts get 429
+    # See web.throttle: failures of one username from one address, and of one address
+    # for any usernames, within login_window_s get 429; failures of one username from
+    # anywhere only slow its logins by login_user_delay_s.
+    login_max_failures: int = 5
+    login_address_max_failures: int = 20
+    login_window_s: float = 300.0
+    login_user_delay_s: float = 2.0
 
 
 @dataclass(frozen=True)
 class WebServices:
     users: PasswordVerifier
+    sessions: SessionStore
     permissions_of: PermissionLookup
     audit: AuditSink
     secret_key: str  # signs session cookies; see web.secret.load_or_create_secret
     hub: EventHub = field(default_factory=EventHub)
     settings: WebSettings = field(default_factory=WebSettings)
-    # Monotonic seconds for the login throttle; tests pass a fake clock.
+    # Monotonic seconds for the login throttle; tests pass a fake clock ...
     clock: Callable[[], float] = time.monotonic
+    # ... and a sleep that only records how long the throttle slowed a login.
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep

@@ -1,7 +1,9 @@
 """The live channel: one WebSocket per open desktop at /api/v1/ws, fed by EventHub.
 
 Server to browser only; the browser's messages are read (to notice it leaving) and
-ignored. Auth is the session cookie plus the Origin check in ``requires``.
+ignored. Auth is the session cookie plus the Origin check in ``requires``; once open,
+the socket closes when its session ends: at once when this process ended it (the hub
+says so), otherwise (the command line, idling out) within SESSION_CHECK_S.
 """
 
 from __future__ import annotations
@@ -13,21 +15,26 @@ from collections.abc import Awaitable, Callable
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from web.auth import requires
-from web.hub import Event, EventHub, Overflowed
+from web.auth import WS_POLICY_VIOLATION, requires, services_of, session_id_of
+from web.hub import Event, EventHub, Overflowed, Subscription
 
 WS_TRY_AGAIN_LATER = 1013  # RFC 6455 §7.4.1 (IANA registry): reconnect and reload
+SESSION_CHECK_S = 60.0  # an open socket asks whether its session still lives this often
 
 
 @requires()
 async def events(websocket: WebSocket) -> None:
-    hub: EventHub = websocket.app.state.services.hub
+    services = services_of(websocket)
+    hub: EventHub = services.hub
+    session_id = session_id_of(websocket)
+    assert session_id is not None  # requires() let a logged-in session in
     await websocket.accept()
     subscription = hub.subscribe(websocket.state.user.id, websocket.state.permissions)
     try:
         sender = asyncio.create_task(_send_events(websocket, subscription.get))
         receiver = asyncio.create_task(_drain(websocket))
-        done, pending = await asyncio.wait({sender, receiver},
+        watcher = asyncio.create_task(_watch_session(websocket, subscription, session_id))
+        done, pending = await asyncio.wait({sender, receiver, watcher},
                                            return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
@@ -35,8 +42,24 @@ async def events(websocket: WebSocket) -> None:
                 await task
         if sender in done and isinstance(sender.exception(), Overflowed):
             await websocket.close(code=WS_TRY_AGAIN_LATER)
+        elif watcher in done:
+            watcher.result()  # a failed check is an error, not a quiet close
+            await websocket.close(code=WS_POLICY_VIOLATION)
     finally:
         subscription.close()
+
+
+async def _watch_session(websocket: WebSocket, subscription: Subscription,
+                         session_id: str) -> None:
+    """Return once the socket's session has ended."""
+    sessions = services_of(websocket).sessions
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(subscription.session_check.wait(), SESSION_CHECK_S)
+        subscription.session_check.clear()
+        # An open socket is no activity of the user's: it does not keep the session alive.
+        if await sessions.resume(session_id, touch=False) is None:
+            return
 
 
 async def _send_events(websocket: WebSocket, get: Callable[[], Awaitable[Event]]) -> None:

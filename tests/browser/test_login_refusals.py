@@ -1,6 +1,6 @@
 """Wrong passwords in the browser: one message whether or not the user exists, then the
-throttle. A switch of its own: the throttle also counts per source address, and every
-browser here is 127.0.0.1, so a shared switch would lock out the other tests."""
+throttle for that username from this address. A switch of its own: every browser here
+is 127.0.0.1, so a shared switch would lock out the other tests."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def test_wrong_password_then_throttled(login_page: Page) -> None:
     log_in(page, "nobody_here", "not the password")
     assert refusal(page) == failed
 
-    for _ in range(MAX_FAILURES - 2):
+    for _ in range(MAX_FAILURES - 1):
         log_in(page, agent, "still wrong")
         assert refusal(page) == failed
 

@@ -186,8 +186,9 @@ def test_openapi_describes_the_api_for_logged_in_users(client: TestClient) -> No
     schema = client.get("/api/v1/openapi.json").json()
     assert schema["openapi"] == "3.1.0"
     paths = schema["paths"]
-    assert set(paths) == {"/api/v1/session", "/api/v1/me"}
+    assert set(paths) == {"/api/v1/session", "/api/v1/sessions", "/api/v1/me"}
     assert set(paths["/api/v1/session"]) == {"get", "post", "delete"}
+    assert set(paths["/api/v1/sessions"]) == {"delete"}
     assert paths["/api/v1/session"]["post"]["summary"] == "Log in."
     assert paths["/api/v1/session"]["post"]["requestBody"]["content"]["application/json"][
         "schema"]["required"] == ["username", "password"]

@@ -19,7 +19,7 @@ import pytest
 from argon2 import PasswordHasher
 from starlette.routing import Route
 
-from apps import Database, Role, UserService, upgrade_database
+from apps import Database, Role, UserService, WebSessionStore, upgrade_database
 from apps.agent_groups import GroupService
 from apps.audit import AuditEntry, AuditLog
 from apps.permissions import ROLE_DEFAULTS, PermissionService
@@ -82,7 +82,9 @@ def site(tmp_path: Path) -> Iterator[Site]:
                                                        parallelism=1))
     admin = AdminServices(users=users, groups=GroupService(db, audit),
                           permissions=PermissionService(db, audit), audit=audit)
-    services = WebServices(users=users, permissions_of=admin.permissions.effective,
+    sessions = WebSessionStore(db, idle_timeout_s=3600, clock=SteppingClock())
+    services = WebServices(users=users, sessions=sessions,
+                           permissions_of=admin.permissions.effective,
                            audit=audit, secret_key=SECRET, clock=FakeClock())
     app = create_app(services, routes=web_admin.routes(admin), nav=web_admin.NAV)
     with TestClient(app, follow_redirects=False) as client:
@@ -133,7 +135,7 @@ def expected_capability(path: str) -> str:
 
 
 def test_every_admin_route_needs_its_areas_capability() -> None:
-    assert len(ENDPOINTS) == 31
+    assert len(ENDPOINTS) == 33
     for method, path, capabilities in ENDPOINTS:
         assert capabilities == {expected_capability(path)}, (method, path)
 
@@ -186,7 +188,7 @@ def test_every_change_needs_the_csrf_token_and_changes_nothing_without_it(
     site.login("admin")
     before = len(site.audit())
     changes = [(m, p) for m, p, _ in ENDPOINTS if m != "GET"]
-    assert len(changes) == 18
+    assert len(changes) == 20
     for method, path in changes:
         response = site.client.request(method, concrete(path), json={"name": "x"})
         assert response.status_code == 403, (method, path)

@@ -20,7 +20,7 @@ from argon2 import PasswordHasher
 from hypothesis import given
 from hypothesis import strategies as st
 
-from apps import Database, Role, UserRecord, UserService, upgrade_database
+from apps import Database, Role, UserRecord, UserService, WebSessionStore, upgrade_database
 from apps.agent_groups import GroupService
 from apps.audit import SYSTEM, AuditLog
 from apps.contacts import ContactRecordService
@@ -73,7 +73,8 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     users = UserService(db, "callcenter.test", password_hasher=hasher)
     audit = AuditLog(db)
     permissions = PermissionService(db, audit)
-    web = WebServices(users=users, permissions_of=permissions.effective, audit=audit,
+    web = WebServices(users=users, sessions=WebSessionStore(db, idle_timeout_s=3600),
+                      permissions_of=permissions.effective, audit=audit,
                       secret_key=SECRET, settings=WebSettings(session_max_age_s=3600))
     customers, contacts = CustomerService(db), ContactRecordService(db)
     groups = GroupService(db, audit)

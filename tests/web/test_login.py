@@ -1,9 +1,23 @@
-"""Logging in and out over the JSON API and the login form: sessions, CSRF, throttling,
-no user enumeration, audit."""
+"""Logging in and out over the JSON API and the login form: sessions kept on the server
+(logout, log out everywhere, idling out), CSRF, throttling that nobody can turn against
+an account's owner, no user enumeration, audit."""
 
 from __future__ import annotations
 
-from tests.web.conftest import PASSWORD, SECRET, TestClient, World, csrf_token, login
+import base64
+import json
+
+from starlette.applications import Starlette
+
+from tests.web.conftest import (
+    PASSWORD,
+    SECRET,
+    TestClient,
+    World,
+    csrf_token,
+    login,
+    other_browser,
+)
 
 
 def post_login(client: TestClient, username: str, password: str) -> tuple[int, dict[str, str],
@@ -41,6 +55,50 @@ def test_session_cookie_is_signed_httponly_lax_and_expires(client: TestClient) -
     assert "Max-Age=3600" in cookie
     assert "zhangwei" not in cookie  # base64 JSON, but not readable at a glance ...
     assert SECRET not in cookie
+
+
+def cookie_session(client: TestClient) -> dict[str, object]:
+    """What the signed session cookie carries (its first part is base64 JSON)."""
+    data = client.cookies["callcenter_session"].split(".")[0]
+    decoded = json.loads(base64.b64decode(data + "=" * (-len(data) % 4)))
+    assert isinstance(decoded, dict)
+    return decoded
+
+
+def test_the_cookie_holds_a_session_id_and_the_csrf_token_and_nothing_of_the_user(
+    client: TestClient, world: World
+) -> None:
+    token = login(client, "zhangwei")
+    carried = cookie_session(client)
+    assert set(carried) == {"sid", "csrf"}
+    assert carried["csrf"] == token
+    session_id = carried["sid"]
+    assert isinstance(session_id, str) and len(session_id) >= 22  # >= 128 random bits
+    assert world.sessions.live[session_id].user_id == 1
+    assert "zhangwei" not in json.dumps(carried) and "张伟" not in json.dumps(carried)
+
+
+def test_a_replayed_cookie_is_no_session_after_logout(client: TestClient) -> None:
+    token = login(client, "zhangwei")
+    before_logout = client.cookies["callcenter_session"]
+    assert client.delete("/api/v1/session", headers={"X-CSRF-Token": token}).status_code == 200
+    client.cookies.set("callcenter_session", before_logout)
+    response = client.get("/api/v1/me")
+    assert (response.status_code, response.json()["error"]) == (401, "unauthenticated")
+    client.cookies.set("callcenter_session", before_logout)
+    page = client.get("/desktop")
+    assert (page.status_code, page.headers["location"]) == (303, "/login?next=%2Fdesktop")
+
+
+def test_a_session_ends_after_the_idle_time_and_use_keeps_it(client: TestClient,
+                                                              world: World) -> None:
+    login(client, "zhangwei")
+    for _ in range(3):
+        world.clock.now += 3599  # the idle time is 3600 s in these tests
+        assert client.get("/api/v1/me").status_code == 200
+    world.clock.now += 3600
+    assert client.get("/api/v1/me").status_code == 401
+    assert world.sessions.live == {}
 
 
 def test_a_tampered_session_cookie_is_no_session(client: TestClient) -> None:
@@ -87,8 +145,9 @@ def test_malformed_login_body_is_400(client: TestClient) -> None:
         assert response.json()["error"] == "bad_request"
 
 
-def test_five_failures_for_a_username_lock_it_for_the_window(client: TestClient,
-                                                             world: World) -> None:
+def test_five_failures_for_a_username_from_one_address_lock_that_pair(
+    client: TestClient, world: World
+) -> None:
     for _ in range(5):
         assert post_login(client, "zhangwei", "wrong")[0] == 401
     world.clock.now += 60
@@ -97,25 +156,55 @@ def test_five_failures_for_a_username_lock_it_for_the_window(client: TestClient,
     assert headers["retry-after"] == "240"
     assert body == {"error": "throttled", "message": "登录失败次数过多，请 240 秒后再试"}
     assert world.audit.entries[-1].detail == {"reason": "throttled"}
+    assert post_login(client, "admin", PASSWORD)[0] == 200  # other users from here may
     world.clock.now += 240
     assert post_login(client, "zhangwei", PASSWORD)[0] == 200
 
 
-def test_the_lock_is_per_username_from_any_address(world: World, app: object) -> None:
-    from starlette.applications import Starlette
-    assert isinstance(app, Starlette)
-    for n in range(5):
+def test_an_attacker_cannot_lock_the_admin_out_from_another_address(
+    world: World, app: Starlette
+) -> None:
+    with TestClient(app, client=("10.6.6.6", 4000)) as attacker:
+        answers = [post_login(attacker, "admin", f"guess {n}")[0] for n in range(30)]
+        assert answers == [401] * 5 + [429] * 25
+        assert post_login(attacker, "admin", PASSWORD)[0] == 429  # the attacker's address
+    with TestClient(app, client=("192.168.1.10", 4000)) as owner:
+        status, _, body = post_login(owner, "admin", PASSWORD)
+        assert status == 200 and isinstance(body, dict) and body["user"]["username"] == "admin"
+    assert world.sleeps == [2.0]  # only slowed, by a short wait before the password check
+    with TestClient(app, client=("192.168.1.10", 4000)) as owner:
+        assert post_login(owner, "admin", PASSWORD)[0] == 200
+    assert world.sleeps == [2.0]  # the owner's login started the count again
+
+
+def test_failures_from_many_addresses_only_slow_a_username_down(world: World,
+                                                                app: Starlette) -> None:
+    for n in range(8):
         with TestClient(app, client=(f"10.0.0.{n}", 4000)) as other:
             assert post_login(other, "zhangwei", "wrong")[0] == 401
+    assert world.sleeps == [2.0] * 3  # the sixth failure on waited first
     with TestClient(app, client=("10.0.0.99", 4000)) as fresh:
-        assert post_login(fresh, "zhangwei", PASSWORD)[0] == 429
-        assert post_login(fresh, "admin", PASSWORD)[0] == 200  # another user is not locked
+        assert post_login(fresh, "zhangwei", PASSWORD)[0] == 200
+        assert post_login(fresh, "admin", PASSWORD)[0] == 200
+    assert world.sleeps == [2.0] * 4  # zhangwei's login waited; admin's did not
 
 
 def test_the_lock_is_per_address_across_usernames(client: TestClient, world: World) -> None:
-    for n in range(5):
+    for n in range(20):
         assert post_login(client, f"guess{n}", "wrong")[0] == 401
     assert post_login(client, "admin", PASSWORD)[0] == 429  # unknown names count too
+    with TestClient(client.app, client=("10.1.1.1", 1)) as elsewhere:
+        assert post_login(elsewhere, "admin", PASSWORD)[0] == 200
+
+
+def test_the_throttle_answers_an_unknown_user_like_a_known_one(client: TestClient) -> None:
+    answers = {}
+    for username in ("zhangwei", "nobody"):
+        for _ in range(5):
+            assert post_login(client, username, "wrong")[0] == 401
+        answers[username] = post_login(client, username, "wrong")
+    assert answers["zhangwei"] == answers["nobody"]
+    assert answers["nobody"][0] == 429
 
 
 def test_a_successful_login_clears_the_username_count(client: TestClient) -> None:
@@ -202,6 +291,50 @@ def test_login_form_throttled_shows_retry_after(client: TestClient) -> None:
     assert response.status_code == 429
     assert response.headers["retry-after"] == "300"
     assert "登录失败次数过多，请 300 秒后再试" in response.text
+
+
+def test_log_out_everywhere_ends_every_session_of_the_user(client: TestClient,
+                                                           world: World) -> None:
+    laptop, admins = other_browser(client, "zhangwei"), other_browser(client, "admin")
+    token = login(client, "zhangwei")
+    assert client.delete("/api/v1/sessions").status_code == 403  # no token
+    response = client.delete("/api/v1/sessions", headers={"X-CSRF-Token": token})
+    assert response.status_code == 200
+    assert response.json()["ended"] == 2
+    assert response.json()["csrf_token"] != token
+    assert client.get("/api/v1/me").status_code == 401
+    client.cookies.set("callcenter_session", laptop)
+    assert client.get("/api/v1/me").status_code == 401
+    client.cookies.set("callcenter_session", admins)
+    assert client.get("/api/v1/me").json()["username"] == "admin"  # someone else's stays
+    [entry] = [e for e in world.audit.entries if e.action == "logout_all"]
+    assert (entry.actor, entry.detail) == ("zhangwei", {"sessions": 2})
+
+
+def test_log_out_everywhere_button_in_both_languages(client: TestClient,
+                                                     world: World) -> None:
+    other = other_browser(client, "zhangwei")
+    login(client, "zhangwei")
+    page = client.get("/desktop")
+    assert 'id="logout-everywhere" title="结束您在所有浏览器和设备上的登录，包括本页">' \
+        "退出所有设备</button>" in page.text
+    english = client.get("/desktop?lang=en").text
+    assert 'title="End your login in every browser and on every device, this one ' \
+        'included">Log out everywhere</button>' in english
+    token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+    response = client.post("/logout/everywhere", data={"csrf_token": token})
+    assert (response.status_code, response.headers["location"]) == (303, "/login")
+    assert client.get("/desktop").status_code == 303
+    client.cookies.set("callcenter_session", other)
+    assert client.get("/desktop").headers["location"] == "/login?next=%2Fdesktop"
+    assert world.sessions.live == {}
+
+
+def test_logging_in_again_ends_the_session_it_replaces(client: TestClient,
+                                                       world: World) -> None:
+    login(client, "zhangwei")
+    login(client, "admin")
+    assert [s.user_id for s in world.sessions.live.values()] == [2]
 
 
 def test_logout_form(client: TestClient, world: World) -> None:

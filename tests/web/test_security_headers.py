@@ -41,7 +41,8 @@ def check_headers(response: httpx.Response, *, cacheable: bool = False) -> None:
         assert response.headers.get("cache-control") == "no-store", where
 
 
-LOGOUTS = [("POST", "/logout"), ("DELETE", "/api/v1/session")]
+LOGOUTS = [("POST", "/logout"), ("DELETE", "/api/v1/session"),
+           ("POST", "/logout/everywhere"), ("DELETE", "/api/v1/sessions")]
 
 
 def walk(stack: Stack, token: str) -> list[int]:

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
-from tests.web.conftest import TestClient, World, login
+from tests.web.conftest import TestClient, World, login, other_browser
 from web import EventHub
 from web.hub import Overflowed
 
@@ -85,3 +85,50 @@ async def test_get_waits_for_the_next_event() -> None:
     assert not waiting.done()
     hub.publish(1, {"type": "late"})
     assert await waiting == {"type": "late"}
+
+
+def test_a_socket_of_an_ended_session_is_refused(client: TestClient) -> None:
+    token = login(client, "zhangwei")
+    before_logout = client.cookies["callcenter_session"]
+    client.delete("/api/v1/session", headers={"X-CSRF-Token": token})
+    client.cookies.set("callcenter_session", before_logout)
+    with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect(
+            "/api/v1/ws", headers=ORIGIN):
+        pass
+    assert refused.value.code == 1008
+
+
+def test_an_open_socket_closes_when_its_session_ends_and_only_then(client: TestClient,
+                                                                   world: World) -> None:
+    hub = world.services.hub
+    desk = other_browser(client, "zhangwei")
+    phone_token = login(client, "zhangwei")
+    phone = client.cookies["callcenter_session"]
+    client.cookies.set("callcenter_session", desk)
+    with client.websocket_connect("/api/v1/ws", headers=ORIGIN) as socket:
+        assert client.portal is not None
+        client.portal.call(asyncio.sleep, 0)
+        # Another session of the same user logs out: this socket checks, and stays.
+        client.cookies.set("callcenter_session", phone)
+        client.delete("/api/v1/session", headers={"X-CSRF-Token": phone_token})
+        client.portal.call(asyncio.sleep, 0)
+        assert hub.publish(1, {"type": "screen_pop"}) == 1
+        assert socket.receive_json() == {"type": "screen_pop"}
+        # Then log out everywhere from yet another session: this socket's session ends.
+        client.cookies.clear()
+        token = login(client, "zhangwei")
+        client.delete("/api/v1/sessions", headers={"X-CSRF-Token": token})
+        with pytest.raises(WebSocketDisconnect) as closed:
+            socket.receive_json()
+        assert closed.value.code == 1008
+    assert hub.connected_users() == frozenset()
+
+
+async def test_the_hub_tells_a_users_sockets_to_check_their_sessions() -> None:
+    hub = EventHub()
+    first, second, other = (hub.subscribe(1, frozenset()), hub.subscribe(1, frozenset()),
+                            hub.subscribe(2, frozenset()))
+    assert hub.sessions_ended(1) == 2
+    assert first.session_check.is_set() and second.session_check.is_set()
+    assert not other.session_check.is_set()
+    assert hub.sessions_ended(3) == 0
