@@ -6,8 +6,10 @@ never renames anyone: when the one customer holding the row's numbers has anothe
 the row is a conflict, and the operator chooses what it does (``ConflictChoice``):
 nothing, update that customer with the sheet's name and fields, or add a new customer
 who shares the number. Two customers may share a number (customer_phones is unique
-per customer only); the caller lookup then picks one deterministically
-(``CustomerService.lookup_by_number``: highest effective VIP level, then the oldest).
+per customer only: a household, a switchboard); the caller lookup then picks one
+deterministically (``CustomerService.lookup_by_number``: the highest effective VIP
+level, then the oldest). A row never gives a customer a number another customer has:
+that row is refused, as the customer page refuses it.
 
 Every row ends in one ``RowPlan``; the preview shows the plans without writing them.
 """
@@ -144,20 +146,20 @@ class KnownCustomers:
     def match(self, row: CustomerRow) -> KnownCustomer | Conflict | str | None:
         """The customer the row is, a conflict, None for a new customer, or why the row
         is refused."""
-        if row.external_id is not None and row.external_id in self._by_key:
-            return self._by_id[self._by_key[row.external_id]]
         owners: dict[int, str] = {}  # customer id -> the first of the row's numbers it has
         for phone in row.phones:
             for customer_id in sorted(self._by_number.get(phone.number, ())):
                 owners.setdefault(customer_id, phone.number)
+        if row.external_id is not None and row.external_id in self._by_key:
+            customer = self._by_id[self._by_key[row.external_id]]
+            return self._taken(customer, row) or customer
         if not owners:
             return None
-        named = [customer_id for customer_id in owners if self._by_id[customer_id].name == row.name]
+        named = [customer_id for customer_id in owners
+                 if self._by_id[customer_id].name == row.name]
         if len(named) == 1:
             customer = self._by_id[named[0]]
-            # The numbers it does not have yet must be no one else's either.
-            if any(self._by_number.get(phone.number) for phone in row.phones
-                   if phone.number not in customer.numbers):
+            if self._taken(customer, row):
                 return _shared(owners)
         elif named or len(owners) > 1:
             return _shared(owners)
@@ -168,6 +170,18 @@ class KnownCustomers:
             return (f"phone {number} belongs to the customer with external id "
                     f"'{customer.external_key}'")
         return customer if named else Conflict(customer, number)
+
+
+    def _taken(self, customer: KnownCustomer, row: CustomerRow) -> str | None:
+        """Why the row cannot be ``customer``: it would give them a number another
+        customer has. A number is never taken from one customer by adding it to another
+        (as on the customer page: CustomerService.update_customer)."""
+        for phone in row.phones:
+            holders = sorted(self._by_number.get(phone.number, ()))
+            if holders and phone.number not in customer.numbers:
+                name = self._by_id[holders[0]].name
+                return f"phone {phone.number} belongs to another customer ({name}) already"
+        return None
 
 
 def _shared(owners: dict[int, str]) -> str:

@@ -170,3 +170,20 @@ async def test_a_row_after_the_one_that_updated_its_customer_is_refused(
     assert counts(result) == (0, 1, 0, 0, 1)
     assert [str(error) for error in result.errors] == [
         "row 3: this is the same customer as row 2"]
+
+
+async def test_no_row_takes_a_number_from_another_customer(db: Database) -> None:
+    await importer(db, T0).import_file(xlsx(
+        ["外部编号", "姓名", "手机"], ["K1", "甲", "13800138000"], ["K2", "乙", "13900139000"]))
+    before = await dump(db)
+
+    by_key = await importer(db, T1).import_file(xlsx(
+        ["外部编号", "姓名", "手机"], ["K1", "甲", "13800138000 13900139000"]))  # 乙's too
+    by_name = await importer(db, T1).import_file(xlsx(
+        ["姓名", "手机"], ["乙", "13900139000 13800138000"]), conflicts="update")  # 甲's too
+
+    assert [str(error) for error in by_key.errors + by_name.errors] == [
+        "row 2: phone 13900139000 belongs to another customer (乙) already",
+        "row 2: the phone numbers (13800138000, 13900139000) belong to 2 different customers "
+        "already"]
+    assert await dump(db) == before
