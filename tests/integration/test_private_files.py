@@ -111,10 +111,11 @@ def test_serve_makes_and_keeps_the_data_dir_owner_only(tmp_path: Path) -> None:
         recording = wait_for(lambda: [p for p in recordings.rglob("*.wav") if p != old],
                              "recording")[0]
         imports = data / "imports"
-        [upload] = [p for p in imports.rglob("*") if p.is_file()]
+        [upload] = imports.rglob("upload.xlsx")
+        [checked] = imports.rglob("checked-*.jsonl")  # the import preview's rows
         database = data / "callcenter.sqlite3"
         wal, shm = Path(f"{database}-wal"), Path(f"{database}-shm")
-        files = [database, wal, shm, data / "web_secret", recording, upload, old]
+        files = [database, wal, shm, data / "web_secret", recording, upload, checked, old]
         directories = [data, recordings, recording.parent, recording.parent.parent.parent,
                        imports, upload.parent, old.parent]
         assert {path: mode_of(path) for path in files} == dict.fromkeys(files, 0o600)
