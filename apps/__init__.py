@@ -16,9 +16,13 @@ from apps.cdrs import (
 )
 from apps.contacts import ContactChannel, ContactEntry, ContactError, ContactRecordService
 from apps.customer_import import (
+    ConflictChoice,
     CustomerImporter,
     ExistingCustomers,
     ImportResult,
+    RowOutcome,
+    RowPlan,
+    SheetCheck,
     write_error_report,
 )
 from apps.customer_sheet import REPORT_HEADERS, CustomerImportError, Field, Preview, SheetError
@@ -68,6 +72,7 @@ __all__ = [
     "Capability",
     "CdrError",
     "CdrStore",
+    "ConflictChoice",
     "ContactChannel",
     "ContactEntry",
     "ContactError",
@@ -98,7 +103,10 @@ __all__ = [
     "PhoneRecord",
     "Preview",
     "Role",
+    "RowOutcome",
+    "RowPlan",
     "Scope",
+    "SheetCheck",
     "SheetError",
     "SipCredentials",
     "SystemActor",
