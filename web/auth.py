@@ -139,8 +139,9 @@ async def _load_user(conn: HTTPConnection, access: Access) -> tuple[bool, bool]:
     found = await services_of(conn).sessions.resume(session_id)
     if found is None:
         # Ended (logout, a password or role change, a disabled account, "log out
-        # everywhere") or idle too long: the cookie forgets it.
+        # everywhere") or idle too long: the cookie forgets it, and its CSRF token with it.
         conn.session.pop(SESSION_ID_KEY, None)
+        csrf.rotate(conn.session)
         return False, access.public
     user = conn.state.user = WebUser.from_record(found.user)
     permissions = frozenset(await services_of(conn).permissions_of(user.id))

@@ -57,9 +57,9 @@ def test_session_cookie_is_signed_httponly_lax_and_expires(client: TestClient) -
     assert SECRET not in cookie
 
 
-def cookie_session(client: TestClient) -> dict[str, object]:
-    """What the signed session cookie carries (its first part is base64 JSON)."""
-    data = client.cookies["callcenter_session"].split(".")[0]
+def cookie_session(cookie: str) -> dict[str, object]:
+    """What a signed session cookie carries (its first part is base64 JSON)."""
+    data = cookie.split(".")[0]
     decoded = json.loads(base64.b64decode(data + "=" * (-len(data) % 4)))
     assert isinstance(decoded, dict)
     return decoded
@@ -69,7 +69,7 @@ def test_the_cookie_holds_a_session_id_and_the_csrf_token_and_nothing_of_the_use
     client: TestClient, world: World
 ) -> None:
     token = login(client, "zhangwei")
-    carried = cookie_session(client)
+    carried = cookie_session(client.cookies["callcenter_session"])
     assert set(carried) == {"sid", "csrf"}
     assert carried["csrf"] == token
     session_id = carried["sid"]
@@ -85,6 +85,8 @@ def test_a_replayed_cookie_is_no_session_after_logout(client: TestClient) -> Non
     client.cookies.set("callcenter_session", before_logout)
     response = client.get("/api/v1/me")
     assert (response.status_code, response.json()["error"]) == (401, "unauthenticated")
+    # The token went with the session.
+    assert cookie_session(response.cookies["callcenter_session"])["csrf"] != token
     client.cookies.set("callcenter_session", before_logout)
     page = client.get("/desktop")
     assert (page.status_code, page.headers["location"]) == (303, "/login?next=%2Fdesktop")

@@ -48,7 +48,7 @@ def as_admin(site: Site, method: str, path: str, **body: object) -> int:
 
 def test_the_session_is_known_by_the_hash_of_its_id(site: Site) -> None:
     site.login("agent")
-    session_id = cookie_session(site.client)["sid"]
+    session_id = cookie_session(site.client.cookies[COOKIE])["sid"]
     assert isinstance(session_id, str)
     sessions = site.client.app.state.services.sessions  # type: ignore[attr-defined]
     assert isinstance(sessions, WebSessionStore)
