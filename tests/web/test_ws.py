@@ -9,7 +9,7 @@ import pytest
 from starlette.websockets import WebSocketDisconnect
 
 from tests.web.conftest import TestClient, World, login, other_browser
-from web import EventHub
+from web import EventHub, ws
 from web.hub import Overflowed
 
 ORIGIN = {"origin": "http://testserver"}
@@ -132,3 +132,17 @@ async def test_the_hub_tells_a_users_sockets_to_check_their_sessions() -> None:
     assert first.session_check.is_set() and second.session_check.is_set()
     assert not other.session_check.is_set()
     assert hub.sessions_ended(3) == 0
+
+
+def test_an_open_socket_notices_a_session_ended_elsewhere_on_its_own(
+        client: TestClient, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ended by another process (`callcenter user passwd`): no hub tells this one, the
+    # socket's own periodic check finds out (every 60 s; here at once).
+    monkeypatch.setattr(ws, "SESSION_CHECK_S", 0)
+    login(client, "zhangwei")
+    with client.websocket_connect("/api/v1/ws", headers=ORIGIN) as socket:
+        assert client.portal is not None
+        client.portal.call(world.sessions.end_all, 1)
+        with pytest.raises(WebSocketDisconnect) as closed:
+            socket.receive_json()
+        assert closed.value.code == 1008
