@@ -60,6 +60,7 @@ from web.customer_import_jobs import CheckedRows, ImportJob, ImportJobs, JobStat
 from web.customers import API, BadInput, endpoint, invalid, json_object, query_int
 from web.hub import EventHub
 from web.i18n import translate
+from web.inputs import reason
 from web.templating import NavItem, language_of, render
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ CHECK_WAIT_S: Final = 5.0  # how long an upload waits for its check before answe
 XLSX_TYPE: Final = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _FIELD_CHOICES: Final = tuple(f.value for f in Field)
 _CONFLICT_CHOICES: Final = tuple(c.value for c in ConflictChoice)
+_MAX_ROW: Final = 1_048_576  # Excel's last row
 
 
 def _new_job_id() -> str:
@@ -165,22 +167,26 @@ def _mapping_of(body: Mapping[str, Any]) -> dict[str, str] | None:
     return mapping
 
 
-def _choice(value: object, what: str) -> ConflictChoice:
+def _one_of(name: str, choices: tuple[str, ...]) -> BadInput:
+    return BadInput.of("import.bad_choice", name=name, choices=", ".join(choices))
+
+
+def _choice(value: object, name: str) -> ConflictChoice:
     if isinstance(value, str) and value in _CONFLICT_CHOICES:
         return ConflictChoice(value)
-    raise BadInput(f"{what} must be one of {list(_CONFLICT_CHOICES)}")
+    raise _one_of(name, _CONFLICT_CHOICES)
 
 
 def choose(job: ImportJob, conflicts: object, rows: Mapping[str, object]) -> None:
     """Set what conflicts do: ``conflicts`` for all (None: as it is), ``rows`` (Excel
     row number -> choice, None or "" to follow the choice for all) for single rows.
     Checks everything before changing anything."""
-    default = job.conflicts if conflicts is None else _choice(conflicts, "'conflicts'")
+    default = job.conflicts if conflicts is None else _choice(conflicts, "conflicts")
     chosen: dict[int, ConflictChoice | None] = {}
     for row, value in rows.items():
-        if not (row.isascii() and row.isdigit() and int(row) > 0):
-            raise BadInput(f"'{row}' is no row number")
-        chosen[int(row)] = None if value in (None, "") else _choice(value, f"row {row}")
+        if not (row.isascii() and row.isdigit() and 0 < int(row) <= _MAX_ROW):
+            raise BadInput.of("import.bad_row", row=row[:20])
+        chosen[int(row)] = None if value in (None, "") else _choice(value, row)
     job.conflicts = default
     for row_number, choice in chosen.items():
         if choice is None:
@@ -351,7 +357,7 @@ class ImportPages:
         try:
             outcome = None if raw is None else RowOutcome(raw)
         except ValueError:
-            raise BadInput(f"'outcome' must be one of {[o.value for o in RowOutcome]}") from None
+            raise _one_of("outcome", tuple(o.value for o in RowOutcome)) from None
         total = job.rows.count(outcome)
         pages = max(1, math.ceil(total / per_page))
         page = query_int(request, "page", 1, 1, 1_000_000_000)
@@ -398,9 +404,10 @@ class ImportPages:
         except Refused as refused:
             return self._refusal(request, refused)
         except BadInput as error:
+            message = reason(request, error)
             if request.url.path.startswith(API):
-                return invalid(str(error))
-            return render(request, "error.html", {"message": str(error)}, status_code=400)
+                return invalid(message)
+            return render(request, "error.html", {"message": message}, status_code=400)
 
     # -- API -------------------------------------------------------------------------------
 
@@ -537,14 +544,13 @@ def _existing(value: object) -> ExistingCustomers:
     try:
         return ExistingCustomers(str(value))
     except ValueError:
-        raise BadInput("'existing' must be 'update' or 'skip'") from None
+        raise _one_of("existing", tuple(e.value for e in ExistingCustomers)) from None
 
 
 def _rows_of(body: Mapping[str, Any]) -> dict[str, object]:
     rows = body.get("conflict_rows") or {}
     if not isinstance(rows, dict):
-        raise BadInput("'conflict_rows' must map row numbers to one of "
-                       f"{list(_CONFLICT_CHOICES)}")
+        raise BadInput.of("import.bad_conflict_rows", choices=", ".join(_CONFLICT_CHOICES))
     return rows
 
 

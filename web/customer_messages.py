@@ -119,6 +119,12 @@ CUSTOMER_MESSAGES: dict[str, dict[str, str]] = {
         "zh": "新增客户（共用该号码）", "en": "Add a new customer sharing the number"},
     "import.save_choices": {"zh": "保存选择", "en": "Save the choices"},
     "import.checking": {"zh": "正在检查文件…", "en": "Checking the file…"},
+    "import.bad_choice": {
+        "zh": "“{name}”必须是以下之一：{choices}", "en": "'{name}' must be one of: {choices}"},
+    "import.bad_row": {"zh": "“{row}”不是行号", "en": "'{row}' is no row number"},
+    "import.bad_conflict_rows": {
+        "zh": "“conflict_rows”必须把行号对应到以下之一：{choices}",
+        "en": "'conflict_rows' must map row numbers to one of: {choices}"},
     "import.still_checking": {
         "zh": "文件仍在检查中，请在检查完成后继续",
         "en": "The file is still being checked; go on when the check is done"},

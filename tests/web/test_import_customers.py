@@ -343,10 +343,22 @@ def test_choices_are_checked_kept_and_closed_once_the_import_starts(stack: Stack
     job = api_upload(stack, token, HUANG)["id"]
     conflicts = f"/api/v1/customer-imports/{job}/conflicts"
 
-    for bad in ({"conflicts": "rename"}, {"conflict_rows": {"2": "merge"}},
-                {"conflict_rows": {"two": "add"}}, {"conflict_rows": ["add"]}):
-        refused = stack.client.post(conflicts, json=bad, headers=headers)
-        assert refused.status_code == 400, bad
+    for bad, zh, en in (
+            ({"conflicts": "rename"}, "“conflicts”必须是以下之一：skip, update, add",
+             "'conflicts' must be one of: skip, update, add"),
+            ({"conflict_rows": {"2": "merge"}}, "“2”必须是以下之一：skip, update, add",
+             "'2' must be one of: skip, update, add"),
+            ({"conflict_rows": {"two": "add"}}, "“two”不是行号", "'two' is no row number"),
+            ({"conflict_rows": {"2": "add", "0": "add"}}, "“0”不是行号", "'0' is no row number"),
+            ({"conflict_rows": ["add"]},
+             "“conflict_rows”必须把行号对应到以下之一：skip, update, add",
+             "'conflict_rows' must map row numbers to one of: skip, update, add")):
+        for lang, message in (("zh", zh), ("en", en)):
+            refused = stack.client.post(f"{conflicts}?lang={lang}", json=bad, headers=headers)
+            assert refused.status_code == 400, bad
+            assert refused.json() == {"error": "invalid", "message": message}
+    assert stack.client.get(f"/api/v1/customer-imports/{job}?lang=zh").json()[
+        "conflict_rows"] == {}  # a refused request changed nothing
     kept = stack.client.post(conflicts, json={"conflicts": "update",
                                               "conflict_rows": {"2": "add", "9": "skip"}},
                              headers=headers)
@@ -449,6 +461,8 @@ def test_the_preview_counts_and_pages_every_row(stack: Stack) -> None:
         (3, ["vip_level"], "Update: VIP level")]
     for bad in ("page=0", "per_page=0", "per_page=501", "outcome=maybe", "page=x"):
         assert stack.client.get(f"{preview}?{bad}").status_code == 400, bad
+    assert stack.client.get(f"{preview}?outcome=maybe").json()["message"] == (
+        "“outcome”必须是以下之一：new, update, unchanged, skip, conflict, rejected")
 
     page = stack.client.get(f"/customers/import/{job}")
     assert "共 120 行：新增 115，更新 1，无变化 1，冲突 1，拒绝 2" in page.text
