@@ -1,4 +1,5 @@
-"""Customer import jobs in memory, and the checked rows of each on disk, for paging.
+"""Customer import jobs in memory, the checked rows of each on disk (for paging), and
+their JSON shapes in the API.
 
 A job is one upload: checked in the background (every row planned against the database,
 nothing written), then, once its owner starts it, imported in the background. The check
@@ -190,3 +191,30 @@ class ImportJobs:
         task.add_done_callback(self._tasks.discard)
         return task
 
+
+# ---- JSON shapes ----------------------------------------------------------------------------
+
+
+def check_json(check: SheetCheck) -> dict[str, Any]:
+    return {"headers": [h or "" for h in check.headers],
+            "mapping": check.mapping.as_dict(),
+            "has_name_column": check.has_name_column,
+            "counts": {outcome.value: n for outcome, n in check.counts.items()},
+            "groups_created": check.groups_created}
+
+
+def result_json(result: ImportResult) -> dict[str, int]:
+    return {"imported": result.imported, "updated": result.updated,
+            "unchanged": result.unchanged, "skipped": result.skipped,
+            "rejected": result.rejected, "conflicts": len(result.conflicts)}
+
+
+def job_json(job: ImportJob) -> dict[str, Any]:
+    return {"id": job.id, "state": job.state.value, "filename": job.filename,
+            "existing": job.existing.value, "conflicts": job.conflicts.value,
+            "conflict_rows": {str(row): choice.value
+                              for row, choice in sorted(job.conflict_rows.items())},
+            "rows_done": job.rows_done, "rows_total": job.rows_total, "error": job.error,
+            "check": None if job.check is None else check_json(job.check),
+            "result": None if job.result is None else result_json(job.result),
+            "report_url": job.report_url}

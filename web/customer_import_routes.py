@@ -49,14 +49,20 @@ from apps.customer_import import (
     CustomerImporter,
     CustomerImportError,
     ExistingCustomers,
-    ImportResult,
     RowOutcome,
-    SheetCheck,
     write_error_report,
 )
 from apps.customer_sheet import Field
 from web.auth import client_ip, services_of
-from web.customer_import_jobs import CheckedRows, ImportJob, ImportJobs, JobState
+from web.customer_import_jobs import (
+    CheckedRows,
+    ImportJob,
+    ImportJobs,
+    JobState,
+    check_json,
+    job_json,
+    result_json,
+)
 from web.customers import API, BadInput, endpoint, invalid, json_object, query_int
 from web.hub import EventHub
 from web.i18n import translate
@@ -102,32 +108,7 @@ class Refused(Exception):
         self.params = params
 
 
-# ---- JSON shapes ----------------------------------------------------------------------------
-
-
-def check_json(check: SheetCheck) -> dict[str, Any]:
-    return {"headers": [h or "" for h in check.headers],
-            "mapping": check.mapping.as_dict(),
-            "has_name_column": check.has_name_column,
-            "counts": {outcome.value: n for outcome, n in check.counts.items()},
-            "groups_created": check.groups_created}
-
-
-def result_json(result: ImportResult) -> dict[str, int]:
-    return {"imported": result.imported, "updated": result.updated,
-            "unchanged": result.unchanged, "skipped": result.skipped,
-            "rejected": result.rejected, "conflicts": len(result.conflicts)}
-
-
-def job_json(job: ImportJob) -> dict[str, Any]:
-    return {"id": job.id, "state": job.state.value, "filename": job.filename,
-            "existing": job.existing.value, "conflicts": job.conflicts.value,
-            "conflict_rows": {str(row): choice.value
-                              for row, choice in sorted(job.conflict_rows.items())},
-            "rows_done": job.rows_done, "rows_total": job.rows_total, "error": job.error,
-            "check": None if job.check is None else check_json(job.check),
-            "result": None if job.result is None else result_json(job.result),
-            "report_url": job.report_url}
+# ---- what the requests say ------------------------------------------------------------------
 
 
 def describe(lang: str, row: Mapping[str, Any]) -> str:
