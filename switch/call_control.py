@@ -63,7 +63,8 @@ class CallControl:
         self.settings = settings or CallSettings()
         self.release = release  # gives an E1 channel back to the trunk accounting
         # Every leg retries a re-INVITE (hold, resume, session refresh) that met glare
-        # after the RFC 3261 §14.1 random pause, drawn from here (switch.sip.glare).
+        # after the RFC 3261 §14.1 random pause, drawn from here (switch.sip.glare);
+        # the first RSeq of reliable provisional responses too (RFC 3262 §3).
         self.randbelow = randbelow
         self.calls: dict[str, Call] = {}  # by our call id
         self._by_sip_call_id: dict[str, tuple[Call, Leg]] = {}
@@ -120,7 +121,7 @@ class CallControl:
                                via_port=self.via_port, peer=caller_peer,
                                glare_random=self.randbelow,
                                session_expires_s=self.settings.session_expires_s,
-                               min_se_s=self.settings.min_se_s)
+                               min_se_s=self.settings.min_se_s, rseq_random=self.randbelow)
         try:
             engine_leg = self.engine.open_leg(group=received.request.call_id)
         except MediaError:  # no free RTP port

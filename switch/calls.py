@@ -184,7 +184,10 @@ class Call:
             via_host=control.via_host, via_port=control.via_port, now=now,
             extra_headers=list(target.headers), glare_random=control.randbelow,
             session_expires_s=control.settings.session_expires_s,
-            min_se_s=control.settings.min_se_s)
+            min_se_s=control.settings.min_se_s,
+            # Gateways may send reliable 18x (RFC 3262); we PRACK them. Phones are not
+            # asked to: their 180 needs no reliability.
+            reliable_provisional=target.kind.trunk)
         leg = Leg(self.next_leg_index(), session, engine_leg, target.kind,
                   session_id=session_id, seizure=target.seizure)
         leg.offered(offer)
@@ -268,8 +271,7 @@ class Call:
                                     else "caller-bad-answer", q850_cause=INCOMPATIBLE),
                              now)
                 return
-            if self._media.bridged or self.answered_at is not None:
-                self._set_remote(self.a)
+            self._set_remote(self.a)  # ringback, prompts or the bridge reach it now
 
     def _on_b(self, leg: Leg, event: InviteEvent, now: float) -> None:
         if self.state is CallState.ENDED or leg is not self.b:

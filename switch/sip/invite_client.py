@@ -41,6 +41,7 @@ from switch.sip.invite_events import (
 from switch.sip.invite_session import _InviteSession
 from switch.sip.message import Headers, Request, Response
 from switch.sip.peer import Peer
+from switch.sip.reliable_provisional import OPTION_100REL, ProvisionalSequence, RAck, rseq_of
 from switch.sip.session_timer import (
     MIN_SE_FLOOR_S,
     retry_after_422,
@@ -75,15 +76,19 @@ class InviteClient(_InviteSession):
                  offer: bytes, via_host: str, via_port: int, now: float,
                  extra_headers: list[tuple[str, str]] | None = None,
                  t1_s: float = T1_S, t2_s: float = T2_S, glare_random: RandBelow | None = None,
-                 session_expires_s: int | None = None,
-                 min_se_s: int = MIN_SE_FLOOR_S) -> None:
+                 session_expires_s: int | None = None, min_se_s: int = MIN_SE_FLOOR_S,
+                 reliable_provisional: bool = False) -> None:
         super().__init__(layer, peer, via_host=via_host, via_port=via_port, t1_s=t1_s,
                          t2_s=t2_s, glare_random=glare_random,
                          session_expires_s=session_expires_s, min_se_s=min_se_s)
         if from_.tag is None:
             raise LocalProtocolError("the From of an INVITE needs our tag")
+        # RFC 3262 §4: we say Supported: 100rel and PRACK reliable provisional responses.
+        self.reliable_provisional = reliable_provisional
+        extra = [*(extra_headers or []),
+                 *([("Supported", OPTION_100REL)] if reliable_provisional else [])]
         self._invite_template = (parse_uri(request_uri), from_, to, contact, call_id, offer,
-                                 list(extra_headers or []))
+                                 extra)
         self.invite = self._build_invite(1)
         self.transaction = layer.send_request(self.invite, peer, now)
         self.early: dict[str | None, Dialog] = {}
@@ -95,6 +100,7 @@ class InviteClient(_InviteSession):
         self._cancel_headers: list[tuple[str, str]] = []
         self._retried_422 = False
         self._fork_acks: dict[str | None, Request] = {}  # other forks' 2xx, ACKed and BYEd
+        self._rseqs: dict[str, ProvisionalSequence] = {}  # by early dialog (To tag)
         # Until when another fork's 2xx may still come: a proxy passes 2xx responses on
         # for 64*T1 after the first (RFC 6026 §8.4, Timer M); None before any 2xx.
         self.forks_until: float | None = None
@@ -159,15 +165,28 @@ class InviteClient(_InviteSession):
         if self._cancel_pending:
             self._cancel_pending = False
             self._send_cancel(now)
-        if response.status > 100 and response.to.tag is not None \
-                and response.to.tag not in self.early and response.contacts:
-            self.early[response.to.tag] = Dialog.from_uac(self.invite, response)
+        tag = response.to.tag
+        if response.status > 100 and tag is not None \
+                and tag not in self.early and response.contacts:
+            self.early[tag] = Dialog.from_uac(self.invite, response)
+        rseq = rseq_of(response) if self.reliable_provisional else None
+        if rseq is not None and tag is not None and tag in self.early:
+            if not self._rseqs.setdefault(tag, ProvisionalSequence()).accept(rseq):
+                return  # a retransmission, or out of order: not PRACKed, not processed
+            self._send_prack(self.early[tag], rseq, now)
         if self._cancelled or response.status == 100:
             return
         if response.body:
             self._events.append(EarlyMedia(response.body))
         else:
             self._events.append(Ringing(response.status))
+
+    def _send_prack(self, dialog: Dialog, rseq: int, now: float) -> None:
+        """RFC 3262 §4, §7.2: PRACK in the early dialog, RAck naming the response."""
+        rack = RAck(rseq, self.invite.cseq.seq, "INVITE")
+        prack = dialog.create_request("PRACK", via=self._via(),
+                                      headers=[("RAck", rack.serialize())])
+        self.layer.send_request(prack, self.peer, now)
 
     def _on_2xx(self, response: Response, now: float) -> None:
         if self.dialog is not None:
@@ -255,6 +274,7 @@ class InviteClient(_InviteSession):
         for dialog in self.early.values():
             dialog.terminate()
         self.early.clear()
+        self._rseqs.clear()
         self._provisional_seen = False
         self.invite = self._build_invite(self.invite.cseq.seq + 1)
         self.transaction = self.layer.send_request(self.invite, self.peer, now)

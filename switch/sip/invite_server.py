@@ -12,6 +12,13 @@ is then our offer, and the caller's answer comes back in its ACK as AnswerReceiv
 (empty when the ACK had none). An offer may not go in an unreliable provisional
 response, so `early_media()` is refused for such an INVITE (`early_sdp_allowed`).
 
+Reliable provisional responses (RFC 3262, switch.sip.reliable_provisional): an INVITE
+with Require: 100rel gets every 18x reliably (Require: 100rel, RSeq, resent from T1
+doubling until its PRACK, which gets 200; a 5xx after 64*T1 without one); with only
+Supported: 100rel, an 18x with SDP goes reliably. A 2xx waits while a reliable 18x
+with SDP is not PRACKed. A late offer may then go in a reliable 183, answered in the
+PRACK (RFC 3262 §5), reported as AnswerReceived too.
+
 Session timers (RFC 4028 §9), when `session_expires_s` is set: the 2xx carries the
 negotiated Session-Expires (and Require: timer if the caller supports it). An INVITE
 asking for an interval below our Min-SE cannot be accepted: `answer()` then sends 422
@@ -24,10 +31,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from switch.sip.dialog import Dialog, build_dialog_response
+from switch.sip.dialog import Dialog, DialogError, build_dialog_response
 from switch.sip.errors import LocalProtocolError
 from switch.sip.glare import RandBelow
-from switch.sip.headers import NameAddr, canonical_name
+from switch.sip.headers import HeaderError, NameAddr, canonical_name
 from switch.sip.invite_events import (
     SESSION_HEADERS,
     AnswerReceived,
@@ -39,6 +46,13 @@ from switch.sip.invite_events import (
 from switch.sip.invite_session import _InviteSession
 from switch.sip.message import Request, Response, build_response
 from switch.sip.peer import Peer
+from switch.sip.reliable_provisional import (
+    MAX_FIRST_RSEQ,
+    PRACK_TIMEOUT_STATUS,
+    RAck,
+    ReliableProvisionals,
+    lists_option,
+)
 from switch.sip.session_timer import MIN_SE_FLOOR_S, MinSE, SessionTimer, TooSmall
 from switch.sip.transaction import (
     AckReceived,
@@ -61,8 +75,8 @@ class InviteServer(_InviteSession):
     def __init__(self, layer: TransactionLayer, received: RequestReceived, *, to_tag: str,
                  contact: NameAddr, via_host: str, via_port: int, peer: Peer,
                  t1_s: float = T1_S, t2_s: float = T2_S, glare_random: RandBelow | None = None,
-                 session_expires_s: int | None = None,
-                 min_se_s: int = MIN_SE_FLOOR_S) -> None:
+                 session_expires_s: int | None = None, min_se_s: int = MIN_SE_FLOOR_S,
+                 rseq_random: RandBelow | None = None) -> None:
         super().__init__(layer, peer, via_host=via_host, via_port=via_port, t1_s=t1_s,
                          t2_s=t2_s, glare_random=glare_random,
                          session_expires_s=session_expires_s, min_se_s=min_se_s)
@@ -77,6 +91,17 @@ class InviteServer(_InviteSession):
         self.final_status: int | None = None
         self._timer_decision = self._decide_timer(self.invite)
         self._late_answer_pending = False  # our 2xx carried the offer: the ACK answers
+        # RFC 3262: Require: 100rel makes every provisional response reliable; with
+        # Supported: 100rel only those with SDP (early media, or our late offer) are.
+        self.requires_100rel = lists_option(self.invite, "Require")
+        reliable = self.requires_100rel or lists_option(self.invite, "Supported")
+        # §3: the first RSeq is best drawn uniformly from 1..2**31-1; 1 without a source.
+        first_rseq = 1 + rseq_random(MAX_FIRST_RSEQ) if rseq_random is not None else 1
+        self._reliable = ReliableProvisionals(self.invite.cseq.seq, first_rseq, t1_s) \
+            if reliable else None
+        self._deferred_answer: tuple[bytes, list[tuple[str, str]]] | None = None
+        self._offer_in_provisional = False  # our offer went in a reliable 1xx (§5)
+        self._late_answered = False  # its PRACK brought the answer
 
     @property
     def late_offer(self) -> bool:
@@ -85,9 +110,9 @@ class InviteServer(_InviteSession):
 
     @property
     def early_sdp_allowed(self) -> bool:
-        """SDP may go in a provisional response: only an answer to the INVITE's offer
-        (an offer needs a reliable one, RFC 3262 §5, which is not in use here)."""
-        return not self.late_offer
+        """SDP may go in a provisional response: an answer to the INVITE's offer, or
+        our offer if the caller takes reliable provisional responses (RFC 3262 §5)."""
+        return not self.late_offer or self._reliable is not None
 
     def session_interval_too_small(self) -> bool:
         """The INVITE's Session-Expires is below our Min-SE: only a 422 will do."""
@@ -103,16 +128,26 @@ class InviteServer(_InviteSession):
         if not self.early_sdp_allowed:
             raise LocalProtocolError("the INVITE has no offer: ours goes in the 2xx, not in "
                                      "an unreliable provisional response (RFC 3261 §13.2.1)")
+        if self.late_offer:
+            self._offer_in_provisional = True  # the PRACK answers it (RFC 3262 §5)
         self._provisional(183, sdp, now, headers)
 
     def answer(self, sdp: bytes, now: float, headers: Sequence[tuple[str, str]] = ()) -> None:
-        """200 with our SDP; a 422 instead when the session interval is too small."""
+        """200 with our SDP; a 422 instead when the session interval is too small. The
+        200 waits while a reliable provisional response with SDP is not PRACKed yet
+        (RFC 3262 §3): it goes out with that PRACK."""
         self._check_unanswered()
+        if self._reliable is not None and self._reliable.holds_2xx:
+            self._deferred_answer = (sdp, list(headers))
+            return
+        self._deferred_answer = None
         decision = self._timer_decision
         if isinstance(decision, TooSmall):
             self.reject(422, now)
             return
         self.final_status = 200
+        if self._reliable is not None:
+            self._reliable.stop()
         response = self._dialog_response(200, b"")
         if self.dialog is None:
             self.dialog = Dialog.from_uas(self.invite, response)
@@ -121,7 +156,8 @@ class InviteServer(_InviteSession):
         self._send_2xx(self.transaction, sdp, now, contact=self.contact,
                        headers=[*timer_headers, *headers])
         self.local_sdp = sdp
-        self._late_answer_pending = self.late_offer
+        # The offer in a reliable 1xx was answered in its PRACK: the 2xx repeats it.
+        self._late_answer_pending = self.late_offer and not self._offer_in_provisional
         if decision is not None:
             self.timer = SessionTimer(decision.session_expires.interval_s,
                                       decision.we_refresh, now)
@@ -133,6 +169,7 @@ class InviteServer(_InviteSession):
             raise LocalProtocolError(f"reject needs a 3xx-6xx status, got {status}")
         self._check_unanswered()
         self.final_status = status
+        self._stop_reliable()
         response = build_response(self.invite, status, reason, to_tag=self.to_tag)
         _add_headers(response, headers)
         if status == 422 and not any(canonical_name(n) == "Min-SE" for n, _ in headers):
@@ -149,7 +186,57 @@ class InviteServer(_InviteSession):
         _add_headers(response, headers, _DIALOG_RESPONSE_HEADERS)
         if self.dialog is None:
             self.dialog = Dialog.from_uas(self.invite, response)
+        reliable = self._reliable
+        if reliable is not None and (self.requires_100rel or sdp):
+            sending = reliable.send(response, now)
+            if sending is None:
+                return  # it waits for the PRACK of the one before (RFC 3262 §3)
+            response = sending
         self.layer.send_response(self.transaction, response, now)
+
+    def _stop_reliable(self) -> None:
+        self._deferred_answer = None
+        if self._reliable is not None:
+            self._reliable.stop()
+
+    # -- PRACK and retransmissions (RFC 3262 §3)
+
+    def next_deadline(self) -> float | None:
+        deadlines = [super().next_deadline(),
+                     self._reliable.next_deadline() if self._reliable is not None else None]
+        return min((d for d in deadlines if d is not None), default=None)
+
+    def handle_timer(self, now: float) -> None:
+        reliable = self._reliable
+        if reliable is not None and self.final_status is None:
+            if reliable.expired(now):
+                self.reject(PRACK_TIMEOUT_STATUS, now)  # §3: a 5xx after 64*T1
+            elif (again := reliable.retransmission(now)) is not None:
+                self.layer.send_response(self.transaction, again, now)
+        super().handle_timer(now)
+
+    def _on_prack(self, txn: ServerTransaction, prack: Request, now: float) -> None:
+        assert self._reliable is not None and self.dialog is not None
+        try:
+            self.dialog.receive_request(prack)
+            acked, following = self._reliable.prack(
+                RAck.parse(prack.headers.get("RAck") or ""), now)
+        except (DialogError, HeaderError):
+            acked, following = None, None
+        self.layer.send_response(
+            txn, build_response(prack, 200 if acked is not None else 481, to_tag=self.to_tag),
+            now)
+        if acked is None:
+            return
+        if acked.body and self.late_offer and self._offer_in_provisional \
+                and not self._late_answered:
+            self._late_answered = True
+            self._events.append(AnswerReceived(prack.body))  # §5: the PRACK answers
+        if following is not None:
+            self.layer.send_response(self.transaction, following, now)
+        deferred = self._deferred_answer
+        if deferred is not None and not self._reliable.holds_2xx:
+            self.answer(deferred[0], now, deferred[1])
 
     def _dialog_response(self, status: int, sdp: bytes) -> Response:
         response = build_dialog_response(self.invite, status, to_tag=self.to_tag,
@@ -165,6 +252,11 @@ class InviteServer(_InviteSession):
     # -- CANCEL (§9.2)
 
     def handle(self, event: TransactionEvent, now: float) -> None:
+        if isinstance(event, RequestReceived) and event.request.method == "PRACK" \
+                and self._reliable is not None and self.dialog is not None \
+                and event.request.to.tag == self.to_tag:
+            self._on_prack(event.transaction, event.request, now)
+            return
         if isinstance(event, AckReceived) and self._late_answer_pending \
                 and event.request.cseq.seq == self.invite.cseq.seq:
             # RFC 3261 §13.2.1: the ACK of the 2xx that carried our offer has the answer.
@@ -182,6 +274,7 @@ class InviteServer(_InviteSession):
         if self.final_status is not None:
             return  # too late: the INVITE has its final answer already
         self.final_status = 487
+        self._stop_reliable()
         terminated = build_response(self.invite, 487, to_tag=self.to_tag)
         if self.dialog is not None:
             self.dialog.send_response(terminated)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from typing import Any
 
 from switch.call_control import CallControl
 from switch.call_events import (
@@ -117,19 +118,19 @@ class Net:
         return DialTarget(phone.peer, f"sip:{number}@{phone.peer.host}:5060",
                           NameAddr.parse(f"<sip:{number}@10.0.0.9>"),
                           NameAddr.parse(f"<sip:{call.origin.caller}@10.0.0.9>"),
-                          LegKind(False, number))
+                          LegKind(phone.trunk, number))
 
     # -- acting as the phones
 
-    def dial(self, caller: Phone, number: str) -> InviteClient:
+    def dial(self, caller: Phone, number: str, **options: Any) -> InviteClient:
         session = InviteClient(
             caller.layer, SWITCH, request_uri=f"sip:{number}@10.0.0.9",
             from_=NameAddr.parse(f"<sip:{caller.name}@10.0.0.9>;tag={caller.name}t"),
             to=NameAddr.parse(f"<sip:{number}@10.0.0.9>"),
             contact=NameAddr.parse(f"<sip:{caller.name}@{caller.peer.host}:5060>"),
             call_id=counter(f"{caller.name}-call-")() + str(len(caller.sessions)),
-            offer=sdp(caller.peer.host, 4000 + 2 * len(caller.sessions)),
-            via_host=caller.peer.host, via_port=5060, now=self.now)
+            via_host=caller.peer.host, via_port=5060, now=self.now,
+            **{"offer": sdp(caller.peer.host, 4000 + 2 * len(caller.sessions)), **options})
         caller.sessions.append(session)
         self.pump()
         return session
@@ -551,6 +552,8 @@ def test_session_refreshes_meeting_glare_are_retried_after_the_rfc_pauses() -> N
     asked: list[int] = []
 
     def randbelow(n: int) -> int:
+        if n == 2**31 - 1:
+            return 0  # the first RSeq of a reliable provisional response (RFC 3262 §3)
         asked.append(n)
         return {201: 150, 191: 40}[n]  # 1.5 s and 2.1 + 0.4 = 2.5 s
 
@@ -575,3 +578,55 @@ def test_session_refreshes_meeting_glare_are_retried_after_the_rfc_pauses() -> N
     assert [type(e) for e in agent.events_of(agent_leg)][-1] is Resumed
     net.advance(200.0)  # and the sessions live on: refreshed again at 92 s, 139 s ...
     assert net.ended() == []
+
+
+# -- reliable provisional responses (RFC 3262) with a gateway that requires them
+
+REQUIRE_100REL = {"reliable_provisional": True, "extra_headers": [("Require", "100rel")]}
+
+
+def test_gateway_requiring_100rel_gets_a_reliable_183_and_the_200_after_its_prack() -> None:
+    net = Net()
+    customer = net.phone("pstn", "10.0.0.1", trunk=True)
+    agent = net.phone("1001", "10.0.0.2")
+    outgoing = net.dial(customer, "1001", **REQUIRE_100REL)
+    agent.incoming[-1].ring(net.now)
+    net.pump()
+    # The agent rings: the PSTN caller gets our ringback as early media, reliably.
+    call = net.call()
+    events = customer.events_of(outgoing)
+    assert events == [EarlyMedia(call.a.local_sdp)]
+    assert net.engine.legs[call.a.engine_leg].playing == "tone"
+    assert call.a.session.next_deadline() is None  # the PRACK came: nothing to resend
+    net.answer(agent)
+    assert isinstance(customer.events_of(outgoing)[-1], Answered)
+    assert net.peer_of(call.a.engine_leg) == call.b.engine_leg  # type: ignore[union-attr]
+
+
+def test_dialled_gateway_is_told_we_support_100rel_and_its_reliable_18x_are_pracked() -> None:
+    net = Net()
+    agent = net.phone("1001", "10.0.0.2")
+    gateway = net.phone("gw", "10.0.0.5", trunk=True)
+    net.extensions["0800"] = gateway  # a number that rings the trunk in this test
+    net.dial(agent, "0800")
+    [incoming] = gateway.incoming
+    assert incoming.invite.headers.get_all("Supported")[-1] == "100rel"
+    incoming.early_media(sdp("10.0.0.5", 7000), net.now)  # reliable: the INVITE allows it
+    net.pump()
+    assert incoming.next_deadline() is None  # the switch PRACKed it
+    incoming.answer(sdp("10.0.0.5", 7000), net.now)
+    net.pump()
+    assert net.call().state.value == "answered"
+
+
+def test_late_offer_in_a_reliable_183_without_an_answer_in_the_prack_fails_the_call() -> None:
+    net = Net()
+    customer = net.phone("pstn", "10.0.0.1", trunk=True)
+    agent = net.phone("1001", "10.0.0.2")
+    outgoing = net.dial(customer, "1001", offer=b"", **REQUIRE_100REL)
+    agent.incoming[-1].ring(net.now)
+    net.pump()  # our offer goes in a reliable 183; the PRACK carries no answer
+    [ended] = net.ended()
+    assert ended.cause == "caller-no-answer" and ended.q850_cause == 88
+    assert isinstance(customer.events_of(outgoing)[1], Rejected)
+    assert net.engine.legs == {}
