@@ -88,7 +88,7 @@ def cmd_user_enable(config: Config, args: argparse.Namespace) -> int:
 def cmd_user_passwd(config: Config, args: argparse.Namespace) -> int:
     password = args.password if args.password is not None else _ask_new_password()
     _run_with_users(config, lambda users: users.set_password(args.username, password))
-    print(f"password of '{args.username}' changed")
+    print(f"password of '{args.username}' changed; their web sessions are ended")
     return EXIT_OK
 
 

@@ -103,7 +103,7 @@ def test_add_then_list_on_a_fresh_data_dir(data_dir: Path) -> None:
 def test_passwd_changes_the_password(data_dir: Path) -> None:
     callcenter(data_dir, "user", "add", "--username", "carol", "--password", "first password")
     result = callcenter(data_dir, "user", "passwd", "carol", "--password", "second password")
-    assert result.stdout == "password of 'carol' changed\n"
+    assert result.stdout == "password of 'carol' changed; their web sessions are ended\n"
     assert check_password(data_dir, "carol", "second password")
     assert not check_password(data_dir, "carol", "first password")
 
