@@ -183,6 +183,7 @@ class EmulatedCall:
         self.session: InviteClient | InviteServer | None = None
         self.invite: Request | None = None  # the switch's INVITE (calls we received)
         self.response: Response | None = None  # the final response to our INVITE
+        self.provisionals: list[Response] = []  # 101-199 to our INVITE, resends too
         self.bye: Request | None = None  # the far end's BYE, if it hung up
         self.leg: int | None = None
         self._recording: int | None = None
@@ -233,7 +234,7 @@ class GatewayEmulator:
                  switch: tuple[str, int] | None = None, spans: int = 1,
                  media_ports: tuple[int, int] = (30000, 30999),
                  recordings_dir: str | os.PathLike[str] | None = None,
-                 answer_audio: Audio = ("tone", 400.0)) -> None:
+                 answer_audio: Audio = ("tone", 400.0), require_100rel: bool = False) -> None:
         if spans < 1:
             raise EmulatorError(f"spans must be >= 1, got {spans}")
         self.local_host = local_host
@@ -241,6 +242,9 @@ class GatewayEmulator:
         self.switch = switch
         self.spans = spans
         self.answer_audio = answer_audio
+        # Like many PRI gateways: our INVITEs say Require: 100rel, so every 18x of the
+        # switch must come reliably and we PRACK it (RFC 3262).
+        self.require_100rel = require_100rel
         self.recordings_dir = Path(recordings_dir or tempfile.mkdtemp(prefix="gw-emulator-"))
         self.calls: dict[str, EmulatedCall] = {}  # every call, ended ones too
         self.down = False
@@ -349,7 +353,9 @@ class GatewayEmulator:
             to=NameAddr.parse(f"<sip:{called}@{host}:{port}>"),
             contact=NameAddr.parse(f"<sip:{caller}@{local}>"), call_id=call_id,
             offer=offer.serialize(), via_host=self.local_host,
-            via_port=self._transport.port, now=now, extra_headers=list(headers))
+            via_port=self._transport.port, now=now,
+            extra_headers=[*headers, *([("Require", "100rel")] if self.require_100rel else [])],
+            reliable_provisional=self.require_100rel)
         self.calls[call_id] = call
         self._scripts[call_id] = _Script(audio, tuple(dtmf), hangup_after_s, q850_cause)
         self._offers[call_id] = offer
@@ -419,6 +425,9 @@ class GatewayEmulator:
         elif isinstance(event, ResponseReceived | StrayResponseReceived):
             response: Response = event.response
             call = self.calls.get(response.call_id)
+            if call is not None and 101 <= response.status <= 199 \
+                    and response.cseq.method == "INVITE":
+                call.provisionals.append(response)
             if call is not None and response.status >= 200 \
                     and response.cseq.method == "INVITE" and call.response is None:
                 call.response = response
@@ -723,13 +732,16 @@ def _parser() -> argparse.ArgumentParser:
                         help="listen mode: answer, busy, no-answer, unallocated, congestion"
                              " for a called number or prefix")
     parser.add_argument("--recordings", help="directory for recordings")
+    parser.add_argument("--require-100rel", action="store_true",
+                        help="our INVITEs require reliable provisional responses (RFC 3262)")
     return parser
 
 
 async def _run(args: argparse.Namespace) -> int:
     emulator = GatewayEmulator(args.bind[0], args.bind[1], switch=args.switch,
                                spans=args.spans, media_ports=args.media_ports,
-                               recordings_dir=args.recordings)
+                               recordings_dir=args.recordings,
+                               require_100rel=args.require_100rel)
     async with emulator:
         print(f"gateway emulator on {emulator.address[0]}:{emulator.address[1]}, "
               f"{emulator.channels} channels", flush=True)

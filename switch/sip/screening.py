@@ -12,8 +12,8 @@ from switch.sip.uri import SipUri, TelUri
 ALLOWED_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "REFER",
                    "UPDATE", "INFO", "NOTIFY", "PRACK")
 KNOWN_METHODS = frozenset(ALLOWED_METHODS) | {"SUBSCRIBE", "MESSAGE", "PUBLISH"}
-# Option tags we understand in Require (RFC 3261 §8.2.2.3).
-SUPPORTED_OPTIONS = ("replaces", "timer", "path", "outbound")
+# Option tags we understand in Require (RFC 3261 §8.2.2.3); 100rel: RFC 3262.
+SUPPORTED_OPTIONS = ("replaces", "timer", "path", "outbound", "100rel")
 ALLOW_VALUE = ", ".join(ALLOWED_METHODS)
 
 
