@@ -150,6 +150,20 @@ class CallControl:
         self.report(LegAdded(call.call_id, 0, origin.kind.name, leg.sip_call_id))
         return call
 
+    def new_client(self, target: DialTarget, offer: bytes, now: float) -> InviteClient:
+        """The INVITE session of a leg a call dials, with our SIP settings."""
+        call_id = self.new_token()
+        return InviteClient(
+            self.layer, target.peer, request_uri=target.request_uri,
+            from_=target.from_.with_tag(self.new_token()), to=target.to,
+            contact=self.contact, call_id=call_id, offer=offer, via_host=self.via_host,
+            via_port=self.via_port, now=now, extra_headers=list(target.headers),
+            glare_random=self.randbelow, session_expires_s=self.settings.session_expires_s,
+            min_se_s=self.settings.min_se_s,
+            # Gateways may send reliable 18x (RFC 3262); we PRACK them. Phones are not
+            # asked to: their 180 needs no reliability.
+            reliable_provisional=target.kind.trunk)
+
     def adopt(self, call: Call, leg: Leg) -> None:
         self._by_sip_call_id[leg.sip_call_id] = (call, leg)
         self._by_engine_leg[leg.engine_leg] = call

@@ -71,7 +71,6 @@ from switch.sip.invite_client import (
     EarlyMedia,
     Ended,
     Held,
-    InviteClient,
     InviteEvent,
     ReinviteAnswered,
     ReinviteFailed,
@@ -176,24 +175,13 @@ class Call:
         offer = build_offer(control.media_address, control.engine.leg_port(engine_leg),
                             session_id=session_id, session_version=1,
                             codecs=callee_codecs(self.a.media))
-        sip_call_id = control.new_token()
-        session = InviteClient(
-            control.layer, target.peer, request_uri=target.request_uri,
-            from_=target.from_.with_tag(control.new_token()), to=target.to,
-            contact=control.contact, call_id=sip_call_id, offer=offer.serialize(),
-            via_host=control.via_host, via_port=control.via_port, now=now,
-            extra_headers=list(target.headers), glare_random=control.randbelow,
-            session_expires_s=control.settings.session_expires_s,
-            min_se_s=control.settings.min_se_s,
-            # Gateways may send reliable 18x (RFC 3262); we PRACK them. Phones are not
-            # asked to: their 180 needs no reliability.
-            reliable_provisional=target.kind.trunk)
+        session = control.new_client(target, offer.serialize(), now)
         leg = Leg(self.next_leg_index(), session, engine_leg, target.kind,
                   session_id=session_id, seizure=target.seizure)
         leg.offered(offer)
         self.all_legs.append(leg)
         control.adopt(self, leg)
-        control.report(LegAdded(self.call_id, leg.index, target.kind.name, sip_call_id))
+        control.report(LegAdded(self.call_id, leg.index, target.kind.name, leg.sip_call_id))
         self._ring_deadline = now + control.settings.ring_timeout_s
         return leg
 

@@ -630,3 +630,19 @@ def test_late_offer_in_a_reliable_183_without_an_answer_in_the_prack_fails_the_c
     assert ended.cause == "caller-no-answer" and ended.q850_cause == 88
     assert isinstance(customer.events_of(outgoing)[1], Rejected)
     assert net.engine.legs == {}
+
+
+def test_gateway_late_offer_without_100rel_hears_180_not_an_offer_in_a_183() -> None:
+    # Our offer cannot go in an unreliable 183 (RFC 3261 §13.2.1): the gateway is told
+    # the agent rings (it plays its own ringback) and gets the offer in the 200.
+    net = Net()
+    customer = net.phone("pstn", "10.0.0.1", trunk=True)
+    agent = net.phone("1001", "10.0.0.2")
+    outgoing = net.dial(customer, "1001", offer=b"")
+    agent.incoming[-1].ring(net.now)
+    net.pump()
+    assert customer.events_of(outgoing) == [Ringing(180)]
+    assert net.engine.legs[net.call().a.engine_leg].playing is None
+    net.answer(agent)
+    answered = customer.events_of(outgoing)[1]
+    assert isinstance(answered, Answered) and b"m=audio" in answered.sdp  # our offer
