@@ -59,6 +59,7 @@ from switch.pri_gateway import (
 )
 from switch.sip import (
     SdpError,
+    SessionDescription,
     build_offer,
 )
 from switch.sip.invite_client import (
@@ -212,6 +213,8 @@ class Call:
             self._on_dialog_request(leg, event, now)
         elif isinstance(event, DialogResponse | ReinviteAnswered | ReinviteFailed):
             return  # answers to our NOTIFYs and session refreshes: nothing to do
+        elif isinstance(event, AnswerReceived) and not leg.engine_closed:
+            self._on_answer(leg, event.sdp, now)
         elif leg.engine_closed and self.state is not CallState.ENDED:
             # A leg that left (transferred away): its dialog finishes by itself.
             if isinstance(event, Held | Resumed):
@@ -250,16 +253,19 @@ class Call:
             self._finish(Ending(f"caller-{event.cause}"), now)
         elif isinstance(event, Held | Resumed):
             self._answer_reinvite(self.a, event.sdp, now)
-        elif isinstance(event, AnswerReceived):
-            # The answer to our offer (the caller's INVITE had none). Without one, or
-            # with one that does not fit the offer, there is no session: BYE both sides
-            # (RFC 6337 §3.1); the caller is told why (Q.850 88, incompatible destination).
-            if not self.a.take_answer(event.sdp):
-                self._finish(Ending("caller-no-answer" if not event.sdp
-                                    else "caller-bad-answer", q850_cause=INCOMPATIBLE),
-                             now)
-                return
-            self._set_remote(self.a)  # ringback, prompts or the bridge reach it now
+
+    def _on_answer(self, leg: Leg, sdp: bytes, now: float) -> None:
+        """The answer to our offer in a 2xx (or reliable 18x) to an INVITE without one.
+        A late offer left unanswered is no session: BYE both (RFC 6337 §3.1), Q.850 88;
+        a body-less re-INVITE's session just stays as it was."""
+        late = leg.media is None
+        offer = None if late else SessionDescription.parse(leg.session.local_sdp)
+        if self.state is CallState.ENDED or not leg.take_answer(sdp, offer):
+            if late and self.state is not CallState.ENDED:
+                self._finish(Ending("caller-no-answer" if not sdp else "caller-bad-answer",
+                                    q850_cause=INCOMPATIBLE), now)
+            return
+        self._set_remote(leg)  # ringback, prompts or the bridge reach it now
 
     def _on_b(self, leg: Leg, event: InviteEvent, now: float) -> None:
         if self.state is CallState.ENDED or leg is not self.b:

@@ -110,11 +110,13 @@ class Leg:
                                  session_version=self.sdp_version))
         return self.local_sdp
 
-    def take_answer(self, answer_sdp: bytes) -> bool:
-        """The far end's answer to our offer; False when it does not fit the offer."""
-        assert self.offer is not None
+    def take_answer(self, answer_sdp: bytes, offer: SessionDescription | None = None) -> bool:
+        """The far end's answer to our offer (the INVITE's unless `offer` is given);
+        False when it does not fit the offer."""
+        offer = offer or self.offer
+        assert offer is not None
         try:
-            self.media = process_answer(self.offer, SessionDescription.parse(answer_sdp))
+            self.media = process_answer(offer, SessionDescription.parse(answer_sdp))
         except SdpError:
             return False
         return True

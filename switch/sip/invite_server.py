@@ -55,7 +55,6 @@ from switch.sip.reliable_provisional import (
 )
 from switch.sip.session_timer import MIN_SE_FLOOR_S, MinSE, SessionTimer, TooSmall
 from switch.sip.transaction import (
-    AckReceived,
     RequestReceived,
     ServerTransaction,
     TransactionEvent,
@@ -90,7 +89,6 @@ class InviteServer(_InviteSession):
         self.contact = contact
         self.final_status: int | None = None
         self._timer_decision = self._decide_timer(self.invite)
-        self._late_answer_pending = False  # our 2xx carried the offer: the ACK answers
         # RFC 3262: Require: 100rel makes every provisional response reliable; with
         # Supported: 100rel only those with SDP (early media, or our late offer) are.
         self.requires_100rel = lists_option(self.invite, "Require")
@@ -157,7 +155,8 @@ class InviteServer(_InviteSession):
                        headers=[*timer_headers, *headers])
         self.local_sdp = sdp
         # The offer in a reliable 1xx was answered in its PRACK: the 2xx repeats it.
-        self._late_answer_pending = self.late_offer and not self._offer_in_provisional
+        if self.late_offer and not self._offer_in_provisional:
+            self._answer_in_ack = self.invite.cseq.seq
         if decision is not None:
             self.timer = SessionTimer(decision.session_expires.interval_s,
                                       decision.we_refresh, now)
@@ -216,17 +215,19 @@ class InviteServer(_InviteSession):
         super().handle_timer(now)
 
     def _on_prack(self, txn: ServerTransaction, prack: Request, now: float) -> None:
-        assert self._reliable is not None and self.dialog is not None
+        assert self.dialog is not None
+        acked, following = None, None
         try:
             self.dialog.receive_request(prack)
-            acked, following = self._reliable.prack(
-                RAck.parse(prack.headers.get("RAck") or ""), now)
+            if self._reliable is not None:
+                acked, following = self._reliable.prack(
+                    RAck.parse(prack.headers.get("RAck") or ""), now)
         except (DialogError, HeaderError):
-            acked, following = None, None
+            pass  # answered 481 below
         self.layer.send_response(
             txn, build_response(prack, 200 if acked is not None else 481, to_tag=self.to_tag),
             now)
-        if acked is None:
+        if acked is None or self._reliable is None:
             return
         if acked.body and self.late_offer and self._offer_in_provisional \
                 and not self._late_answered:
@@ -253,15 +254,9 @@ class InviteServer(_InviteSession):
 
     def handle(self, event: TransactionEvent, now: float) -> None:
         if isinstance(event, RequestReceived) and event.request.method == "PRACK" \
-                and self._reliable is not None and self.dialog is not None \
-                and event.request.to.tag == self.to_tag:
+                and self.dialog is not None and event.request.to.tag == self.to_tag:
             self._on_prack(event.transaction, event.request, now)
             return
-        if isinstance(event, AckReceived) and self._late_answer_pending \
-                and event.request.cseq.seq == self.invite.cseq.seq:
-            # RFC 3261 §13.2.1: the ACK of the 2xx that carried our offer has the answer.
-            self._late_answer_pending = False
-            self._events.append(AnswerReceived(event.request.body))
         if isinstance(event, RequestReceived) and event.request.method == "CANCEL" \
                 and self.layer.find_server_transaction_for_cancel(event.request) \
                 is self.transaction:

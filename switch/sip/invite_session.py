@@ -17,6 +17,7 @@ from switch.sip.invite_events import (
     _OWN_METHODS,
     ACK_TIMEOUT_T1,
     SESSION_HEADERS,
+    AnswerReceived,
     ByeReceived,
     DialogRequest,
     DialogResponse,
@@ -33,6 +34,7 @@ from switch.sip.invite_events import (
 )
 from switch.sip.message import Request, Response, build_response
 from switch.sip.peer import Peer
+from switch.sip.sdp import SdpError
 from switch.sip.session_timer import (
     MIN_SE_FLOOR_S,
     MinSE,
@@ -120,6 +122,9 @@ class _InviteSession:
         self._glare_retry: _GlareRetry | None = None
         self._bye: ClientTransaction | None = None
         self._reinvite_server: ServerTransaction | None = None
+        # The CSeq of the INVITE whose 2xx carried our offer because the INVITE had
+        # none (RFC 3261 §13.2.1, §14.2): its ACK has the answer (AnswerReceived).
+        self._answer_in_ack: int | None = None
         self._reinvite_answer: TimerAnswer | None = None
         self._requests: dict[ClientTransaction, str] = {}  # send_request()s, by method
 
@@ -259,7 +264,11 @@ class _InviteSession:
         elif isinstance(event, RequestReceived):
             self._on_request(event.transaction, event.request, now)
         elif isinstance(event, AckReceived):
-            self._pending_2xx.pop(event.request.cseq.seq, None)
+            seq = event.request.cseq.seq
+            self._pending_2xx.pop(seq, None)
+            if seq == self._answer_in_ack:
+                self._answer_in_ack = None
+                self._events.append(AnswerReceived(event.request.body))
         elif isinstance(event, TransactionTimedOut | TransportFailed):
             self._on_failure(event.transaction, "408" if isinstance(
                 event, TransactionTimedOut) else "transport", now)
@@ -385,8 +394,20 @@ class _InviteSession:
         if isinstance(decision, TooSmall):
             self._send_422(txn, request, decision, now)
             return
+        if not request.body:
+            # §14.2: a re-INVITE without an offer (often a session refresh): our current
+            # SDP goes in the 2xx as the offer, unchanged (RFC 3264 §8), and the ACK
+            # brings the answer. The owner hears of it only then.
+            self._send_2xx(txn, self.local_sdp, now,
+                           headers=decision.headers() if decision else ())
+            self._answer_in_ack = request.cseq.seq
+            self._renew_from_answer(now, decision)
+            return
         self._reinvite_server, self._reinvite_answer = txn, decision
-        hold = is_hold_offer(request.body)
+        try:
+            hold = is_hold_offer(request.body)
+        except SdpError:
+            hold = False  # the owner cannot use it either and keeps the session as it was
         self._events.append(Held(request.body) if hold else Resumed(request.body))
 
     def _on_update_refresh(self, txn: ServerTransaction, request: Request,

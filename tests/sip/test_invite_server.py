@@ -10,11 +10,13 @@ from switch.sip.invite_client import (
     AnswerReceived,
     DialogRequest,
     Ended,
+    ReinviteAnswered,
     Rejected,
+    Resumed,
     Ringing,
 )
 from switch.sip.message import Response
-from tests.sip.test_invite_client import ALICE, REASON, Call, sdp
+from tests.sip.test_invite_client import ALICE, REASON, T1, Call, sdp
 
 PAI = ("P-Asserted-Identity", '"Service Desk" <sip:10086@example.com>')
 
@@ -161,3 +163,29 @@ def test_late_offer_refuses_sdp_in_an_unreliable_provisional() -> None:
     with pytest.raises(LocalProtocolError, match=r"^the INVITE has no offer: ours goes in "
                                                  r"the 2xx, not in an unreliable"):
         call.bob.early_media(sdp(6000), call.now)
+
+
+# -- a re-INVITE without an offer (RFC 3261 §14.2), e.g. a session refresh
+
+def test_reinvite_without_sdp_gets_our_sdp_as_the_offer_and_the_ack_answers() -> None:
+    call = Call()
+    call.answered()
+    call.drop = lambda side, data: data.startswith(b"ACK")
+    call.client.reinvite(b"", call.now)
+    call.pump()
+    assert call.bob_events == []  # answered by the session itself, waiting for the ACK
+    call.drop = lambda side, data: False
+    call.advance(T1)  # the 200 again, and Alice's ACK again
+    ok = call.sent_messages("bob", b"SIP/2.0 200")[-1]
+    assert ok.cseq.seq == 2 and ok.body == sdp(6000)  # the SDP we have, unchanged
+    assert call.alice_events[-1] == ReinviteAnswered(sdp(6000))
+    assert call.bob_events == [AnswerReceived(b"")]  # Alice's ACK had no answer
+    assert call.bob.next_deadline() is None and not call.bob.ended
+
+
+def test_reinvite_with_unreadable_sdp_is_left_to_the_owner() -> None:
+    call = Call()
+    call.answered()
+    call.client.reinvite(b"not sdp at all", call.now)
+    call.pump()
+    assert call.bob_events == [Resumed(b"not sdp at all")]  # was an SdpError escaping

@@ -209,3 +209,15 @@ def test_the_first_rseq_drawn_may_be_the_largest_allowed() -> None:
     call.bob.ring(call.now)
     call.pump()
     assert provisionals(call, b"180")[0].headers.get("RSeq") == str(2**31 - 1)
+
+
+def test_a_prack_without_reliable_provisional_responses_gets_481() -> None:
+    call = Call(alice=SUPPORTED)
+    call.bob.ring(call.now)  # unreliable: only Supported, and no SDP
+    call.pump()
+    early = call.client.early["bobtag"]
+    prack = early.create_request("PRACK", via=call.client._via(),
+                                 headers=[("RAck", "1 1 INVITE")])
+    call.bob_layer.receive(prack, ALICE, call.now)
+    call.pump()
+    assert call.sent("bob", b"SIP/2.0 481") and call.bob_events == []

@@ -37,6 +37,7 @@ from switch.sip.invite_client import (
     Ended,
     InviteClient,
     InviteEvent,
+    ReinviteAnswered,
     Rejected,
     Ringing,
 )
@@ -462,3 +463,31 @@ def test_late_offer_without_a_usable_answer_in_the_ack_is_hung_up(ack_body: byte
     assert net.callee_events == [incompatible, Ended("bye-received")]
     assert net.engine.legs == {}
     assert net.control.calls == {}
+
+
+def test_reinvite_without_sdp_is_answered_with_our_sdp_and_the_ack_moves_media() -> None:
+    # Phones refresh sessions with a body-less re-INVITE (RFC 3261 §14.2): our 200
+    # offers the SDP the caller already has; the ACK's answer may move its media.
+    net = Network()
+    net.answered_call()
+    call = net.call
+    a_leg = net.engine.legs[call.a.engine_leg]
+    net.caller.reinvite(b"", net.now)
+    net.pump()  # the ACK has no SDP: the session stays as it was
+    assert net.ended == [] and a_leg.remote == ("10.0.0.1", 4000)
+    net.drop_caller_acks = True
+    net.caller.reinvite(b"", net.now)
+    net.pump()
+    ours = net.caller_events[-1]
+    assert isinstance(ours, ReinviteAnswered)
+    answer = negotiate_answer(SessionDescription.parse(ours.sdp), local_address="10.0.0.1",
+                              local_port=4100, session_id=4000, session_version=2).answer
+    dialog = net.caller.dialog
+    assert dialog is not None
+    ack = dialog.create_ack(3, Via.parse("SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKack3"),
+                            body=answer.serialize())
+    ack.headers.add("Content-Type", "application/sdp")
+    net._deliver(ack.serialize(), CALLER, net.switch_layer)
+    net.pump()
+    assert a_leg.remote == ("10.0.0.1", 4100) and a_leg.peer == call.b.engine_leg
+    assert net.ended == []
