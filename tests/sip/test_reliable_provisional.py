@@ -51,6 +51,14 @@ def drop_pracks(call: Call, count: int = 10**9) -> None:
     call.drop = drop
 
 
+def send_prack(call: Call, rack: str) -> None:
+    """A PRACK of Alice's own making, in her early dialog with Bob."""
+    early = call.client.early["bobtag"]
+    prack = early.create_request("PRACK", via=call.client._via(), headers=[("RAck", rack)])
+    call.bob_layer.receive(prack, ALICE, call.now)
+    call.pump()
+
+
 # -- UAS: RSeq, PRACK, retransmission (§3)
 
 def test_required_100rel_makes_180_reliable_and_the_prack_gets_200() -> None:
@@ -142,11 +150,7 @@ def test_a_prack_matching_nothing_gets_481() -> None:
     call = Call(alice=REQUIRE)
     call.bob.ring(call.now)
     call.pump()
-    early = call.client.early["bobtag"]
-    prack = early.create_request("PRACK", via=call.client._via(),
-                                 headers=[("RAck", "7 1 INVITE")])
-    call.bob_layer.receive(prack, ALICE, call.now)
-    call.pump()
+    send_prack(call, "7 1 INVITE")
     assert call.sent("bob", b"SIP/2.0 481")
 
 
@@ -215,9 +219,5 @@ def test_a_prack_without_reliable_provisional_responses_gets_481() -> None:
     call = Call(alice=SUPPORTED)
     call.bob.ring(call.now)  # unreliable: only Supported, and no SDP
     call.pump()
-    early = call.client.early["bobtag"]
-    prack = early.create_request("PRACK", via=call.client._via(),
-                                 headers=[("RAck", "1 1 INVITE")])
-    call.bob_layer.receive(prack, ALICE, call.now)
-    call.pump()
+    send_prack(call, "1 1 INVITE")
     assert call.sent("bob", b"SIP/2.0 481") and call.bob_events == []
