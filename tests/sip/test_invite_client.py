@@ -57,6 +57,16 @@ def branches(prefix: str) -> Callable[[], str]:
     return lambda: f"z9hG4bK{prefix}{next(counter)}"
 
 
+def alice_calls_bob(layer: TransactionLayer, now: float, **options: Any) -> InviteClient:
+    """Alice's InviteClient for bob@example.com (sent to BOB); `options` override."""
+    return InviteClient(
+        layer, BOB, request_uri="sip:bob@10.0.0.2",
+        from_=NameAddr.parse("<sip:alice@example.com>;tag=alicetag"),
+        to=NameAddr.parse("<sip:bob@example.com>"),
+        contact=NameAddr.parse("<sip:alice@10.0.0.1:5060>"), call_id="call-1",
+        via_host="10.0.0.1", via_port=5060, now=now, **{"offer": sdp(4000), **options})
+
+
 class Call:
     """Alice (InviteClient) calls Bob (InviteServer); the test is the network.
     `alice`/`bob` keyword dicts go to the session constructors."""
@@ -72,13 +82,7 @@ class Call:
         self.bob_options = bob or {}
         self.alice_events: list[InviteEvent] = []
         self.bob_events: list[InviteEvent] = []
-        self.client = InviteClient(
-            self.alice_layer, BOB, request_uri="sip:bob@10.0.0.2",
-            from_=NameAddr.parse("<sip:alice@example.com>;tag=alicetag"),
-            to=NameAddr.parse("<sip:bob@example.com>"),
-            contact=NameAddr.parse("<sip:alice@10.0.0.1:5060>"), call_id="call-1",
-            via_host="10.0.0.1", via_port=5060, now=self.now,
-            **{"offer": sdp(4000), **(alice or {})})
+        self.client = alice_calls_bob(self.alice_layer, self.now, **(alice or {}))
         self.pump()
 
     @property

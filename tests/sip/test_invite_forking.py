@@ -10,7 +10,6 @@ from switch.sip.invite_client import (
     Answered,
     ByeReceived,
     Ended,
-    InviteClient,
     InviteEvent,
     Ringing,
 )
@@ -19,7 +18,7 @@ from switch.sip.message import Request, parse_message
 from switch.sip.peer import Peer
 from switch.sip.transaction import RequestReceived, TransactionLayer
 from switch.sip.transport import stamp_via
-from tests.sip.test_invite_client import ALICE, BOB, T1, branches, sdp
+from tests.sip.test_invite_client import ALICE, BOB, T1, alice_calls_bob, branches, sdp
 
 MOBILE = Peer("UDP", "10.0.0.3", 5060)
 
@@ -49,12 +48,7 @@ class ForkedCall:
         self.desk, self.mobile = Bob("desk", BOB), Bob("mobile", MOBILE)
         self.wire: list[tuple[str, bytes]] = []
         self.alice_events: list[InviteEvent] = []
-        self.client = InviteClient(
-            self.alice_layer, BOB, request_uri="sip:bob@example.com",
-            from_=NameAddr.parse("<sip:alice@example.com>;tag=alicetag"),
-            to=NameAddr.parse("<sip:bob@example.com>"),
-            contact=NameAddr.parse("<sip:alice@10.0.0.1:5060>"), call_id="call-1",
-            offer=sdp(4000), via_host="10.0.0.1", via_port=5060, now=self.now)
+        self.client = alice_calls_bob(self.alice_layer, self.now)
         self.pump()
 
     def pump(self) -> None:
