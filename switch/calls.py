@@ -278,8 +278,9 @@ class Call:
                 self.state = CallState.RINGING
             if self.application is not None:
                 self.control.tell(PeerRinging(self.call_id))
-            if unanswered and isinstance(a_session, InviteServer) and (
-                    not self.a.kind.trunk or not a_session.early_sdp_allowed):
+            if unanswered and isinstance(a_session, InviteServer) \
+                    and not a_session.ring_needs_offer \
+                    and (not self.a.kind.trunk or not a_session.early_sdp_allowed):
                 # A phone plays its own ringback; so does a gateway whose INVITE had
                 # no offer (ours cannot go in an unreliable 183, RFC 3261 §13.2.1).
                 a_session.ring(now)

@@ -112,6 +112,12 @@ class InviteServer(_InviteSession):
         our offer if the caller takes reliable provisional responses (RFC 3262 §5)."""
         return not self.late_offer or self._reliable is not None
 
+    @property
+    def ring_needs_offer(self) -> bool:
+        """RFC 3262 §5: to an INVITE without an offer that requires 100rel, the first
+        reliable 18x carries our offer: early_media(offer), not ring()."""
+        return self.late_offer and self.requires_100rel and not self._offer_in_provisional
+
     def session_interval_too_small(self) -> bool:
         """The INVITE's Session-Expires is below our Min-SE: only a 422 will do."""
         return isinstance(self._timer_decision, TooSmall)
@@ -119,6 +125,9 @@ class InviteServer(_InviteSession):
     # -- answering the initial INVITE
 
     def ring(self, now: float, headers: Sequence[tuple[str, str]] = ()) -> None:
+        if self.ring_needs_offer:
+            raise LocalProtocolError("the INVITE has no offer and requires 100rel: the "
+                                     "first reliable 18x carries ours (RFC 3262 §5)")
         self._provisional(180, b"", now, headers)
 
     def early_media(self, sdp: bytes, now: float,

@@ -221,3 +221,17 @@ def test_a_prack_without_reliable_provisional_responses_gets_481() -> None:
     call.pump()
     send_prack(call, "1 1 INVITE")
     assert call.sent("bob", b"SIP/2.0 481") and call.bob_events == []
+
+
+def test_a_late_offer_requiring_100rel_may_not_ring_without_our_offer() -> None:
+    call = Call(alice={**REQUIRE, "offer": b""})
+    assert call.bob.ring_needs_offer
+    with pytest.raises(LocalProtocolError, match=r"^the INVITE has no offer and requires "
+                                                 r"100rel: the first reliable 18x carries"):
+        call.bob.ring(call.now)
+    call.bob.early_media(sdp(6000), call.now)
+    call.pump()
+    assert not call.bob.ring_needs_offer
+    call.bob.ring(call.now)  # later 18x need not repeat it
+    call.pump()
+    assert [r.headers.get("RSeq") for r in provisionals(call, b"18")] == ["1", "2"]

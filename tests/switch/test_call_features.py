@@ -646,3 +646,20 @@ def test_gateway_late_offer_without_100rel_hears_180_not_an_offer_in_a_183() -> 
     net.answer(agent)
     answered = customer.events_of(outgoing)[1]
     assert isinstance(answered, Answered) and b"m=audio" in answered.sdp  # our offer
+
+
+def test_phone_late_offer_requiring_100rel_gets_our_offer_in_a_reliable_183() -> None:
+    net = Net()
+    agent = net.phone("1001", "10.0.0.2")
+    desk = net.phone("1002", "10.0.0.3")
+    outgoing = net.dial(desk, "1001", offer=b"", **REQUIRE_100REL)
+    agent.incoming[-1].ring(net.now)
+    net.pump()
+    # RFC 3262 §5: not a 180 but our offer in the first reliable 18x. The phone's
+    # PRACK carries no answer (InviteClient sends none): the call fails with cause 88.
+    progress, rejected, _ = desk.events_of(outgoing)
+    assert isinstance(progress, EarlyMedia) and b"m=audio 30000 RTP/AVP 0 8 101" in progress.sdp
+    assert rejected == Rejected(480, "Temporarily Unavailable",
+                                'Q.850;cause=88;text="Incompatible destination"')
+    assert [e.cause for e in net.ended()] == ["caller-no-answer"]
+    assert net.engine.legs == {}
