@@ -6,6 +6,8 @@ the 2xx held for the PRACK of an 18x with SDP, and a late offer answered in the 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from switch.sip.errors import LocalProtocolError
 from switch.sip.headers import HeaderError
@@ -235,3 +237,43 @@ def test_a_late_offer_requiring_100rel_may_not_ring_without_our_offer() -> None:
     call.bob.ring(call.now)  # later 18x need not repeat it
     call.pump()
     assert [r.headers.get("RSeq") for r in provisionals(call, b"18")] == ["1", "2"]
+
+
+# -- any order of sends, PRACKs and timers (Hypothesis)
+
+STEPS = st.lists(st.tuples(st.sampled_from(["send", "send-sdp", "prack", "bad-prack", "wait"]),
+                           st.floats(0.0, 40.0)), max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps=STEPS, first=st.integers(1, 2**31 - 1))
+def test_reliable_provisionals_stay_in_order_one_at_a_time(
+        steps: list[tuple[str, float]], first: int) -> None:
+    reliable = ReliableProvisionals(1, first, T1)
+    now, on_wire, acked = 0.0, [], []
+    for step, amount in steps:
+        if step.startswith("send"):
+            response = Response(183, "Session Progress", body=b"v=0\r\n" * (step == "send-sdp"))
+            sent = reliable.send(response, now)
+            if sent is not None:
+                on_wire.append(int(sent.headers.get("RSeq") or 0))
+        elif step in ("prack", "bad-prack") and on_wire:
+            rseq = on_wire[-1] + (step == "bad-prack")
+            got, following = reliable.prack(RAck(rseq, 1, "INVITE"), now)
+            if got is not None:
+                acked.append(rseq)
+            if following is not None:
+                on_wire.append(int(following.headers.get("RSeq") or 0))
+        elif step == "wait":
+            now += amount
+            if reliable.expired(now):
+                reliable.stop()
+            elif (again := reliable.retransmission(now)) is not None:
+                assert int(again.headers.get("RSeq") or 0) == on_wire[-1]
+        # RSeq counts up by one from the first (§3), every one PRACKed at most once,
+        # and only the newest on the wire may be waiting for its PRACK.
+        assert on_wire == list(range(first, first + len(on_wire)))
+        assert acked == sorted(set(acked))
+        assert all(rseq in on_wire for rseq in acked)
+        deadline = reliable.next_deadline()
+        assert deadline is None or deadline > now - 1e-9
