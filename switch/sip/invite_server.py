@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from switch.sip.dialog import Dialog, DialogError, build_dialog_response
+from switch.sip.dialog import Dialog, DialogError, DialogId, build_dialog_response
 from switch.sip.errors import LocalProtocolError
 from switch.sip.glare import RandBelow
 from switch.sip.headers import HeaderError, NameAddr, canonical_name
@@ -263,7 +263,8 @@ class InviteServer(_InviteSession):
 
     def handle(self, event: TransactionEvent, now: float) -> None:
         if isinstance(event, RequestReceived) and event.request.method == "PRACK" \
-                and self.dialog is not None and event.request.to.tag == self.to_tag:
+                and self.dialog is not None \
+                and DialogId.for_request(event.request) == self.dialog.id:
             self._on_prack(event.transaction, event.request, now)
             return
         if isinstance(event, RequestReceived) and event.request.method == "CANCEL" \

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from switch.sip.dialog import Dialog, DialogError, DialogState
+from switch.sip.dialog import Dialog, DialogError, DialogId, DialogState
 from switch.sip.errors import LocalProtocolError
 from switch.sip.glare import RandBelow, glare_retry_delay_s
 from switch.sip.headers import HeaderError, NameAddr, Via
@@ -363,6 +363,10 @@ class _InviteSession:
                        is self._reinvite_server)
             self.layer.send_response(txn, build_response(request, 200 if matched else 481),
                                      now)
+            return
+        if DialogId.for_request(request) != dialog.id:
+            # §12.2.2: our Call-ID but another dialog (another fork's, a stale tag).
+            self.layer.send_response(txn, build_response(request, 481), now)
             return
         try:
             dialog.receive_request(request)

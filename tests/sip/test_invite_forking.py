@@ -149,3 +149,20 @@ def test_second_fork_answering_late_within_timer_m() -> None:
     assert call.mobile.events == [ByeReceived(), Ended("bye-received")]
     assert call.alice_events == [Answered(sdp(6000))]
     assert call.client.forks_until == 64 * T1
+
+
+def test_the_other_forks_own_bye_crossing_ours_gets_481() -> None:
+    # The mobile answered second and hangs up before our BYE reaches it: its BYE names
+    # a dialog Alice's session is not in (§12.2.2): 481, and the call goes on.
+    call = ForkedCall()
+    call.desk.session.answer(sdp(6000), call.now)
+    call.pump()
+    call.mobile.session.answer(sdp(7000), call.now)
+    mobile_dialog = call.mobile.session.dialog
+    assert mobile_dialog is not None
+    bye = mobile_dialog.create_request("BYE", via=call.mobile.session._via())
+    call.alice_layer.receive(bye, MOBILE, call.now)
+    call.pump()
+    assert any(data.startswith(b"SIP/2.0 481") and b"CSeq: 1 BYE" in data
+               for side, data in call.wire if side == "alice")
+    assert call.alice_events == [Answered(sdp(6000))] and not call.client.ended
