@@ -14,18 +14,16 @@ import pytest
 from switch.call_events import CallEnded, CallStarted, LegEnded
 from switch.event_bus import EventBus, Published, batches
 from switch.media import DtmfReceived
-from switch.sip import RegistrationChanged, build_authorization
+from switch.sip import RegistrationChanged
 from tests.switch.test_signalling_gateways import (
     DID,
     GATEWAY_HOST,
-    PASSWORD,
-    PHONE_HOST,
     Endpoint,
     address,
     gateway,
     invite,
     phone,
-    register,
+    register_1002,
     switch_with_gateway,
 )
 
@@ -127,15 +125,7 @@ async def test_registrations_and_calls_are_published(gateway: Endpoint,
         calls = service.bus.subscribe("cdrs", CallStarted, LegEnded, CallEnded)
         slow = service.bus.subscribe("never-reads", max_queued=1)
         switch = address(service)
-        phone.send(register(phone, switch, "1002", 1), switch)
-        challenge = await phone.final_response(f"reg-1002@{PHONE_HOST}")
-        value = challenge.headers.get("WWW-Authenticate")
-        assert value is not None
-        authorization = build_authorization(
-            value, "REGISTER", f"sip:{switch[0]}:{switch[1]}", "1002", password=PASSWORD,
-            cnonce="c0ffee")
-        phone.send(register(phone, switch, "1002", 2, authorization), switch)
-        assert (await phone.final_response(f"reg-1002@{PHONE_HOST}")).status == 200
+        await register_1002(phone, switch)
         [registered] = registrations.take()
         assert registered.event == RegistrationChanged("1002", True, "registered")
         assert 0 < registered.at <= service.now

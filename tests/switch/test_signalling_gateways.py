@@ -186,20 +186,25 @@ async def test_the_same_invite_from_another_loopback_address_is_challenged(
     assert service.counters.calls == 0
 
 
+async def register_1002(phone: Endpoint, switch: tuple[str, int]) -> None:
+    """Extension 1002 registers from `phone`, answering the digest challenge."""
+    phone.send(register(phone, switch, "1002", 1), switch)
+    challenge = await phone.final_response(f"reg-1002@{PHONE_HOST}")
+    assert challenge.status == 401
+    value = challenge.headers.get("WWW-Authenticate")
+    assert value is not None
+    authorization = build_authorization(
+        value, "REGISTER", f"sip:{switch[0]}:{switch[1]}", "1002", password=PASSWORD,
+        cnonce="c0ffee")
+    phone.send(register(phone, switch, "1002", 2, authorization), switch)
+    assert (await phone.final_response(f"reg-1002@{PHONE_HOST}")).status == 200
+
+
 async def test_a_gateway_invite_rings_a_registered_agent(gateway: Endpoint,
                                                          phone: Endpoint) -> None:
     async with switch_with_gateway(gateway) as service:
         switch = address(service)
-        phone.send(register(phone, switch, "1002", 1), switch)
-        challenge = await phone.final_response(f"reg-1002@{PHONE_HOST}")
-        assert challenge.status == 401
-        value = challenge.headers.get("WWW-Authenticate")
-        assert value is not None
-        authorization = build_authorization(
-            value, "REGISTER", f"sip:{switch[0]}:{switch[1]}", "1002", password=PASSWORD,
-            cnonce="c0ffee")
-        phone.send(register(phone, switch, "1002", 2, authorization), switch)
-        assert (await phone.final_response(f"reg-1002@{PHONE_HOST}")).status == 200
+        await register_1002(phone, switch)
 
         gateway.send(invite(gateway, GATEWAY_HOST, switch, DID, "gw-2"), switch)
         offered = await phone.next(lambda m: isinstance(m, Request) and m.method == "INVITE")
