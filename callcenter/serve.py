@@ -270,6 +270,9 @@ def serve(config: Config) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # What only the whole dialplan can tell (a ring group target no route reaches) is a
+    # ConfigError too: before anything starts.
+    Dialplan.from_config(config)
     try:
         secure_data_dir(config.data.dir)  # before anything in it is opened
     except OSError as error:

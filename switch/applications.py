@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -52,6 +52,8 @@ class ServiceHooks(Protocol):
     def now(self) -> float: ...
     def pump(self) -> None: ...
     def dial_number(self, call: Call, number: str) -> bool: ...
+    def dial_numbers(self, call: Call, numbers: Sequence[str], *, sequential: bool,
+                     ring_timeout_s: float | None) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +159,20 @@ class Channel:
         # A dial that fails at once (no route, not registered) has queued its PeerFailed:
         # the flush delivers it, so both ways end in the loop below.
         self._hooks.dial_number(self.call, number)
+        return await self._dialled()
+
+    async def dial_all(self, numbers: Sequence[str], *, sequential: bool = False,
+                       ring_timeout_s: float | None = None) -> DialResult:
+        """Ring several numbers, like a ring group: all at once (the first to answer is
+        bridged, the others are cancelled) or, `sequential`, one after another, each for
+        `ring_timeout_s` (default: the switch's ring timeout). When all fail the result
+        is the best failure (RFC 3261 §16.7)."""
+        self._check_up()
+        self._hooks.dial_numbers(self.call, numbers, sequential=sequential,
+                                 ring_timeout_s=ring_timeout_s)
+        return await self._dialled()
+
+    async def _dialled(self) -> DialResult:
         self._flush()
         while True:
             event = await self._next()

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Literal, Protocol
 
+from switch.call_events import CallEnded
 from switch.legs import LegKind
 from switch.media import MediaEvent
 from switch.pri_gateway import (
     ReasonHeaderError,
     Seizure,
     parse_reason,
+    q850_cause_for_status,
     q850_cause_from_reason,
 )
 from switch.sip import (
@@ -24,7 +26,7 @@ from switch.sip import (
 
 __all__ = [
     "INCOMPATIBLE", "NO_ANSWER", "NO_ROUTE", "TEMPORARY_FAILURE", "TIMER_EXPIRY", "CallOrigin",
-    "CallSettings", "CallState", "DialTarget", "Ending", "MediaArrangement", "MediaControl",
+    "CallSettings", "CallState", "DialTarget", "Ending", "MediaControl",
     "disposition_for", "map_failure", "reason_cause",
 ]
 
@@ -159,11 +161,11 @@ class Ending:
     sip_status: int | None = None  # for the CDR
     recorded_q850: int | None = None  # the CDR's cause when q850_cause is None
 
-
-@dataclass(slots=True)
-class MediaArrangement:
-    """What the engine is doing for the call now, so changes are sent once."""
-
-    bridged: bool = False
-    playing: dict[int, str] = field(default_factory=dict)  # engine leg -> what
-    recording: int | None = None
+    def report(self, call_id: str, *, answered: bool) -> CallEnded:
+        """The CDR's end of the call: disposition and cause."""
+        disposition = "answered" if answered else (
+            self.disposition or disposition_for(self.sip_status, self.q850_cause))
+        q850 = self.q850_cause if self.q850_cause is not None else self.recorded_q850
+        if q850 is None and self.sip_status is not None and self.sip_status >= 400:
+            q850 = q850_cause_for_status(self.sip_status)
+        return CallEnded(call_id, disposition, q850, self.sip_status, self.cause)

@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from switch.call_events import (
     CallAnswered,
-    CallEnded,
     DigitReceived,
     HungUp,
     LegAdded,
@@ -38,6 +37,7 @@ from switch.call_events import (
     PlaybackDone,
     RecordingStarted,
 )
+from switch.call_media import CallMedia, Tone
 from switch.call_types import (
     INCOMPATIBLE,
     NO_ANSWER,
@@ -47,11 +47,10 @@ from switch.call_types import (
     CallState,
     DialTarget,
     Ending,
-    MediaArrangement,
-    disposition_for,
     map_failure,
     reason_cause,
 )
+from switch.forking import Forking
 from switch.legs import NORMAL_CLEARING, Leg, callee_codecs
 from switch.media import DtmfReceived, MediaError, MediaEvent, PlaybackFinished, RtpTimedOut
 from switch.pri_gateway import (
@@ -102,13 +101,14 @@ class Call:
         self.origin = origin
         self.application: str | None = None  # the owning application's name
         self.transfer: PendingTransfer | None = None  # a blind transfer ringing
+        self.forking: Forking | None = None  # several legs ringing (switch.forking)
         self.state = CallState.CALLING
         self.cause: str | None = None
         self.started_at = now
         self.answered_at: float | None = None
         self._ring_deadline: float | None = None
         self._next_index = 1
-        self._media = MediaArrangement()
+        self._media = CallMedia(control.engine)
         self._unfinished_byes: list[Leg] = []  # BYE waits for the ACK of our 2xx
         self._closed = False
 
@@ -145,8 +145,8 @@ class Call:
         session = self.a.session
         assert isinstance(session, InviteServer)
         if session.final_status is None:
-            self._stop_playing(self.a, "ringback")
-            self._set_remote(self.a)
+            self._media.stop_playing(self.a, "ringback")
+            self._media.set_remote(self.a)
             session.answer(self.a.local_sdp, now)
             self._mark_answered(now)
 
@@ -163,8 +163,15 @@ class Call:
         return leg
 
     def dial_extra(self, target: DialTarget, now: float) -> Leg | None:
-        """Ring `target` beside the two parties (a blind transfer's target)."""
+        """Ring `target` beside the two parties (a blind transfer's target, a fork)."""
         return self._new_leg(target, now)
+
+    def fork(self, forking: Forking, now: float) -> None:
+        """Ring several legs (switch.forking): the first to answer becomes `b`."""
+        if self.b is not None and not self.b.ended:
+            raise RuntimeError(f"{self} is already connected to {self.b}")
+        self.forking = forking
+        forking.start(self, now)
 
     def _new_leg(self, target: DialTarget, now: float) -> Leg | None:
         control = self.control
@@ -188,17 +195,15 @@ class Call:
 
     def play(self, prompts: list[str | bytes | os.PathLike[str]]) -> None:
         """Play to the caller; PlaybackDone when the list ends."""
-        self._set_remote(self.a)
-        self._media.playing[self.a.engine_leg] = "prompt"
-        self.control.engine.play(self.a.engine_leg, prompts)
+        self._media.set_remote(self.a)
+        self._media.play(self.a, prompts)
 
-    def play_tone(self, name: Literal["dial", "ringback", "busy", "congestion"]) -> None:
-        self._set_remote(self.a)
-        self._media.playing[self.a.engine_leg] = name
-        self.control.engine.play_tone(self.a.engine_leg, name)
+    def play_tone(self, name: Tone) -> None:
+        self._media.set_remote(self.a)
+        self._media.play_tone(self.a, name)
 
     def stop_playing(self) -> None:
-        self._stop_playing(self.a, None)
+        self._media.stop_playing(self.a, None)
 
     def hang_up(self, now: float, *, q850_cause: int = NORMAL_CLEARING,
                 status: int = 480, cause: str = "hung-up") -> None:
@@ -219,6 +224,8 @@ class Call:
             # A leg that left (transferred away): its dialog finishes by itself.
             if isinstance(event, Held | Resumed):
                 leg.session.accept_reinvite(leg.local_sdp, now)
+        elif self.forking is not None and leg in self.forking.ringing:
+            self.forking.on_event(self, leg, event, now)
         elif self.transfer is not None and leg is self.transfer.target:
             on_target_event(self, leg, event, now)
         elif isinstance(event, ByeReceived) and transferor_left(self, leg):
@@ -265,7 +272,7 @@ class Call:
                 self._finish(Ending("caller-no-answer" if not sdp else "caller-bad-answer",
                                     q850_cause=INCOMPATIBLE), now)
             return
-        self._set_remote(leg)  # ringback, prompts or the bridge reach it now
+        self._media.set_remote(leg)  # ringback, prompts or the bridge reach it now
 
     def _on_b(self, leg: Leg, event: InviteEvent, now: float) -> None:
         if self.state is CallState.ENDED or leg is not self.b:
@@ -274,23 +281,7 @@ class Call:
         # After a transfer the caller's side may be a leg we dialled: answered, then.
         unanswered = isinstance(a_session, InviteServer) and a_session.final_status is None
         if isinstance(event, Ringing):
-            if self.state is CallState.CALLING:
-                self.state = CallState.RINGING
-            if self.application is not None:
-                self.control.tell(PeerRinging(self.call_id))
-            if unanswered and isinstance(a_session, InviteServer) \
-                    and not a_session.ring_needs_offer \
-                    and (not self.a.kind.trunk or not a_session.early_sdp_allowed):
-                # A phone plays its own ringback; so does a gateway whose INVITE had
-                # no offer (ours cannot go in an unreliable 183, RFC 3261 §13.2.1).
-                a_session.ring(now)
-            elif self.a.engine_leg not in self._media.playing:
-                # The PSTN caller hears ringback only if someone sends it in-band: we do,
-                # as early media (an application's caller is answered: same tone).
-                if unanswered and isinstance(a_session, InviteServer):
-                    a_session.early_media(self.a.local_sdp, now)
-                self._set_remote(self.a)
-                self.play_to(self.a, "ringback")
+            self.peer_ringing(now)
         elif isinstance(event, EarlyMedia):
             if leg.take_answer(event.sdp):
                 self.state = CallState.RINGING
@@ -332,6 +323,28 @@ class Call:
         elif isinstance(event, Held | Resumed):
             self._answer_reinvite(leg, event.sdp, now)
 
+    def peer_ringing(self, now: float) -> None:
+        """The party dialled (or one of the forks) rings: the caller is told so."""
+        if self.state is CallState.CALLING:
+            self.state = CallState.RINGING
+        if self.application is not None:
+            self.control.tell(PeerRinging(self.call_id))
+        a_session = self.a.session
+        unanswered = isinstance(a_session, InviteServer) and a_session.final_status is None
+        if unanswered and isinstance(a_session, InviteServer) \
+                and not a_session.ring_needs_offer \
+                and (not self.a.kind.trunk or not a_session.early_sdp_allowed):
+            # A phone plays its own ringback; so does a gateway whose INVITE had
+            # no offer (ours cannot go in an unreliable 183, RFC 3261 §13.2.1).
+            a_session.ring(now)
+        elif self.a.engine_leg not in self._media.playing:
+            # The PSTN caller hears ringback only if someone sends it in-band: we do,
+            # as early media (an application's caller is answered: same tone).
+            if unanswered and isinstance(a_session, InviteServer):
+                a_session.early_media(self.a.local_sdp, now)
+            self._media.set_remote(self.a)
+            self.play_to(self.a, "ringback")
+
     def dial_failed(self, leg: Leg | None, status: int, q850_cause: int | None, now: float,
                     reason_header: str | None = None) -> None:
         """The dialled leg will not answer: an application is told and keeps the call;
@@ -339,10 +352,8 @@ class Call:
         if q850_cause is None and status >= 400:
             q850_cause = q850_cause_for_status(status)  # a phone's 486 is still cause 17
         self._ring_deadline = None
-        self._stop_playing(self.a, "ringback")
-        if self._media.bridged:  # early media was flowing
-            self._media.bridged = False
-            self.control.engine.unbridge(self.a.engine_leg)
+        self._media.stop_playing(self.a, "ringback")
+        self._media.unbridge(self.a)  # early media was flowing
         if leg is not None:
             self.b = None
             leg.final_status = status
@@ -373,7 +384,7 @@ class Call:
                 self.control.tell(PlaybackDone(self.call_id))
 
     def next_deadline(self) -> float | None:
-        deadlines = [self._ring_deadline]
+        deadlines = [self._ring_deadline, self.forking.deadline if self.forking else None]
         if self.answered_at is not None and self.state is CallState.ANSWERED:
             deadlines.append(self.answered_at + self.control.settings.max_duration_s)
         return min((d for d in deadlines if d is not None), default=None)
@@ -381,6 +392,8 @@ class Call:
     def handle_timer(self, now: float) -> None:
         if self.state is CallState.ENDED:
             return
+        if self.forking is not None:
+            self.forking.handle_timer(self, now)
         if self._ring_deadline is not None and now >= self._ring_deadline:
             self._ring_deadline = None
             target = self.transfer.target if self.transfer is not None else None
@@ -402,24 +415,16 @@ class Call:
 
     # -- media
 
-    def _set_remote(self, leg: Leg) -> None:
-        media = leg.media
-        if media is not None:
-            self.control.engine.set_remote(leg.engine_leg, media.remote_address,
-                                           media.remote_port, media.payload_type,
-                                           media.dtmf_payload_type)
-
     def _connect(self, now: float) -> None:
         """Both legs have media: bridge them in the engine (once), start recording when
         both have answered, and play music on hold where a party is held."""
         b = self.b
         assert b is not None and b.media is not None
-        self._set_remote(b)
+        self._media.set_remote(b)
         if not self._media.bridged:
-            self._stop_playing(self.a, None)
-            self._set_remote(self.a)
-            self.control.engine.bridge(self.a.engine_leg, b.engine_leg)
-            self._media.bridged = True
+            self._media.stop_playing(self.a, None)
+            self._media.set_remote(self.a)
+            self._media.bridge(self.a, b)
         self._apply_hold()
         record = self.control.settings.recording_path
         if record is not None and b.answered and self._media.recording is None:
@@ -429,26 +434,11 @@ class Call:
             self.control.report(RecordingStarted(self.call_id, path))
 
     def _apply_hold(self) -> None:
-        """Music on hold toward whoever is not holding, while the other one holds. Play
-        overrides relay in the engine, so the bridge itself stays as it is."""
-        b = self.b
-        if b is None or not self._media.bridged:
-            return
-        for holder, listener in ((self.a, b), (b, self.a)):
-            playing = self._media.playing.get(listener.engine_leg)
-            if holder.held and playing is None:
-                self._media.playing[listener.engine_leg] = "moh"
-                moh = self.control.settings.music_on_hold
-                if moh is not None:
-                    self.control.engine.play(listener.engine_leg, [moh], loop=True)
-                else:
-                    self.control.engine.play_tone(listener.engine_leg, "ringback")
-            elif not holder.held and playing == "moh":
-                self._stop_playing(listener, "moh")
+        if self.b is not None:
+            self._media.hold_music(self.a, self.b, self.control.settings.music_on_hold)
 
-    def play_to(self, leg: Leg, tone: Literal["dial", "ringback", "busy", "congestion"]) -> None:
-        self._media.playing[leg.engine_leg] = tone
-        self.control.engine.play_tone(leg.engine_leg, tone)
+    def play_to(self, leg: Leg, tone: Tone) -> None:
+        self._media.play_tone(leg, tone)
 
     # -- transfers (switch.transfers decides, these do)
 
@@ -457,16 +447,13 @@ class Call:
         `old` is released with a normal BYE."""
         stayer = self.other(old)
         assert stayer is not None
-        engine = self.control.engine
-        self._stop_recording()
-        self._stop_playing(stayer, None)
-        self._stop_playing(new, None)
-        if self._media.bridged:
-            engine.unbridge(stayer.engine_leg)
-        self._set_remote(stayer)
-        self._set_remote(new)
-        engine.bridge(stayer.engine_leg, new.engine_leg)
-        self._media.bridged = True
+        self._media.stop_recording()
+        self._media.stop_playing(stayer, None)
+        self._media.stop_playing(new, None)
+        self._media.unbridge(stayer)
+        self._media.set_remote(stayer)
+        self._media.set_remote(new)
+        self._media.bridge(stayer, new)
         if old is self.a:
             self.a = new
         else:
@@ -481,10 +468,9 @@ class Call:
         SIP dialog finishes on its own."""
         if not leg.engine_closed:
             leg.engine_closed = True
-            self._stop_playing(leg, None)
-            if self._media.bridged and leg in (self.a, self.b):
-                self._media.bridged = False
-                self.control.engine.unbridge(leg.engine_leg)
+            self._media.stop_playing(leg, None)
+            if leg in (self.a, self.b):
+                self._media.unbridge(leg)
             self.control.engine.close_leg(leg.engine_leg)
         self._release(leg)
         if not leg.end_reported:
@@ -499,17 +485,15 @@ class Call:
     def restore_after_transfer(self) -> None:
         """A failed transfer: the party that stayed is back with the transferor."""
         for leg in self.legs:
-            self._stop_playing(leg, "ringback")
+            self._media.stop_playing(leg, "ringback")
         self._apply_hold()
 
     def release_leg(self, leg: Leg) -> None:
         """`leg` moves to another call (attended transfer): forget it here, media and
         signalling untouched, except what this call did with it."""
-        self._stop_recording()
-        self._stop_playing(leg, None)
-        if self._media.bridged:
-            self._media.bridged = False
-            self.control.engine.unbridge(leg.engine_leg)
+        self._media.stop_recording()
+        self._media.stop_playing(leg, None)
+        self._media.unbridge(leg)
         self.all_legs.remove(leg)
         if leg is self.b:
             self.b = None
@@ -517,18 +501,6 @@ class Call:
     def adopt_leg(self, leg: Leg) -> None:
         self.all_legs.append(leg)
         self.control.adopt(self, leg)
-
-    def _stop_recording(self) -> None:
-        if self._media.recording is not None:
-            self.control.engine.stop_recording(self._media.recording)
-            self._media.recording = None
-
-    def _stop_playing(self, leg: Leg, what: str | None) -> None:
-        """Stop what plays toward `leg` (only if it is `what`, unless None)."""
-        playing = self._media.playing.get(leg.engine_leg)
-        if playing is not None and (what is None or playing == what):
-            del self._media.playing[leg.engine_leg]
-            self.control.engine.stop_playing(leg.engine_leg)
 
     def _answer_reinvite(self, leg: Leg, sdp: bytes, now: float) -> None:
         """A re-INVITE (hold, resume, new address or codec): answer it from the same
@@ -543,7 +515,7 @@ class Call:
             return
         leg.session.accept_reinvite(answer, now)
         if self._media.bridged or (leg is self.a and self.answered_at is not None):
-            self._set_remote(leg)
+            self._media.set_remote(leg)
         self._apply_hold()
 
     # -- ending
@@ -562,6 +534,10 @@ class Call:
             return
         self.state = CallState.ENDED
         self.cause = ending.cause
+        if self.forking is not None:
+            self.forking.cancel(self, now, reason_header=ending.reason_header,
+                                q850_cause=ending.q850_cause)
+            self.forking = None
         for leg in self.legs:
             leg.q850_cause = ending.q850_cause
             if not leg.hang_up(now, status=ending.status, q850_cause=ending.q850_cause,
@@ -575,16 +551,7 @@ class Call:
                 leg.end_reported = True
                 control.report(LegEnded(self.call_id, leg.index,
                                         leg.final_status, leg.q850_cause))
-        disposition = ending.disposition or (
-            "answered" if self.answered_at is not None
-            else disposition_for(ending.sip_status, ending.q850_cause))
-        if self.answered_at is not None:
-            disposition = "answered"
-        q850 = ending.q850_cause if ending.q850_cause is not None else ending.recorded_q850
-        if q850 is None and ending.sip_status is not None and ending.sip_status >= 400:
-            q850 = q850_cause_for_status(ending.sip_status)
-        control.report(CallEnded(self.call_id, disposition, q850, ending.sip_status,
-                                 ending.cause))
+        control.report(ending.report(self.call_id, answered=self.answered_at is not None))
         if self.application is not None:
             control.tell(HungUp(self.call_id, ending.cause))
 
@@ -598,9 +565,9 @@ class Call:
             return
         self._closed = True
         engine = self.control.engine
-        self._stop_recording()
+        self._media.stop_recording()
         for leg in self.legs:
             if not leg.engine_closed:
                 leg.engine_closed = True
                 engine.close_leg(leg.engine_leg)
-        self._media = MediaArrangement()
+        self._media = CallMedia(engine)

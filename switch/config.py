@@ -25,6 +25,7 @@ SQLITE_FILE_NAME = "callcenter.sqlite3"
 DIGEST_ALGORITHMS = ("SHA-256", "SHA-512-256", "MD5")
 
 GATEWAY_TRANSPORTS = ("udp", "tcp")
+RING_STRATEGIES = ("simultaneous", "sequential")
 # Application -> the route keys that carry its parameters (all required). IVR and
 # queues join this table in later issues.
 APPLICATIONS: dict[str, tuple[str, ...]] = {"prompt": ("prompt",)}
@@ -167,6 +168,17 @@ class RouteConfig:
     trunk_group: str | None
     strip: int
     prepend: str
+    ring_group: str | None = None
+
+
+@dataclass(frozen=True)
+class RingGroupConfig:
+    """One ``[[ring_groups]]`` entry: numbers rung at once or one after another."""
+
+    name: str
+    strategy: str  # one of RING_STRATEGIES
+    targets: tuple[str, ...]  # extensions or numbers, routed by the [[routes]]
+    ring_timeout_s: float | None  # each target's (sequential) or the group's; None: [calls]
 
 
 @dataclass(frozen=True)
@@ -190,6 +202,7 @@ class Config:
     gateways: tuple[GatewayConfig, ...]
     trunk_groups: tuple[TrunkGroupConfig, ...]
     routes: tuple[RouteConfig, ...]
+    ring_groups: tuple[RingGroupConfig, ...] = ()
 
 
 class _Invalid(Exception):
@@ -373,6 +386,13 @@ def _names(raw: object) -> tuple[str, ...]:
     return tuple(raw)
 
 
+def _numbers(raw: object) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not raw or not all(
+            isinstance(item, str) and _NUMBER_RE.fullmatch(item) for item in raw):
+        raise _Invalid('expected a non-empty list of numbers such as ["1001", "013800138000"]')
+    return tuple(raw)
+
+
 _NUMBER_RE = re.compile(r"\+?[0-9]+")
 _DIGITS_RE = re.compile(r"[0-9*#+]*")
 
@@ -494,6 +514,13 @@ TABLE_ARRAYS: dict[str, dict[str, _Field]] = {
         "trunk_group": _Field(_name, None),
         "strip": _Field(_non_negative_int, 0),
         "prepend": _Field(_digits, ""),
+        "ring_group": _Field(_name, None),
+    },
+    "ring_groups": {
+        "name": _Field(_name, REQUIRED),
+        "strategy": _Field(_choice(RING_STRATEGIES), "simultaneous"),
+        "targets": _Field(_numbers, REQUIRED),
+        "ring_timeout_s": _Field(_positive_seconds, None),
     },
 }
 
@@ -637,11 +664,12 @@ def _unique_names(entries: list[dict[str, Any]], section: str, source: str) -> N
 
 
 _MATCH_KEYS = ("did", "prefix", "extension")
-_ACTION_KEYS = ("extension", "application", "trunk_group")
+_ACTION_KEYS = ("extension", "application", "trunk_group", "ring_group")
 _TRUNK_ONLY_DEFAULTS = {"strip": 0, "prepend": ""}
 
 
-def _check_route(route: dict[str, Any], where: str, trunk_groups: set[str]) -> None:
+def _check_route(route: dict[str, Any], where: str, trunk_groups: set[str],
+                 ring_groups: set[str]) -> None:
     """One match, one action (implied for ``extension = true``), names that exist."""
     # `extension` is a match when true and an action when it names an extension.
     matches = [key for key in _MATCH_KEYS if route[key] is not None]
@@ -655,7 +683,8 @@ def _check_route(route: dict[str, Any], where: str, trunk_groups: set[str]) -> N
         )
     if not actions and matches != ["extension"]:
         raise ConfigError(
-            f'{where}: no action: give one of extension = "...", application, trunk_group'
+            f'{where}: no action: give one of extension = "...", application, trunk_group,'
+            " ring_group"
         )
     if len(actions) > 1:
         raise ConfigError(
@@ -664,6 +693,8 @@ def _check_route(route: dict[str, Any], where: str, trunk_groups: set[str]) -> N
     for key in ("from_trunk", "trunk_group"):
         if route[key] is not None and route[key] not in trunk_groups:
             raise ConfigError(f"{where}: {key} {_show(route[key])} is not defined")
+    if route["ring_group"] is not None and route["ring_group"] not in ring_groups:
+        raise ConfigError(f"{where}: ring_group {_show(route['ring_group'])} is not defined")
     wanted = APPLICATIONS.get(route["application"], ())
     for parameter in sorted({p for params in APPLICATIONS.values() for p in params}):
         if parameter in wanted and route[parameter] is None:
@@ -712,8 +743,10 @@ def _build(
                     f"{source}: [[trunk_groups]] #{number}: gateway {_show(name)} is not defined"
                 )
     group_names = {group["name"] for group in groups}
+    _unique_names(arrays["ring_groups"], "ring_groups", source)
+    ring_names = {group["name"] for group in arrays["ring_groups"]}
     for number, route in enumerate(routes, start=1):
-        _check_route(route, f"{source}: [[routes]] #{number}", group_names)
+        _check_route(route, f"{source}: [[routes]] #{number}", group_names, ring_names)
 
     data_dir = Path.cwd() / values["data", "dir"]  # an absolute dir replaces the cwd
     url = values["database", "url"] or f"sqlite+aiosqlite:///{data_dir / SQLITE_FILE_NAME}"
@@ -735,4 +768,5 @@ def _build(
         gateways=tuple(GatewayConfig(**gateway) for gateway in gateways),
         trunk_groups=tuple(TrunkGroupConfig(**group) for group in groups),
         routes=tuple(RouteConfig(**route) for route in routes),
+        ring_groups=tuple(RingGroupConfig(**group) for group in arrays["ring_groups"]),
     )

@@ -13,12 +13,12 @@ route says so with ``from_trunk``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
 
-from switch.config import EXTENSION_RE, Config, RouteConfig
+from switch.config import EXTENSION_RE, Config, ConfigError, RingGroupConfig, RouteConfig
 from switch.sip import reason_phrase
 
 ADDRESS_INCOMPLETE = 484  # RFC 3261 §21.4.22: nothing left to dial after `strip`
@@ -60,12 +60,33 @@ class ToTrunkGroup:
 
 
 @dataclass(frozen=True, slots=True)
+class RingGroup:
+    """Several numbers (extensions, or outside numbers through the outbound routes)
+    rung at once (``simultaneous``) or one after another (``sequential``), each for
+    ``ring_timeout_s`` (switch.forking rings them)."""
+
+    name: str
+    strategy: str  # "simultaneous" or "sequential"
+    targets: tuple[str, ...]
+    ring_timeout_s: float | None = None  # None: [calls] ring_timeout_s
+
+    @classmethod
+    def from_config(cls, group: RingGroupConfig) -> RingGroup:
+        return cls(group.name, group.strategy, group.targets, group.ring_timeout_s)
+
+
+@dataclass(frozen=True, slots=True)
+class ToRingGroup:
+    group: RingGroup
+
+
+@dataclass(frozen=True, slots=True)
 class Reject:
     status: int  # SIP status for the caller's leg
     reason: str  # its reason phrase
 
 
-RouteDecision = ToExtension | ToApplication | ToTrunkGroup | Reject
+RouteDecision = ToExtension | ToApplication | ToTrunkGroup | ToRingGroup | Reject
 
 _FROM_OUR_SIDE = frozenset({CallDirection.INTERNAL, CallDirection.OUTBOUND})
 
@@ -101,18 +122,24 @@ class Route:
         return _MATCHES[self.kind](query.called, self.value)
 
     @classmethod
-    def from_config(cls, route: RouteConfig) -> Route:
-        """``route`` has been validated by switch.config: one match, one action."""
+    def from_config(cls, route: RouteConfig,
+                    ring_groups: Mapping[str, RingGroup] | None = None) -> Route:
+        """``route`` has been validated by switch.config: one match, one action, and
+        its ring group (in ``ring_groups``) exists."""
         if route.did is not None:
             kind, value = "did", route.did
         elif route.prefix is not None:
             kind, value = "prefix", route.prefix
         else:
             kind, value = "extension", ""
-        return cls(kind, value, route.from_trunk, _action(route))
+        return cls(kind, value, route.from_trunk, _action(route, ring_groups or {}))
 
 
-def _action(route: RouteConfig) -> Callable[[str], RouteDecision]:
+def _action(route: RouteConfig,
+            ring_groups: Mapping[str, RingGroup]) -> Callable[[str], RouteDecision]:
+    if route.ring_group is not None:
+        ring = ToRingGroup(ring_groups[route.ring_group])
+        return lambda _: ring
     if isinstance(route.extension, str):
         decision = ToExtension(route.extension)
         return lambda _: decision
@@ -149,9 +176,23 @@ class Dialplan:
         `extension = true` route), so a fresh install works; once routes are written,
         only they apply."""
         status = config.dialplan.status  # default = "reject" is the only choice so far
-        routes = [Route.from_config(route) for route in config.routes] or [
+        groups = {group.name: RingGroup.from_config(group) for group in config.ring_groups}
+        routes = [Route.from_config(route, groups) for route in config.routes] or [
             Route("extension", "", None, ToExtension)]
-        return cls(routes, Reject(status, reason_phrase(status)))
+        dialplan = cls(routes, Reject(status, reason_phrase(status)))
+        dialplan.check_ring_groups(groups.values())
+        return dialplan
+
+    def check_ring_groups(self, groups: Iterable[RingGroup]) -> None:
+        """Every target of every ring group must lead to a phone or a trunk group from
+        our side; raises ConfigError naming the group and the target."""
+        for group in groups:
+            for target in group.targets:
+                decision = self.route(RouteQuery(CallDirection.OUTBOUND, None, target, ""))
+                if not isinstance(decision, ToExtension | ToTrunkGroup):
+                    raise ConfigError(
+                        f"[[ring_groups]] {group.name!r}: target {target!r} reaches no "
+                        "extension or trunk group through [[routes]]")
 
     @classmethod
     def extensions_only(cls) -> Dialplan:

@@ -19,12 +19,15 @@ from switch.dialplan import (
     CallDirection,
     Dialplan,
     Reject,
+    RingGroup,
     RouteDecision,
     RouteQuery,
     ToApplication,
     ToExtension,
+    ToRingGroup,
     ToTrunkGroup,
 )
+from switch.forking import Failure, Forking, Step
 from switch.legs import LegKind
 from switch.pri_gateway import (
     ALL_GATEWAYS_DOWN,
@@ -92,7 +95,11 @@ class CallRouter:
         if isinstance(decision, ToApplication):
             return 404  # a transfer reaches people and numbers, not applications
         if isinstance(decision, ToExtension):
-            return self._extension_target(call, decision.extension, now) or 480
+            # A transfer rings the newest registration only (its own leg, no fork).
+            targets = self._extension_targets(call, decision.extension, now)
+            return targets[-1] if targets else 480
+        if isinstance(decision, ToRingGroup):
+            return 404
         target = self._trunk_target(call, decision, None)
         return target.status if isinstance(target, Rejection) else target
 
@@ -146,20 +153,65 @@ class CallRouter:
                 self._fail(call, 503, 41, now, "no-application")
                 return False
             return True
-        target = (self._extension_target(call, decision.extension, now)
-                  if isinstance(decision, ToExtension)
-                  else self._trunk_target(call, decision, seized))
+        if isinstance(decision, ToRingGroup):
+            return self.ring(call, decision.group, now)
+        if isinstance(decision, ToExtension):
+            targets = self._extension_targets(call, decision.extension, now)
+            if not targets:
+                log.info("call %s: extension %s is not registered", call.call_id,
+                         decision.extension)
+                self._fail(call, 480, SUBSCRIBER_ABSENT, now, "not-registered")
+                return False
+            if len(targets) > 1:  # every registered device rings (switch.forking)
+                forks: list[DialTarget | Failure] = list(targets)
+                return self._fork(call, [lambda now: forks],
+                                  control.settings.ring_timeout_s, now)
+            target: DialTarget | Rejection = targets[0]
+        else:
+            target = self._trunk_target(call, decision, seized)
         if isinstance(target, Rejection):
             self._fail(call, target.status, target.q850_cause, now, "trunk-unavailable")
-            return False
-        if target is None:
-            log.info("call %s: extension %s is not registered", call.call_id,
-                     getattr(decision, "extension", "?"))
-            self._fail(call, 480, SUBSCRIBER_ABSENT, now, "not-registered")
             return False
         leg = call.dial(target, now)
         control.drain(call, now)
         return leg is not None
+
+    def ring(self, call: Call, group: RingGroup, now: float) -> bool:
+        """Ring a group's targets at once or in turn; False when nothing could ring."""
+        if group.strategy == "sequential":
+            steps = [self._step(call, (number,)) for number in group.targets]
+        else:
+            steps = [self._step(call, group.targets)]
+        timeout_s = group.ring_timeout_s or self.control.settings.ring_timeout_s
+        return self._fork(call, steps, timeout_s, now)
+
+    def _fork(self, call: Call, steps: list[Step], ring_timeout_s: float,
+              now: float) -> bool:
+        call.fork(Forking(steps, ring_timeout_s), now)
+        self.control.drain(call, now)
+        return call.forking is not None or call.b is not None
+
+    def _step(self, call: Call, numbers: tuple[str, ...]) -> Step:
+        return lambda now: [target for number in numbers
+                            for target in self._number_targets(call, number, now)]
+
+    def _number_targets(self, call: Call, number: str,
+                        now: float) -> list[DialTarget | Failure]:
+        """Where a ring group's `number` rings (each device of an extension), or why
+        it cannot."""
+        decision = self.dialplan.route(
+            RouteQuery(CallDirection.OUTBOUND, None, number, call.origin.caller))
+        if isinstance(decision, Reject):
+            return [Failure(decision.status, NO_ROUTE)]
+        if isinstance(decision, ToExtension):
+            return list(self._extension_targets(call, decision.extension, now)) \
+                or [Failure(480, SUBSCRIBER_ABSENT)]
+        if isinstance(decision, ToTrunkGroup):
+            target = self._trunk_target(call, decision, None)
+            if isinstance(target, Rejection):
+                return [Failure(target.status, target.q850_cause)]
+            return [target]
+        return [Failure(404, NO_ROUTE)]  # an application or a group: not from a group
 
     def _fail(self, call: Call, status: int, q850_cause: int, now: float, cause: str) -> None:
         if call.application is not None:
@@ -168,19 +220,18 @@ class CallRouter:
             call.hang_up(now, status=status, q850_cause=q850_cause, cause=cause)
         self.control.drain(call, now)
 
-    def _extension_target(self, call: Call, extension: str, now: float) -> DialTarget | None:
-        bindings = self.registrar.lookup(extension, now)
-        if not bindings:
-            return None
-        binding = max(bindings, key=lambda b: b.expires_at)  # no forking yet
+    def _extension_targets(self, call: Call, extension: str,
+                           now: float) -> list[DialTarget]:
+        """One target per registered device, the most recently registered last."""
         origin = call.origin
         caller, display = ((ANONYMOUS, "Anonymous") if origin.restricted
                            else (origin.caller, origin.display))
-        return DialTarget(
+        return [DialTarget(
             peer=_contact_peer(binding), request_uri=binding.contact.uri.serialize(),
             to=NameAddr(SipUri(self.domain, user=extension)),
             from_=NameAddr(SipUri(self.domain, user=caller), display),
             kind=LegKind(trunk=False, name=extension))
+            for binding in self.registrar.lookup(extension, now)]
 
     def _seize(self, decision: ToTrunkGroup, key: str) -> Seizure | Rejection:
         if self.trunks is None or decision.group not in self.trunks.groups:

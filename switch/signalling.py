@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,7 +20,7 @@ from switch.call_control import CallControl
 from switch.call_events import CallEnded, ChannelEvent
 from switch.call_types import CallOrigin, CallSettings, MediaControl
 from switch.calls import Call
-from switch.dialplan import CallDirection, Dialplan, RouteQuery
+from switch.dialplan import CallDirection, Dialplan, RingGroup, RouteQuery
 from switch.event_bus import EventBus
 from switch.gateway_probes import PROBE_TIMEOUT_S, GatewayProbes
 from switch.legs import LegKind
@@ -282,6 +282,14 @@ class SipService:
         """An application rings `number` for `call` (switch.applications)."""
         assert self.router is not None
         return self.router.dial_number(call, number, self.now)
+
+    def dial_numbers(self, call: Call, numbers: Sequence[str], *, sequential: bool,
+                     ring_timeout_s: float | None) -> bool:
+        """An application rings several numbers for `call`, at once or in turn."""
+        assert self.router is not None
+        group = RingGroup("", "sequential" if sequential else "simultaneous",
+                          tuple(numbers), ring_timeout_s)
+        return self.router.ring(call, group, self.now)
 
     async def drain(self, timeout_s: float, interrupt: asyncio.Event) -> int:
         """Graceful shutdown: refuse new calls (503 with Retry-After) and wait until

@@ -18,6 +18,7 @@ from switch.config import (
     ConfigError,
     GatewayConfig,
     HostPort,
+    RingGroupConfig,
     RouteConfig,
     TrunkGroupConfig,
     load_config,
@@ -138,11 +139,17 @@ def test_commented_example_loads_and_names_every_array_key(empty_cwd: Path) -> N
         "4008005678",
         True,
         "0",
+        "4008009999",
     ]
+    assert config.ring_groups == (
+        RingGroupConfig(name="sales", strategy="sequential",
+                        targets=("1001", "1002", "013800138000"), ring_timeout_s=20.0),
+    )
     for name, cls in [
         ("gateways", GatewayConfig),
         ("trunk_groups", TrunkGroupConfig),
         ("routes", RouteConfig),
+        ("ring_groups", RingGroupConfig),
     ]:
         assert [field.name for field in dataclasses.fields(cls)] == list(TABLE_ARRAYS[name])
 
@@ -394,7 +401,26 @@ ERRORS += [
     (
         '[[routes]]\ndid = "4008001234"\n',
         'callcenter.toml: [[routes]] #1: no action: give one of extension = "...",'
-        " application, trunk_group",
+        " application, trunk_group, ring_group",
+    ),
+    (
+        '[[routes]]\ndid = "4008001234"\nring_group = "sales"\n',
+        'callcenter.toml: [[routes]] #1: ring_group "sales" is not defined',
+    ),
+    (
+        '[[ring_groups]]\nname = "sales"\ntargets = []\n',
+        "callcenter.toml: [[ring_groups]] #1 targets: expected a non-empty list of numbers"
+        ' such as ["1001", "013800138000"], got []',
+    ),
+    (
+        '[[ring_groups]]\nname = "sales"\nstrategy = "random"\ntargets = ["1001"]\n',
+        'callcenter.toml: [[ring_groups]] #1 strategy: expected one of "simultaneous",'
+        ' "sequential", got "random"',
+    ),
+    (
+        '[[ring_groups]]\nname = "sales"\ntargets = ["1001"]\n'
+        '[[ring_groups]]\nname = "sales"\ntargets = ["1002"]\n',
+        'callcenter.toml: [[ring_groups]] #2: name "sales" is already used by #1',
     ),
     (
         GW + GROUP + '[[routes]]\ndid = "4008001234"\nextension = "1001"\ntrunk_group = "pstn"\n',

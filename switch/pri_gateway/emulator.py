@@ -185,6 +185,7 @@ class EmulatedCall:
         self.response: Response | None = None  # the final response to our INVITE
         self.provisionals: list[Response] = []  # 101-199 to our INVITE, resends too
         self.bye: Request | None = None  # the far end's BYE, if it hung up
+        self.cancel: Request | None = None  # the far end's CANCEL, if it gave up ringing
         self.leg: int | None = None
         self._recording: int | None = None
         self._sdp_id = 0  # o= session id of our SDP; the version counts up (RFC 3264 §8)
@@ -422,6 +423,9 @@ class GatewayEmulator:
             if request.method == "BYE":
                 call.remote_reason = _reason_cause(request)
                 call.bye = request
+            elif request.method == "CANCEL":
+                call.remote_reason = _reason_cause(request)
+                call.cancel = request
         elif isinstance(event, ResponseReceived | StrayResponseReceived):
             response: Response = event.response
             call = self.calls.get(response.call_id)

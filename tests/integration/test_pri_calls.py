@@ -299,12 +299,16 @@ class Pri:
                                       **script)
 
 
-def make_switch(tmp_path: Path, *, spans: int = 1, gw_port: int) -> SwitchProcess:
+def make_switch(tmp_path: Path, *, spans: int = 1, gw_port: int,
+                extra_config: str = "") -> SwitchProcess:
+    """The switch of these tests; `extra_config` (more [[routes]], [[ring_groups]])
+    goes after CONFIG."""
     moh = write_wav(tmp_path / "moh.wav", tone_pcm(MOH_HZ, 1.0, 6000.0))
     config = CONFIG.format(
         rtp_lo=SWITCH_RTP[0], rtp_hi=SWITCH_RTP[1], moh=moh, gw_host=GATEWAY_HOST,
         gw_port=gw_port, spans=spans, did_agent=DID_AGENT, agent=AGENT,
-        did_nobody=DID_NOBODY, nobody=NOBODY, did_prompt=DID_PROMPT, prepend=PREPEND)
+        did_nobody=DID_NOBODY, nobody=NOBODY, did_prompt=DID_PROMPT, prepend=PREPEND
+    ) + extra_config
     switch = SwitchProcess(tmp_path / "switch", config)
     (tmp_path / "switch").mkdir()
     asyncio.run(_add_users(switch, [(AGENT, AGENT_PASSWORD), (PHONE, PHONE_PASSWORD),
@@ -328,13 +332,15 @@ async def _add_users(switch: SwitchProcess, users: list[tuple[str, str]]) -> Non
 
 
 @asynccontextmanager
-async def pri_setup(tmp_path: Path, *, spans: int = 1,
-                    gateway_spans: int | None = None) -> AsyncIterator[Pri]:
-    """The switch (configured with `spans` for gw1), the gateway emulator (with
-    `gateway_spans`, by default the same) and the agent's phone, registered."""
+async def pri_setup(tmp_path: Path, *, spans: int = 1, gateway_spans: int | None = None,
+                    extra_config: str = "") -> AsyncIterator[Pri]:
+    """The switch (configured with `spans` for gw1, and `extra_config`), the gateway
+    emulator (with `gateway_spans`, by default the same) and the agent's phone,
+    registered."""
     gw_port = free_udp_port(GATEWAY_HOST)
     # add_user runs its own event loop: not on ours.
-    switch = await asyncio.to_thread(make_switch, tmp_path, spans=spans, gw_port=gw_port)
+    switch = await asyncio.to_thread(make_switch, tmp_path, spans=spans, gw_port=gw_port,
+                                     extra_config=extra_config)
     await asyncio.to_thread(switch.start)
     try:
         address = ("127.0.0.1", switch.udp_port)
@@ -737,8 +743,11 @@ async def test_sipp_agent_answers_and_echoes_the_customer_back(pri: Pri) -> None
          "-message_file", str(trace)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=pri.tmp_path)
     try:
-        # Extension 1001 now rings SIPp: the newest registration wins.
+        # Extension 1001 now rings SIPp only: every registered device would ring, so
+        # the emulated phone's registration is removed (Expires: 0).
         await asyncio.to_thread(register, pri.switch, AGENT, AGENT_PASSWORD, sip_port)
+        await asyncio.to_thread(register, pri.switch, AGENT, AGENT_PASSWORD,
+                                pri.agent.address[1], expires_s=0)
         call = await inbound(pri, hangup_after_s=1.5, q850_cause=31)
         await wait(call.answered.wait(), "SIPp to answer")
         await ended(call)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import pytest
 
@@ -21,7 +21,7 @@ from switch.applications import (
     play_prompt,
 )
 from switch.calls import Call
-from switch.dialplan import ToApplication
+from switch.dialplan import RingGroup, ToApplication
 from switch.legs import LegKind
 from switch.media import DtmfReceived
 from switch.pri_gateway import Direction
@@ -53,6 +53,12 @@ class Hooks:
 
     def dial_number(self, call: Call, number: str) -> bool:
         return self.net.router.dial_number(call, number, self.net.now)
+
+    def dial_numbers(self, call: Call, numbers: Sequence[str], *, sequential: bool,
+                     ring_timeout_s: float | None) -> bool:
+        group = RingGroup("", "sequential" if sequential else "simultaneous",
+                          tuple(numbers), ring_timeout_s)
+        return self.net.router.ring(call, group, self.net.now)
 
 
 class Desk:

@@ -157,7 +157,7 @@ class Net:
                 f"Via: SIP/2.0/UDP {flow.host}:{flow.port};branch=z9hG4bKreg{extension}\r\n"
                 f"From: <sip:{extension}@{DOMAIN}>;tag=reg\r\n"
                 f"To: <sip:{extension}@{DOMAIN}>\r\n"
-                f"Call-ID: reg-{extension}\r\nCSeq: 1 REGISTER\r\n"
+                f"Call-ID: reg-{extension}-{phone.name}\r\nCSeq: 1 REGISTER\r\n"
                 f"Contact: <{contact}>\r\nExpires: {expires_s}\r\n"
                 "Content-Length: 0\r\n\r\n")
         request = parse_message(text.encode())
@@ -284,6 +284,21 @@ class Net:
                               via_host=party.peer.host, via_port=party.peer.port, peer=SWITCH)
         party.sessions.append(server)
         party.incoming.append(server)
+
+    def advance(self, until: float) -> None:
+        """Move time to `until`, firing every timer due on the way, in order."""
+        while True:
+            timed = [self.layer, self.control,
+                     *(p.layer for p in self.parties.values()),
+                     *(s for p in self.parties.values() for s in p.sessions)]
+            due = [d for t in timed if (d := t.next_deadline()) is not None and d <= until]
+            if not due:
+                break
+            self.now = min(due)
+            for t in timed:
+                t.handle_timer(self.now)
+            self.pump()
+        self.now = until
 
     # -- what happened
 

@@ -1,0 +1,77 @@
+"""A call's one media arrangement: what the engine does for the call's legs now (the
+bridge, what plays toward whom, the recording), so each change is sent to the engine
+once. Call control (switch.calls) decides; this keeps the bookkeeping and talks to the
+engine through `MediaControl`."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from switch.call_types import MediaControl
+from switch.legs import Leg
+
+__all__ = ["CallMedia", "Tone"]
+
+Tone = Literal["dial", "ringback", "busy", "congestion"]
+
+
+class CallMedia:
+    def __init__(self, engine: MediaControl) -> None:
+        self.engine = engine
+        self.bridged = False
+        self.playing: dict[int, str] = {}  # engine leg -> what: a tone, "prompt", "moh"
+        self.recording: int | None = None
+
+    def set_remote(self, leg: Leg) -> None:
+        """Send `leg`'s RTP where its far end said it receives (once it said so)."""
+        media = leg.media
+        if media is not None:
+            self.engine.set_remote(leg.engine_leg, media.remote_address, media.remote_port,
+                                   media.payload_type, media.dtmf_payload_type)
+
+    def bridge(self, a: Leg, b: Leg) -> None:
+        self.engine.bridge(a.engine_leg, b.engine_leg)
+        self.bridged = True
+
+    def unbridge(self, leg: Leg) -> None:
+        if self.bridged:
+            self.bridged = False
+            self.engine.unbridge(leg.engine_leg)
+
+    def play_tone(self, leg: Leg, tone: Tone) -> None:
+        self.playing[leg.engine_leg] = tone
+        self.engine.play_tone(leg.engine_leg, tone)
+
+    def play(self, leg: Leg, prompts: list[str | bytes | os.PathLike[str]], *,
+             what: str = "prompt", loop: bool = False) -> None:
+        self.playing[leg.engine_leg] = what
+        self.engine.play(leg.engine_leg, prompts, loop=loop)
+
+    def stop_playing(self, leg: Leg, what: str | None = None) -> None:
+        """Stop what plays toward `leg` (only if it is `what`, unless None)."""
+        playing = self.playing.get(leg.engine_leg)
+        if playing is not None and (what is None or playing == what):
+            del self.playing[leg.engine_leg]
+            self.engine.stop_playing(leg.engine_leg)
+
+    def hold_music(self, a: Leg, b: Leg, music_on_hold: str | None) -> None:
+        """Music on hold toward whoever is not holding, while the other one holds. Play
+        overrides relay in the engine, so the bridge itself stays as it is."""
+        if not self.bridged:
+            return
+        for holder, listener in ((a, b), (b, a)):
+            playing = self.playing.get(listener.engine_leg)
+            if holder.held and playing is None:
+                if music_on_hold is not None:
+                    self.play(listener, [music_on_hold], what="moh", loop=True)
+                else:
+                    self.playing[listener.engine_leg] = "moh"
+                    self.engine.play_tone(listener.engine_leg, "ringback")
+            elif not holder.held and playing == "moh":
+                self.stop_playing(listener, "moh")
+
+    def stop_recording(self) -> None:
+        if self.recording is not None:
+            self.engine.stop_recording(self.recording)
+            self.recording = None
