@@ -175,6 +175,7 @@ def run_engine(args: argparse.Namespace) -> None:
         engine.bridge(a, b)
         legs += [a, b]
     recording = start_recording(engine, legs, args.record) if args.record else False
+    engine.sync()  # commands are queued: every bridge (and tap) in place before the load
     recording_started = time.monotonic()
     say({"ports": [engine.leg_port(leg) for leg in legs], "pid": os.getpid(),
          "recording": recording})

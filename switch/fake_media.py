@@ -12,7 +12,9 @@ and recordings exist (unknown ids raise MediaError like the engine), each leg's 
 remote, codecs, peer and worker (bridge moves ``b`` to ``a``'s worker, refused when ``b``
 is recorded or mixed elsewhere), and that closing a leg stops its recordings and takes
 it out of its mix. Queries (leg_port, leg_stats, stats, drain_events, ...) are answered
-but not recorded: ``commands`` is what call control asked the media plane to do.
+but not recorded: ``commands`` is what call control asked the media plane to do. Like
+the engine's, commands take effect as far as the caller can see at once (ids, ports,
+errors); ``sync`` (a barrier for tests of the real engine) has nothing to wait for.
 
 tests/switch/test_fake_media.py checks that the method names and signatures here equal
 MediaEngine's (compiled class and engine.pyi), so the two cannot drift apart.
@@ -142,6 +144,7 @@ class FakeMediaEngine:
         self.recordings: dict[int, tuple[int, ...]] = {}
         self.mixes: dict[int, dict[int, int]] = {}  # mix -> {leg: slot}
         self.hearing: dict[int, dict[tuple[int, int], bool]] = {}  # mix -> (listener, talker)
+        self._mix_workers: dict[int, int] = {}  # mix -> its first participant's worker
         self.running = False
         self._n_workers = workers
         self._port_low, self._port_high = low, high
@@ -233,6 +236,9 @@ class FakeMediaEngine:
         self.running = False
         for leg_id in list(self.legs):
             self._close(leg_id)
+
+    def sync(self) -> None:
+        """Nothing is ever queued here: a no-op, not recorded (it is not a command)."""
 
     # -- legs and relay
 
@@ -348,6 +354,7 @@ class FakeMediaEngine:
                 "legs": sum(1 for leg in self.legs.values() if leg.worker == i),
                 "ticks": 0,
                 "tick_overruns": 0,
+                "commands_queued": 0,
             }
             for i in range(self._n_workers)
         ]
@@ -458,10 +465,11 @@ class FakeMediaEngine:
                 raise MediaError(f"leg {leg} is already in mix {other_id}")
         if len(members) >= MIX_MAX_PARTIES:
             raise MediaError(f"mix {mix} is full ({MIX_MAX_PARTIES} participants)")
-        if members:
-            self._move(target, self.legs[next(iter(members))].worker)
+        if mix in self._mix_workers:  # a mix keeps its worker, even once emptied
+            self._move(target, self._mix_workers[mix])
         self._command("join_mix", mix, leg)
         members[leg] = min(set(range(MIX_MAX_PARTIES)) - set(members.values()))
+        self._mix_workers.setdefault(mix, target.worker)
 
     def leave_mix(self, mix: int, leg: int) -> None:
         members = self._mix(mix)
@@ -504,6 +512,7 @@ class FakeMediaEngine:
             self.mixes[mix] = {}
             self.hearing[mix] = {}
         members = self.mixes[mix]
+        self._mix_workers.setdefault(mix, self.legs[agent_leg].worker)
         for leg in (agent_leg, customer_leg, supervisor_leg):
             if leg not in members:
                 members[leg] = min(set(range(MIX_MAX_PARTIES)) - set(members.values()))

@@ -7,6 +7,7 @@ RFC 4733 and in-band DTMF, tones, mixer, jitter buffer, recorder, WAV prompts, p
 from switch.media.dtmf import TelephoneEventDetector, telephone_event_packets
 from switch.media.engine import MediaEngine
 from switch.media.events import (
+    CommandFailed,
     DtmfReceived,
     LegStatistics,
     MediaError,
@@ -25,6 +26,7 @@ from switch.media.tones import ToneGenerator
 from switch.media.wav import WavError, read_prompt, repair_wav
 
 __all__ = [
+    "CommandFailed",
     "DtmfReceived",
     "GoertzelDetector",
     "JitterBuffer",

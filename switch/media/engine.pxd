@@ -9,7 +9,6 @@ from switch.media.engine_core cimport RelayCore
 from libc.stdint cimport int64_t
 
 from switch.media.engine_types cimport Leg
-from switch.media.legmedia cimport LegMedia
 from switch.media.recorder cimport RecorderWriter
 
 
@@ -17,9 +16,10 @@ cdef class MediaEngine(RelayCore):
     cdef RecorderWriter _writer  # one per engine: every recording's file I/O
     cdef dict _recordings  # id -> (Recording, RecTap address, legs)
     cdef dict _players  # leg id -> PromptPlayer being played (kept alive)
-    cdef dict _mixes  # id -> (MixNode address, {leg id: slot})
+    cdef dict _mixes  # id -> [MixNode address, {leg id: slot}, worker index or -1]
     cdef int64_t _next_media_id
 
     cdef int _release_media(self, Leg *leg, object leg_id) except -1
     cdef bint _attached(self, object leg_id) except -1
-    cdef LegMedia *_media(self, Leg *leg) except NULL
+    cdef int _media(self, Leg *leg) except -1
+    cdef _let_go_player(self, Leg *leg, object leg_id)

@@ -1,4 +1,11 @@
-"""The media plane's control surface: commands in, events out (see engine.pyx)."""
+"""The media plane's control surface: commands in, events out (see engine.pyx).
+
+Commands never wait for the media workers: each method checks its arguments (MediaError
+or ValueError at once), decides what it can itself (leg id, port, worker, recording and
+mix ids, all returned at once), queues the work and returns. Each worker applies its
+queue in order shortly after; what only a worker finds out comes back as an event
+(CommandFailed). Only tests and stop() wait, with sync().
+"""
 
 import os
 from typing import Any, Literal
@@ -27,7 +34,10 @@ class MediaEngine:
     def start(self) -> None:
         """Start the worker threads; MediaError if already started."""
     def stop(self) -> None:
-        """Join the worker threads and close every leg."""
+        """Let the workers apply what is queued, join them and close every leg."""
+    def sync(self) -> None:
+        """Wait until every queued command is applied. For tests and stop() only: call
+        control never waits for the media plane."""
     def open_leg(self, group: str | None = None, rtcp_mux: bool = False) -> int:
         """Bind an even RTP port (+1 for RTCP unless rtcp_mux); MediaError when none is free."""
     def leg_port(self, leg: int) -> int: ...
@@ -44,7 +54,9 @@ class MediaEngine:
         """Relay a <-> b; b moves to a's worker if they differ (MediaError if b is
         recorded or mixed on its current worker)."""
     def unbridge(self, leg: int) -> None: ...
-    def close_leg(self, leg: int) -> None: ...
+    def close_leg(self, leg: int) -> None:
+        """The leg is forgotten at once; its ports go back to the pool once its worker
+        has closed them."""
     @property
     def events_fd(self) -> int: ...
     @property
@@ -57,7 +69,7 @@ class MediaEngine:
         lost, jitter_ms, mos, rtt_ms."""
     def stats(self) -> dict[str, Any]:
         """ticks, tick_overruns, events_dropped, recordings, mixes, and workers: a list
-        of {index, legs, ticks, tick_overruns}."""
+        of {index, legs, ticks, tick_overruns, commands_queued}."""
     # -- media: everything below runs in the workers, no Python per packet or tick
     def record(
         self,

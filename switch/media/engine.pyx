@@ -8,15 +8,23 @@ deadlines (``next += 20 ms``; after a stall at most MAX_CATCHUP_TICKS ticks are 
 to back, then the clock re-anchors) for RTP timeouts and statistics.
 
 Python talks to a worker through a mutex-protected queue of commands and its wake
-eventfd. Every command is synchronous: the method returns once the worker has applied
-it (a round trip of some µs, the worker wakes at once), so a packet sent after
-``bridge()`` returns is relayed. While the engine is stopped, commands are applied
-directly by the caller. Call the engine's methods from one thread (the asyncio loop).
+eventfd, and never waits for it: a method checks its arguments (raising MediaError or
+ValueError at once), decides what it can itself (leg ids, the worker, the port: the
+bind is a syscall in the caller; recording and mix ids), queues the command, writes the
+eventfd if the queue was empty, and returns. Each worker applies its queue in order,
+shortly after (a packet that arrives before the command is applied is handled the old
+way: not yet relayed, recorded, mixed ...). What only the worker can find out comes
+back as an event (CommandFailed). Whatever a queued command points to lives until the
+worker has applied it (see engine_core.pyx). ``sync()`` waits until every queued
+command is applied: for tests and stop(), never for call control. While the engine is
+stopped, commands are applied directly by the caller. Call the engine's methods from
+one thread (the asyncio loop).
 
 Legs that talk to each other live on one worker: ``open_leg(group=...)`` puts a group's
 legs on the same worker, and ``bridge(a, b)`` moves ``b`` to ``a``'s worker if they
-differ (detach from the old worker, attach to the new; both synchronous), keeping its
-outgoing stream state so the far end still sees one continuous stream.
+differ (detach from the old worker; attach to the new, which applies nothing after that
+until the old one has let go), keeping its outgoing stream state so the far end still
+sees one continuous stream.
 
 Media beyond relay (per-leg state in legmedia.pyx, allocated when a leg first needs it).
 Each tick runs, in order: (1) per leg: timers, RTCP SR/RR when due, and for legs whose
@@ -41,10 +49,10 @@ and OS declarations of engine_types.pxd.
 import os
 
 from libc.stdlib cimport calloc, free, malloc
-from libc.string cimport memset
+from libc.string cimport memcpy
 
 from switch.media.engine_core cimport RelayCore, check_int
-from switch.media.engine_types cimport CMD_CALL, SAMPLES_PER_MS, Cmd, MixNode, RecTap
+from switch.media.engine_types cimport CMD_CALL, SAMPLES_PER_MS, Cmd, MixNode, RecTap, Worker
 from switch.media.engine_worker cimport (
     cmd_inband,
     cmd_mix_hearing,
@@ -57,7 +65,7 @@ from switch.media.engine_worker cimport (
     cmd_tap_add,
     cmd_tap_remove,
 )
-from switch.media.legmedia cimport LM_MAX_DIGITS, lm_init
+from switch.media.legmedia cimport LM_MAX_DIGITS, LegMedia, lm_init
 from switch.media.mixer cimport MIX_MAX_PARTIES, mix_init
 from switch.media.player cimport PromptPlayer
 from switch.media.recorder cimport Recording
@@ -82,6 +90,10 @@ cdef class MediaEngine(RelayCore):
         self._players = {}
         self._mixes = {}
         self._next_media_id = 1
+
+    def __dealloc__(self):
+        # Before this object's players and recordings go: no worker may read them then.
+        self._halt()
 
     def start(self):
         """Start one worker thread per configured worker."""
@@ -120,9 +132,9 @@ cdef class MediaEngine(RelayCore):
         for mix_id, entry in list(self._mixes.items()):
             if leg_id in entry[1]:
                 self.leave_mix(mix_id, leg_id)
-        if leg.media != NULL:
+        if leg.has_media:
             self._call(leg, cmd_stop_playing, NULL, 0)
-        self._players.pop(leg_id, None)
+        self._let_go_player(leg, leg_id)
         return 0
 
     cdef bint _attached(self, object leg_id) except -1:
@@ -131,16 +143,30 @@ cdef class MediaEngine(RelayCore):
 
     # -- media commands: each is applied by the leg's worker (see RelayCore._call)
 
-    cdef LegMedia *_media(self, Leg *leg) except NULL:
+    cdef int _media(self, Leg *leg) except -1:
+        """Hand the leg a LegMedia (once): the leg owns it from then on."""
         cdef LegMedia *m
-        if leg.media != NULL:
-            return leg.media
+        cdef Cmd *cmd
+        if leg.has_media:
+            return 0
+        cmd = self._new_cmd(CMD_CALL, leg)
         m = <LegMedia *>malloc(sizeof(LegMedia))
         if m == NULL:
+            free(cmd)
             raise MemoryError()
         lm_init(m)
-        self._call(leg, cmd_set_media, m, 0)
-        return m
+        cmd.fn = cmd_set_media
+        cmd.ptr = m
+        leg.has_media = True
+        self._submit(leg.worker, cmd)
+        return 0
+
+    cdef _let_go_player(self, Leg *leg, object leg_id):
+        """The leg's PromptPlayer, if any, lives until its worker has applied what was
+        just queued (a play, stop or close that stops reading it)."""
+        player = self._players.pop(leg_id, None)
+        if player is not None:
+            self._defer(leg.worker, player)
 
     def record(self, leg_a, leg_b=None, path=None, *, stereo=True):
         """Record leg_a's received audio (customer, left) and leg_b's (agent, right), or
@@ -179,15 +205,18 @@ cdef class MediaEngine(RelayCore):
         return tap.id
 
     def stop_recording(self, recording_id):
-        """Stop feeding the recording, flush it and finalise its WAV header."""
+        """Stop feeding the recording, flush it and finalise its WAV header (at once:
+        frames the worker writes until it has removed the tap are ignored)."""
         cdef RecTap *tap
+        cdef Worker *w
         entry = self._recordings.pop(recording_id, None)
         if entry is None:
             raise MediaError(f"no such recording: {recording_id!r}")
         recording, address, _ = entry
         tap = <RecTap *><size_t>address
-        self._call(tap.a, cmd_tap_remove, tap, 0)
-        free(tap)
+        w = tap.a.worker
+        self._call(tap.a, cmd_tap_remove, tap, 0, tap)  # the worker frees the tap
+        self._defer(w, recording)  # its RecordingState is read until then
         recording.close()
 
     def play(self, leg, prompts, *, loop=False):
@@ -203,12 +232,14 @@ cdef class MediaEngine(RelayCore):
         player = _PromptPlayer(pcm, loop=bool(loop))
         self._media(target)
         self._call(target, cmd_play, &player.player, 0)
-        self._players[leg] = player  # after the swap: the old one is no longer read
+        self._let_go_player(target, leg)
+        self._players[leg] = player  # alive while it may be played
 
     def play_tone(self, leg, name):
         """Play a call-progress tone (dial, ringback, busy, congestion) until stopped."""
         cdef Leg *target = self._leg(leg)
         cdef ToneGen gen
+        cdef ToneGen *owned
         cdef double amplitude
         if name not in CALL_PROGRESS_TONES:
             raise ValueError(
@@ -227,36 +258,43 @@ cdef class MediaEngine(RelayCore):
             if k + 1 < len(cadence_ms):
                 tone_add_segment(&gen, cadence_ms[k + 1] * SAMPLES_PER_MS, 0.0, 0.0, 0.0, 0.0)
         self._media(target)
-        self._call(target, cmd_play, &gen, 1)
-        self._players.pop(leg, None)
+        owned = <ToneGen *>malloc(sizeof(ToneGen))  # by value: the command owns a copy
+        if owned == NULL:
+            raise MemoryError()
+        owned[0] = gen
+        self._call(target, cmd_play, owned, 1, owned)
+        self._let_go_player(target, leg)
 
     def stop_playing(self, leg):
         """Stop prompts or tone on the leg (no PlaybackFinished); relay or mix resume."""
         cdef Leg *target = self._leg(leg)
-        if target.media != NULL:
+        if target.has_media:
             self._call(target, cmd_stop_playing, NULL, 0)
-        self._players.pop(leg, None)
+        self._let_go_player(target, leg)
 
     def send_dtmf(self, leg, digits, *, duration_ms=100):
         """Send digits as RFC 4733 telephone-events, 100 ms apart, on the leg's stream."""
         cdef Leg *target = self._leg(leg)
-        cdef Cmd cmd
+        cdef Cmd *cmd
+        cdef char *owned
         if (not isinstance(digits, str) or not 1 <= len(digits) <= LM_MAX_DIGITS
                 or any(d not in "0123456789*#ABCD" for d in digits)):
             raise ValueError(f"digits must be 1-{LM_MAX_DIGITS} of 0-9 * # A-D, got {digits!r}")
         check_int("duration_ms", duration_ms, 40, 2000)
-        if target.dtmf_payload_type < 0:
+        if target.ctl_dtmf_payload_type < 0:
             raise MediaError(f"leg {leg} has no telephone-event payload type")
         raw = digits.encode("ascii")
         self._media(target)
-        memset(&cmd, 0, sizeof(cmd))
-        cmd.kind = CMD_CALL
+        owned = <char *>malloc(len(raw))  # by value: the bytes object may go first
+        if owned == NULL:
+            raise MemoryError()
+        memcpy(owned, <char *>raw, len(raw))
+        cmd = self._new_cmd(CMD_CALL, target, owned)
         cmd.fn = cmd_send_dtmf
-        cmd.leg = target
-        cmd.ptr = <char *>raw
+        cmd.ptr = owned
         cmd.payload_type = len(raw)
         cmd.arg = duration_ms * SAMPLES_PER_MS
-        self._submit(target.worker, &cmd)
+        self._submit(target.worker, cmd)
 
     def set_inband_dtmf(self, leg, enabled):
         """Detect DTMF tones in the leg's decoded audio (DtmfReceived, duration_ms 0)."""
@@ -267,14 +305,16 @@ cdef class MediaEngine(RelayCore):
         self._call(target, cmd_inband, NULL, enabled)
 
     def create_mix(self):
-        """A new, empty mix; its first participant decides its worker."""
+        """A new, empty mix; its first participant decides its worker (for good)."""
         cdef MixNode *node = <MixNode *>calloc(1, sizeof(MixNode))
         if node == NULL:
             raise MemoryError()
         mix_init(&node.mix)
         node.id = self._next_media_id
         self._next_media_id += 1
-        self._mixes[node.id] = (<size_t>node, {})
+        # Its worker is its first participant's, for good: a mix never changes worker,
+        # so no two workers can ever touch its MixNode.
+        self._mixes[node.id] = [<size_t>node, {}, -1]
         return node.id
 
     def _mix(self, mix):
@@ -285,7 +325,8 @@ cdef class MediaEngine(RelayCore):
 
     def join_mix(self, mix, leg):
         """Add the leg: it hears everyone in the mix and everyone hears it."""
-        address, members = self._mix(mix)
+        entry = self._mix(mix)
+        address, members, worker = entry
         cdef MixNode *node = <MixNode *><size_t>address
         cdef Leg *target = self._leg(leg)
         if leg in members:
@@ -295,16 +336,17 @@ cdef class MediaEngine(RelayCore):
                 raise MediaError(f"leg {leg} is already in mix {entry_id}")
         if len(members) >= MIX_MAX_PARTIES:
             raise MediaError(f"mix {mix} is full ({MIX_MAX_PARTIES} participants)")
-        if node.worker != NULL:
-            self._move(target, node.worker)
+        if worker >= 0:
+            self._move(target, &self.workers[<int>worker])
         slot = min(set(range(MIX_MAX_PARTIES)) - set(members.values()))
         self._media(target)
         self._call(target, cmd_mix_join, node, slot)
         members[leg] = slot
+        entry[2] = target.worker.index
 
     def leave_mix(self, mix, leg):
         """Take the leg out of the mix; relay toward it resumes if it is bridged."""
-        address, members = self._mix(mix)
+        address, members, _ = self._mix(mix)
         cdef MixNode *node = <MixNode *><size_t>address
         cdef Leg *target = self._leg(leg)
         if leg not in members:
@@ -313,22 +355,20 @@ cdef class MediaEngine(RelayCore):
 
     def set_hearing(self, mix, listener_leg, talker_leg, audible):
         """Whether listener_leg hears talker_leg in the mix."""
-        address, members = self._mix(mix)
+        address, members, worker = self._mix(mix)
         cdef MixNode *node = <MixNode *><size_t>address
-        cdef Cmd cmd
+        cdef Cmd *cmd
         for leg in (listener_leg, talker_leg):
             if leg not in members:
                 raise MediaError(f"leg {leg!r} is not in mix {mix}")
         if not isinstance(audible, bool):
             raise ValueError(f"audible must be a bool, got {audible!r}")
-        memset(&cmd, 0, sizeof(cmd))
-        cmd.kind = CMD_CALL
+        cmd = self._new_cmd(CMD_CALL, self._leg(listener_leg))
         cmd.fn = cmd_mix_hearing
-        cmd.leg = self._leg(listener_leg)
         cmd.ptr = node
         cmd.arg = (members[listener_leg] << 8) | members[talker_leg]
         cmd.payload_type = audible
-        self._submit(node.worker, &cmd)
+        self._submit(&self.workers[<int>worker], cmd)
 
     def monitor(self, supervisor_leg, agent_leg, customer_leg, mode):
         """Supervisor on a call: "listen" (hears both, heard by none), "whisper" (heard

@@ -3,11 +3,11 @@
 MediaEngine (engine.pxd) extends it with the media commands.
 
 Ownership: a Leg is touched only by the worker it is attached to (the hot path takes no
-lock). Python reaches a worker only through its command queue (mutex + eventfd wake-up);
-workers reach Python only through the event ring (mutex + eventfd).
+lock). Python reaches a worker only through its command queue (mutex + eventfd wake-up,
+never waiting); workers reach Python only through the event ring (mutex + eventfd).
 """
 
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
 
 from switch.media.engine_types cimport Cmd, Leg, Shared, Worker, cmd_fn, in_addr
 
@@ -31,14 +31,25 @@ cdef class RelayCore:
     cdef dict _leg_group  # leg id -> group (only legs opened with one)
     cdef dict _groups  # group -> [worker index, open legs]
     cdef object _ssrc_rng  # random.Random(ssrc_seed), or None: os.urandom
+    cdef list _pending  # per worker: deque of (seq, object or freed port) to release
+    cdef public bint _synchronous  # bench: wait for each command (the old behaviour)
 
     cdef Leg *_leg(self, object leg) except NULL
+    # A zeroed command; ``owned`` (heap, or NULL) goes with it, freed if this fails.
+    cdef Cmd *_new_cmd(self, int kind, Leg *leg, void *owned=*) except NULL
+    cdef int _defer(self, Worker *w, object held) except -1
+    cdef int _release(self, Worker *w, uint64_t completed) except -1
+    cdef int _release_all(self) except -1
+    cdef int _sync(self) except -1
     cdef int _submit(self, Worker *w, Cmd *cmd) except -1
     cdef int _bind_pair(self, Leg *leg) except -1
-    cdef void _free_leg(self, Leg *leg) noexcept
+    cdef void _halt(self) noexcept
     cdef void _stop_threads(self, int count) noexcept
     cdef int _close_leg(self, object leg_id) except -1
-    cdef int _call(self, Leg *leg, cmd_fn fn, void *ptr, int64_t arg) except -1
+    # A CMD_CALL of fn on the leg's worker; ``owned`` (heap, or NULL) goes with it and is
+    # freed once applied (or at once if queueing fails).
+    cdef int _call(self, Leg *leg, cmd_fn fn, void *ptr, int64_t arg,
+                   void *owned=*) except -1
     cdef int _move(self, Leg *leg, Worker *home) except -1
     # Hooks for MediaEngine: release the leg's media before it closes; pinned to a worker.
     cdef int _release_media(self, Leg *leg, object leg_id) except -1

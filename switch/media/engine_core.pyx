@@ -2,6 +2,14 @@
 """RelayCore: the engine's relay half on the Python side (MediaEngine in engine.pyx adds
 the media commands): worker threads and their command queues, legs and their ports,
 bridging, the event ring and statistics. See engine.pyx for the threading model.
+
+Commands are queued, never waited for. The caller decides everything it can at once
+(leg ids, worker, port binding, argument checks) and keeps its own view of it (the
+"control side" fields of Leg and Worker). What a queued command points to stays alive
+until the worker has applied it: the command carries values or owns heap memory that
+the worker frees, a closed leg is freed by the worker (CMD_CLOSE), and Python objects
+(players, recordings) and freed ports wait in ``_pending`` until the worker's
+``completed`` counter has passed the command that let go of them.
 """
 
 import os
@@ -22,7 +30,9 @@ from switch.media.engine_types cimport (
     CMD_ATTACH,
     CMD_BRIDGE,
     CMD_CALL,
+    CMD_CLOSE,
     CMD_DETACH,
+    CMD_HOLD,
     CMD_SET_REMOTE,
     CMD_UNBRIDGE,
     EFD_CLOEXEC,
@@ -45,6 +55,7 @@ from switch.media.engine_types cimport (
     eventfd,
     htons,
     inet_pton,
+    pthread_cond_broadcast,
     pthread_cond_destroy,
     pthread_cond_init,
     pthread_cond_wait,
@@ -58,7 +69,7 @@ from switch.media.engine_types cimport (
     sockaddr_in,
     socket,
 )
-from switch.media.engine_worker cimport apply_command, worker_main
+from switch.media.engine_worker cimport apply_and_free, leg_free, worker_main
 
 from switch.media.events import MediaError
 
@@ -140,6 +151,7 @@ cdef class RelayCore:
         self._leg_group = {}
         self._groups = {}
         self._next_leg_id = 1
+        self._pending = [deque() for _ in range(workers)]
 
         self.shared = <Shared *>calloc(1, sizeof(Shared))
         if self.shared == NULL:
@@ -195,15 +207,20 @@ cdef class RelayCore:
         cdef Worker *w
         cdef Leg *leg
         cdef Leg *next_leg
+        cdef Cmd *cmd
         if self.workers != NULL:
-            if self._running:
-                self._stop_threads(self.n_workers)
+            self._halt()
             for i in range(self.n_workers):
                 w = &self.workers[i]
+                while w.cmd_head != NULL:  # none after a sync; freed, never applied
+                    cmd = w.cmd_head
+                    w.cmd_head = cmd.next
+                    free(cmd.owned)
+                    free(cmd)
                 leg = w.legs
                 while leg != NULL:
                     next_leg = leg.next
-                    self._free_leg(leg)
+                    leg_free(leg)
                     leg = next_leg
                 if w.epfd >= 0:
                     close(w.epfd)
@@ -231,6 +248,7 @@ cdef class RelayCore:
             raise MediaError("media engine already started")
         for i in range(self.n_workers):
             self.workers[i].stopping = False
+            self.workers[i].hold = False
             rc = pthread_create(&self.workers[i].thread, NULL, worker_main, &self.workers[i])
             if rc != 0:
                 self._running = i > 0
@@ -239,16 +257,33 @@ cdef class RelayCore:
         self._running = True
 
     def stop(self):
-        """Join the worker threads and close every leg (its ports become free)."""
+        """Let the workers apply every queued command, join them, and close every leg
+        (its ports become free)."""
         cdef int i
         cdef Leg *leg
         if self._running:
+            for i in range(self.n_workers):
+                self._resume_worker(i)  # a worker parked by the test hook goes on
+            self._sync()
             self._stop_threads(self.n_workers)
         for i in range(self.n_workers):
             leg = self.workers[i].legs
             while leg != NULL:
                 self._close_leg(leg.id)
                 leg = self.workers[i].legs
+
+    cdef void _halt(self) noexcept:
+        """For __dealloc__ (no stop() was called): apply what is queued, join."""
+        cdef int i
+        if not self._running:
+            return
+        try:
+            for i in range(self.n_workers):
+                self._resume_worker(i)
+            self._sync()
+        except BaseException:
+            pass  # nothing to tell anyone; the threads are stopped regardless
+        self._stop_threads(self.n_workers)
 
     cdef void _stop_threads(self, int count) noexcept:
         cdef int i
@@ -258,6 +293,8 @@ cdef class RelayCore:
             w = &self.workers[i]
             pthread_mutex_lock(&w.mutex)
             w.stopping = True
+            w.hold = False
+            pthread_cond_broadcast(&w.cond)
             pthread_mutex_unlock(&w.mutex)
             write(w.wakefd, &one, 8)
         with nogil:
@@ -267,27 +304,138 @@ cdef class RelayCore:
 
     # -- commands
 
+    cdef Cmd *_new_cmd(self, int kind, Leg *leg, void *owned=NULL) except NULL:
+        cdef Cmd *cmd = <Cmd *>calloc(1, sizeof(Cmd))
+        if cmd == NULL:
+            free(owned)
+            raise MemoryError()
+        cmd.kind = kind
+        cmd.leg = leg
+        cmd.owned = owned
+        return cmd
+
     cdef int _submit(self, Worker *w, Cmd *cmd) except -1:
+        """Queue ``cmd`` (heap; the queue owns it from here) and return at once. The
+        wake-up is written only when the queue was empty: the worker takes the whole
+        queue at once, so one write serves every command queued before it looks."""
         cdef uint64_t one = 1
+        cdef uint64_t completed, seq
+        cdef bint was_empty
         cmd.next = NULL
-        cmd.done = False
         if not self._running:
-            apply_command(w, cmd)
+            apply_and_free(w, cmd)
             return 0
+        w.submitted += 1
+        seq = cmd.seq = w.submitted
+        # The GIL stays held: a worker holds this mutex for a few pointer moves only
+        # and never needs the GIL, so taking it here cannot deadlock.
+        pthread_mutex_lock(&w.mutex)
+        was_empty = w.cmd_head == NULL
+        if w.cmd_tail != NULL:
+            w.cmd_tail.next = cmd
+        else:
+            w.cmd_head = cmd
+        w.cmd_tail = cmd
+        completed = w.completed
+        pthread_mutex_unlock(&w.mutex)
+        if was_empty:
+            write(w.wakefd, &one, 8)
+        if self._synchronous:
+            with nogil:
+                pthread_mutex_lock(&w.mutex)
+                while w.completed < seq:
+                    pthread_cond_wait(&w.cond, &w.mutex)
+                completed = w.completed
+                pthread_mutex_unlock(&w.mutex)
+        if self._pending[w.index]:
+            self._release(w, completed)
+        return 0
+
+    cdef int _defer(self, Worker *w, object held) except -1:
+        """Keep ``held`` (an object a queued command may still use, or an int: a port
+        whose sockets the worker closes) until ``w`` has applied every command queued
+        so far; then drop it (a port goes back to the pool)."""
+        if self._running:
+            self._pending[w.index].append((w.submitted, held))
+        elif type(held) is int:
+            self._free_ports.append(held)
+        return 0
+
+    cdef int _release(self, Worker *w, uint64_t completed) except -1:
+        pending = self._pending[w.index]
+        while pending and pending[0][0] <= completed:
+            held = pending.popleft()[1]
+            if type(held) is int:
+                self._free_ports.append(held)
+        return 0
+
+    cdef int _release_all(self) except -1:
+        """Release what every worker's applied commands let go of."""
+        cdef int i
+        cdef Worker *w
+        cdef uint64_t completed
+        for i in range(self.n_workers):
+            if self._pending[i]:
+                w = &self.workers[i]
+                pthread_mutex_lock(&w.mutex)
+                completed = w.completed
+                pthread_mutex_unlock(&w.mutex)
+                self._release(w, completed)
+        return 0
+
+    cdef int _sync(self) except -1:
+        cdef int i
+        cdef Worker *w
+        cdef uint64_t target
+        if not self._running:
+            return 0
+        for i in range(self.n_workers):
+            w = &self.workers[i]
+            target = w.submitted
+            with nogil:
+                pthread_mutex_lock(&w.mutex)
+                while w.completed < target:
+                    pthread_cond_wait(&w.cond, &w.mutex)
+                pthread_mutex_unlock(&w.mutex)
+            self._release(w, target)
+        return 0
+
+    def sync(self):
+        """Wait until every worker has applied every command queued so far.
+
+        For tests (a packet sent after sync() meets the bridge, recording, mix ... that
+        was asked for) and stop() only: call control never waits for the media plane."""
+        self._sync()
+
+    def _stall_worker(self, index):
+        """Test hook: park worker ``index`` at a command queued now; returns once it is
+        parked. Commands queued meanwhile wait in its queue until _resume_worker."""
+        cdef Worker *w
+        cdef Cmd *cmd
+        check_int("index", index, 0, self.n_workers - 1)
+        if not self._running:
+            raise MediaError("media engine is not running")
+        w = &self.workers[<int>index]
+        cmd = self._new_cmd(CMD_HOLD, NULL)
+        pthread_mutex_lock(&w.mutex)
+        w.hold = True
+        pthread_mutex_unlock(&w.mutex)
+        self._submit(w, cmd)
         with nogil:
             pthread_mutex_lock(&w.mutex)
-            if w.cmd_tail != NULL:
-                w.cmd_tail.next = cmd
-            else:
-                w.cmd_head = cmd
-            w.cmd_tail = cmd
-            pthread_mutex_unlock(&w.mutex)
-            write(w.wakefd, &one, 8)
-            pthread_mutex_lock(&w.mutex)
-            while not cmd.done:
+            while not w.held:
                 pthread_cond_wait(&w.cond, &w.mutex)
             pthread_mutex_unlock(&w.mutex)
-        return 0
+
+    def _resume_worker(self, index):
+        """Test hook: let a worker parked by _stall_worker go on."""
+        cdef Worker *w
+        check_int("index", index, 0, self.n_workers - 1)
+        w = &self.workers[<int>index]
+        pthread_mutex_lock(&w.mutex)
+        w.hold = False
+        pthread_cond_broadcast(&w.cond)
+        pthread_mutex_unlock(&w.mutex)
 
     cdef Leg *_leg(self, object leg) except NULL:
         address = self._legs.get(leg) if isinstance(leg, int) else None
@@ -298,6 +446,8 @@ cdef class RelayCore:
     cdef int _bind_pair(self, Leg *leg) except -1:
         cdef sockaddr_in addr
         cdef int fd_rtp, fd_rtcp, port, err
+        if not self._free_ports:
+            self._release_all()  # ports of closed legs whose sockets are closed by now
         memset(&addr, 0, sizeof(addr))
         addr.sin_family = AF_INET
         inet_pton(AF_INET, self._bind_host, &addr.sin_addr)
@@ -332,32 +482,31 @@ cdef class RelayCore:
                 )
         raise MediaError(f"no free RTP port in {self._port_low}-{self._port_high}")
 
-    cdef void _free_leg(self, Leg *leg) noexcept:
-        close(leg.rtp.fd)
-        if leg.rtcp.fd >= 0:
-            close(leg.rtcp.fd)
-        free(leg.media)
-        free(leg)
-
     def open_leg(self, group=None, rtcp_mux=False):
         """Bind an even RTP port (RTCP on port+1 unless rtcp_mux); return the leg id."""
         cdef Leg *leg
-        cdef Cmd cmd
+        cdef Cmd *cmd
         cdef int index
         if group is not None and not isinstance(group, str):
             raise ValueError(f"group must be a str or None, got {group!r}")
         if group is not None and group in self._groups:
             index = self._groups[group][0]
         else:
-            index = min(range(self.n_workers), key=lambda i: self.workers[i].n_legs)
+            index = min(range(self.n_workers), key=lambda i: self.workers[i].legs_assigned)
         leg = <Leg *>calloc(1, sizeof(Leg))
         if leg == NULL:
             raise MemoryError()
+        try:
+            cmd = self._new_cmd(CMD_ATTACH, leg)
+        except MemoryError:
+            free(leg)
+            raise
         leg.rtcp_mux = bool(rtcp_mux)
         leg.rtp.fd = leg.rtcp.fd = -1
         try:
-            self._bind_pair(leg)
+            self._bind_pair(leg)  # a syscall here and now: no worker round trip
         except BaseException:
+            free(cmd)
             free(leg)
             raise
         leg.id = self._next_leg_id
@@ -366,22 +515,22 @@ cdef class RelayCore:
         leg.rtcp.leg = leg
         leg.rtcp.is_rtcp = True
         leg.payload_type = PT_PCMU
-        leg.dtmf_payload_type = 101
+        leg.dtmf_payload_type = leg.ctl_dtmf_payload_type = 101
         start = (self._ssrc_rng.getrandbits(80) if self._ssrc_rng is not None
                  else int.from_bytes(os.urandom(10), "big"))
         leg.out_ssrc = start & 0xFFFFFFFF
         leg.last_out_seq = (start >> 32) & 0xFFFF  # where a generated stream starts
         leg.last_out_ts = (start >> 48) & 0xFFFFFFFF
         dtmf_rx_init(&leg.dtmf_rx)
-        memset(&cmd, 0, sizeof(cmd))
-        cmd.kind = CMD_ATTACH
-        cmd.leg = leg
-        self._submit(&self.workers[index], &cmd)
-        self._legs[leg.id] = <size_t>leg
+        leg_id = leg.id
+        leg.worker = &self.workers[index]
+        leg.worker.legs_assigned += 1
+        self._legs[leg_id] = <size_t>leg
         if group is not None:
-            self._leg_group[leg.id] = group
+            self._leg_group[leg_id] = group
             self._groups.setdefault(group, [index, 0])[1] += 1
-        return leg.id
+        self._submit(leg.worker, cmd)
+        return leg_id
 
     def leg_port(self, leg):
         """The leg's local RTP port."""
@@ -390,61 +539,57 @@ cdef class RelayCore:
     def set_remote(self, leg, host, port, payload_type=0, dtmf_payload_type=101):
         """Where the leg sends (until its first valid packet says otherwise) and its codecs."""
         cdef Leg *target = self._leg(leg)
-        cdef Cmd cmd
-        memset(&cmd, 0, sizeof(cmd))
-        parse_ipv4(host, &cmd.addr.sin_addr)
+        cdef Cmd *cmd
+        cdef in_addr addr
+        parse_ipv4(host, &addr)
         check_int("port", port, 1, 65535)
         check_int("payload_type", payload_type, 0, 127)
         if dtmf_payload_type is not None:
             check_int("dtmf_payload_type", dtmf_payload_type, 0, 127)
-        cmd.kind = CMD_SET_REMOTE
-        cmd.leg = target
+        cmd = self._new_cmd(CMD_SET_REMOTE, target)
+        cmd.addr.sin_addr = addr
         cmd.addr.sin_family = AF_INET
         cmd.addr.sin_port = htons(port)
         cmd.payload_type = payload_type
         cmd.dtmf_payload_type = -1 if dtmf_payload_type is None else dtmf_payload_type
-        self._submit(target.worker, &cmd)
+        target.ctl_dtmf_payload_type = cmd.dtmf_payload_type
+        self._submit(target.worker, cmd)
 
     def bridge(self, a, b):
         """Relay a <-> b (each unbridged from any previous peer first)."""
         cdef Leg *leg_a = self._leg(a)
         cdef Leg *leg_b = self._leg(b)
         cdef Worker *home = leg_a.worker
-        cdef Cmd cmd
+        cdef Cmd *cmd
         if leg_a == leg_b:
             raise ValueError(f"cannot bridge leg {a} to itself")
         self._move(leg_b, home)
-        memset(&cmd, 0, sizeof(cmd))
-        cmd.kind = CMD_BRIDGE
-        cmd.leg = leg_a
+        cmd = self._new_cmd(CMD_BRIDGE, leg_a)
         cmd.other = leg_b
-        self._submit(home, &cmd)
+        self._submit(home, cmd)
 
     def unbridge(self, leg):
         """Stop relaying between leg and its peer (both directions)."""
         cdef Leg *target = self._leg(leg)
-        cdef Cmd cmd
-        memset(&cmd, 0, sizeof(cmd))
-        cmd.kind = CMD_UNBRIDGE
-        cmd.leg = target
-        self._submit(target.worker, &cmd)
+        self._submit(target.worker, self._new_cmd(CMD_UNBRIDGE, target))
 
     def close_leg(self, leg):
-        """Close the leg's sockets; its ports go back to the pool."""
+        """Forget the leg at once; its worker closes its sockets, and then its ports go
+        back to the pool."""
         self._close_leg(leg)
 
     cdef int _close_leg(self, object leg_id) except -1:
         cdef Leg *leg = self._leg(leg_id)
-        cdef Cmd cmd
+        cdef Worker *w
+        cdef Cmd *cmd
         self._release_media(leg, leg_id)
-        memset(&cmd, 0, sizeof(cmd))
-        cmd.kind = CMD_DETACH
-        cmd.leg = leg
-        self._submit(leg.worker, &cmd)
+        w = leg.worker
         port = leg.port
-        self._free_leg(leg)
+        cmd = self._new_cmd(CMD_CLOSE, leg)
         del self._legs[leg_id]
-        self._free_ports.append(port)
+        w.legs_assigned -= 1
+        self._submit(w, cmd)  # the worker frees the leg: not to be touched from here on
+        self._defer(w, port)  # bound again only once its sockets are closed
         group = self._leg_group.pop(leg_id, None)
         if group is not None:
             self._groups[group][1] -= 1
@@ -465,6 +610,7 @@ cdef class RelayCore:
 
     def drain_events(self):
         """Take every queued event, oldest first, as switch.media.events objects."""
+        self._release_all()
         return drain_ring(self.shared)
 
     def leg_stats(self, leg):
@@ -489,14 +635,21 @@ cdef class RelayCore:
 
     def stats(self):
         """Engine-wide clock figures: ticks, tick_overruns (ticks that started more than
-        one 20 ms period late), events_dropped, and the same per worker."""
+        one 20 ms period late), events_dropped, and the same per worker with its legs
+        (once its queue has run) and commands_queued (not yet applied)."""
         cdef int i
         cdef Worker *w
+        cdef uint64_t completed
         per_worker = []
         for i in range(self.n_workers):
             w = &self.workers[i]
-            per_worker.append({"index": i, "legs": w.n_legs, "ticks": w.ticks,
-                               "tick_overruns": w.tick_overruns})
+            pthread_mutex_lock(&w.mutex)
+            completed = w.completed
+            pthread_mutex_unlock(&w.mutex)
+            per_worker.append({"index": i, "legs": w.legs_assigned, "ticks": w.ticks,
+                               "tick_overruns": w.tick_overruns,
+                               "commands_queued": w.submitted - completed
+                               if self._running else 0})
         return {
             "ticks": sum(entry["ticks"] for entry in per_worker),
             "tick_overruns": sum(entry["tick_overruns"] for entry in per_worker),
@@ -506,15 +659,13 @@ cdef class RelayCore:
 
     # -- for the media commands: each is applied by the leg's worker
 
-    cdef int _call(self, Leg *leg, cmd_fn fn, void *ptr, int64_t arg) except -1:
-        cdef Cmd cmd
-        memset(&cmd, 0, sizeof(cmd))
-        cmd.kind = CMD_CALL
+    cdef int _call(self, Leg *leg, cmd_fn fn, void *ptr, int64_t arg,
+                   void *owned=NULL) except -1:
+        cdef Cmd *cmd = self._new_cmd(CMD_CALL, leg, owned)
         cmd.fn = fn
-        cmd.leg = leg
         cmd.ptr = ptr
         cmd.arg = arg
-        return self._submit(leg.worker, &cmd)
+        return self._submit(leg.worker, cmd)
 
     cdef int _release_media(self, Leg *leg, object leg_id) except -1:
         """Hook: stop whatever media uses the leg before it closes (MediaEngine)."""
@@ -525,18 +676,31 @@ cdef class RelayCore:
         return False
 
     cdef int _move(self, Leg *leg, Worker *home) except -1:
-        """Put a leg on ``home`` (legs that share audio share a worker)."""
-        cdef Cmd cmd
-        if leg.worker == home:
+        """Put a leg on ``home`` (legs that share audio share a worker). The attach is
+        gated on the detach: ``home`` applies nothing queued after it until the old
+        worker has let go of the leg (and wakes ``home`` when it has)."""
+        cdef Worker *old = leg.worker
+        cdef Cmd *detach
+        cdef Cmd *attach
+        if old == home:
             return 0
         if self._attached(leg.id):
             raise MediaError(
                 f"leg {leg.id} is recorded or mixed on another worker; stop that first"
             )
-        memset(&cmd, 0, sizeof(cmd))
-        cmd.kind = CMD_DETACH
-        cmd.leg = leg
-        self._submit(leg.worker, &cmd)
-        cmd.kind = CMD_ATTACH
-        self._submit(home, &cmd)
+        detach = self._new_cmd(CMD_DETACH, leg)
+        try:
+            attach = self._new_cmd(CMD_ATTACH, leg)
+        except MemoryError:
+            free(detach)
+            raise
+        detach.notify = home
+        self._submit(old, detach)
+        if self._running:
+            attach.gate = old
+            attach.gate_seq = old.submitted
+        leg.worker = home
+        old.legs_assigned -= 1
+        home.legs_assigned += 1
+        self._submit(home, attach)
         return 0

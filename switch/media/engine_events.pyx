@@ -4,10 +4,11 @@ worker for longer than a copy under the mutex; a full ring drops and counts."""
 
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy
+from libc.string cimport memcpy, strerror
 from posix.unistd cimport read, write
 
 from switch.media.engine_types cimport (
+    EV_COMMAND_FAILED,
     EV_DTMF,
     EV_PLAYBACK_FINISHED,
     EV_RTP_TIMEOUT,
@@ -19,7 +20,15 @@ from switch.media.engine_types cimport (
 )
 from switch.media.rtp cimport RecvReport, mos_estimate, stats_peek
 
-from switch.media.events import DtmfReceived, LegStatistics, PlaybackFinished, RtpTimedOut
+from switch.media.events import (
+    CommandFailed,
+    DtmfReceived,
+    LegStatistics,
+    PlaybackFinished,
+    RtpTimedOut,
+)
+
+FAILED_COMMANDS = {1: "attach"}  # EventRec.digit of EV_COMMAND_FAILED (FAILED_*)
 
 
 cdef void post_event(Shared *shared, const EventRec *rec) noexcept nogil:
@@ -83,6 +92,9 @@ cdef object event_object(const EventRec *rec):
         return DtmfReceived(rec.leg, chr(rec.digit), int(rec.value))
     if rec.kind == EV_PLAYBACK_FINISHED:
         return PlaybackFinished(rec.leg)
+    if rec.kind == EV_COMMAND_FAILED:
+        return CommandFailed(rec.leg, FAILED_COMMANDS[rec.digit],
+                             strerror(<int>rec.value).decode())
     return LegStatistics(rec.leg, *[rec.counters[i] for i in range(N_COUNTERS)],
                          rec.lost, rec.jitter_ms, rec.mos, rec.rtt_ms)
 

@@ -4,8 +4,11 @@ constants. Every engine_*.pyx module cimports these; none holds C globals of its
 except engine_relay (its transcoding tables).
 
 Ownership: a Leg is touched only by the worker it is attached to (the hot path takes no
-lock). Python reaches a worker only through its command queue (mutex + eventfd wake-up);
-workers reach Python only through the event ring (mutex + eventfd).
+lock), except the fields marked "control side", which only the thread calling the
+engine's methods reads or writes. Python reaches a worker only through its command
+queue (mutex + eventfd wake-up, never waiting for the worker); workers reach Python only
+through the event ring (mutex + eventfd). A queued Cmd is heap memory the worker frees
+once it has applied it, with whatever it owns (``Cmd.owned``).
 """
 
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
@@ -119,10 +122,14 @@ cdef enum:
     CMD_BRIDGE = 4
     CMD_UNBRIDGE = 5
     CMD_CALL = 6  # run cmd.fn on the worker (media commands)
+    CMD_CLOSE = 7  # detach, close the sockets, free the leg: the worker owns it from here
+    CMD_HOLD = 8  # test hook: the worker parks until Worker.hold is cleared
     EV_RTP_TIMEOUT = 1
     EV_STATS = 2
     EV_DTMF = 3
     EV_PLAYBACK_FINISHED = 4
+    EV_COMMAND_FAILED = 5  # value: errno; digit: which command (FAILED_*)
+    FAILED_ATTACH = 1  # epoll_ctl refused the leg's sockets: it receives nothing
     N_COUNTERS = 6
 
 
@@ -147,7 +154,6 @@ cdef struct Leg:
     bint rtcp_mux
     Sock rtp
     Sock rtcp  # fd -1 with rtcp-mux
-    Worker *worker
     Leg *prev  # the worker's list of attached legs
     Leg *next
     Leg *peer  # bridged leg (same worker), or NULL
@@ -184,6 +190,11 @@ cdef struct Leg:
     int64_t next_rtcp_ns  # when the next SR/RR is due (0: not scheduled)
     LegMedia *media  # decode/playback/DTMF-out/mix state; NULL for pure relay
 
+    # Control side: what the caller decided, ahead of what the worker has applied.
+    Worker *worker  # the worker the leg is on once its queued commands have run
+    bint has_media  # a LegMedia was handed over (set_media queued)
+    int ctl_dtmf_payload_type  # as the last set_remote asked; -1: none
+
 
 cdef struct MixNode:  # a conference on one worker
     int64_t id
@@ -207,7 +218,7 @@ cdef struct RecTap:  # a recording fed by one worker each tick
 ctypedef void (*cmd_fn)(Worker *w, Cmd *cmd) noexcept nogil
 
 
-cdef struct Cmd:  # lives on the submitting thread's stack until done
+cdef struct Cmd:  # heap memory: the worker frees it (and ``owned``) once applied
     int kind
     cmd_fn fn  # CMD_CALL
     void *ptr
@@ -217,8 +228,12 @@ cdef struct Cmd:  # lives on the submitting thread's stack until done
     sockaddr_in addr
     int payload_type
     int dtmf_payload_type
+    void *owned  # heap memory carried by value (a tone, digits, a removed tap), or NULL
+    uint64_t seq  # this worker's command number, from 1
+    Worker *gate  # apply only once gate.completed >= gate_seq (a leg moving in from
+    uint64_t gate_seq  # there must have been detached first), or NULL
+    Worker *notify  # wake this worker once applied (its queue may be gated on this)
     Cmd *next
-    bint done
 
 
 cdef struct EventRec:
@@ -264,10 +279,15 @@ cdef struct Worker:
     int wakefd
     pthread_t thread
     bint stopping
-    pthread_mutex_t mutex  # guards the command queue, done flags and stopping
-    pthread_cond_t cond  # broadcast when a command is done
+    pthread_mutex_t mutex  # guards the command queue, completed, stopping, hold, held
+    pthread_cond_t cond  # broadcast when completed moves on, and for hold/held
     Cmd *cmd_head
     Cmd *cmd_tail
+    uint64_t completed  # seq of the last command applied
+    bint hold  # test hook: CMD_HOLD parks the worker while this is set
+    bint held  # the worker is parked at a CMD_HOLD
+    uint64_t submitted  # control side: seq of the last command queued
+    int legs_assigned  # control side: legs on this worker once its queue has run
     Leg *legs
     int n_legs
     int64_t next_stats_ns

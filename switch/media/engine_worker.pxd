@@ -3,12 +3,16 @@
 
 Every command runs on the worker that owns the leg (or directly in the caller while the
 engine is stopped); the cmd_* functions are the CMD_CALL bodies of the media commands.
+A command is heap memory; whoever applies it frees it (see apply_and_free).
 """
 
-from switch.media.engine_types cimport Cmd, Worker
+from switch.media.engine_types cimport Cmd, Leg, Worker
 
 
-cdef void apply_command(Worker *w, Cmd *cmd) noexcept nogil
+# Apply one command, then free it and what it owns (Cmd.owned; the leg for CMD_CLOSE).
+cdef void apply_and_free(Worker *w, Cmd *cmd) noexcept nogil
+# Close the leg's sockets and free it with its LegMedia (not attached to any worker).
+cdef void leg_free(Leg *leg) noexcept nogil
 # pthread entry point: arg is the Worker; returns when the worker is asked to stop.
 cdef void *worker_main(void *arg) noexcept nogil
 

@@ -1,12 +1,25 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """The worker thread (see engine_worker.pxd): epoll over its legs' sockets and its wake
 eventfd, relay as packets arrive (engine_relay), commands after the sockets, and the
-20 ms tick on absolute deadlines (engine_tick)."""
+20 ms tick on absolute deadlines (engine_tick).
 
+Commands: the worker takes its whole queue at once and applies it in order, freeing
+each command after it. A command gated on another worker (a leg moving in, which that
+worker must have detached first) stops the batch: the rest goes back to the head of the
+queue until the other worker, having applied the detach, writes this one's eventfd.
+``completed`` (the last command's seq) is published under the mutex after each batch
+and before any such wake-up; the control side reads it to release what the applied
+commands no longer need, and sync() waits on it.
+"""
+
+from libc.errno cimport errno
 from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 from posix.time cimport CLOCK_MONOTONIC, timespec
-from posix.unistd cimport read
+from posix.unistd cimport close, read, write
+
+from switch.media.engine_events cimport post_event
 
 from switch.media.engine_relay cimport receive_rtcp, receive_rtp
 from switch.media.engine_tick cimport run_tick
@@ -14,12 +27,16 @@ from switch.media.engine_types cimport (
     CMD_ATTACH,
     CMD_BRIDGE,
     CMD_CALL,
+    CMD_CLOSE,
     CMD_DETACH,
+    CMD_HOLD,
     CMD_SET_REMOTE,
     CMD_UNBRIDGE,
     EPOLL_CTL_ADD,
     EPOLL_CTL_DEL,
     EPOLLIN,
+    EV_COMMAND_FAILED,
+    FAILED_ATTACH,
     GEN_SOURCE,
     MAX_CATCHUP_TICKS,
     MAX_EVENTS,
@@ -34,8 +51,10 @@ from switch.media.engine_types cimport (
     epoll_wait,
     now_ns,
     pthread_cond_broadcast,
+    pthread_cond_wait,
     pthread_mutex_lock,
     pthread_mutex_unlock,
+    EventRec,
 )
 from switch.media.goertzel cimport goertzel_init
 from switch.media.jitterbuffer cimport jb_init
@@ -56,37 +75,63 @@ cdef void unlink_peer(Leg *leg) noexcept nogil:
         leg.peer = NULL
 
 
+cdef void detach(Worker *w, Leg *leg) noexcept nogil:
+    epoll_ctl(w.epfd, EPOLL_CTL_DEL, leg.rtp.fd, NULL)
+    if leg.rtcp.fd >= 0:
+        epoll_ctl(w.epfd, EPOLL_CTL_DEL, leg.rtcp.fd, NULL)
+    unlink_peer(leg)
+    if leg.prev != NULL:
+        leg.prev.next = leg.next
+    else:
+        w.legs = leg.next
+    if leg.next != NULL:
+        leg.next.prev = leg.prev
+    leg.prev = leg.next = NULL
+    w.n_legs -= 1
+
+
+cdef void attach(Worker *w, Leg *leg) noexcept nogil:
+    cdef epoll_event ev
+    cdef EventRec rec
+    cdef int rc
+    leg.prev = NULL
+    leg.next = w.legs
+    if w.legs != NULL:
+        w.legs.prev = leg
+    w.legs = leg
+    w.n_legs += 1
+    ev.events = EPOLLIN  # level-triggered: one recvmmsg per readiness, no EAGAIN call
+    ev.data.ptr = &leg.rtp
+    rc = epoll_ctl(w.epfd, EPOLL_CTL_ADD, leg.rtp.fd, &ev)
+    if rc == 0 and leg.rtcp.fd >= 0:
+        ev.data.ptr = &leg.rtcp
+        rc = epoll_ctl(w.epfd, EPOLL_CTL_ADD, leg.rtcp.fd, &ev)
+    if rc != 0:  # only the worker can find out (e.g. ENOSPC: max_user_watches)
+        memset(&rec, 0, sizeof(rec))
+        rec.kind = EV_COMMAND_FAILED
+        rec.leg = leg.id
+        rec.value = errno
+        rec.digit = FAILED_ATTACH
+        post_event(w.shared, &rec)
+
+
+cdef void leg_free(Leg *leg) noexcept nogil:
+    close(leg.rtp.fd)
+    if leg.rtcp.fd >= 0:
+        close(leg.rtcp.fd)
+    free(leg.media)
+    free(leg)
+
+
 cdef void apply_command(Worker *w, Cmd *cmd) noexcept nogil:
     cdef Leg *leg = cmd.leg
-    cdef epoll_event ev
     if cmd.kind == CMD_ATTACH:
-        leg.worker = w
-        leg.prev = NULL
-        leg.next = w.legs
-        if w.legs != NULL:
-            w.legs.prev = leg
-        w.legs = leg
-        w.n_legs += 1
-        ev.events = EPOLLIN  # level-triggered: one recvmmsg per readiness, no EAGAIN call
-        ev.data.ptr = &leg.rtp
-        epoll_ctl(w.epfd, EPOLL_CTL_ADD, leg.rtp.fd, &ev)
-        if leg.rtcp.fd >= 0:
-            ev.data.ptr = &leg.rtcp
-            epoll_ctl(w.epfd, EPOLL_CTL_ADD, leg.rtcp.fd, &ev)
+        attach(w, leg)
     elif cmd.kind == CMD_DETACH:
-        epoll_ctl(w.epfd, EPOLL_CTL_DEL, leg.rtp.fd, NULL)
-        if leg.rtcp.fd >= 0:
-            epoll_ctl(w.epfd, EPOLL_CTL_DEL, leg.rtcp.fd, NULL)
-        unlink_peer(leg)
-        if leg.prev != NULL:
-            leg.prev.next = leg.next
-        else:
-            w.legs = leg.next
-        if leg.next != NULL:
-            leg.next.prev = leg.prev
-        leg.prev = leg.next = NULL
-        leg.worker = NULL
-        w.n_legs -= 1
+        detach(w, leg)
+    elif cmd.kind == CMD_CLOSE:
+        detach(w, leg)
+        leg_free(leg)  # sockets closed here: no fd number is reused while in our epoll
     elif cmd.kind == CMD_SET_REMOTE:
         leg.remote = cmd.addr
         leg.remote_known = True
@@ -107,26 +152,84 @@ cdef void apply_command(Worker *w, Cmd *cmd) noexcept nogil:
         cmd.fn(w, cmd)
 
 
+cdef void apply_and_free(Worker *w, Cmd *cmd) noexcept nogil:
+    apply_command(w, cmd)
+    free(cmd.owned)
+    free(cmd)
+
+
+cdef void publish(Worker *w, uint64_t completed) noexcept nogil:
+    pthread_mutex_lock(&w.mutex)
+    w.completed = completed
+    pthread_cond_broadcast(&w.cond)  # sync(), and the synchronous mode, wait on it
+    pthread_mutex_unlock(&w.mutex)
+
+
+cdef bint gate_open(const Cmd *cmd) noexcept nogil:
+    cdef bint is_open
+    pthread_mutex_lock(&cmd.gate.mutex)
+    is_open = cmd.gate.completed >= cmd.gate_seq
+    pthread_mutex_unlock(&cmd.gate.mutex)
+    return is_open
+
+
+cdef void hold(Worker *w) noexcept nogil:
+    """Test hook (CMD_HOLD): park until the control side clears ``hold``."""
+    pthread_mutex_lock(&w.mutex)
+    w.held = True
+    pthread_cond_broadcast(&w.cond)
+    while w.hold:
+        pthread_cond_wait(&w.cond, &w.mutex)
+    w.held = False
+    pthread_mutex_unlock(&w.mutex)
+
+
 cdef bint run_commands(Worker *w) noexcept nogil:
     """Apply queued commands; True when the worker is asked to stop."""
-    cdef uint64_t counter
+    cdef uint64_t counter, one = 1
+    cdef uint64_t done
     cdef Cmd *cmd
     cdef Cmd *next_cmd
+    cdef Cmd *last
+    cdef Worker *notify
     cdef bint stopping
-    read(w.wakefd, &counter, 8)
+    read(w.wakefd, &counter, 8)  # before looking at gates: a wake-up after is not lost
     pthread_mutex_lock(&w.mutex)
     cmd = w.cmd_head
     w.cmd_head = w.cmd_tail = NULL
     stopping = w.stopping
+    done = w.completed
     pthread_mutex_unlock(&w.mutex)
     while cmd != NULL:
-        next_cmd = cmd.next  # read before done: the submitter's frame goes away after
-        apply_command(w, cmd)
-        pthread_mutex_lock(&w.mutex)
-        cmd.done = True
-        pthread_cond_broadcast(&w.cond)
-        pthread_mutex_unlock(&w.mutex)
+        if cmd.gate != NULL and not gate_open(cmd):
+            # Put the rest back in front of whatever was queued meanwhile; the gate's
+            # worker writes our eventfd once it has applied the command we wait for.
+            last = cmd
+            while last.next != NULL:
+                last = last.next
+            pthread_mutex_lock(&w.mutex)
+            last.next = w.cmd_head
+            if w.cmd_head == NULL:
+                w.cmd_tail = last
+            w.cmd_head = cmd
+            w.completed = done
+            pthread_cond_broadcast(&w.cond)
+            pthread_mutex_unlock(&w.mutex)
+            return False
+        next_cmd = cmd.next
+        done = cmd.seq
+        notify = cmd.notify
+        if cmd.kind == CMD_HOLD:
+            publish(w, done)
+            hold(w)
+            free(cmd)
+        else:
+            apply_and_free(w, cmd)
+        if notify != NULL:
+            publish(w, done)
+            write(notify.wakefd, &one, 8)
         cmd = next_cmd
+    publish(w, done)
     return stopping
 
 

@@ -2,6 +2,8 @@
 
 Workers post C records to a ring; ``MediaEngine.drain_events`` turns them into these
 objects in the caller's thread, so no worker ever takes the GIL to report something.
+Commands never wait for a worker: what a method can check itself it raises at once
+(MediaError, ValueError); what only the worker finds out comes back as CommandFailed.
 """
 
 from dataclasses import dataclass
@@ -63,4 +65,18 @@ class LegStatistics:
     rtt_ms: float = 0.0
 
 
-MediaEvent = DtmfReceived | PlaybackFinished | RtpTimedOut | LegStatistics
+@dataclass(frozen=True, slots=True)
+class CommandFailed:
+    """A queued command the worker could not apply, after its method had returned.
+
+    command: "attach" (the worker could not watch the leg's sockets, so the leg receives
+    nothing: open_leg, or a move to another worker by bridge, record or join_mix);
+    reason: the OS's words (strerror). Closing the leg is the way out.
+    """
+
+    leg: int
+    command: str
+    reason: str
+
+
+MediaEvent = DtmfReceived | PlaybackFinished | RtpTimedOut | LegStatistics | CommandFailed

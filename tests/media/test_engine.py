@@ -2,13 +2,15 @@
 
 Nothing sleeps: every wait is a recv timeout on a phone's socket or a select on
 events_fd, and ordering comes from the engine's single reader per socket (a packet that
-arrives after another on the same socket is processed after it).
+arrives after another on the same socket is processed after it). Commands are queued,
+not waited for: before a phone sends what a command must already have taken effect for
+(a bridge, a new remote), the test calls engine.sync().
 """
 
 import os
 import select
 import socket
-import struct
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -23,6 +25,7 @@ from switch.media import (
     ulaw_decode,
     ulaw_encode,
 )
+from tests.media.phones import fields, rtp
 
 pytestmark = pytest.mark.integration
 
@@ -31,18 +34,6 @@ PORTS = (7100, 7299)
 WAIT_S = 5.0
 COUNTERS = ("received", "sent", "dropped_invalid", "dropped_stranger", "relayed",
             "rtcp_received")
-
-
-def rtp(seq: int, ts: int, ssrc: int, payload: bytes = b"\xff" * 160, pt: int = 0,
-        marker: bool = False) -> bytes:
-    return struct.pack("!BBHII", 0x80, (0x80 if marker else 0) | pt, seq, ts, ssrc) + payload
-
-
-def fields(packet: bytes) -> tuple[int, bool, int, int, int, bytes]:
-    """(payload type, marker, seq, ts, ssrc, payload) of a packet with a plain header."""
-    b0, b1, seq, ts, ssrc = struct.unpack("!BBHII", packet[:12])
-    assert b0 >> 6 == 2
-    return b1 & 0x7F, bool(b1 & 0x80), seq, ts, ssrc, packet[12:]
 
 
 class Phone:
@@ -87,6 +78,7 @@ def call(engine: MediaEngine, a: Phone, b: Phone, **remote_b: int) -> tuple[int,
     engine.set_remote(leg1, HOST, a.port)
     engine.set_remote(leg2, HOST, b.port, **remote_b)
     engine.bridge(leg1, leg2)
+    engine.sync()  # the bridge is in place before any phone talks
     return leg1, leg2
 
 
@@ -136,6 +128,7 @@ def test_latching_sends_to_the_source_not_the_signalled_port(engine, phones) -> 
     engine.set_remote(leg1, HOST, wrong.port)  # what SDP said, before NAT
     engine.set_remote(leg2, HOST, b.port)
     engine.bridge(leg1, leg2)
+    engine.sync()
     a.send(engine, leg1, rtp(1, 160, 0xA))
     b.recv()
     b.send(engine, leg2, rtp(1, 160, 0xB, b"reply"))
@@ -206,6 +199,7 @@ def test_strict_latching_never_relatches_until_set_remote(phones) -> None:
         assert (stats["received"], stats["dropped_stranger"], stats["relayed"]) == (2, 1, 2)
         # A new offer is the way to move: the next packet latches again.
         media.set_remote(leg1, HOST, other.port)
+        media.sync()
         other.send(media, leg1, rtp(51, 5160, 0xC, b"after set_remote"))
         assert fields(b.recv()[0])[5] == b"after set_remote"
     finally:
@@ -261,6 +255,7 @@ def test_rebridge_continues_sequence_with_a_marker(engine, phones) -> None:
     before = [fields(a.recv()[0]) for _ in range(2)]
 
     engine.bridge(leg1, leg3)  # queue -> agent: the customer now talks to leg3
+    engine.sync()
     for k in range(2):
         c.send(engine, leg3, rtp(9000 + k, 7 + 160 * k, 0xC))
     after = [fields(a.recv()[0]) for _ in range(2)]
@@ -331,7 +326,8 @@ def test_close_leg_frees_its_ports_and_exhaustion_is_an_error() -> None:
             media.open_leg()
         media.close_leg(first)
         with pytest.raises(MediaError, match=r"^no such leg: 1$"):
-            media.leg_port(first)
+            media.leg_port(first)  # forgotten at once
+        media.sync()  # its worker has closed the sockets: the port is back in the pool
         probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         probe.bind((HOST, 7300))  # the RTP and RTCP ports really are closed
         probe.close()
@@ -358,6 +354,7 @@ def test_rtcp_is_counted_not_relayed(engine, phones) -> None:
     engine.set_remote(leg1, HOST, a.port)
     engine.set_remote(leg2, HOST, b.port)
     engine.bridge(leg1, leg2)
+    engine.sync()
     receiver_report = b"\x80\xc9\x00\x01\x00\x00\x00\x0a"  # RFC 3550 §6.4.2, no blocks
     a.send(engine, leg1, receiver_report)
     a.sock.sendto(receiver_report, (HOST, engine.leg_port(leg2) + 1))
@@ -376,7 +373,8 @@ def test_groups_share_a_worker_and_bridge_moves_a_leg(engine, phones) -> None:
     engine.set_remote(leg1, HOST, a.port)
     engine.set_remote(leg2, HOST, b.port)
     engine.bridge(leg1, leg2)
-    assert engine.leg_worker(leg1) == engine.leg_worker(leg2)
+    assert engine.leg_worker(leg1) == engine.leg_worker(leg2)  # decided at once
+    engine.sync()
     a.send(engine, leg1, rtp(1, 0, 0xA, b"moved"))
     assert fields(b.recv()[0])[5] == b"moved"
 
@@ -396,7 +394,13 @@ def test_commands_before_start_apply_directly(phones) -> None:
 
 
 def test_start_stop_repeatedly_leaks_no_threads_or_fds(phones) -> None:
-    def counts() -> tuple[int, int]:
+    def counts(threads: int | None = None) -> tuple[int, int]:
+        # A joined thread leaves /proc/self/task a moment after pthread_join returns
+        # (the kernel wakes the joiner before it reaps the thread): wait for that.
+        deadline = time.monotonic() + WAIT_S
+        while (len(os.listdir("/proc/self/task")) != threads
+               and threads is not None and time.monotonic() < deadline):
+            os.sched_yield()
         return len(os.listdir("/proc/self/task")), len(os.listdir("/proc/self/fd"))
 
     before = counts()
@@ -410,9 +414,9 @@ def test_start_stop_repeatedly_leaks_no_threads_or_fds(phones) -> None:
             a.send(media, leg1, rtp(1, 0, 0xA))
             b.recv()
             media.stop()
-            assert counts()[0] == before[0]
+            assert counts(before[0])[0] == before[0]
         del media
-    assert counts() == before
+    assert counts(before[0]) == before
 
 
 def test_bad_arguments_have_exact_messages(engine) -> None:

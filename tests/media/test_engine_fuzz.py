@@ -34,6 +34,7 @@ def bridged() -> Iterator[tuple[MediaEngine, int, socket.socket, socket.socket]]
     engine.set_remote(leg1, HOST, a.getsockname()[1])
     engine.set_remote(leg2, HOST, b.getsockname()[1], payload_type=8)  # transcoding path
     engine.bridge(leg1, leg2)
+    engine.sync()
     yield engine, leg1, a, b
     engine.stop()
     a.close()

@@ -4,12 +4,14 @@ DTMF in and out (RFC 4733 and in-band), mixes and supervisor monitoring, RTCP.
 Nothing sleeps. Paths that decode go through a jitter buffer, which wants packets at
 the real 20 ms pace: the tests take that pace from the engine itself, from a "clock"
 leg that loops a silent prompt toward a clock phone (one packet per engine tick).
+Commands are queued, not waited for: where a phone's packets must meet a command's
+effect (bridge, recording, mix, stopped playback), the test calls engine.sync() first;
+otherwise it waits for what the command makes observable (packets, events).
 """
 
 import math
 import random
 import select
-import socket
 import struct
 import wave
 from collections.abc import Iterator
@@ -30,48 +32,13 @@ from switch.media import (
 )
 from switch.media.rtp import ReportBlock, build_rr, parse_rtcp
 from switch.media.wav import encode_wav
+from tests.media.phones import HOST, WAIT_S, Phone, fields, rtp
 
 pytestmark = pytest.mark.integration
 
-HOST = "127.0.0.1"
 PORTS = (7500, 7699)
 RTCP_PHONE_PORT = 7700  # even: the phone's RTCP is on 7701
-WAIT_S = 5.0
 FRAME = 160
-
-
-def rtp(seq: int, ts: int, ssrc: int, payload: bytes, pt: int = 0,
-        marker: bool = False) -> bytes:
-    return struct.pack("!BBHII", 0x80, (0x80 if marker else 0) | pt, seq, ts, ssrc) + payload
-
-
-def fields(packet: bytes) -> tuple[int, bool, int, int, int, bytes]:
-    b0, b1, seq, ts, ssrc = struct.unpack("!BBHII", packet[:12])
-    assert b0 >> 6 == 2
-    return b1 & 0x7F, bool(b1 & 0x80), seq, ts, ssrc, packet[12:]
-
-
-class Phone:
-    def __init__(self, port: int = 0) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((HOST, port))
-        self.sock.settimeout(WAIT_S)
-        self.port: int = self.sock.getsockname()[1]
-
-    def send(self, engine: MediaEngine, leg: int, packet: bytes) -> None:
-        self.sock.sendto(packet, (HOST, engine.leg_port(leg)))
-
-    def recv(self) -> bytes:
-        return self.sock.recv(4096)
-
-    def drain(self) -> list[bytes]:
-        got = []
-        while select.select([self.sock], [], [], 0)[0]:
-            got.append(self.sock.recv(4096))
-        return got
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture
@@ -91,7 +58,9 @@ def phones() -> Iterator[list[Phone]]:
 
 
 class Clock:
-    """One engine tick per packet: a silent loop played toward a phone."""
+    """One engine tick per packet: a silent loop played toward a phone. A tick waits for
+    a packet sent after it was asked for (what queued up meanwhile is dropped), so a
+    busy machine that delays the test cannot turn ticks into a burst of old packets."""
 
     def __init__(self, engine: MediaEngine, phone: Phone, group: str | None = None) -> None:
         self.phone = phone
@@ -101,6 +70,7 @@ class Clock:
 
     def tick(self, n: int = 1) -> None:
         for _ in range(n):
+            self.phone.drain()
             self.phone.recv()
 
 
@@ -109,6 +79,7 @@ def call(engine: MediaEngine, a: Phone, b: Phone, group: str) -> tuple[int, int]
     engine.set_remote(leg1, HOST, a.port)
     engine.set_remote(leg2, HOST, b.port)
     engine.bridge(leg1, leg2)
+    engine.sync()  # the bridge is in place before any phone talks
     return leg1, leg2
 
 
@@ -162,6 +133,7 @@ def test_stereo_recording_has_customer_left_agent_right_bit_exact(
     payload_a = [rng.randbytes(FRAME) for _ in range(25)]
     payload_b = [rng.randbytes(FRAME) for _ in range(25)]
     rec = engine.record(legs[0], legs[1], str(tmp_path / "call.wav"))
+    engine.sync()  # the tap is in place before the first packet
     run_call(engine, clock, a, b, legs, payload_a, payload_b)
     engine.stop_recording(rec)
     with wave.open(str(tmp_path / "call.wav")) as wav:
@@ -188,6 +160,7 @@ def test_mono_recording_is_the_sum_of_both_sides(engine, phones, tmp_path: Path)
     payload_a = [rng.randbytes(FRAME) for _ in range(20)]
     silence = [b"\xff" * FRAME] * 20  # µ-law 0xFF decodes to 0: the sum is a's audio
     rec = engine.record(legs[0], legs[1], tmp_path / "mono.wav", stereo=False)
+    engine.sync()
     run_call(engine, clock, a, b, legs, payload_a, silence)
     engine.stop_recording(rec)
     with wave.open(str(tmp_path / "mono.wav")) as wav:
@@ -235,6 +208,7 @@ def test_loop_repeats_until_stopped_and_stop_posts_nothing(engine, phones) -> No
     want = ulaw_encode(prompt)
     assert b"".join(got) == want * 3
     engine.stop_playing(leg)
+    engine.sync()  # applied: the worker sends nothing more toward the leg
     p.drain()  # loopback delivers at sendto: all that was sent is queued now
     clock.tick(3)
     assert p.drain() == []
@@ -317,6 +291,7 @@ def test_inband_dtmf_is_detected_in_decoded_audio(engine, phones) -> None:
     leg = engine.open_leg(group="inband")
     engine.set_remote(leg, HOST, a.port)
     engine.set_inband_dtmf(leg, True)
+    engine.sync()  # detection is on before the first tone frame
     tones = ToneGenerator.dtmf("19", on_ms=100, off_ms=100, level_dbm0=-10.0)
     pcm = tones.generate(8000 * 2 // 5) + bytes(2 * FRAME * 10)
     for k in range(len(pcm) // (2 * FRAME)):
@@ -362,24 +337,29 @@ def test_monitor_listen_whisper_barge(engine, phones) -> None:
 
     mix = engine.monitor(supervisor, agent, customer, "listen")
     assert engine.leg_worker(supervisor) == engine.leg_worker(agent)
+    engine.sync()
     assert heard(engine, clock, parties, frames, 0) == {
         "customer": {"agent"}, "agent": {"customer"}, "supervisor": {"customer", "agent"},
     }
     assert engine.monitor(supervisor, agent, customer, "whisper") == mix
+    engine.sync()
     assert heard(engine, clock, parties, frames, 20) == {
         "customer": {"agent"}, "agent": {"customer", "supervisor"},
         "supervisor": {"customer", "agent"},
     }
     engine.monitor(supervisor, agent, customer, "barge")
+    engine.sync()
     assert heard(engine, clock, parties, frames, 40) == {
         "customer": {"agent", "supervisor"}, "agent": {"customer", "supervisor"},
         "supervisor": {"customer", "agent"},
     }
     engine.set_hearing(mix, customer, supervisor, False)
+    engine.sync()
     assert heard(engine, clock, parties, frames, 60)["customer"] == {"agent"}
     # Leaving the mix: the bridged pair is back on plain relay.
     for leg in (supervisor, agent, customer):
         engine.leave_mix(mix, leg)
+    engine.sync()
     pc.drain()
     pa.drain()
     pc.send(engine, customer, rtp(100, 16000, 0xC, b"\x33" * FRAME))
@@ -397,6 +377,7 @@ def test_mix_of_three_each_hears_the_other_two(engine, phones) -> None:
     mix = engine.create_mix()
     for leg in legs:
         engine.join_mix(mix, leg)
+    engine.sync()
     parties = {"customer": (p1, legs[0]), "agent": (p2, legs[1]),
                "supervisor": (p3, legs[2])}
     frames = {name: tone_frames(f, 20) for name, f in FREQS.items()}

@@ -144,7 +144,9 @@ def test_queries_answer_from_bookkeeping_and_are_not_commands(fake: FakeMediaEng
         "mos",
         "rtt_ms",
     }
-    assert fake.stats()["workers"] == [{"index": 0, "legs": 2, "ticks": 0, "tick_overruns": 0}]
+    assert fake.stats()["workers"] == [
+        {"index": 0, "legs": 2, "ticks": 0, "tick_overruns": 0, "commands_queued": 0}
+    ]
     assert fake.commands == [("open_leg", None, False), ("open_leg", None, False)]
 
 
