@@ -23,7 +23,7 @@ from switch.call_types import (
     MediaControl,
 )
 from switch.calls import Call
-from switch.legs import Leg
+from switch.legs import Leg, callee_codecs
 from switch.media import MediaError, MediaEvent
 from switch.pri_gateway import (
     Seizure,
@@ -39,6 +39,7 @@ from switch.sip import (
     TransactionLayer,
     TransactionTimedOut,
     TransportFailed,
+    build_offer,
 )
 from switch.sip.invite_client import InviteClient
 from switch.sip.invite_server import InviteServer
@@ -142,12 +143,31 @@ class CallControl:
                 self.engine.close_leg(engine_leg)
                 session.reject(exc.status, now)
                 return None
-        call = Call(self, self.new_token(), leg, origin, now)
+        return self._start(Call(self, self.new_token(), leg, origin, now))
+
+    def originate(self, target: DialTarget, origin: CallOrigin, now: float) -> Call | None:
+        """A call we start: its first leg (`a`) rings `target` (the agent's phone) with
+        our offer of every codec; None when no RTP port is free."""
+        try:
+            engine_leg = self.engine.open_leg()
+        except MediaError:
+            return None
+        session_id = self.new_session_id()
+        offer = build_offer(self.media_address, self.engine.leg_port(engine_leg),
+                            session_id=session_id, session_version=1,
+                            codecs=callee_codecs(None))
+        session = self.new_client(target, offer.serialize(), now)
+        leg = Leg(0, session, engine_leg, target.kind, session_id=session_id)
+        leg.offered(offer)
+        return self._start(Call(self, self.new_token(), leg, origin, now))
+
+    def _start(self, call: Call) -> Call:
         self.calls[call.call_id] = call
-        self.adopt(call, leg)
+        self.adopt(call, call.a)
+        origin = call.origin
         self.report(CallStarted(call.call_id, origin.direction, origin.caller,
                                 origin.callee, origin.trunk, origin.gateway))
-        self.report(LegAdded(call.call_id, 0, origin.kind.name, leg.sip_call_id))
+        self.report(LegAdded(call.call_id, 0, call.a.kind.name, call.a.sip_call_id))
         return call
 
     def new_client(self, target: DialTarget, offer: bytes, now: float) -> InviteClient:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 __all__ = [
     "CALL_EVENT_TYPES", "CallAnswered", "CallEnded", "CallEvent", "CallStarted",
     "ChannelEvent", "DigitReceived", "HungUp", "LegAdded", "LegAnswered", "LegEnded",
-    "PeerAnswered", "PeerFailed", "PeerRinging", "PlaybackDone", "RecordingStarted",
+    "OriginateFailed", "PeerAnswered", "PeerFailed", "PeerRinging", "PlaybackDone",
+    "RecordingStarted",
 ]
 
 
@@ -71,8 +72,21 @@ class CallEnded:
     cause: str  # what happened, for logs: "caller-bye", "callee-bye", "rejected-486", ...
 
 
+@dataclass(frozen=True, slots=True)
+class OriginateFailed:
+    """A call the switch started (click-to-dial, switch.originate) failed before the
+    customer answered; the CDR has the call too, this says whose side failed."""
+
+    call_id: str
+    side: str  # "agent": the agent's phone did not answer; "customer": the number
+    sip_status: int | None
+    q850_cause: int | None
+    cause: str  # as CallEnded's
+
+
 CallEvent = (CallStarted | LegAdded | LegAnswered | LegEnded | CallAnswered
-             | RecordingStarted | CallEnded)
+             | RecordingStarted | CallEnded | OriginateFailed)
+# What CDRs are made of (apps.cdrs): OriginateFailed is not, the CDR has the call's end.
 CALL_EVENT_TYPES: tuple[type, ...] = (CallStarted, LegAdded, LegAnswered, LegEnded,
                                       CallAnswered, RecordingStarted, CallEnded)
 

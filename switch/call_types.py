@@ -165,7 +165,14 @@ class Ending:
         """The CDR's end of the call: disposition and cause."""
         disposition = "answered" if answered else (
             self.disposition or disposition_for(self.sip_status, self.q850_cause))
-        q850 = self.q850_cause if self.q850_cause is not None else self.recorded_q850
-        if q850 is None and self.sip_status is not None and self.sip_status >= 400:
-            q850 = q850_cause_for_status(self.sip_status)
-        return CallEnded(call_id, disposition, q850, self.sip_status, self.cause)
+        return CallEnded(call_id, disposition, self.cdr_cause(), self.sip_status, self.cause)
+
+    def cdr_cause(self) -> int | None:
+        """The Q.850 cause reports give: the one sent, else the one recorded, else the
+        SIP failure's."""
+        if self.q850_cause is not None:
+            return self.q850_cause
+        if self.recorded_q850 is None and self.sip_status is not None \
+                and self.sip_status >= 400:
+            return q850_cause_for_status(self.sip_status)
+        return self.recorded_q850

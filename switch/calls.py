@@ -53,6 +53,7 @@ from switch.call_types import (
 from switch.forking import Forking
 from switch.legs import NORMAL_CLEARING, Leg, callee_codecs
 from switch.media import DtmfReceived, MediaError, MediaEvent, PlaybackFinished, RtpTimedOut
+from switch.originate import Originate
 from switch.pri_gateway import (
     q850_cause_for_status,
 )
@@ -102,6 +103,7 @@ class Call:
         self.application: str | None = None  # the owning application's name
         self.transfer: PendingTransfer | None = None  # a blind transfer ringing
         self.forking: Forking | None = None  # several legs ringing (switch.forking)
+        self.originate: Originate | None = None  # we started it (switch.originate)
         self.state = CallState.CALLING
         self.cause: str | None = None
         self.started_at = now
@@ -224,6 +226,9 @@ class Call:
             # A leg that left (transferred away): its dialog finishes by itself.
             if isinstance(event, Held | Resumed):
                 leg.session.accept_reinvite(leg.local_sdp, now)
+        elif self.originate is not None and leg is self.a and not leg.answered:
+            if self.state is not CallState.ENDED:
+                self.originate.on_agent_event(self, leg, event, now)
         elif self.forking is not None and leg in self.forking.ringing:
             self.forking.on_event(self, leg, event, now)
         elif self.transfer is not None and leg is self.transfer.target:
@@ -384,7 +389,8 @@ class Call:
                 self.control.tell(PlaybackDone(self.call_id))
 
     def next_deadline(self) -> float | None:
-        deadlines = [self._ring_deadline, self.forking.deadline if self.forking else None]
+        deadlines = [self._ring_deadline, self.forking.deadline if self.forking else None,
+                     self.originate.deadline if self.originate else None]
         if self.answered_at is not None and self.state is CallState.ANSWERED:
             deadlines.append(self.answered_at + self.control.settings.max_duration_s)
         return min((d for d in deadlines if d is not None), default=None)
@@ -394,6 +400,8 @@ class Call:
             return
         if self.forking is not None:
             self.forking.handle_timer(self, now)
+        if self.originate is not None:
+            self.originate.handle_timer(self, now)
         if self._ring_deadline is not None and now >= self._ring_deadline:
             self._ring_deadline = None
             target = self.transfer.target if self.transfer is not None else None
@@ -521,11 +529,13 @@ class Call:
     # -- ending
 
     def _mark_answered(self, now: float) -> None:
+        first = not self.a.answered  # an originated call's agent answered before
         self.a.answered = True
         if self.answered_at is None:
             self.answered_at = now
             self.state = CallState.ANSWERED
-            self.control.report(LegAnswered(self.call_id, self.a.index))
+            if first:
+                self.control.report(LegAnswered(self.call_id, self.a.index))
             self.control.report(CallAnswered(self.call_id))
 
     def _finish(self, ending: Ending, now: float) -> None:
@@ -538,6 +548,8 @@ class Call:
             self.forking.cancel(self, now, reason_header=ending.reason_header,
                                 q850_cause=ending.q850_cause)
             self.forking = None
+        if self.originate is not None:
+            self.originate.finished(self, ending)
         for leg in self.legs:
             leg.q850_cause = ending.q850_cause
             if not leg.hang_up(now, status=ending.status, q850_cause=ending.q850_cause,

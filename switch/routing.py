@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from switch.call_control import CallControl
-from switch.call_types import NO_ROUTE, CallOrigin, DialTarget
+from switch.call_types import NO_ROUTE, TEMPORARY_FAILURE, CallOrigin, DialTarget
 from switch.calls import Call
 from switch.dialplan import (
     CallDirection,
@@ -29,6 +29,7 @@ from switch.dialplan import (
 )
 from switch.forking import Failure, Forking, Step
 from switch.legs import LegKind
+from switch.originate import Originate, OriginateError
 from switch.pri_gateway import (
     ALL_GATEWAYS_DOWN,
     NumberError,
@@ -124,6 +125,46 @@ class CallRouter:
                 self.trunks.release(seized)
             return None
         self.connect(call, decision, now, seized=seized)
+        return call
+
+    def originate(self, agent_extension: str, number: str, now: float, *,
+                  ring_timeout_s: float | None = None) -> Call:
+        """Click-to-dial (switch.originate): ring the agent's phone (its newest
+        registration), then `number` as the agent would dial it. Raises OriginateError
+        when that cannot start: nothing rang, nothing is held."""
+        bindings = self.registrar.lookup(agent_extension, now)
+        if not bindings:
+            raise OriginateError("agent", 480, SUBSCRIBER_ABSENT,
+                                 f"extension {agent_extension} is not registered")
+        decision = self.dialplan.route(
+            RouteQuery(CallDirection.OUTBOUND, None, number, agent_extension))
+        origin = CallOrigin("internal", agent_extension, number,
+                            LegKind(trunk=False, name=agent_extension))
+        seized: Seizure | None = None
+        if isinstance(decision, Reject | ToApplication):
+            status = decision.status if isinstance(decision, Reject) else 404
+            raise OriginateError("customer", status, NO_ROUTE, f"no route to {number}")
+        if isinstance(decision, ToTrunkGroup):
+            seizure = self._seize(decision, self.control.new_token())
+            if isinstance(seizure, Rejection):
+                raise OriginateError("customer", seizure.status, seizure.q850_cause,
+                                     f"trunk group {decision.group} has no free channel")
+            seized = seizure
+            # The CDR's callee is the number sent to the PSTN, as for a phone dialling.
+            origin = replace(origin, direction="outbound", callee=decision.dialled_number,
+                             trunk=decision.group, gateway=seizure.gateway.name)
+        # The agent's phone shows the number it is about to be connected to.
+        target = self._phone_target(bindings[-1], agent_extension, number, None)
+        call = self.control.originate(target, origin, now)
+        if call is None:
+            if seized is not None and self.trunks is not None:
+                self.trunks.release(seized)
+            raise OriginateError("agent", 503, TEMPORARY_FAILURE, "no free RTP port")
+        timeout_s = ring_timeout_s or self.control.settings.ring_timeout_s
+        call.originate = Originate(
+            lambda call, now: self.connect(call, decision, now, seized=seized),
+            ring_deadline=now + timeout_s, seizure=seized)
+        self.control.drain(call, now)
         return call
 
     def dial_number(self, call: Call, number: str, now: float) -> bool:
@@ -226,12 +267,16 @@ class CallRouter:
         origin = call.origin
         caller, display = ((ANONYMOUS, "Anonymous") if origin.restricted
                            else (origin.caller, origin.display))
-        return [DialTarget(
+        return [self._phone_target(binding, extension, caller, display)
+                for binding in self.registrar.lookup(extension, now)]
+
+    def _phone_target(self, binding: Binding, extension: str, caller: str,
+                      display: str | None) -> DialTarget:
+        return DialTarget(
             peer=_contact_peer(binding), request_uri=binding.contact.uri.serialize(),
             to=NameAddr(SipUri(self.domain, user=extension)),
             from_=NameAddr(SipUri(self.domain, user=caller), display),
             kind=LegKind(trunk=False, name=extension))
-            for binding in self.registrar.lookup(extension, now)]
 
     def _seize(self, decision: ToTrunkGroup, key: str) -> Seizure | Rejection:
         if self.trunks is None or decision.group not in self.trunks.groups:

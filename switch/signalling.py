@@ -25,6 +25,7 @@ from switch.event_bus import EventBus
 from switch.gateway_probes import PROBE_TIMEOUT_S, GatewayProbes
 from switch.legs import LegKind
 from switch.media import MediaEvent
+from switch.originate import OriginateError
 from switch.pri_gateway import (
     CallerIdentity,
     Gateway,
@@ -282,6 +283,22 @@ class SipService:
         """An application rings `number` for `call` (switch.applications)."""
         assert self.router is not None
         return self.router.dial_number(call, number, self.now)
+
+    def originate(self, agent_extension: str, number: str, *,
+                  ring_timeout_s: float | None = None) -> str:
+        """Click-to-dial: ring the agent's phone, then `number` once the agent answers
+        (switch.originate). Returns our call id; what becomes of the call is published
+        on the bus (CallStarted ... CallEnded, OriginateFailed). Raises OriginateError
+        when it cannot start (the agent is not registered, no route, no free channel)."""
+        if self.router is None:
+            raise OriginateError("agent", 503, 41, "no media engine: calls are off")
+        call = self.router.originate(agent_extension, number, self.now,
+                                     ring_timeout_s=ring_timeout_s)
+        self.counters.calls += 1
+        log.info("call %s: originated from extension %s to %r", call.call_id,
+                 agent_extension, number)
+        self._pump()
+        return call.call_id
 
     def dial_numbers(self, call: Call, numbers: Sequence[str], *, sequential: bool,
                      ring_timeout_s: float | None) -> bool:

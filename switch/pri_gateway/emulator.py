@@ -253,6 +253,7 @@ class GatewayEmulator:
         self._media_ports = media_ports
         self._outcomes: dict[str, Outcome] = {}
         self._no_answer_after_s = NO_ANSWER_AFTER_S
+        self._answer_after_s = 0.0  # ANSWER rings this long first
         self._transport = SipTransport(self._on_message, self._on_parse_error)
         self._layer = TransactionLayer(new_branch=lambda: MAGIC_COOKIE + secrets.token_hex(8))
         self._engine: MediaEngine | None = None
@@ -313,6 +314,10 @@ class GatewayEmulator:
 
     def set_no_answer_timeout(self, seconds: float) -> None:
         self._no_answer_after_s = seconds
+
+    def set_answer_delay(self, seconds: float) -> None:
+        """Calls answered (Outcome.ANSWER) ring this long first (0: answer at once)."""
+        self._answer_after_s = seconds
 
     def set_down(self, down: bool) -> None:
         """A dead gateway: every incoming message is ignored (OPTIONS too)."""
@@ -477,7 +482,10 @@ class GatewayEmulator:
             self._session_events(call)
             return
         outcome = self.outcome_for(call.called)
-        if outcome is Outcome.ANSWER:
+        if outcome is Outcome.ANSWER and self._answer_after_s > 0:
+            server.ring(now)
+            self._later(call, self._answer_after_s, self._answer_later, call, server)
+        elif outcome is Outcome.ANSWER:
             self._answer(call, server, now)
         elif outcome is Outcome.NO_ANSWER:
             server.ring(now)
@@ -507,6 +515,12 @@ class GatewayEmulator:
         server.ring(now)
         server.answer(negotiation.answer.serialize(), now)
         self._start_media(call, self.answer_audio)
+
+    def _answer_later(self, call: EmulatedCall, server: InviteServer) -> None:
+        if server.final_status is None and not call.ended.is_set():
+            self._answer(call, server, self._now())
+            self._session_events(call)
+            self._pump()
 
     def _answer_reinvite(self, call: EmulatedCall, sdp: bytes) -> None:
         """Hold/resume from the far end: answer with the same leg, follow its address."""
