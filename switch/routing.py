@@ -214,6 +214,8 @@ class CallRouter:
             self._fail(call, target.status, target.q850_cause, now, "trunk-unavailable")
             return False
         leg = call.dial(target, now)
+        if leg is None and target.seizure is not None:
+            control.release(target.seizure)  # no RTP port: the channel was never used
         control.drain(call, now)
         return leg is not None
 

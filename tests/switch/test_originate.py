@@ -15,6 +15,7 @@ from switch.call_events import (
     OriginateFailed,
 )
 from switch.call_types import CallSettings
+from switch.media import MediaError
 from switch.originate import OriginateError
 from switch.pri_gateway import Direction, TrunkGroup
 from switch.sip import SipUri
@@ -191,3 +192,18 @@ def test_a_full_trunk_raises_before_the_agent_rings() -> None:
     assert (error.value.side, error.value.status, error.value.q850_cause) == (
         "customer", 503, 34)
     assert phone.incoming == []
+
+
+def test_no_rtp_port_for_the_customer_gives_the_channel_back() -> None:
+    net, agent = setup()
+    net.router.originate("1001", "0" + MOBILE, net.now)
+    net.pump()
+    while True:  # other calls take every port left
+        try:
+            net.engine.open_leg()
+        except MediaError:
+            break
+    net.answer(agent)
+    [failed] = failures(net)
+    assert (failed.side, failed.sip_status) == ("customer", 503)
+    assert net.busy(GW1) == 0
