@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from switch.media import CommandFailed, MediaEngine, MediaError
 from switch.media.events import MediaEvent
@@ -404,3 +406,92 @@ def test_a_mix_keeps_its_worker_so_no_two_workers_share_its_node(phones) -> None
         assert engine.stats()["mixes"] == 1
     finally:
         engine.stop()
+
+
+# ---- any order of commands, workers parked and resumed at random ---------------------
+
+OPS = st.lists(
+    st.tuples(
+        st.sampled_from([
+            "open_leg", "open_leg", "close_leg", "bridge", "unbridge", "set_remote",
+            "play", "play_tone", "stop_playing", "send_dtmf", "record", "stop_recording",
+            "create_mix", "join_mix", "leave_mix", "set_inband_dtmf", "stall", "resume",
+        ]),
+        st.integers(0, 7),
+        st.integers(0, 7),
+    ),
+    max_size=40,
+)
+
+
+@pytest.fixture(scope="module")
+def running() -> Iterator[MediaEngine]:
+    engine = MediaEngine(workers=3, port_range=CHURN_PORTS)
+    engine.start()
+    yield engine
+    engine.stop()
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS)
+def test_any_command_sequence_with_parked_workers_settles(running, tmp_path: Path,
+                                                          ops: list[tuple[str, int, int]]) -> None:
+    engine = running
+    legs: list[int] = []
+    made: dict[str, list[int]] = {"recording": [], "mix": []}
+
+    def pick(kind: list[int], k: int) -> int:
+        return kind[k % len(kind)] if kind else 10**6 + k  # unknown ids are refused
+
+    for name, x, y in ops:
+        leg, other = pick(legs, x), pick(legs, y)
+        try:
+            if name == "open_leg":
+                legs.append(engine.open_leg(group=f"g{x}" if y % 2 else None))
+            elif name == "close_leg":
+                engine.close_leg(leg)
+                legs.remove(leg)
+            elif name == "bridge":
+                engine.bridge(leg, other)
+            elif name == "unbridge":
+                engine.unbridge(leg)
+            elif name == "set_remote":
+                engine.set_remote(leg, HOST, 9, payload_type=8 * (y % 2),
+                                  dtmf_payload_type=None if y == 7 else 101)
+            elif name == "play":
+                engine.play(leg, [bytes(2 * 160 * (y + 1))], loop=y % 2 == 0)
+            elif name == "play_tone":
+                engine.play_tone(leg, ("dial", "ringback", "busy", "congestion")[y % 4])
+            elif name == "stop_playing":
+                engine.stop_playing(leg)
+            elif name == "send_dtmf":
+                engine.send_dtmf(leg, "1#"[: 1 + y % 2], duration_ms=40)
+            elif name == "record":
+                made["recording"].append(engine.record(
+                    leg, other if y % 2 else None, tmp_path / f"r{x}.wav", stereo=y < 4))
+            elif name == "stop_recording":
+                engine.stop_recording(pick(made["recording"], x))
+            elif name == "create_mix":
+                made["mix"].append(engine.create_mix())
+            elif name == "join_mix":
+                engine.join_mix(pick(made["mix"], y), leg)
+            elif name == "leave_mix":
+                engine.leave_mix(pick(made["mix"], y), leg)
+            elif name == "set_inband_dtmf":
+                engine.set_inband_dtmf(leg, y % 2 == 0)
+            elif name == "stall":
+                engine._stall_worker(x % 3)
+            elif name == "resume":
+                engine._resume_worker(x % 3)
+        except (MediaError, ValueError):
+            pass  # refused at once, as a caller's mistake should be
+    for index in range(3):
+        engine._resume_worker(index)
+    for leg in legs:
+        engine.close_leg(leg)
+    engine.sync()
+    engine.drain_events()
+    stats = engine.stats()
+    assert [(w["legs"], w["commands_queued"]) for w in stats["workers"]] == [(0, 0)] * 3
+    assert stats["recordings"] == 0
