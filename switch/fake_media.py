@@ -142,6 +142,7 @@ class FakeMediaEngine:
         self.commands: list[Command] = []
         self.legs: dict[int, FakeLeg] = {}
         self.recordings: dict[int, tuple[int, ...]] = {}
+        self.paused_recordings: set[int] = set()
         self.mixes: dict[int, dict[int, int]] = {}  # mix -> {leg: slot}
         self.hearing: dict[int, dict[tuple[int, int], bool]] = {}  # mix -> (listener, talker)
         self._mix_workers: dict[int, int] = {}  # mix -> its first participant's worker
@@ -317,6 +318,7 @@ class FakeMediaEngine:
         for rec_id, legs in list(self.recordings.items()):
             if leg_id in legs:
                 del self.recordings[rec_id]
+                self.paused_recordings.discard(rec_id)
         for members in self.mixes.values():
             members.pop(leg_id, None)
         leg = self.legs.pop(leg_id)
@@ -399,6 +401,37 @@ class FakeMediaEngine:
             raise MediaError(f"no such recording: {recording_id!r}")
         self._command("stop_recording", recording_id)
         del self.recordings[recording_id]
+        self.paused_recordings.discard(recording_id)
+
+    def retarget_recording(self, recording_id: int, leg_a: int,
+                           leg_b: int | None = None) -> None:
+        if recording_id not in self.recordings:
+            raise MediaError(f"no such recording: {recording_id!r}")
+        a = self._leg(leg_a)
+        b = None if leg_b is None else self._leg(leg_b)
+        if b is a:
+            raise ValueError(f"cannot record leg {leg_a} against itself")
+        home = self._leg(self.recordings[recording_id][0]).worker
+        legs = self.recordings.pop(recording_id)
+        try:
+            self._move(a, home)
+            if b is not None:
+                self._move(b, home)
+        finally:
+            self.recordings[recording_id] = legs
+        self._command("retarget_recording", recording_id, leg_a, leg_b)
+        self.recordings[recording_id] = (leg_a,) if leg_b is None else (leg_a, leg_b)
+
+    def pause_recording(self, recording_id: int, paused: bool) -> None:
+        if recording_id not in self.recordings:
+            raise MediaError(f"no such recording: {recording_id!r}")
+        if not isinstance(paused, bool):
+            raise ValueError(f"paused must be a bool, got {paused!r}")
+        self._command("pause_recording", recording_id, paused)
+        if paused:
+            self.paused_recordings.add(recording_id)
+        else:
+            self.paused_recordings.discard(recording_id)
 
     def play(
         self, leg: int, prompts: list[str | bytes | os.PathLike[str]], *, loop: bool = False

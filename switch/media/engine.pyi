@@ -83,6 +83,13 @@ class MediaEngine:
         returns the recording id. leg_b moves to leg_a's worker."""
     def stop_recording(self, recording_id: int) -> None:
         """Flush and finalise the WAV; MediaError for an unknown id."""
+    def retarget_recording(
+        self, recording_id: int, leg_a: int, leg_b: int | None = None
+    ) -> None:
+        """Feed the same WAV from leg_a (left) and leg_b (right) from the next tick on
+        (a transfer); the new legs move to the recording's worker."""
+    def pause_recording(self, recording_id: int, paused: bool) -> None:
+        """While paused the recording is written silence (its timeline goes on)."""
     def play(
         self, leg: int, prompts: list[str | bytes | os.PathLike[str]], *, loop: bool = False
     ) -> None:

@@ -63,7 +63,9 @@ from switch.media.engine_worker cimport (
     cmd_set_media,
     cmd_stop_playing,
     cmd_tap_add,
+    cmd_tap_pause,
     cmd_tap_remove,
+    cmd_tap_retarget,
 )
 from switch.media.legmedia cimport LM_MAX_DIGITS, LegMedia, lm_init
 from switch.media.mixer cimport MIX_MAX_PARTIES, mix_init
@@ -209,15 +211,66 @@ cdef class MediaEngine(RelayCore):
         frames the worker writes until it has removed the tap are ignored)."""
         cdef RecTap *tap
         cdef Worker *w
+        cdef Leg *feeder
         entry = self._recordings.pop(recording_id, None)
         if entry is None:
             raise MediaError(f"no such recording: {recording_id!r}")
-        recording, address, _ = entry
+        recording, address, legs = entry
         tap = <RecTap *><size_t>address
-        w = tap.a.worker
-        self._call(tap.a, cmd_tap_remove, tap, 0, tap)  # the worker frees the tap
+        feeder = self._leg(legs[0])  # never tap.a: the worker may be re-pointing it
+        w = feeder.worker
+        self._call(feeder, cmd_tap_remove, tap, 0, tap)  # the worker frees the tap
         self._defer(w, recording)  # its RecordingState is read until then
         recording.close()
+
+    def retarget_recording(self, recording_id, leg_a, leg_b=None):
+        """Feed the recording from leg_a (left) and leg_b (right) from the next tick on,
+        into the same file (a transfer, a new party): the legs it was fed from are let
+        go, the new ones move to its worker."""
+        cdef RecTap *tap
+        cdef Leg *feeder
+        cdef Worker *home
+        cdef Leg *a = self._leg(leg_a)
+        cdef Leg *b = NULL if leg_b is None else self._leg(leg_b)
+        cdef Cmd *cmd
+        entry = self._recordings.get(recording_id)
+        if entry is None:
+            raise MediaError(f"no such recording: {recording_id!r}")
+        if b == a:
+            raise ValueError(f"cannot record leg {leg_a} against itself")
+        recording, address, legs = entry
+        tap = <RecTap *><size_t>address
+        feeder = self._leg(legs[0])
+        home = feeder.worker
+        # Let go first, so the new legs are free to move to the recording's worker.
+        self._recordings[recording_id] = (recording, address, ())
+        try:
+            self._move(a, home)
+            if b != NULL:
+                self._move(b, home)
+        except MediaError:
+            self._recordings[recording_id] = entry
+            raise
+        self._media(a)
+        if b != NULL:
+            self._media(b)
+        cmd = self._new_cmd(CMD_CALL, a)
+        cmd.fn = cmd_tap_retarget
+        cmd.ptr = tap
+        cmd.other = b
+        self._submit(home, cmd)
+        self._recordings[recording_id] = (
+            recording, address, (leg_a,) if leg_b is None else (leg_a, leg_b))
+
+    def pause_recording(self, recording_id, paused):
+        """While paused the recording takes silence (its timeline goes on)."""
+        entry = self._recordings.get(recording_id)
+        if entry is None:
+            raise MediaError(f"no such recording: {recording_id!r}")
+        if not isinstance(paused, bool):
+            raise ValueError(f"paused must be a bool, got {paused!r}")
+        self._call(self._leg(entry[2][0]), cmd_tap_pause, <RecTap *><size_t>entry[1],
+                   1 if paused else 0)
 
     def play(self, leg, prompts, *, loop=False):
         """Play prompts (WAV paths, or raw 16-bit 8 kHz PCM bytes) toward the leg."""

@@ -125,9 +125,13 @@ cdef void mix_pass(Worker *w) noexcept nogil:
 cdef void record_pass(Worker *w) noexcept nogil:
     cdef RecTap *tap = w.taps
     cdef int16_t mono[LM_FRAME_SAMPLES]
+    cdef int16_t silence[LM_FRAME_SAMPLES]
     cdef int i, total
+    memset(silence, 0, sizeof(silence))
     while tap != NULL:
-        if tap.stereo:
+        if tap.paused:
+            recorder_write_frame(tap.state, silence, silence if tap.stereo else NULL)
+        elif tap.stereo:
             recorder_write_frame(tap.state, tap.a.media.pcm,
                                  tap.b.media.pcm if tap.b != NULL else NULL)
         elif tap.b == NULL:

@@ -211,6 +211,7 @@ cdef struct RecTap:  # a recording fed by one worker each tick
     Leg *a  # customer: left channel
     Leg *b  # agent: right channel, or NULL
     bint stereo
+    bint paused  # the tick writes silence: the file's timeline goes on
     RecTap *prev
     RecTap *next
 

@@ -23,6 +23,8 @@ cdef void cmd_send_dtmf(Worker *w, Cmd *cmd) noexcept nogil  # ptr/payload_type:
 cdef void cmd_inband(Worker *w, Cmd *cmd) noexcept nogil  # arg: enabled
 cdef void cmd_tap_add(Worker *w, Cmd *cmd) noexcept nogil  # ptr: RecTap
 cdef void cmd_tap_remove(Worker *w, Cmd *cmd) noexcept nogil
+cdef void cmd_tap_retarget(Worker *w, Cmd *cmd) noexcept nogil  # ptr: RecTap, leg, other
+cdef void cmd_tap_pause(Worker *w, Cmd *cmd) noexcept nogil  # ptr: RecTap, arg: paused
 cdef void cmd_mix_join(Worker *w, Cmd *cmd) noexcept nogil  # ptr: MixNode, arg: slot
 cdef void cmd_mix_leave(Worker *w, Cmd *cmd) noexcept nogil
 cdef void cmd_mix_hearing(Worker *w, Cmd *cmd) noexcept nogil  # arg: listener<<8|talker

@@ -321,6 +321,24 @@ cdef void cmd_tap_remove(Worker *w, Cmd *cmd) noexcept nogil:
     tap.prev = tap.next = NULL
 
 
+cdef void cmd_tap_retarget(Worker *w, Cmd *cmd) noexcept nogil:
+    # The same file, fed from other legs from this tick on (uses taken before let go,
+    # so a leg that stays keeps its jitter buffer).
+    cdef RecTap *tap = <RecTap *>cmd.ptr
+    decode_use(cmd.leg.media, 1)
+    if cmd.other != NULL:
+        decode_use(cmd.other.media, 1)
+    decode_use(tap.a.media, -1)
+    if tap.b != NULL:
+        decode_use(tap.b.media, -1)
+    tap.a = cmd.leg
+    tap.b = cmd.other
+
+
+cdef void cmd_tap_pause(Worker *w, Cmd *cmd) noexcept nogil:
+    (<RecTap *>cmd.ptr).paused = cmd.arg != 0
+
+
 cdef void cmd_mix_join(Worker *w, Cmd *cmd) noexcept nogil:
     cdef MixNode *node = <MixNode *>cmd.ptr
     cdef int slot = <int>cmd.arg

@@ -14,7 +14,6 @@ import random
 import select
 import struct
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,25 +35,9 @@ from tests.media.phones import HOST, WAIT_S, Phone, fields, rtp
 
 pytestmark = pytest.mark.integration
 
-PORTS = (7500, 7699)
+PORTS = (7500, 7699)  # as tests/media/conftest.py
 RTCP_PHONE_PORT = 7700  # even: the phone's RTCP is on 7701
 FRAME = 160
-
-
-@pytest.fixture
-def engine() -> Iterator[MediaEngine]:
-    media = MediaEngine(workers=2, port_range=PORTS, rtp_timeout_s=60.0, ssrc_seed=7)
-    media.start()
-    yield media
-    media.stop()
-
-
-@pytest.fixture
-def phones() -> Iterator[list[Phone]]:
-    made = [Phone() for _ in range(5)]
-    yield made
-    for phone in made:
-        phone.close()
 
 
 class Clock:
