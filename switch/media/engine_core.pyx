@@ -409,7 +409,8 @@ cdef class RelayCore:
 
     def _stall_worker(self, index):
         """Test hook: park worker ``index`` at a command queued now; returns once it is
-        parked. Commands queued meanwhile wait in its queue until _resume_worker."""
+        parked. Commands queued meanwhile wait in its queue until _resume_worker. With
+        another worker parked, this may wait forever (the queue can be gated on it)."""
         cdef Worker *w
         cdef Cmd *cmd
         check_int("index", index, 0, self.n_workers - 1)

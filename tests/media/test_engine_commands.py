@@ -480,7 +480,9 @@ def test_any_command_sequence_with_parked_workers_settles(running, tmp_path: Pat
                 engine.leave_mix(pick(made["mix"], y), leg)
             elif name == "set_inband_dtmf":
                 engine.set_inband_dtmf(leg, y % 2 == 0)
-            elif name == "stall":
+            elif name == "stall":  # one parked worker at a time (see _stall_worker)
+                for index in range(3):
+                    engine._resume_worker(index)
                 engine._stall_worker(x % 3)
             elif name == "resume":
                 engine._resume_worker(x % 3)
