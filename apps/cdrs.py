@@ -42,6 +42,8 @@ from switch.call_events import (
     LegAdded,
     LegAnswered,
     LegEnded,
+    RecordingPaused,
+    RecordingResumed,
     RecordingStarted,
 )
 
@@ -150,6 +152,9 @@ class CallRecord:
     state: CallState
     closed_at: datetime | None
     legs: tuple[LegRecord, ...]
+    recording_started_at: datetime | None = None
+    # Silence in the recording: (from_s, to_s) seconds into the file.
+    recording_pauses: tuple[tuple[float, float], ...] = ()
 
 
 def _utc_now() -> datetime:
@@ -201,7 +206,17 @@ def _record(call: Call, legs: Iterable[CallLeg]) -> CallRecord:
         state=CallState(call.state),
         closed_at=call.closed_at,
         legs=tuple(_leg_record(leg) for leg in sorted(legs, key=lambda leg: leg.leg_index)),
+        recording_started_at=call.recording_started_at,
+        recording_pauses=tuple((start, end if end is not None else start)
+                               for start, end in call.recording_pauses or ()
+                               if start is not None),
     )
+
+
+def _into_recording(call: Call, at: datetime) -> float:
+    """Seconds from the recording's start to ``at`` (ms precision, never negative)."""
+    assert call.recording_started_at is not None
+    return max(0.0, round((at - call.recording_started_at).total_seconds(), 3))
 
 
 def _seen(at: datetime) -> ColumnElement[datetime]:
@@ -321,7 +336,22 @@ class _Batch:
         call.answered_at = at
 
     def on_recording_started(self, at: datetime, event: RecordingStarted) -> None:
-        self._open(event.call_id).recording_path = event.path
+        call = self._open(event.call_id)
+        call.recording_path, call.recording_started_at = event.path, at
+
+    def on_recording_paused(self, at: datetime, event: RecordingPaused) -> None:
+        call = self._open(event.call_id)
+        pauses = call.recording_pauses or []
+        if call.recording_started_at is None or (pauses and pauses[-1][1] is None):
+            raise CdrError(f"call '{event.call_id}' has no recording going on to pause")
+        call.recording_pauses = [*pauses, [_into_recording(call, at), None]]
+
+    def on_recording_resumed(self, at: datetime, event: RecordingResumed) -> None:
+        call = self._open(event.call_id)
+        pauses = call.recording_pauses or []
+        if not pauses or pauses[-1][1] is not None:
+            raise CdrError(f"call '{event.call_id}' has no paused recording to resume")
+        call.recording_pauses = [*pauses[:-1], [pauses[-1][0], _into_recording(call, at)]]
 
     def on_call_ended(self, at: datetime, event: CallEnded) -> None:
         call = self._open(event.call_id)
@@ -329,6 +359,8 @@ class _Batch:
         if disposition is Disposition.answered and call.answered_at is None:
             raise CdrError(f"call '{event.call_id}' cannot end as answered: it was never answered")
         end = CallEnd(disposition, event.q850_cause, event.sip_status)
+        if call.recording_pauses and call.recording_pauses[-1][1] is None:
+            self.on_recording_resumed(at, RecordingResumed(event.call_id))  # to the end
         for name, value in _closing(call, end, at, self.closed_at).items():
             setattr(call, name, value)
         for leg in self.legs.get(event.call_id, {}).values():
@@ -344,6 +376,8 @@ _BATCH_RULES: dict[type, Callable[[_Batch, datetime, Any], None]] = {
     LegEnded: _Batch.on_leg_ended,
     CallAnswered: _Batch.on_call_answered,
     RecordingStarted: _Batch.on_recording_started,
+    RecordingPaused: _Batch.on_recording_paused,
+    RecordingResumed: _Batch.on_recording_resumed,
     CallEnded: _Batch.on_call_ended,
 }
 

@@ -120,6 +120,10 @@ class Call(Base):
     queue_name: Mapped[str | None] = mapped_column(String(64))
     agent_username: Mapped[str | None] = mapped_column(String(64))
     recording_path: Mapped[str | None] = mapped_column(String(255))
+    # When the recording's first sample was taken, and its pauses (silence in the file):
+    # [[from_s, to_s], ...] seconds into the file, to_s null while paused.
+    recording_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    recording_pauses: Mapped[list[list[float | None]] | None] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(8), index=True)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 

@@ -141,7 +141,9 @@ def call_settings(config: Config) -> CallSettings:
         session_expires_s=calls.session_expires_s or None,
         min_se_s=calls.min_se_s,
         music_on_hold=moh,
-        recording_path=recording_path if config.recording.enabled else None,
+        recording_path=recording_path,
+        # A route's recording = "..." overrides this (switch.dialplan).
+        recording="always" if config.recording.enabled else "never",
     )
 
 

@@ -1,5 +1,6 @@
 """The application interface: IVR, queues and the dialer drive calls through `Channel`,
-an async API (answer, play, collect digits, dial and bridge, record, hang up), and never
+an async API (answer, play, collect digits, dial and bridge, start, pause and resume the
+call's recording, hang up), and never
 see SIP.
 
 Call control is sans-I/O; this is its asyncio face. A `Channel` command calls into
@@ -180,6 +181,27 @@ class Channel:
                 return DialResult(True)
             if isinstance(event, PeerFailed):
                 return DialResult(False, event.status, event.q850_cause)
+
+    async def start_recording(self) -> bool:
+        """Record the call from now on (a route with recording = "on_demand"); False
+        when it already records or may not ("never", no recording configured)."""
+        self._check_up()
+        started = self.call.start_recording(self._hooks.now)
+        self._flush()
+        return started
+
+    async def pause_recording(self) -> bool:
+        """Silence into the recording (a card number is read out) until resumed."""
+        self._check_up()
+        paused = self.call.pause_recording(self._hooks.now)
+        self._flush()
+        return paused
+
+    async def resume_recording(self) -> bool:
+        self._check_up()
+        resumed = self.call.resume_recording(self._hooks.now)
+        self._flush()
+        return resumed
 
     async def hang_up(self) -> None:
         if not self.hung_up and self.call.state is not CallState.ENDED:

@@ -16,7 +16,7 @@ __all__ = [
     "CALL_EVENT_TYPES", "CallAnswered", "CallEnded", "CallEvent", "CallStarted",
     "ChannelEvent", "DigitReceived", "HungUp", "LegAdded", "LegAnswered", "LegEnded",
     "OriginateFailed", "PeerAnswered", "PeerFailed", "PeerRinging", "PlaybackDone",
-    "RecordingStarted",
+    "RecordingPaused", "RecordingResumed", "RecordingStarted",
 ]
 
 
@@ -64,6 +64,18 @@ class RecordingStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordingPaused:
+    """The call's recording takes silence from here (a card number being read out)."""
+
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingResumed:
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class CallEnded:
     call_id: str
     disposition: str  # an apps.cdrs.Disposition value: answered, busy, no_answer, ...
@@ -85,10 +97,12 @@ class OriginateFailed:
 
 
 CallEvent = (CallStarted | LegAdded | LegAnswered | LegEnded | CallAnswered
-             | RecordingStarted | CallEnded | OriginateFailed)
+             | RecordingStarted | RecordingPaused | RecordingResumed | CallEnded
+             | OriginateFailed)
 # What CDRs are made of (apps.cdrs): OriginateFailed is not, the CDR has the call's end.
 CALL_EVENT_TYPES: tuple[type, ...] = (CallStarted, LegAdded, LegAnswered, LegEnded,
-                                      CallAnswered, RecordingStarted, CallEnded)
+                                      CallAnswered, RecordingStarted, RecordingPaused,
+                                      RecordingResumed, CallEnded)
 
 
 # -- what an application driving a call hears (switch.applications turns these into

@@ -21,7 +21,9 @@ class CallMedia:
         self.engine = engine
         self.bridged = False
         self.playing: dict[int, str] = {}  # engine leg -> what: a tone, "prompt", "moh"
-        self.recording: int | None = None
+        self.recording: int | None = None  # the call's one recording (all parties)
+        self.recording_paused = False
+        self._recorded: tuple[int, int | None] | None = None  # the legs it is fed from
 
     def set_remote(self, leg: Leg) -> None:
         """Send `leg`'s RTP where its far end said it receives (once it said so)."""
@@ -71,7 +73,33 @@ class CallMedia:
             elif not holder.held and playing == "moh":
                 self.stop_playing(listener, "moh")
 
+    def record(self, a: Leg, b: Leg | None, path: str) -> None:
+        """The call's one recording: `a` left, `b` (or silence) right."""
+        self.recording = self.engine.record(
+            a.engine_leg, None if b is None else b.engine_leg, path)
+        self._recorded = (a.engine_leg, None if b is None else b.engine_leg)
+
+    def follow(self, a: Leg | None, b: Leg | None) -> None:
+        """Feed the recording from the call's parties now (a transfer, a new party, one
+        leaving), into the same file; a leg about to close must be let go first."""
+        legs = [leg.engine_leg for leg in (a, b) if leg is not None and not leg.engine_closed]
+        if self.recording is None or not legs:
+            return
+        wanted = (legs[0], legs[1] if len(legs) > 1 else None)
+        if wanted != self._recorded:
+            self.engine.retarget_recording(self.recording, *wanted)
+            self._recorded = wanted
+
+    def pause_recording(self, paused: bool) -> bool:
+        """Pause or resume; False when there was nothing to change."""
+        if self.recording is None or self.recording_paused == paused:
+            return False
+        self.engine.pause_recording(self.recording, paused)
+        self.recording_paused = paused
+        return True
+
     def stop_recording(self) -> None:
         if self.recording is not None:
             self.engine.stop_recording(self.recording)
             self.recording = None
+            self.recording_paused = False

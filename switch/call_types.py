@@ -56,6 +56,9 @@ class MediaControl(Protocol):
     def record(self, leg_a: int, leg_b: int | None = None,
                path: str | os.PathLike[str] | None = None, *, stereo: bool = True) -> int: ...
     def stop_recording(self, recording_id: int) -> None: ...
+    def retarget_recording(self, recording_id: int, leg_a: int,
+                           leg_b: int | None = None) -> None: ...
+    def pause_recording(self, recording_id: int, paused: bool) -> None: ...
     def drain_events(self) -> list[MediaEvent]: ...
 
 
@@ -77,6 +80,8 @@ class CallSettings:
     music_on_hold: str | None = None  # a WAV file; None: a ringback-like tone
     # Where a call's recording goes (given our call id), or None not to record.
     recording_path: Callable[[str], str] | None = None
+    # A call's recording policy unless its route says otherwise (RECORDING_POLICIES).
+    recording: str = "always"
 
 
 @dataclass(frozen=True, slots=True)

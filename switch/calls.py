@@ -35,9 +35,9 @@ from switch.call_events import (
     PeerFailed,
     PeerRinging,
     PlaybackDone,
-    RecordingStarted,
 )
 from switch.call_media import CallMedia, Tone
+from switch.call_recording import Recorded
 from switch.call_types import (
     INCOMPATIBLE,
     NO_ANSWER,
@@ -91,7 +91,7 @@ __all__ = ["Call"]
 _ACKNOWLEDGED = frozenset({"INFO", "OPTIONS", "NOTIFY", "UPDATE"})
 
 
-class Call:
+class Call(Recorded):
     def __init__(self, control: CallControl, call_id: str, a: Leg, origin: CallOrigin,
                  now: float) -> None:
         self.control = control
@@ -104,6 +104,7 @@ class Call:
         self.transfer: PendingTransfer | None = None  # a blind transfer ringing
         self.forking: Forking | None = None  # several legs ringing (switch.forking)
         self.originate: Originate | None = None  # we started it (switch.originate)
+        self.recording_policy = control.settings.recording  # the route may change it
         self.state = CallState.CALLING
         self.cause: str | None = None
         self.started_at = now
@@ -424,7 +425,7 @@ class Call:
     # -- media
 
     def _connect(self, now: float) -> None:
-        """Both legs have media: bridge them in the engine (once), start recording when
+        """Both legs have media: bridge them in the engine (once), record both once
         both have answered, and play music on hold where a party is held."""
         b = self.b
         assert b is not None and b.media is not None
@@ -434,12 +435,8 @@ class Call:
             self._media.set_remote(self.a)
             self._media.bridge(self.a, b)
         self._apply_hold()
-        record = self.control.settings.recording_path
-        if record is not None and b.answered and self._media.recording is None:
-            path = record(self.call_id)
-            self._media.recording = self.control.engine.record(
-                self.a.engine_leg, b.engine_leg, path)
-            self.control.report(RecordingStarted(self.call_id, path))
+        if b.answered:
+            self._media.follow(self.a, b)  # a new party: the same file goes on
 
     def _apply_hold(self) -> None:
         if self.b is not None:
@@ -455,7 +452,6 @@ class Call:
         `old` is released with a normal BYE."""
         stayer = self.other(old)
         assert stayer is not None
-        self._media.stop_recording()
         self._media.stop_playing(stayer, None)
         self._media.stop_playing(new, None)
         self._media.unbridge(stayer)
@@ -466,6 +462,7 @@ class Call:
             self.a = new
         else:
             self.b = new
+        self._media.follow(self.a, self.b)
         self.detach(old)
         if not old.hang_up(now):
             self._unfinished_byes.append(old)
@@ -475,6 +472,7 @@ class Call:
         """`leg` no longer takes part: its media and E1 channel are released now, its
         SIP dialog finishes on its own."""
         if not leg.engine_closed:
+            self._media.follow(*(None if party is leg else party for party in (self.a, self.b)))
             leg.engine_closed = True
             self._media.stop_playing(leg, None)
             if leg in (self.a, self.b):
@@ -537,6 +535,8 @@ class Call:
             if first:
                 self.control.report(LegAnswered(self.call_id, self.a.index))
             self.control.report(CallAnswered(self.call_id))
+            if self.recording_policy == "always":
+                self.start_recording(now)
 
     def _finish(self, ending: Ending, now: float) -> None:
         """Take down whatever is still up on every leg, once, and release the media."""

@@ -26,6 +26,9 @@ DIGEST_ALGORITHMS = ("SHA-256", "SHA-512-256", "MD5")
 
 GATEWAY_TRANSPORTS = ("udp", "tcp")
 RING_STRATEGIES = ("simultaneous", "sequential")
+# A route's recording: from the first answer on; not at all; only once asked
+# (Call.start_recording, by an application or the agent).
+RECORDING_POLICIES = ("always", "never", "on_demand")
 # Application -> the route keys that carry its parameters (all required). IVR and
 # queues join this table in later issues.
 APPLICATIONS: dict[str, tuple[str, ...]] = {"prompt": ("prompt",)}
@@ -103,7 +106,9 @@ class MediaConfig:
 
 @dataclass(frozen=True)
 class RecordingConfig:
-    enabled: bool  # record every answered call (stereo WAV under <data dir>/recordings)
+    enabled: bool  # record every call from its first answer (stereo WAV under
+    # <data dir>/recordings) unless its route says otherwise; false: only routes
+    # with recording = "always" or "on_demand" record
 
 
 @dataclass(frozen=True)
@@ -169,6 +174,7 @@ class RouteConfig:
     strip: int
     prepend: str
     ring_group: str | None = None
+    recording: str | None = None  # RECORDING_POLICIES; None: from [recording] enabled
 
 
 @dataclass(frozen=True)
@@ -468,7 +474,7 @@ SCHEMA: dict[str, dict[str, _Field]] = {
         "drain_timeout_s": _Field(_seconds, 300),
     },
     "media": {"music_on_hold": _Field(_text, "")},
-    "recording": {"enabled": _Field(_bool, False)},
+    "recording": {"enabled": _Field(_bool, True)},
     "customers": {"default_area_code": _Field(_area_code, "")},
     "database": {"url": _Field(_text, "")},
     "data": {"dir": _Field(_name, "var")},
@@ -515,6 +521,7 @@ TABLE_ARRAYS: dict[str, dict[str, _Field]] = {
         "strip": _Field(_non_negative_int, 0),
         "prepend": _Field(_digits, ""),
         "ring_group": _Field(_name, None),
+        "recording": _Field(_choice(RECORDING_POLICIES), None),
     },
     "ring_groups": {
         "name": _Field(_name, REQUIRED),

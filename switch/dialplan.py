@@ -112,6 +112,7 @@ class Route:
     value: str  # the DID or prefix; "" for extension
     from_trunk: str | None
     decide: Callable[[str], RouteDecision]  # called number -> decision
+    recording: str | None = None  # the call's recording policy; None: the default
 
     def matches(self, query: RouteQuery) -> bool:
         if self.from_trunk is not None:
@@ -132,7 +133,8 @@ class Route:
             kind, value = "prefix", route.prefix
         else:
             kind, value = "extension", ""
-        return cls(kind, value, route.from_trunk, _action(route, ring_groups or {}))
+        return cls(kind, value, route.from_trunk, _action(route, ring_groups or {}),
+                   route.recording)
 
 
 def _action(route: RouteConfig,
@@ -205,3 +207,7 @@ class Dialplan:
             if rule.matches(call):
                 return rule.decide(call.called)
         return self.default
+
+    def recording(self, call: RouteQuery) -> str | None:
+        """The recording policy of the route ``call`` takes, if that route names one."""
+        return next((rule.recording for rule in self.routes if rule.matches(call)), None)

@@ -124,6 +124,7 @@ class CallRouter:
             if isinstance(seized, Seizure) and self.trunks is not None:
                 self.trunks.release(seized)
             return None
+        call.recording_policy = self.dialplan.recording(query) or call.recording_policy
         self.connect(call, decision, now, seized=seized)
         return call
 

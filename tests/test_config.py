@@ -67,6 +67,7 @@ def test_defaults(empty_cwd: Path) -> None:
     assert config.rtp.relatch_silence_s == 2.0
     assert (config.dialplan.default, config.dialplan.status) == ("reject", 404)
     assert (config.gateways, config.trunk_groups, config.routes) == ((), (), ())
+    assert config.recording.enabled is True  # every call, from its first answer
     assert config.data.dir == empty_cwd / "var"
     assert config.database.url == f"sqlite+aiosqlite:///{empty_cwd}/var/callcenter.sqlite3"
     assert config.web.listen == HostPort("127.0.0.1", 8080)
@@ -453,6 +454,11 @@ ERRORS += [
     (
         '[[routes]]\ndid = "4008001234"\napplication = "ivr"\n',
         'callcenter.toml: [[routes]] #1 application: expected one of "prompt", got "ivr"',
+    ),
+    (
+        '[[routes]]\nextension = true\nrecording = "sometimes"\n',
+        'callcenter.toml: [[routes]] #1 recording: expected one of "always", "never",'
+        ' "on_demand", got "sometimes"',
     ),
     (
         '[[routes]]\ndid = "4008001234"\napplication = "prompt"\n',

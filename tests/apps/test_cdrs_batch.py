@@ -34,6 +34,8 @@ from switch.call_events import (
     LegAdded,
     LegAnswered,
     LegEnded,
+    RecordingPaused,
+    RecordingResumed,
     RecordingStarted,
 )
 
@@ -169,6 +171,44 @@ async def test_recording_started_sets_the_path(store: CdrStore) -> None:
     await store.apply(changes)
     call = await store.get_call("rec")
     assert call is not None and call.recording_path == "/var/rec/2024/05/06/rec.wav"
+
+
+async def test_recording_pauses_are_intervals_into_the_file(store: CdrStore) -> None:
+    changes = answered_call("rec")
+    changes[5:5] = [
+        (at(5.2), RecordingStarted("rec", "/var/rec/rec.wav")),
+        (at(20.2), RecordingPaused("rec")),  # a card number is read out
+        (at(31.45), RecordingResumed("rec")),
+        (at(60.2), RecordingPaused("rec")),  # paused until the call ends at 65.7
+    ]
+    await store.apply(changes[:7])  # the second half in another batch
+    await store.apply(changes[7:])
+    call = await store.get_call("rec")
+    assert call is not None
+    assert (call.recording_path, call.recording_started_at) == ("/var/rec/rec.wav", at(5.2))
+    assert call.recording_pauses == ((15.0, 26.25), (55.0, 60.5))
+
+
+async def test_pause_and_resume_out_of_turn_are_refused(
+    store: CdrStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    changes = answered_call("rec")
+    changes[5:5] = [
+        (at(5.2), RecordingPaused("rec")),  # nothing recorded yet
+        (at(5.2), RecordingStarted("rec", "/var/rec/rec.wav")),
+        (at(6), RecordingResumed("rec")),  # not paused
+        (at(7), RecordingPaused("rec")),
+        (at(8), RecordingPaused("rec")),  # already paused
+    ]
+    with caplog.at_level(logging.WARNING, logger="apps.cdrs"):
+        await store.apply(changes)
+    assert [r.getMessage() for r in caplog.records] == [
+        "CDR change skipped: RecordingPaused: call 'rec' has no recording going on to pause",
+        "CDR change skipped: RecordingResumed: call 'rec' has no paused recording to resume",
+        "CDR change skipped: RecordingPaused: call 'rec' has no recording going on to pause",
+    ]
+    call = await store.get_call("rec")
+    assert call is not None and call.recording_pauses == ((1.8, 60.5),)
 
 
 async def test_many_calls_one_commit(store: CdrStore, commits: list[None]) -> None:

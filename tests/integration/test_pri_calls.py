@@ -139,6 +139,17 @@ def samples_of(path: Path | None) -> np.ndarray[Any, np.dtype[np.float64]]:
     return data.astype(np.float64)
 
 
+def switch_recording(cdr: dict[str, Any]) -> tuple[np.ndarray[Any, np.dtype[np.float64]],
+                                                   np.ndarray[Any, np.dtype[np.float64]]]:
+    """The switch's own recording of a call, as its CDR names it: (left, right), the
+    caller and whoever answered."""
+    assert cdr["recording_path"] is not None, "the switch recorded nothing"
+    with wave.open(cdr["recording_path"]) as wav:
+        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (2, 2, 8000)
+        data = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    return data[0::2].astype(np.float64), data[1::2].astype(np.float64)
+
+
 def dominant_hz(samples: np.ndarray[Any, np.dtype[np.float64]]) -> float:
     assert len(samples) >= 2000, f"only {len(samples)} samples recorded"
     spectrum = np.abs(np.fft.rfft(samples))
@@ -433,6 +444,11 @@ async def test_inbound_call_is_answered_by_the_agent_with_audio_both_ways_and_a_
                           "ORDER BY leg_index", (cdr["call_id"],)).fetchall()
     assert legs == [(0, "gw1"), (1, AGENT)]
     assert pri.gateway.busy_channels == 0
+    # The switch recorded the call from the answer: the customer left, the agent right.
+    customer, agent = switch_recording(cdr)
+    assert abs(dominant_hz(customer) - GATEWAY_TONE_HZ) < 10
+    assert abs(dominant_hz(agent) - AGENT_TONE_HZ) < 10
+    assert len(customer) >= 0.9 * 1.5 * 8000
 
 
 # -- 2. BYE with a Q.850 Reason, from either side
@@ -650,6 +666,11 @@ async def test_prompt_application_answers_plays_and_hangs_up(pri: Pri) -> None:
     cdr = await pri.cdr()
     assert (cdr["direction"], cdr["callee"], cdr["disposition"]) == (
         "inbound", DID_PROMPT, "answered")
+    # The application's answer started the recording: the customer heard from then on.
+    customer, nobody = switch_recording(cdr)
+    assert abs(dominant_hz(customer) - GATEWAY_TONE_HZ) < 10
+    assert len(customer) >= 0.9 * 1.5 * 8000 and not nobody.any()
+    assert cdr["recording_started_at"] is not None and cdr["recording_pauses"] is None
 
 
 # -- 10. a crash with calls up

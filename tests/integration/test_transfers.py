@@ -153,14 +153,18 @@ WINDOW = 800  # 100 ms at 8 kHz
 MIN_RUN = 3  # a tone must last 300 ms to count: no blips at a switch-over
 
 
-def tones_heard(path: Path | None) -> list[str]:
+def tones_heard(path: Path | str | None, channel: int | None = None) -> list[str]:
     """The tones of TONES that a recording carries, in order, each run of at least
     MIN_RUN windows once; a window is a tone when that frequency holds more than half
-    of its energy. Silence and anything else (ringback) are left out."""
-    assert path is not None and path.exists(), f"no recording at {path}"
+    of its energy. Silence and anything else (ringback) are left out. `channel`: 0 or
+    1 of a stereo recording (the switch's own: caller left, the other party right)."""
+    assert path is not None and Path(path).exists(), f"no recording at {path}"
     with wave.open(str(path)) as wav:
-        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, 8000)
+        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == \
+            (1 if channel is None else 2, 2, 8000)
         samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    if channel is not None:
+        samples = samples[channel::2]
     samples = samples.astype(np.float64)
     n = np.arange(WINDOW)
     probes = {name: np.exp(-2j * math.pi * hz * n / 8000) for name, hz in TONES.items()}
@@ -659,6 +663,9 @@ async def test_blind_transfer_by_a_sipp_agent_connects_the_caller_to_the_target(
     assert cdr["disposition"] == "answered"
     assert setup.legs(cdr["call_id"]) == [(0, "gw1", 1), (1, TRANSFEROR, 1),
                                           (2, TARGET, 1)]
+    # One recording of the whole call: the caller, and 1001 (echoing) then 1002.
+    assert tones_heard(cdr["recording_path"], 0) == ["caller"]
+    assert tones_heard(cdr["recording_path"], 1) == ["caller", "target"]
 
 
 async def test_blind_transfer_goes_on_when_the_transferor_hangs_up_after_202(
@@ -765,5 +772,10 @@ async def test_attended_transfer_bridges_the_caller_with_the_consulted_agent(
     assert first_cdr["disposition"] == consult_cdr["disposition"] == "answered"
     assert [peer for _, peer, _ in setup.legs(first_cdr["call_id"])] == \
         ["gw1", TRANSFEROR, TARGET]
+    # The customer's call is one recording: the caller, the agent then the consulted
+    # agent; the consultation has its own.
+    assert tones_heard(first_cdr["recording_path"], 0) == ["caller"]
+    assert tones_heard(first_cdr["recording_path"], 1) == ["transferor", "target"]
+    assert tones_heard(consult_cdr["recording_path"], 1) == ["target"]
     assert [peer for _, peer, _ in setup.legs(consult_cdr["call_id"])] == \
         [TRANSFEROR, TARGET]

@@ -20,6 +20,7 @@ from switch.applications import (
     DialResult,
     play_prompt,
 )
+from switch.call_types import CallSettings
 from switch.calls import Call
 from switch.dialplan import RingGroup, ToApplication
 from switch.legs import LegKind
@@ -65,10 +66,12 @@ class Desk:
     """A network whose DID starts `application`, an agent 1002 and a PSTN customer."""
 
     def __init__(self, applications: Mapping[str, Application], *, name: str = "desk",
-                 prompt: str | None = None, prompts_dir: str | None = None) -> None:
+                 prompt: str | None = None, prompts_dir: str | None = None,
+                 settings: CallSettings | None = None, recording: str | None = None) -> None:
         self.runner = ApplicationRunner(applications, prompts_dir=prompts_dir)
-        self.net = Net([route(did=DID, application=name, prompt=prompt), OUTSIDE_LINE,
-                        route(extension=True)], start_application=self.runner.start)
+        self.net = Net([route(did=DID, application=name, prompt=prompt, recording=recording),
+                        OUTSIDE_LINE, route(extension=True)],
+                       start_application=self.runner.start, settings=settings)
         self.runner.attach(Hooks(self.net))
         self.net.on_pump.append(
             lambda: self.runner.deliver(self.net.control.channel_events()))

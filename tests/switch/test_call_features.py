@@ -21,7 +21,7 @@ from switch.call_events import (
 from switch.call_types import CallOrigin, CallSettings, DialTarget
 from switch.calls import Call
 from switch.fake_media import FakeMediaEngine
-from switch.legs import LegKind
+from switch.legs import Leg, LegKind
 from switch.media import RtpTimedOut
 from switch.sip import (
     NameAddr,
@@ -323,13 +323,12 @@ def test_blind_transfer_target_busy_reports_486_and_keeps_the_call() -> None:
     assert net.peer_of(call.a.engine_leg) == call.b.engine_leg  # type: ignore[union-attr]
 
 
-def test_attended_transfer_joins_the_customer_and_the_consulted_party() -> None:
-    net = Net()
-    customer = net.phone("pstn", "10.0.0.1", trunk=True)
-    agent, expert = net.phone("1001", "10.0.0.2"), net.phone("1002", "10.0.0.3")
-    customer_out, agent_leg = connected_call(net, customer, agent)
+def attended_transfer(net: Net, agent: Phone, expert: Phone,
+                      agent_leg: InviteServer) -> tuple[Call, Call, InviteClient, Leg]:
+    """The agent (on `agent_leg`, the first call) consults 1002 on a second call, then
+    REFERs the first call's party to it with Replaces: (first, second, the consultation
+    dialog, the expert's leg)."""
     first = net.call()
-    # The agent consults 1002 on a second call.
     consultation = net.dial(agent, "1002")
     net.answer(expert)
     second = next(c for c in net.control.calls.values() if c is not first)
@@ -343,6 +342,15 @@ def test_attended_transfer_joins_the_customer_and_the_consulted_party() -> None:
     assert ReferTo.parse(refer_to).replaces == replaces
     agent_leg.send_request("REFER", net.now, headers=[("Refer-To", refer_to)])
     net.pump()
+    return first, second, consultation, expert_leg
+
+
+def test_attended_transfer_joins_the_customer_and_the_consulted_party() -> None:
+    net = Net()
+    customer = net.phone("pstn", "10.0.0.1", trunk=True)
+    agent, expert = net.phone("1001", "10.0.0.2"), net.phone("1002", "10.0.0.3")
+    customer_out, agent_leg = connected_call(net, customer, agent)
+    first, second, consultation, expert_leg = attended_transfer(net, agent, expert, agent_leg)
     assert agent.notifies == [100, 200]
     # The customer now talks to the expert's leg, which moved into the first call.
     assert first.b is expert_leg and second.b is None

@@ -147,6 +147,19 @@ def test_first_matching_route_wins(tmp_path: Path) -> None:
     assert dialplan_of(tmp_path, second + first).route(call) == ToExtension("1002")
 
 
+def test_the_matching_route_says_how_its_calls_are_recorded(tmp_path: Path) -> None:
+    dialplan = dialplan_of(
+        tmp_path,
+        '[[routes]]\ndid = "4008001234"\nextension = "1001"\nrecording = "on_demand"\n'
+        '[[routes]]\nextension = true\nrecording = "never"\n'
+        '[[routes]]\ndid = "4008005678"\nextension = "1002"\n',
+    )
+    assert dialplan.recording(query(INBOUND, "4008001234")) == "on_demand"
+    assert dialplan.recording(query(INTERNAL, "1002")) == "never"
+    assert dialplan.recording(query(INBOUND, "4008005678")) is None  # [recording] enabled
+    assert dialplan.recording(query(INBOUND, "4008009999")) is None  # no route
+
+
 def test_no_routes_means_extensions_only(tmp_path: Path) -> None:
     # A fresh install: phones reach each other's extensions, nothing else gets through.
     empty = dialplan_of(tmp_path, "")

@@ -76,10 +76,12 @@ def sdp(host: str, port: int) -> bytes:
 def route(*, did: str | None = None, prefix: str | None = None,
           extension: bool | str | None = None, from_trunk: str | None = None,
           application: str | None = None, prompt: str | None = None,
-          trunk_group: str | None = None, strip: int = 0, prepend: str = "") -> Route:
+          trunk_group: str | None = None, strip: int = 0, prepend: str = "",
+          recording: str | None = None) -> Route:
     """One [[routes]] entry, as switch.config would hand it over."""
     return Route.from_config(RouteConfig(did, prefix, extension, from_trunk, application,
-                                         prompt, trunk_group, strip, prepend))
+                                         prompt, trunk_group, strip, prepend,
+                                         recording=recording))
 
 
 class Party:
