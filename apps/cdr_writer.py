@@ -90,10 +90,13 @@ class CdrWriter:
         self.submit_stamped((item.wall, item.event) for item in items)
 
     def submit_stamped(self, stamped: Iterable[tuple[datetime, CallEvent]]) -> None:
-        """Queue events with the times they happened; never waits."""
+        """Queue events with the times they happened; never waits. What CDRs are not
+        made of (CallRinging, CallHeld ...: not in CALL_EVENT_TYPES) is left out."""
         if self._stopping:
             raise CdrError("the CDR writer is stopped")
         for now, event in stamped:
+            if not isinstance(event, CALL_EVENT_TYPES):
+                continue
             self._queue.append((now, event))
             self.submitted += 1
             if isinstance(event, CallStarted):

@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
-    "CALL_EVENT_TYPES", "CallAnswered", "CallEnded", "CallEvent", "CallStarted",
+    "CALL_EVENT_TYPES", "CallAnswered", "CallBridged", "CallEnded", "CallEvent", "CallHeld",
+    "CallResumed", "CallRinging", "CallStarted", "CallTransferred",
     "ChannelEvent", "DigitReceived", "HungUp", "LegAdded", "LegAnswered", "LegEnded",
     "OriginateFailed", "PeerAnswered", "PeerFailed", "PeerRinging", "PlaybackDone",
     "RecordingPaused", "RecordingResumed", "RecordingStarted",
@@ -84,6 +85,50 @@ class CallEnded:
     cause: str  # what happened, for logs: "caller-bye", "callee-bye", "rejected-486", ...
 
 
+# -- what the ACD and the wallboard follow (published, not made into CDRs)
+
+@dataclass(frozen=True, slots=True)
+class CallRinging:
+    """A leg we dialled rings (180, or early media): an agent's phone, a fork, a
+    transfer's target, the PSTN number; once per leg."""
+
+    call_id: str
+    leg_index: int
+    target: str  # the extension, or the gateway for a trunk leg (LegAdded.peer)
+
+
+@dataclass(frozen=True, slots=True)
+class CallBridged:
+    """Two answered legs talk to each other: first, and again after a transfer."""
+
+    call_id: str
+    leg_indexes: tuple[int, int]  # the caller's side, the other party
+
+
+@dataclass(frozen=True, slots=True)
+class CallHeld:
+    """The party on this leg put the call on hold (the other one hears music)."""
+
+    call_id: str
+    leg_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallResumed:
+    call_id: str
+    leg_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallTransferred:
+    """A transfer was carried out: ``to`` replaces ``from_`` (extensions, or gateways)."""
+
+    call_id: str
+    kind: str  # "blind" or "attended"
+    from_: str  # the transferor
+    to: str  # who the party that stayed talks to now
+
+
 @dataclass(frozen=True, slots=True)
 class OriginateFailed:
     """A call the switch started (click-to-dial, switch.originate) failed before the
@@ -98,8 +143,10 @@ class OriginateFailed:
 
 CallEvent = (CallStarted | LegAdded | LegAnswered | LegEnded | CallAnswered
              | RecordingStarted | RecordingPaused | RecordingResumed | CallEnded
-             | OriginateFailed)
-# What CDRs are made of (apps.cdrs): OriginateFailed is not, the CDR has the call's end.
+             | OriginateFailed | CallRinging | CallBridged | CallHeld | CallResumed
+             | CallTransferred)
+# What CDRs are made of (apps.cdrs): OriginateFailed is not, the CDR has the call's end,
+# nor what the ACD follows (ringing, bridged, hold, transfers).
 CALL_EVENT_TYPES: tuple[type, ...] = (CallStarted, LegAdded, LegAnswered, LegEnded,
                                       CallAnswered, RecordingStarted, RecordingPaused,
                                       RecordingResumed, CallEnded)

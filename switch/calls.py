@@ -38,6 +38,7 @@ from switch.call_events import (
 )
 from switch.call_media import CallMedia, Tone
 from switch.call_recording import Recorded
+from switch.call_reports import Reported
 from switch.call_types import (
     INCOMPATIBLE,
     NO_ANSWER,
@@ -91,7 +92,7 @@ __all__ = ["Call"]
 _ACKNOWLEDGED = frozenset({"INFO", "OPTIONS", "NOTIFY", "UPDATE"})
 
 
-class Call(Recorded):
+class Call(Recorded, Reported):
     def __init__(self, control: CallControl, call_id: str, a: Leg, origin: CallOrigin,
                  now: float) -> None:
         self.control = control
@@ -112,6 +113,7 @@ class Call(Recorded):
         self._ring_deadline: float | None = None
         self._next_index = 1
         self._media = CallMedia(control.engine)
+        self._bridged_legs: tuple[int, int] | None = None
         self._unfinished_byes: list[Leg] = []  # BYE waits for the ACK of our 2xx
         self._closed = False
 
@@ -286,6 +288,8 @@ class Call(Recorded):
         a_session = self.a.session
         # After a transfer the caller's side may be a leg we dialled: answered, then.
         unanswered = isinstance(a_session, InviteServer) and a_session.final_status is None
+        if isinstance(event, Ringing | EarlyMedia):
+            self.leg_ringing(leg)
         if isinstance(event, Ringing):
             self.peer_ringing(now)
         elif isinstance(event, EarlyMedia):
@@ -437,6 +441,7 @@ class Call(Recorded):
         self._apply_hold()
         if b.answered:
             self._media.follow(self.a, b)  # a new party: the same file goes on
+            self.report_bridged()
 
     def _apply_hold(self) -> None:
         if self.b is not None:
@@ -463,6 +468,7 @@ class Call(Recorded):
         else:
             self.b = new
         self._media.follow(self.a, self.b)
+        self.report_bridged()
         self.detach(old)
         if not old.hang_up(now):
             self._unfinished_byes.append(old)
@@ -512,6 +518,7 @@ class Call(Recorded):
         """A re-INVITE (hold, resume, new address or codec): answer it from the same
         engine leg, follow the new address, and start or stop music on hold."""
         control = self.control
+        was_held = leg.held
         try:
             answer = leg.answer_offer(sdp, media_address=control.media_address,
                                       local_port=control.engine.leg_port(leg.engine_leg))
@@ -520,6 +527,7 @@ class Call(Recorded):
             leg.session.accept_reinvite(leg.local_sdp, now)
             return
         leg.session.accept_reinvite(answer, now)
+        self.report_hold(leg, was_held)
         if self._media.bridged or (leg is self.a and self.answered_at is not None):
             self._media.set_remote(leg)
         self._apply_hold()

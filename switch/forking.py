@@ -121,8 +121,10 @@ class Forking:
         elif isinstance(event, EarlyMedia):
             # Which fork's early media would the caller hear? None: our ringback.
             leg.take_answer(event.sdp)
+            call.leg_ringing(leg)
             self._ringing(call, now)
         elif isinstance(event, Ringing):
+            call.leg_ringing(leg)
             self._ringing(call, now)
         elif isinstance(event, Rejected):
             self._lost(call, leg, Failure(event.status, reason_cause(event.reason_header),

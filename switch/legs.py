@@ -64,6 +64,7 @@ class Leg:
         self.media: NegotiatedMedia | None = None  # what the far end receives on
         self.held = False  # the far end put us on hold
         self.answered = False
+        self.rang = False  # CallRinging was reported for it
         self.final_status: int | None = None  # an outgoing leg's failure
         self.q850_cause: int | None = None
         self.end_reported = False

@@ -27,6 +27,7 @@ from switch.sip.invite_client import (
     Ended,
     InviteEvent,
     Rejected,
+    Ringing,
 )
 
 if TYPE_CHECKING:
@@ -60,8 +61,11 @@ class Originate:
         """The agent's leg before it answered."""
         if isinstance(event, Answered):
             self._agent_answered(call, leg, event.sdp, now)
+        elif isinstance(event, Ringing):
+            call.leg_ringing(leg)  # the agent's phone
         elif isinstance(event, EarlyMedia):
             leg.take_answer(event.sdp)  # a phone's 183: nothing to hear yet
+            call.leg_ringing(leg)
         elif isinstance(event, Rejected):
             leg.final_status = event.status
             cause = reason_cause(event.reason_header) or q850_cause_for_status(event.status)

@@ -22,16 +22,18 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from switch.call_events import LegAdded, LegAnswered, LegEnded
+from switch.call_events import CallTransferred, LegAdded, LegAnswered, LegEnded
 from switch.legs import Leg
 from switch.sip import SipUri, TelUri
 from switch.sip.invite_client import (
     Answered,
     ByeReceived,
     DialogRequest,
+    EarlyMedia,
     Ended,
     InviteEvent,
     Rejected,
+    Ringing,
 )
 from switch.sip.refer import ReferError, ReferTo, notify_headers, sipfrag
 
@@ -123,8 +125,12 @@ def on_target_event(call: Call, leg: Leg, event: InviteEvent, now: float) -> Non
         leg.answered = True
         call.transfer = None
         call.control.report(LegAnswered(call.call_id, leg.index))
+        call.control.report(CallTransferred(call.call_id, "blind", transferor.kind.name,
+                                            leg.kind.name))
         _notify(transferor, transfer.refer_cseq, 200, now, final=True)
         call.replace(transferor, leg, now)
+    elif isinstance(event, Ringing | EarlyMedia):
+        call.leg_ringing(leg)  # the party that stays hears our ringback already
     elif isinstance(event, Rejected):
         _target_failed(call, transfer, event.status, now)
     elif isinstance(event, ByeReceived | Ended) and not leg.answered:
@@ -181,6 +187,8 @@ def _attended(call: Call, transferor: Leg, stayer: Leg, refer_to: ReferTo, cseq:
     call.control.report(LegAdded(call.call_id, consulted.index, consulted.kind.name,
                                  consulted.sip_call_id))
     call.control.report(LegAnswered(call.call_id, consulted.index))
+    call.control.report(CallTransferred(call.call_id, "attended", transferor.kind.name,
+                                        consulted.kind.name))
     call.adopt_leg(consulted)
     call.replace(transferor, consulted, now)
     consulted_call.hang_up(now, cause="transferred")

@@ -17,8 +17,11 @@ from apps.cdr_writer import CdrWriter
 from apps.models import Base
 from switch.call_events import (
     CallAnswered,
+    CallBridged,
     CallEnded,
     CallEvent,
+    CallHeld,
+    CallRinging,
     CallStarted,
     LegAdded,
     LegAnswered,
@@ -101,8 +104,10 @@ async def test_a_call_as_call_control_reports_it(
     clock.advance(2)
     writer.submit([LegAdded("c1", 1, "1001", "b@switch")])
     clock.advance(3.2)
-    writer.submit([LegAnswered("c1", 1), CallAnswered("c1")])
-    writer.submit([RecordingStarted("c1", "/var/rec/c1.wav")])
+    writer.submit([CallRinging("c1", 1, "1001")])  # for the ACD: no CDR change
+    writer.submit([LegAnswered("c1", 1), CallAnswered("c1"), CallBridged("c1", (0, 1))])
+    writer.submit([RecordingStarted("c1", "/var/rec/c1.wav"), CallHeld("c1", 1)])
+    assert writer.pending == 6  # the three for the ACD were left out
     await writer.flush()
     up = await store.get_call("c1")
     assert up is not None
