@@ -1,6 +1,6 @@
 """The application interface: IVR, queues and the dialer drive calls through `Channel`,
-an async API (answer, play, collect digits, dial and bridge, start, pause and resume the
-call's recording, hang up), and never
+an async API (answer, play, collect digits, park, dial and bridge, start, pause and
+resume the call's recording, hang up), and never
 see SIP.
 
 Call control is sans-I/O; this is its asyncio face. A `Channel` command calls into
@@ -127,6 +127,19 @@ class Channel:
         """Start a call-progress tone; it plays until the next play or stop_playing."""
         self._check_up()
         self.call.play_tone(name)
+        self._flush()
+
+    async def park(self, prompts: list[str | bytes | os.PathLike[str]], *,
+                   loop: bool = True) -> None:
+        """Hold the caller in the switch with looping music or a prompt, at once (no
+        waiting): until unpark, or a dial whose party answers (the music plays on while
+        it rings, then gives way to them without a gap)."""
+        self._check_up()
+        self.call.park(prompts, loop=loop)
+        self._flush()
+
+    async def unpark(self) -> None:
+        self.call.unpark()
         self._flush()
 
     async def stop_playing(self) -> None:

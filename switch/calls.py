@@ -37,6 +37,7 @@ from switch.call_events import (
     PlaybackDone,
 )
 from switch.call_media import CallMedia, Tone
+from switch.call_park import Parkable
 from switch.call_recording import Recorded
 from switch.call_reports import Reported
 from switch.call_types import (
@@ -92,7 +93,7 @@ __all__ = ["Call"]
 _ACKNOWLEDGED = frozenset({"INFO", "OPTIONS", "NOTIFY", "UPDATE"})
 
 
-class Call(Recorded, Reported):
+class Call(Recorded, Reported, Parkable):
     def __init__(self, control: CallControl, call_id: str, a: Leg, origin: CallOrigin,
                  now: float) -> None:
         self.control = control
@@ -434,6 +435,8 @@ class Call(Recorded, Reported):
         b = self.b
         assert b is not None and b.media is not None
         self._media.set_remote(b)
+        if self.parked and not b.answered:
+            return  # the parked caller's music plays on until the answer
         if not self._media.bridged:
             self._media.stop_playing(self.a, None)
             self._media.set_remote(self.a)

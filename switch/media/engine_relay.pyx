@@ -118,10 +118,12 @@ cdef inline bint rewrite_for_peer(Leg *src, Leg *dst, uint8_t *buf, Py_ssize_t o
         dst.last_out_ts = ts
         dst.last_out_ns = now
     elif dst.out_src_leg != src.id or dst.out_src_ssrc != ssrc:
-        # A new source for this stream: continue seq at +1 and ts by the time elapsed.
+        # A new source for this stream: continue seq at +1 and ts by the time elapsed,
+        # at least the 20 ms frame last sent (never inside it: a parked caller's music
+        # ending just before the agent's first packet must not overlap it).
         elapsed_samples = (now - dst.last_out_ns) // 1000000 * SAMPLES_PER_MS
-        if elapsed_samples < 1:
-            elapsed_samples = 1
+        if elapsed_samples < 20 * SAMPLES_PER_MS:
+            elapsed_samples = 20 * SAMPLES_PER_MS
         elif elapsed_samples > 0x7FFFFFFF:
             elapsed_samples = 0x7FFFFFFF
         dst.seq_offset = <uint16_t>(dst.last_out_seq + 1 - seq)
