@@ -80,9 +80,11 @@ class CallMedia:
         self._recorded = (a.engine_leg, None if b is None else b.engine_leg)
 
     def follow(self, a: Leg | None, b: Leg | None) -> None:
-        """Feed the recording from the call's parties now (a transfer, a new party, one
-        leaving), into the same file; a leg about to close must be let go first."""
-        legs = [leg.engine_leg for leg in (a, b) if leg is not None and not leg.engine_closed]
+        """Feed the recording from the call's answered parties now (a transfer, a new
+        party, one leaving), into the same file; a leg about to close must be let go
+        first."""
+        legs = [leg.engine_leg for leg in (a, b)
+                if leg is not None and leg.answered and not leg.engine_closed]
         if self.recording is None or not legs:
             return
         wanted = (legs[0], legs[1] if len(legs) > 1 else None)

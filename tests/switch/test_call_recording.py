@@ -23,6 +23,7 @@ from tests.switch.test_call_features import (
     attended_transfer,
     connected_call,
 )
+from tests.switch.test_routing import sdp
 
 RECORDINGS = CallSettings(session_expires_s=None, music_on_hold=MOH,
                           recording_path=lambda call_id: f"/rec/{call_id}.wav")
@@ -213,3 +214,20 @@ async def test_a_never_route_overrides_the_default() -> None:
     desk.call_in()
     await settle(lambda: bool(desk.net.ended()))
     assert recording_commands(desk) == []
+
+
+async def test_a_party_still_ringing_is_not_fed_into_the_recording() -> None:
+    async def app(channel: Channel) -> None:
+        await channel.answer()
+        await channel.dial("1002")
+
+    desk = Desk({"desk": app}, settings=RECORDINGS)
+    desk.call_in()
+    await settle(lambda: len(desk.agent.incoming) == 1)
+    desk.agent.incoming[0].early_media(sdp(desk.agent.peer.host, 6000), desk.net.now)
+    desk.net.pump()
+    call = desk.call
+    assert call.b is not None and not call.b.answered
+    call._media.follow(call.a, call.b)  # as a transfer or a leg leaving would
+    assert desk.net.engine.recordings == {1: (call.a.engine_leg,)}
+    assert [c[0] for c in recording_commands(desk)] == ["record"]
