@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from apps.cdrs import CdrError, CdrStore
-from switch.call_events import CALL_EVENT_TYPES, CallEnded, CallEvent, CallStarted
+from switch.calls import CALL_EVENT_TYPES, CallEnded, CallEvent, CallStarted
 from switch.event_bus import EventBus, Published, forward
 
 logger = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ for every call that was up. On the next start, ``recover_interrupted`` closes th
 as ``interrupted`` at the last moment each call was known to be up (its ``last_seen_at``:
 start, answer, a leg event or the latest ``heartbeat``).
 
-Call control's events (``switch.call_events``) arrive through ``CdrStore.apply``, many
+Call control's events (``switch.calls.events``) arrive through ``CdrStore.apply``, many
 calls' changes in one transaction, so the store commits once per batch rather than once
 per event; ``apps.cdr_writer`` stamps, queues and batches them.
 
@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps.db import Database
 from apps.models import Call, CallLeg
-from switch.call_events import (
+from switch.calls import (
     CallAnswered,
     CallEnded,
     CallEvent,

@@ -158,7 +158,7 @@ def run_echo(args: argparse.Namespace) -> None:
 
 def run_engine(args: argparse.Namespace) -> None:
     prepare(args.cpu)
-    from switch.media.engine import MediaEngine
+    from switch.media import MediaEngine
 
     phones = hear()["phones"]
     engine = MediaEngine(workers=1, port_range=ENGINE_PORT_RANGE, bind_host="127.0.0.1",

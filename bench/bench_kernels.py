@@ -14,9 +14,7 @@ import warnings
 import numpy as np
 import pytest
 
-from switch.media import g711
-from switch.media.jitterbuffer import JitterBuffer
-from switch.media.mixer import Mixer
+from switch.media import JitterBuffer, Mixer, g711
 
 with warnings.catch_warnings():
     # audioop is deprecated (removed in 3.13); here it is only the baseline.

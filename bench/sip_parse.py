@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from switch.sip.message import parse_message  # noqa: E402
+from switch.sip import parse_message  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "sip" / "fixtures" / "messages"
 MESSAGES = [

@@ -93,7 +93,7 @@ def cmd_user_passwd(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_recordings_repair(config: Config, args: argparse.Namespace) -> int:
-    from switch.media.wav import WavError, repair_wav
+    from switch.media import WavError, repair_wav
 
     failed = False
     for path in args.files:

@@ -32,7 +32,7 @@ from apps.demo import DEMO_GROUPS, seed_demo_customers
 from callcenter.audio_assets import ensure_music_on_hold
 from callcenter.data_dir import secure_data_dir
 from switch.applications import ApplicationRunner, play_prompt
-from switch.call_types import CallSettings
+from switch.calls import CallSettings
 from switch.config import Config
 from switch.dialplan import Dialplan
 from switch.media import MediaEngine

@@ -5,7 +5,7 @@ see SIP.
 
 Call control is sans-I/O; this is its asyncio face. A `Channel` command calls into
 the call at once and asks the SIP service to send what it queued; results arrive as
-`ChannelEvent`s (switch.call_events) that `ApplicationRunner.deliver` routes to the
+`ChannelEvent`s (switch.calls.events) that `ApplicationRunner.deliver` routes to the
 channel waiting for them. Every await ends with `ChannelHungUp` if the caller hangs up.
 """
 
@@ -19,7 +19,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from switch.call_events import (
+from switch.calls import (
+    Call,
+    CallState,
     ChannelEvent,
     DigitReceived,
     HungUp,
@@ -28,8 +30,6 @@ from switch.call_events import (
     PeerRinging,
     PlaybackDone,
 )
-from switch.call_types import CallState
-from switch.calls import Call
 from switch.dialplan import ToApplication
 
 __all__ = [

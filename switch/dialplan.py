@@ -63,7 +63,7 @@ class ToTrunkGroup:
 class RingGroup:
     """Several numbers (extensions, or outside numbers through the outbound routes)
     rung at once (``simultaneous``) or one after another (``sequential``), each for
-    ``ring_timeout_s`` (switch.forking rings them)."""
+    ``ring_timeout_s`` (switch.calls.forking rings them)."""
 
     name: str
     strategy: str  # "simultaneous" or "sequential"

@@ -31,12 +31,12 @@ from switch.sip import (
     Request,
     ResponseReceived,
     SipUri,
+    TransactionEvent,
     TransactionLayer,
     TransactionTerminated,
     TransactionTimedOut,
     TransportFailed,
 )
-from switch.sip.transaction import TransactionEvent
 
 MAX_FORWARDS = "70"  # RFC 3261 §8.1.1.6: "SHOULD be 70"
 PROBE_TIMEOUT_S = 5.0  # an OPTIONS unanswered this long is a missed probe

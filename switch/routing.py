@@ -12,9 +12,20 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 
-from switch.call_control import CallControl
-from switch.call_types import NO_ROUTE, TEMPORARY_FAILURE, CallOrigin, DialTarget
-from switch.calls import Call
+from switch.calls import (
+    NO_ROUTE,
+    TEMPORARY_FAILURE,
+    Call,
+    CallControl,
+    CallOrigin,
+    DialTarget,
+    Failure,
+    Forking,
+    LegKind,
+    Originate,
+    OriginateError,
+    Step,
+)
 from switch.dialplan import (
     CallDirection,
     Dialplan,
@@ -27,9 +38,6 @@ from switch.dialplan import (
     ToRingGroup,
     ToTrunkGroup,
 )
-from switch.forking import Failure, Forking, Step
-from switch.legs import LegKind
-from switch.originate import Originate, OriginateError
 from switch.pri_gateway import (
     ALL_GATEWAYS_DOWN,
     NumberError,
@@ -38,8 +46,7 @@ from switch.pri_gateway import (
     Trunks,
     normalize,
 )
-from switch.sip import NameAddr, Peer, Registrar, RequestReceived, SipUri
-from switch.sip.registrar import Binding
+from switch.sip import Binding, NameAddr, Peer, Registrar, RequestReceived, SipUri
 
 __all__ = ["CallRouter", "StartApplication", "national_number"]
 
@@ -130,7 +137,7 @@ class CallRouter:
 
     def originate(self, agent_extension: str, number: str, now: float, *,
                   ring_timeout_s: float | None = None) -> Call:
-        """Click-to-dial (switch.originate): ring the agent's phone (its newest
+        """Click-to-dial (switch.calls.originate): ring the agent's phone (its newest
         registration), then `number` as the agent would dial it. Raises OriginateError
         when that cannot start: nothing rang, nothing is held."""
         bindings = self.registrar.lookup(agent_extension, now)
@@ -204,7 +211,7 @@ class CallRouter:
                          decision.extension)
                 self._fail(call, 480, SUBSCRIBER_ABSENT, now, "not-registered")
                 return False
-            if len(targets) > 1:  # every registered device rings (switch.forking)
+            if len(targets) > 1:  # every registered device rings (switch.calls.forking)
                 forks: list[DialTarget | Failure] = list(targets)
                 return self._fork(call, [lambda now: forks],
                                   control.settings.ring_timeout_s, now)

@@ -16,16 +16,21 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from switch.call_control import CallControl
-from switch.call_events import CallEnded, ChannelEvent
-from switch.call_types import CallOrigin, CallSettings, MediaControl
-from switch.calls import Call
+from switch.calls import (
+    Call,
+    CallControl,
+    CallEnded,
+    CallOrigin,
+    CallSettings,
+    ChannelEvent,
+    LegKind,
+    MediaControl,
+    OriginateError,
+)
 from switch.dialplan import CallDirection, Dialplan, RingGroup, RouteQuery
 from switch.event_bus import EventBus
 from switch.gateway_probes import PROBE_TIMEOUT_S, GatewayProbes
-from switch.legs import LegKind
 from switch.media import MediaEvent
-from switch.originate import OriginateError
 from switch.pri_gateway import (
     CallerIdentity,
     Gateway,
@@ -287,7 +292,7 @@ class SipService:
     def originate(self, agent_extension: str, number: str, *,
                   ring_timeout_s: float | None = None) -> str:
         """Click-to-dial: ring the agent's phone, then `number` once the agent answers
-        (switch.originate). Returns our call id; what becomes of the call is published
+        (switch.calls.originate). Returns our call id; what becomes of the call is published
         on the bus (CallStarted ... CallEnded, OriginateFailed). Raises OriginateError
         when it cannot start (the agent is not registered, no route, no free channel)."""
         if self.router is None:

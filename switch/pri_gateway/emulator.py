@@ -44,16 +44,26 @@ from switch.pri_gateway.q850 import (
 )
 from switch.pri_gateway.trunks import CHANNELS_PER_E1_SPAN
 from switch.sip import (
+    MAGIC_COOKIE,
     AckReceived,
+    Answered,
+    ByeReceived,
     Direction,
+    Ended,
+    Held,
+    InviteClient,
+    InviteEvent,
+    InviteServer,
     NameAddr,
     NoAcceptableMedia,
     ParseError,
     Peer,
+    Rejected,
     Request,
     RequestReceived,
     Response,
     ResponseReceived,
+    Resumed,
     SdpError,
     SessionDescription,
     SipMessage,
@@ -61,6 +71,7 @@ from switch.sip import (
     SipUri,
     StrayResponseReceived,
     TelUri,
+    TransactionEvent,
     TransactionLayer,
     TransactionTimedOut,
     TransportFailed,
@@ -71,18 +82,6 @@ from switch.sip import (
     options_response,
     process_answer,
 )
-from switch.sip.invite_client import (
-    Answered,
-    ByeReceived,
-    Ended,
-    Held,
-    InviteClient,
-    InviteEvent,
-    Rejected,
-    Resumed,
-)
-from switch.sip.invite_server import InviteServer
-from switch.sip.transaction import MAGIC_COOKIE, TransactionEvent
 
 __all__ = [
     "OUTCOME_RESPONSES",

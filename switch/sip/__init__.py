@@ -20,6 +20,25 @@ from switch.sip.dialog import Dialog, DialogError, DialogId, DialogState, Dialog
 from switch.sip.errors import LocalProtocolError, RemoteProtocolError, SipError
 from switch.sip.framing import StreamFramer
 from switch.sip.headers import CSeq, HeaderError, NameAddr, Via
+from switch.sip.invite_client import (
+    Answered,
+    AnswerReceived,
+    ByeReceived,
+    Cancelled,
+    DialogRequest,
+    DialogResponse,
+    EarlyMedia,
+    Ended,
+    Held,
+    InviteClient,
+    InviteEvent,
+    ReinviteAnswered,
+    ReinviteFailed,
+    Rejected,
+    Resumed,
+    Ringing,
+)
+from switch.sip.invite_server import InviteServer
 from switch.sip.message import (
     Headers,
     ParseError,
@@ -31,6 +50,10 @@ from switch.sip.message import (
     parse_message,
 )
 from switch.sip.offer_answer import (
+    CODECS,
+    DEFAULT_CODECS,
+    TELEPHONE_EVENT,
+    Codec,
     NegotiatedMedia,
     NoAcceptableMedia,
     build_offer,
@@ -38,11 +61,13 @@ from switch.sip.offer_answer import (
     process_answer,
 )
 from switch.sip.peer import Outgoing, Peer, response_peer
+from switch.sip.refer import ReferError, ReferTo, notify_headers, sipfrag
 from switch.sip.registrar import Binding, Registrar, RegistrationChanged, aor_key
 from switch.sip.screening import options_response, screen_request
 from switch.sip.sdp import Direction, SdpError, SessionDescription
 from switch.sip.status import reason_phrase
 from switch.sip.transaction import (
+    MAGIC_COOKIE,
     AckReceived,
     ClientTransaction,
     MergedRequestRejected,
@@ -50,6 +75,7 @@ from switch.sip.transaction import (
     ResponseReceived,
     ServerTransaction,
     StrayResponseReceived,
+    TransactionEvent,
     TransactionLayer,
     TransactionTerminated,
     TransactionTimedOut,
@@ -59,26 +85,43 @@ from switch.sip.transport import SipTransport, TransportLimits
 from switch.sip.uri import AbsoluteUri, SipUri, TelUri, Uri, UriError, parse_uri
 
 __all__ = [
+    "CODECS",
+    "DEFAULT_CODECS",
+    "MAGIC_COOKIE",
+    "TELEPHONE_EVENT",
     "AbsoluteUri",
     "AckReceived",
+    "AnswerReceived",
+    "Answered",
     "AuthHeaderError",
     "AuthOutcome",
     "AuthResult",
     "Binding",
+    "ByeReceived",
     "CSeq",
+    "Cancelled",
     "ClientTransaction",
+    "Codec",
     "Credentials",
     "Dialog",
     "DialogError",
     "DialogId",
+    "DialogRequest",
+    "DialogResponse",
     "DialogState",
     "DialogTable",
     "DigestAuthenticator",
     "DigestResponse",
     "Direction",
+    "EarlyMedia",
+    "Ended",
     "FailureBanList",
     "HeaderError",
     "Headers",
+    "Held",
+    "InviteClient",
+    "InviteEvent",
+    "InviteServer",
     "LocalProtocolError",
     "MergedRequestRejected",
     "NameAddr",
@@ -87,13 +130,20 @@ __all__ = [
     "Outgoing",
     "ParseError",
     "Peer",
+    "ReferError",
+    "ReferTo",
     "Registrar",
     "RegistrationChanged",
+    "ReinviteAnswered",
+    "ReinviteFailed",
+    "Rejected",
     "RemoteProtocolError",
     "Request",
     "RequestReceived",
     "Response",
     "ResponseReceived",
+    "Resumed",
+    "Ringing",
     "SdpError",
     "ServerTransaction",
     "SessionDescription",
@@ -104,6 +154,7 @@ __all__ = [
     "StrayResponseReceived",
     "StreamFramer",
     "TelUri",
+    "TransactionEvent",
     "TransactionLayer",
     "TransactionTerminated",
     "TransactionTimedOut",
@@ -120,6 +171,7 @@ __all__ = [
     "compute_ha1",
     "describe_ban",
     "negotiate_answer",
+    "notify_headers",
     "options_response",
     "parse_message",
     "parse_uri",
@@ -127,4 +179,5 @@ __all__ = [
     "reason_phrase",
     "response_peer",
     "screen_request",
+    "sipfrag",
 ]

@@ -15,7 +15,7 @@ from sqlalchemy import event
 from apps import CallStart, CallState, CdrError, CdrStore, Database, Direction, Disposition
 from apps.cdr_writer import CdrWriter
 from apps.models import Base
-from switch.call_events import (
+from switch.calls import (
     CallAnswered,
     CallBridged,
     CallEnded,

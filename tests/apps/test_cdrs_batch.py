@@ -26,7 +26,7 @@ from apps import (
     LegRecord,
     LegStart,
 )
-from switch.call_events import (
+from switch.calls import (
     CallAnswered,
     CallEnded,
     CallEvent,

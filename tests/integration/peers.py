@@ -9,7 +9,7 @@ import socket
 import time
 from typing import IO
 
-from switch.sip.message import Headers, ParseError, Response, SipMessage, parse_message
+from switch.sip import Headers, ParseError, Response, SipMessage, parse_message
 
 
 def _loose_response(data: bytes) -> Response | None:

@@ -8,8 +8,7 @@ import uuid
 
 import pytest
 
-from switch.sip.auth import build_authorization
-from switch.sip.message import Response
+from switch.sip import Response, build_authorization
 from tests.conftest import require_tool
 from tests.integration.peers import UdpClient
 from tests.integration.switch_process import SwitchProcess

@@ -17,8 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from switch.call_events import CallEnded, CallStarted, OriginateFailed
-from switch.call_types import CallSettings
+from switch.calls import CallEnded, CallSettings, CallStarted, OriginateFailed
 from switch.dialplan import Dialplan, Reject
 from switch.event_bus import Subscription
 from switch.media import MediaEngine

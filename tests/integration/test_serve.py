@@ -33,7 +33,7 @@ def test_first_start_seeds_demo_accounts_once(tmp_path: Path) -> None:
 
 
 def test_demo_password_registers_a_phone(tmp_path: Path) -> None:
-    from switch.sip.auth import build_authorization
+    from switch.sip import build_authorization
     from tests.integration.test_no_enumeration import request
 
     switch = SwitchProcess(tmp_path)

@@ -44,20 +44,34 @@ import pytest
 from switch.media import MediaEngine
 from switch.pri_gateway.emulator import EmulatedCall, GatewayEmulator, tone_pcm
 from switch.sip import (
+    MAGIC_COOKIE,
     AckReceived,
+    Answered,
+    ByeReceived,
+    DialogRequest,
+    DialogResponse,
     Direction,
+    Ended,
+    Held,
+    InviteClient,
+    InviteEvent,
+    InviteServer,
     NameAddr,
     ParseError,
     Peer,
+    ReinviteAnswered,
+    Rejected,
     Request,
     RequestReceived,
     Response,
     ResponseReceived,
+    Resumed,
     SessionDescription,
     SipMessage,
     SipTransport,
     SipUri,
     StrayResponseReceived,
+    TransactionEvent,
     TransactionLayer,
     TransactionTimedOut,
     TransportFailed,
@@ -69,22 +83,7 @@ from switch.sip import (
     parse_uri,
     process_answer,
 )
-from switch.sip.invite_client import (
-    Answered,
-    ByeReceived,
-    DialogRequest,
-    DialogResponse,
-    Ended,
-    Held,
-    InviteClient,
-    InviteEvent,
-    ReinviteAnswered,
-    Rejected,
-    Resumed,
-)
-from switch.sip.invite_server import InviteServer
 from switch.sip.refer import ReferTo, Replaces, parse_sipfrag
-from switch.sip.transaction import MAGIC_COOKIE, TransactionEvent
 from tests.conftest import require_tool
 from tests.integration.switch_process import SwitchProcess
 from tests.integration.test_pri_calls import register as register_on_behalf

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from switch.sip.message import Response
+from switch.sip import Response
 from tests.integration.peers import UdpClient
 from tests.integration.switch_process import SwitchProcess
 

@@ -20,13 +20,11 @@ from switch.applications import (
     DialResult,
     play_prompt,
 )
-from switch.call_types import CallSettings
-from switch.calls import Call
+from switch.calls import Call, CallSettings, LegKind
 from switch.dialplan import RingGroup, ToApplication
-from switch.legs import LegKind
 from switch.media import DtmfReceived
 from switch.pri_gateway import Direction
-from switch.sip.invite_client import ByeReceived, InviteClient
+from switch.sip import ByeReceived, InviteClient
 from tests.switch.test_routing import (
     DID,
     GW1,

@@ -9,30 +9,23 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from switch.call_control import CallControl
-from switch.call_events import (
+from switch.calls import (
+    Call,
     CallAnswered,
+    CallControl,
     CallEnded,
     CallEvent,
+    CallOrigin,
+    CallSettings,
     CallStarted,
+    DialTarget,
+    Leg,
     LegAdded,
     LegEnded,
+    LegKind,
 )
-from switch.call_types import CallOrigin, CallSettings, DialTarget
-from switch.calls import Call
-from switch.fake_media import FakeMediaEngine
-from switch.legs import Leg, LegKind
 from switch.media import RtpTimedOut
 from switch.sip import (
-    NameAddr,
-    Peer,
-    Request,
-    RequestReceived,
-    TransactionLayer,
-    build_offer,
-    parse_message,
-)
-from switch.sip.invite_client import (
     Answered,
     ByeReceived,
     DialogRequest,
@@ -41,15 +34,23 @@ from switch.sip.invite_client import (
     Held,
     InviteClient,
     InviteEvent,
+    InviteServer,
+    NameAddr,
+    Peer,
     ReinviteFailed,
     Rejected,
+    Request,
+    RequestReceived,
     Resumed,
     Ringing,
+    TransactionLayer,
+    build_offer,
+    parse_message,
 )
-from switch.sip.invite_server import InviteServer
 from switch.sip.offer_answer import PCMU, TELEPHONE_EVENT, Direction
 from switch.sip.refer import ReferTo, Replaces, parse_sipfrag
 from switch.sip.transport import stamp_via
+from tests.switch.fake_media import FakeMediaEngine
 
 SWITCH = Peer("UDP", "10.0.0.9", 5060)
 MOH = "/prompts/music_on_hold.wav"

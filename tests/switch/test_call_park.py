@@ -1,4 +1,4 @@
-"""Parking (switch.call_park through Channel.park/unpark): the caller hears looping
+"""Parking (switch.calls.park through Channel.park/unpark): the caller hears looping
 music in the switch until the application takes them off park, or dials a party whose
 answer ends the music and bridges them in one go. In memory: the desk of
 test_applications over FakeMediaEngine, whose commands say what the engine was asked."""

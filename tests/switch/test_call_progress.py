@@ -1,11 +1,11 @@
-"""What a call publishes for the ACD and the wallboard (switch.call_reports, transfers):
+"""What a call publishes for the ACD and the wallboard (switch.calls.reports, transfers):
 CallRinging, CallBridged, CallHeld/CallResumed and CallTransferred, in their exact
 places among the CDR events, for a plain call, a hold and resume, and blind and
 attended transfers. In memory, with the phones of test_call_features."""
 
 from __future__ import annotations
 
-from switch.call_events import (
+from switch.calls import (
     CallAnswered,
     CallBridged,
     CallEnded,
@@ -19,9 +19,7 @@ from switch.call_events import (
     LegAnswered,
     LegEnded,
 )
-from switch.sip.invite_client import InviteClient
-from switch.sip.invite_server import InviteServer
-from switch.sip.offer_answer import Direction
+from switch.sip import Direction, InviteClient, InviteServer
 from tests.switch.test_call_features import Net, Phone, attended_transfer, sdp
 from tests.switch.test_forking import two_devices
 from tests.switch.test_routing import Net as RoutingNet

@@ -1,4 +1,4 @@
-"""A call's one recording (switch.call_recording): from the first answer, across blind
+"""A call's one recording (switch.calls.recording): from the first answer, across blind
 and attended transfers into the same file, paused and resumed, and per route "always",
 "never" or "on_demand". In memory: the phones of test_call_features and the desk of
 test_applications over FakeMediaEngine, whose commands say what the engine was asked."""
@@ -6,15 +6,15 @@ test_applications over FakeMediaEngine, whose commands say what the engine was a
 from __future__ import annotations
 
 from switch.applications import Channel
-from switch.call_events import (
+from switch.calls import (
     CallAnswered,
     CallEnded,
     CallEvent,
+    CallSettings,
     RecordingPaused,
     RecordingResumed,
     RecordingStarted,
 )
-from switch.call_types import CallSettings
 from tests.switch.test_applications import Desk, settle
 from tests.switch.test_call_features import (
     MOH,

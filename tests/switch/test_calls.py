@@ -10,19 +10,34 @@ from typing import Protocol
 
 import pytest
 
-from switch.call_control import CallControl
-from switch.call_events import CallEnded, CallEvent
-from switch.call_types import CallOrigin, CallState, DialTarget, map_failure
-from switch.calls import Call
-from switch.fake_media import FakeMediaEngine
-from switch.legs import LegKind
+from switch.calls import (
+    Call,
+    CallControl,
+    CallEnded,
+    CallEvent,
+    CallOrigin,
+    CallState,
+    DialTarget,
+    LegKind,
+    map_failure,
+)
 from switch.media import RtpTimedOut
 from switch.sip import (
+    Answered,
+    ByeReceived,
+    Cancelled,
+    Ended,
+    InviteClient,
+    InviteEvent,
+    InviteServer,
     NameAddr,
     Peer,
+    ReinviteAnswered,
+    Rejected,
     Request,
     RequestReceived,
     Response,
+    Ringing,
     SessionDescription,
     TransactionLayer,
     Via,
@@ -30,20 +45,9 @@ from switch.sip import (
     negotiate_answer,
     parse_message,
 )
-from switch.sip.invite_client import (
-    Answered,
-    ByeReceived,
-    Cancelled,
-    Ended,
-    InviteClient,
-    InviteEvent,
-    ReinviteAnswered,
-    Rejected,
-    Ringing,
-)
-from switch.sip.invite_server import InviteServer
 from switch.sip.offer_answer import PCMA, PCMU, TELEPHONE_EVENT, Codec
 from switch.sip.transport import stamp_via
+from tests.switch.fake_media import FakeMediaEngine
 
 CALLER = Peer("UDP", "10.0.0.1", 5060)
 CALLEE = Peer("UDP", "10.0.0.2", 5060)

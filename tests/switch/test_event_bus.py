@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from switch.call_events import CallEnded, CallStarted, LegEnded
+from switch.calls import CallEnded, CallStarted, LegEnded
 from switch.event_bus import EventBus, Published, batches
 from switch.media import DtmfReceived
 from switch.sip import RegistrationChanged

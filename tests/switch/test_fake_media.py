@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import switch.media
-from switch.fake_media import FakeMediaEngine
 from switch.media import DtmfReceived, MediaEngine, MediaError, PlaybackFinished, RtpTimedOut
+from tests.switch.fake_media import FakeMediaEngine
 
 PYI = Path(switch.media.__file__).parent / "engine.pyi"
 TEST_CONTROLS = {"emit", "finish_playback", "fail_next", "set_leg_stats", "close"}

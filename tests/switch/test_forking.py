@@ -1,4 +1,4 @@
-"""Forking (switch.forking): an extension registered from several devices rings them
+"""Forking (switch.calls.forking): an extension registered from several devices rings them
 all; the first to answer wins, the others are CANCELled as "completed elsewhere"; when
 all fail the caller hears the best failure (RFC 3261 §16.7). In memory, with the real
 router, registrar and call control (tests/switch/test_routing.Net); time stepped by hand."""
@@ -7,10 +7,16 @@ from __future__ import annotations
 
 import pytest
 
-from switch.call_events import LegAdded, LegAnswered, LegEnded
-from switch.call_types import CallSettings
-from switch.forking import COMPLETED_ELSEWHERE, Failure, best_failure
-from switch.sip.invite_client import ByeReceived, Cancelled, Ended
+from switch.calls import (
+    COMPLETED_ELSEWHERE,
+    CallSettings,
+    Failure,
+    LegAdded,
+    LegAnswered,
+    LegEnded,
+    best_failure,
+)
+from switch.sip import ByeReceived, Cancelled, Ended
 from tests.switch.test_routing import Net, Party, cause_of, sdp
 
 

@@ -27,12 +27,12 @@ from switch.sip import (
     Request,
     RequestReceived,
     ResponseReceived,
+    TransactionEvent,
     TransactionLayer,
     build_response,
     options_response,
     parse_message,
 )
-from switch.sip.transaction import TransactionEvent
 
 SWITCH = Peer("UDP", "10.0.0.9", 5060)
 GW1 = Gateway("gw1", "10.0.1.1")

@@ -1,4 +1,4 @@
-"""Originate / click-to-dial (switch.originate via CallRouter.originate): the agent's
+"""Originate / click-to-dial (switch.calls.originate via CallRouter.originate): the agent's
 phone rings first; once it answers the agent hears ringback while the customer is
 dialled; the CDR reads as the agent dialling out; a failure on either side is reported
 with its cause. In memory (tests/switch/test_routing.Net), time stepped by hand."""
@@ -7,19 +7,18 @@ from __future__ import annotations
 
 import pytest
 
-from switch.call_events import (
+from switch.calls import (
     CallAnswered,
+    CallSettings,
     CallStarted,
     LegAdded,
     LegAnswered,
+    OriginateError,
     OriginateFailed,
 )
-from switch.call_types import CallSettings
 from switch.media import MediaError
-from switch.originate import OriginateError
 from switch.pri_gateway import Direction, TrunkGroup
-from switch.sip import SipUri
-from switch.sip.invite_client import ByeReceived, Cancelled
+from switch.sip import ByeReceived, Cancelled, SipUri
 from tests.switch.test_routing import (
     DOMAIN,
     EXTENSIONS,

@@ -1,4 +1,4 @@
-"""Ring groups (switch.dialplan.RingGroup rung by switch.routing and switch.forking):
+"""Ring groups (switch.dialplan.RingGroup rung by switch.routing and switch.calls.forking):
 targets rung at once (the first to answer wins, the others are CANCELled as "completed
 elsewhere") or one after another, each for its own ring timeout; the dialplan checks the
 targets at start; applications ring several numbers through Channel.dial_all. In memory
@@ -11,13 +11,11 @@ from pathlib import Path
 import pytest
 
 from switch.applications import Channel, DialResult
-from switch.call_events import LegAdded, LegEnded
-from switch.call_types import CallSettings
+from switch.calls import COMPLETED_ELSEWHERE, CallSettings, LegAdded, LegEnded
 from switch.config import ConfigError, RouteConfig, load_config
 from switch.dialplan import Dialplan, Reject, RingGroup, Route
-from switch.forking import COMPLETED_ELSEWHERE
 from switch.pri_gateway import TrunkGroup
-from switch.sip.invite_client import Cancelled, Ringing
+from switch.sip import Cancelled, Ringing
 from tests.switch.test_applications import Desk, settle
 from tests.switch.test_routing import (
     EXTENSIONS,

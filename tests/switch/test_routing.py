@@ -13,14 +13,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from switch.call_control import CallControl
-from switch.call_events import CallEnded, CallEvent, CallStarted
-from switch.call_types import CallOrigin, CallSettings, DialTarget
-from switch.calls import Call
+from switch.calls import (
+    Call,
+    CallControl,
+    CallEnded,
+    CallEvent,
+    CallOrigin,
+    CallSettings,
+    CallStarted,
+    DialTarget,
+    LegKind,
+)
 from switch.config import RouteConfig
 from switch.dialplan import CallDirection, Dialplan, Reject, Route, RouteQuery, ToExtension
-from switch.fake_media import FakeMediaEngine
-from switch.legs import LegKind
 from switch.pri_gateway import (
     CallerIdentity,
     Direction,
@@ -33,15 +38,21 @@ from switch.pri_gateway import (
 from switch.routing import CallRouter, StartApplication, national_number
 from switch.sip import (
     AckReceived,
+    Answered,
+    InviteClient,
+    InviteEvent,
+    InviteServer,
     NameAddr,
     Outgoing,
     Peer,
     Registrar,
+    Rejected,
     Request,
     RequestReceived,
     ResponseReceived,
     SipUri,
     StrayResponseReceived,
+    TransactionEvent,
     TransactionLayer,
     TransactionTimedOut,
     TransportFailed,
@@ -49,11 +60,9 @@ from switch.sip import (
     parse_message,
     reason_phrase,
 )
-from switch.sip.invite_client import Answered, InviteClient, InviteEvent, Rejected
-from switch.sip.invite_server import InviteServer
 from switch.sip.offer_answer import PCMU, TELEPHONE_EVENT
-from switch.sip.transaction import TransactionEvent
 from switch.sip.transport import stamp_via
+from tests.switch.fake_media import FakeMediaEngine
 
 DOMAIN = "10.0.0.9"
 SWITCH = Peer("UDP", DOMAIN, 5060)

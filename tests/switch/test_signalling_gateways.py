@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from switch.dialplan import Dialplan, Reject
-from switch.fake_media import FakeMediaEngine
 from switch.pri_gateway import Gateway, TrunkGroup, Trunks
 from switch.signalling import DRAIN_RETRY_AFTER_S, SipService, SipSettings
 from switch.sip import (
@@ -30,6 +29,7 @@ from switch.sip import (
     reason_phrase,
 )
 from switch.sip.offer_answer import PCMU, TELEPHONE_EVENT
+from tests.switch.fake_media import FakeMediaEngine
 from tests.switch.test_routing import route
 
 pytestmark = pytest.mark.integration

@@ -1,6 +1,6 @@
 """A call's one media arrangement: what the engine does for the call's legs now (the
 bridge, what plays toward whom, the recording), so each change is sent to the engine
-once. Call control (switch.calls) decides; this keeps the bookkeeping and talks to the
+once. Call control (switch.calls.call) decides; this keeps the bookkeeping and talks to the
 engine through `MediaControl`."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from switch.call_types import MediaControl
-from switch.legs import Leg
+from switch.calls.legs import Leg
+from switch.calls.types import MediaControl
 
 __all__ = ["CallMedia", "Tone"]
 

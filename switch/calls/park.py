@@ -1,4 +1,4 @@
-"""Parking a call in the switch (as `Call` offers it, switch.calls): its caller hears
+"""Parking a call in the switch (as `Call` offers it, switch.calls.call): its caller hears
 music or a prompt, looping, until an application takes it off park, or bridges it to
 a party who answered. The music plays on while that party rings (no ringback, no early
 media from a phone) and gives way to them within one 20 ms tick: the stop and the
@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from switch.call_media import CallMedia
-from switch.legs import Leg
+from switch.calls.legs import Leg
+from switch.calls.media import CallMedia
 
 if TYPE_CHECKING:
-    from switch.call_control import CallControl
+    from switch.calls.control import CallControl
 
 __all__ = ["Parkable"]
 

@@ -28,7 +28,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from switch.media.events import MediaError, MediaEvent, PlaybackFinished
+from switch.media import MediaError, MediaEvent, PlaybackFinished
 
 # Mirrors of the engine's compile-time limits and tone table (legmedia.pxd, mixer.pxd,
 # tones.pyx): the fake must refuse what the engine refuses.

@@ -131,7 +131,7 @@ class CallTransferred:
 
 @dataclass(frozen=True, slots=True)
 class OriginateFailed:
-    """A call the switch started (click-to-dial, switch.originate) failed before the
+    """A call the switch started (click-to-dial, switch.calls.originate) failed before the
     customer answered; the CDR has the call too, this says whose side failed."""
 
     call_id: str

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Literal, Protocol
 
-from switch.call_events import CallEnded
-from switch.legs import LegKind
+from switch.calls.events import CallEnded
+from switch.calls.legs import LegKind
 from switch.media import MediaEvent
 from switch.pri_gateway import (
     ReasonHeaderError,
@@ -88,7 +88,7 @@ class CallSettings:
 class CallOrigin:
     """Who is calling, as routing found out before the call was accepted."""
 
-    direction: str  # "inbound", "internal" or "outbound" (see switch.call_events)
+    direction: str  # "inbound", "internal" or "outbound" (see switch.calls.events)
     caller: str
     callee: str
     kind: LegKind  # the far end of the leg the call came in on

@@ -1,22 +1,22 @@
-"""A call's one recording, as `Call` offers it (switch.calls): started at the first
+"""A call's one recording, as `Call` offers it (switch.calls.call): started at the first
 answer (policy "always": an application answering counts), or when asked ("on_demand":
 an application, later the agent), never ("never"); fed from whoever the call's parties
 are as they change (transfers, a new party: CallMedia.follow), into the same file;
 paused and resumed for what must not be kept (a card number), the pause written as
-silence so the file's timeline stays true. Each change is reported (switch.call_events)
+silence so the file's timeline stays true. Each change is reported (switch.calls.events)
 for the CDR."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from switch.call_events import RecordingPaused, RecordingResumed, RecordingStarted
-from switch.call_media import CallMedia
-from switch.call_types import CallState
-from switch.legs import Leg
+from switch.calls.events import RecordingPaused, RecordingResumed, RecordingStarted
+from switch.calls.legs import Leg
+from switch.calls.media import CallMedia
+from switch.calls.types import CallState
 
 if TYPE_CHECKING:
-    from switch.call_control import CallControl
+    from switch.calls.control import CallControl
 
 __all__ = ["Recorded"]
 

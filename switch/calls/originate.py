@@ -17,21 +17,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from switch.call_events import LegAnswered, OriginateFailed
-from switch.call_types import INCOMPATIBLE, NO_ANSWER, Ending, reason_cause
-from switch.legs import Leg
+from switch.calls.events import LegAnswered, OriginateFailed
+from switch.calls.legs import Leg
+from switch.calls.types import INCOMPATIBLE, NO_ANSWER, Ending, reason_cause
 from switch.pri_gateway import Seizure, q850_cause_for_status
-from switch.sip.invite_client import (
-    Answered,
-    EarlyMedia,
-    Ended,
-    InviteEvent,
-    Rejected,
-    Ringing,
-)
+from switch.sip import Answered, EarlyMedia, Ended, InviteEvent, Rejected, Ringing
 
 if TYPE_CHECKING:
-    from switch.calls import Call
+    from switch.calls.call import Call
 
 __all__ = ["Originate", "OriginateError"]
 

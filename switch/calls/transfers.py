@@ -22,23 +22,27 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from switch.call_events import CallTransferred, LegAdded, LegAnswered, LegEnded
-from switch.legs import Leg
-from switch.sip import SipUri, TelUri
-from switch.sip.invite_client import (
+from switch.calls.events import CallTransferred, LegAdded, LegAnswered, LegEnded
+from switch.calls.legs import Leg
+from switch.sip import (
     Answered,
     ByeReceived,
     DialogRequest,
     EarlyMedia,
     Ended,
     InviteEvent,
+    ReferError,
+    ReferTo,
     Rejected,
     Ringing,
+    SipUri,
+    TelUri,
+    notify_headers,
+    sipfrag,
 )
-from switch.sip.refer import ReferError, ReferTo, notify_headers, sipfrag
 
 if TYPE_CHECKING:
-    from switch.calls import Call
+    from switch.calls.call import Call
 
 __all__ = ["PendingTransfer", "on_refer", "on_target_event", "transferor_left"]
 

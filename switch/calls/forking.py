@@ -22,21 +22,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from switch.call_events import LegEnded
-from switch.call_types import NO_ANSWER, TEMPORARY_FAILURE, DialTarget, reason_cause
-from switch.legs import Leg
+from switch.calls.events import LegEnded
+from switch.calls.legs import Leg
+from switch.calls.types import NO_ANSWER, TEMPORARY_FAILURE, DialTarget, reason_cause
 from switch.pri_gateway import q850_cause_for_status
-from switch.sip.invite_client import (
-    Answered,
-    EarlyMedia,
-    Ended,
-    InviteEvent,
-    Rejected,
-    Ringing,
-)
+from switch.sip import Answered, EarlyMedia, Ended, InviteEvent, Rejected, Ringing
 
 if TYPE_CHECKING:
-    from switch.calls import Call
+    from switch.calls.call import Call
 
 __all__ = ["COMPLETED_ELSEWHERE", "NON_SELECTED", "Failure", "Forking", "Step",
            "best_failure"]

@@ -9,13 +9,13 @@ and let a supervisor listen in.
 A call is either *bridged* (routed straight to an extension or a trunk group: `a` is
 answered when `b` answers) or *owned by an application* (IVR, queue: the application
 answers `a`, plays, collects digits and may dial `b` later). Applications never see
-SIP: they get `ChannelEvent`s (switch.call_events) and call the methods in the section
+SIP: they get `ChannelEvent`s (switch.calls.events) and call the methods in the section
 "for applications" below, through switch.applications.
 
 Sans-I/O like the SIP stack below it: a call acts through its `CallControl`
-(switch.call_control), which shares the service's `TransactionLayer` and takes `now` on
+(switch.calls.control), which shares the service's `TransactionLayer` and takes `now` on
 every input; nothing here touches a socket or a clock. The settings, origins, targets
-and failure tables are in switch.call_types.
+and failure tables are in switch.calls.types.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from switch.call_events import (
+from switch.calls.events import (
     CallAnswered,
     DigitReceived,
     HungUp,
@@ -36,11 +36,15 @@ from switch.call_events import (
     PeerRinging,
     PlaybackDone,
 )
-from switch.call_media import CallMedia, Tone
-from switch.call_park import Parkable
-from switch.call_recording import Recorded
-from switch.call_reports import Reported
-from switch.call_types import (
+from switch.calls.forking import Forking
+from switch.calls.legs import NORMAL_CLEARING, Leg, callee_codecs
+from switch.calls.media import CallMedia, Tone
+from switch.calls.originate import Originate
+from switch.calls.park import Parkable
+from switch.calls.recording import Recorded
+from switch.calls.reports import Reported
+from switch.calls.transfers import PendingTransfer, on_refer, on_target_event, transferor_left
+from switch.calls.types import (
     INCOMPATIBLE,
     NO_ANSWER,
     TEMPORARY_FAILURE,
@@ -52,19 +56,11 @@ from switch.call_types import (
     map_failure,
     reason_cause,
 )
-from switch.forking import Forking
-from switch.legs import NORMAL_CLEARING, Leg, callee_codecs
 from switch.media import DtmfReceived, MediaError, MediaEvent, PlaybackFinished, RtpTimedOut
-from switch.originate import Originate
 from switch.pri_gateway import (
     q850_cause_for_status,
 )
 from switch.sip import (
-    SdpError,
-    SessionDescription,
-    build_offer,
-)
-from switch.sip.invite_client import (
     Answered,
     AnswerReceived,
     ByeReceived,
@@ -75,17 +71,19 @@ from switch.sip.invite_client import (
     Ended,
     Held,
     InviteEvent,
+    InviteServer,
     ReinviteAnswered,
     ReinviteFailed,
     Rejected,
     Resumed,
     Ringing,
+    SdpError,
+    SessionDescription,
+    build_offer,
 )
-from switch.sip.invite_server import InviteServer
-from switch.transfers import PendingTransfer, on_refer, on_target_event, transferor_left
 
 if TYPE_CHECKING:
-    from switch.call_control import CallControl
+    from switch.calls.control import CallControl
 
 __all__ = ["Call"]
 
@@ -104,8 +102,8 @@ class Call(Recorded, Reported, Parkable):
         self.origin = origin
         self.application: str | None = None  # the owning application's name
         self.transfer: PendingTransfer | None = None  # a blind transfer ringing
-        self.forking: Forking | None = None  # several legs ringing (switch.forking)
-        self.originate: Originate | None = None  # we started it (switch.originate)
+        self.forking: Forking | None = None  # several legs ringing (switch.calls.forking)
+        self.originate: Originate | None = None  # we started it (switch.calls.originate)
         self.recording_policy = control.settings.recording  # the route may change it
         self.state = CallState.CALLING
         self.cause: str | None = None
@@ -173,7 +171,7 @@ class Call(Recorded, Reported, Parkable):
         return self._new_leg(target, now)
 
     def fork(self, forking: Forking, now: float) -> None:
-        """Ring several legs (switch.forking): the first to answer becomes `b`."""
+        """Ring several legs (switch.calls.forking): the first to answer becomes `b`."""
         if self.b is not None and not self.b.ended:
             raise RuntimeError(f"{self} is already connected to {self.b}")
         self.forking = forking
@@ -453,7 +451,7 @@ class Call(Recorded, Reported, Parkable):
     def play_to(self, leg: Leg, tone: Tone) -> None:
         self._media.play_tone(leg, tone)
 
-    # -- transfers (switch.transfers decides, these do)
+    # -- transfers (switch.calls.transfers decides, these do)
 
     def replace(self, old: Leg, new: Leg, now: float) -> None:
         """`new` (answered) takes `old`'s place, bridged to the party that stays;

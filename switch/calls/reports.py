@@ -1,16 +1,16 @@
-"""What a call tells the ACD and the wallboard as it goes (switch.call_events: ringing,
-bridged, hold and resume), each once per change, as `Call` (switch.calls) offers it;
-transfers are reported by switch.transfers."""
+"""What a call tells the ACD and the wallboard as it goes (switch.calls.events: ringing,
+bridged, hold and resume), each once per change, as `Call` (switch.calls.call) offers it;
+transfers are reported by switch.calls.transfers."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from switch.call_events import CallBridged, CallHeld, CallResumed, CallRinging
-from switch.legs import Leg
+from switch.calls.events import CallBridged, CallHeld, CallResumed, CallRinging
+from switch.calls.legs import Leg
 
 if TYPE_CHECKING:
-    from switch.call_control import CallControl
+    from switch.calls.control import CallControl
 
 __all__ = ["Reported"]
 

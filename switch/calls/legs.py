@@ -2,7 +2,7 @@
 
 A `Leg` knows its own SDP bookkeeping (our offer or answer, what the far end sent,
 o= versions) and how to hang itself up whatever state it is in; what legs are
-connected to is the call's business (switch.calls).
+connected to is the call's business (switch.calls.call).
 """
 
 from __future__ import annotations
@@ -11,6 +11,12 @@ from dataclasses import dataclass
 
 from switch.pri_gateway import Seizure, format_reason, q850_cause_for_status
 from switch.sip import (
+    CODECS,
+    DEFAULT_CODECS,
+    TELEPHONE_EVENT,
+    Codec,
+    InviteClient,
+    InviteServer,
     LocalProtocolError,
     NegotiatedMedia,
     SdpError,
@@ -19,9 +25,6 @@ from switch.sip import (
     negotiate_answer,
     process_answer,
 )
-from switch.sip.invite_client import InviteClient
-from switch.sip.invite_server import InviteServer
-from switch.sip.offer_answer import CODECS, DEFAULT_CODECS, TELEPHONE_EVENT, Codec
 
 __all__ = ["Leg", "LegKind", "callee_codecs"]
 

@@ -1,6 +1,6 @@
 """`CallControl`: every call on one TransactionLayer. It routes transaction and media
 events to their call by SIP Call-ID and engine leg, runs call timers off a heap, and
-accepts new INVITEs as calls (see switch.calls for what a call does)."""
+accepts new INVITEs as calls (see switch.calls.call for what a call does)."""
 
 from __future__ import annotations
 
@@ -10,40 +10,40 @@ import itertools
 import secrets
 from collections.abc import Callable
 
-from switch.call_events import (
+from switch.calls.call import Call
+from switch.calls.events import (
     CallEvent,
     CallStarted,
     ChannelEvent,
     LegAdded,
 )
-from switch.call_types import (
+from switch.calls.legs import Leg, callee_codecs
+from switch.calls.types import (
     CallOrigin,
     CallSettings,
     DialTarget,
     MediaControl,
 )
-from switch.calls import Call
-from switch.legs import Leg, callee_codecs
 from switch.media import MediaError, MediaEvent
 from switch.pri_gateway import (
     Seizure,
 )
 from switch.sip import (
     AckReceived,
+    InviteClient,
+    InviteServer,
     NameAddr,
     Peer,
     RequestReceived,
     ResponseReceived,
     SdpError,
     StrayResponseReceived,
+    TransactionEvent,
     TransactionLayer,
     TransactionTimedOut,
     TransportFailed,
     build_offer,
 )
-from switch.sip.invite_client import InviteClient
-from switch.sip.invite_server import InviteServer
-from switch.sip.transaction import TransactionEvent
 
 
 class CallControl:
