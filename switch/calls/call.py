@@ -12,10 +12,11 @@ answers `a`, plays, collects digits and may dial `b` later). Applications never 
 SIP: they get `ChannelEvent`s (switch.calls.events) and call the methods in the section
 "for applications" below, through switch.applications.
 
-Sans-I/O like the SIP stack below it: a call acts through its `CallControl`
-(switch.calls.control), which shares the service's `TransactionLayer` and takes `now` on
-every input; nothing here touches a socket or a clock. The settings, origins, targets
-and failure tables are in switch.calls.types.
+Sans-I/O like the SIP stack below it: a call acts through its host, a `CallHost`
+(switch.calls.host: the few members of the owning `CallControl` it may use), which
+shares the service's `TransactionLayer` and takes `now` on every input; nothing here
+touches a socket or a clock. The settings, origins, targets and failure tables are in
+switch.calls.types.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ from switch.sip import (
 )
 
 if TYPE_CHECKING:
-    from switch.calls.control import CallControl
+    from switch.calls.host import CallHost
 
 __all__ = ["Call"]
 
@@ -92,7 +93,7 @@ _ACKNOWLEDGED = frozenset({"INFO", "OPTIONS", "NOTIFY", "UPDATE"})
 
 
 class Call(Recorded, Reported, Parkable):
-    def __init__(self, control: CallControl, call_id: str, a: Leg, origin: CallOrigin,
+    def __init__(self, control: CallHost, call_id: str, a: Leg, origin: CallOrigin,
                  now: float) -> None:
         self.control = control
         self.call_id = call_id

@@ -14,7 +14,7 @@ from switch.calls.legs import Leg
 from switch.calls.media import CallMedia
 
 if TYPE_CHECKING:
-    from switch.calls.control import CallControl
+    from switch.calls.host import CallHost
 
 __all__ = ["Parkable"]
 
@@ -24,7 +24,7 @@ PARKED = "park"  # what CallMedia.playing says toward a parked caller
 class Parkable:
     """What `Call` needs to have for these (it has them)."""
 
-    control: CallControl
+    control: CallHost
     a: Leg
     _media: CallMedia
 

@@ -16,7 +16,7 @@ from switch.calls.media import CallMedia
 from switch.calls.types import CallState
 
 if TYPE_CHECKING:
-    from switch.calls.control import CallControl
+    from switch.calls.host import CallHost
 
 __all__ = ["Recorded"]
 
@@ -24,7 +24,7 @@ __all__ = ["Recorded"]
 class Recorded:
     """What `Call` needs to have for these (it has them)."""
 
-    control: CallControl
+    control: CallHost
     call_id: str
     a: Leg
     b: Leg | None

@@ -10,7 +10,7 @@ from switch.calls.events import CallBridged, CallHeld, CallResumed, CallRinging
 from switch.calls.legs import Leg
 
 if TYPE_CHECKING:
-    from switch.calls.control import CallControl
+    from switch.calls.host import CallHost
 
 __all__ = ["Reported"]
 
@@ -18,7 +18,7 @@ __all__ = ["Reported"]
 class Reported:
     """What `Call` needs to have for these (it has them)."""
 
-    control: CallControl
+    control: CallHost
     call_id: str
     a: Leg
     b: Leg | None
