@@ -1,7 +1,7 @@
 """The application interface: IVR, queues and the dialer drive calls through `Channel`,
 an async API (answer, play, collect digits, park, dial and bridge, start, pause and
-resume the call's recording, hang up), and never
-see SIP.
+resume the call's recording, hand the call to another application and back, hang up),
+and never see SIP.
 
 Call control is sans-I/O; this is its asyncio face. A `Channel` command calls into
 the call at once and asks the SIP service to send what it queued; results arrive as
@@ -34,7 +34,7 @@ from switch.dialplan import ToApplication
 
 __all__ = [
     "Application", "ApplicationRunner", "Channel", "ChannelHungUp", "DialResult",
-    "play_prompt",
+    "UnknownApplication", "play_prompt",
 ]
 
 log = logging.getLogger("callcenter.apps")
@@ -67,11 +67,20 @@ class DialResult:
 Application = Callable[["Channel"], Awaitable[None]]
 
 
+class UnknownApplication(LookupError):
+    """A hand-off named an application the runner does not have."""
+
+
+Lookup = Callable[[str, Mapping[str, str]], "tuple[Application, dict[str, str]] | None"]
+
+
 class Channel:
-    def __init__(self, hooks: ServiceHooks, call: Call, params: Mapping[str, str]) -> None:
+    def __init__(self, hooks: ServiceHooks, call: Call, params: Mapping[str, str],
+                 lookup: Lookup | None = None) -> None:
         self._hooks = hooks
         self.call = call
         self.params = params
+        self._lookup = lookup  # the runner's applications, for hand_off
         self._events: asyncio.Queue[ChannelEvent] = asyncio.Queue()
         self._digits: list[str] = []
         self.hung_up = False
@@ -90,6 +99,29 @@ class Channel:
     @property
     def callee(self) -> str:
         return self.call.origin.callee
+
+    @property
+    def variables(self) -> dict[str, object]:
+        """The call's variables: set by one application, read by the next (and by what
+        follows the call: screen pops, records)."""
+        return self.call.variables
+
+    async def hand_off(self, name: str, **params: str) -> None:
+        """Pass the call to the application `name` (an IVR menu to a queue to a voice
+        message) with its own `params`; it drives this same channel, sees the same
+        variables, and when it returns the call comes back here. ChannelHungUp if the
+        caller hangs up meanwhile; UnknownApplication (nothing changes) for a name the
+        runner does not have."""
+        found = self._lookup(name, params) if self._lookup is not None else None
+        if found is None:
+            raise UnknownApplication(f"no application named {name!r}")
+        application, own_params = found
+        before = (self.call.application, self.params)
+        self.call.application, self.params = name, own_params
+        try:
+            await application(self)
+        finally:
+            self.call.application, self.params = before
 
     def deliver(self, event: ChannelEvent) -> None:
         if isinstance(event, DigitReceived):
@@ -277,20 +309,30 @@ class ApplicationRunner:
         self._hooks = hooks
 
     def start(self, call: Call, decision: ToApplication, now: float) -> bool:
-        application = self.applications.get(decision.name)
-        if application is None or self._hooks is None:
+        found = self.lookup(decision.name, decision.params)
+        if found is None or self._hooks is None:
             return False
-        params = dict(decision.params)
-        prompt = params.get("prompt")
-        if prompt and self.prompts_dir is not None and not os.path.isabs(prompt):
-            params["prompt"] = os.path.join(self.prompts_dir, prompt)
-        channel = Channel(self._hooks, call, params)
+        application, params = found
+        channel = Channel(self._hooks, call, params, self.lookup)
         call.application = decision.name
         self.channels[call.call_id] = channel
         task = asyncio.get_running_loop().create_task(self._run(application, channel))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return True
+
+    def lookup(self, name: str, params: Mapping[str, str],
+               ) -> tuple[Application, dict[str, str]] | None:
+        """The application `name` and its params, a relative prompt placed in
+        prompts_dir; None for a name we do not have."""
+        application = self.applications.get(name)
+        if application is None:
+            return None
+        own = dict(params)
+        prompt = own.get("prompt")
+        if prompt and self.prompts_dir is not None and not os.path.isabs(prompt):
+            own["prompt"] = os.path.join(self.prompts_dir, prompt)
+        return application, own
 
     def deliver(self, events: list[ChannelEvent]) -> None:
         for event in events:

@@ -102,6 +102,9 @@ class Call(Recorded, Reported, Parkable):
         self.all_legs = [a]  # with legs that failed or were replaced, until they end
         self.origin = origin
         self.application: str | None = None  # the owning application's name
+        # What applications learn about the call and hand on to the next one (customer
+        # id, VIP level, IVR path, digits collected), for later screen pops and records.
+        self.variables: dict[str, object] = {}
         self.transfer: PendingTransfer | None = None  # a blind transfer ringing
         self.forking: Forking | None = None  # several legs ringing (switch.calls.forking)
         self.originate: Originate | None = None  # we started it (switch.calls.originate)

@@ -18,6 +18,7 @@ from switch.applications import (
     Channel,
     ChannelHungUp,
     DialResult,
+    UnknownApplication,
     play_prompt,
 )
 from switch.calls import Call, CallSettings, LegKind
@@ -402,3 +403,33 @@ async def test_the_prompt_application_plays_the_routes_prompt_and_hangs_up() -> 
     await settle(desk.customer_got_bye)
     [ended] = desk.net.ended()
     assert ended.cause == "application"
+
+
+async def test_an_application_hands_the_call_on_and_gets_it_back_with_the_variables() -> None:
+    """An IVR menu passes the caller to a queue application and back: the queue drives
+    the same call with its own params, reads what the menu learned and adds its own."""
+    seen: list[tuple[str | None, dict[str, object], dict[str, str]]] = []
+
+    async def menu(channel: Channel) -> None:
+        await channel.answer()
+        channel.variables.update(customer_id=42, vip_level="金卡", ivr_path=["menu:1"])
+        await channel.hand_off("queue", prompt="hold.wav")
+        seen.append((channel.call.application, dict(channel.variables), dict(channel.params)))
+        with pytest.raises(UnknownApplication, match="no application named 'voicemail'"):
+            await channel.hand_off("voicemail")
+        await channel.hang_up()
+
+    async def queue(channel: Channel) -> None:
+        seen.append((channel.call.application, dict(channel.variables), dict(channel.params)))
+        await channel.play([channel.params["prompt"]])
+        channel.variables["queue_result"] = "timeout"
+
+    desk = Desk({"desk": menu, "queue": queue}, prompts_dir="/prompts")
+    outgoing = desk.call_in()
+    await settle(lambda: desk.customer.answered(outgoing) and desk.playing() == "prompts")
+    assert ("play", desk.caller_leg, ["/prompts/hold.wav"], False) in desk.net.engine.commands
+    desk.prompt_ends()
+    await settle(desk.customer_got_bye)
+    learned = {"customer_id": 42, "vip_level": "金卡", "ivr_path": ["menu:1"]}
+    assert seen == [("queue", learned, {"prompt": "/prompts/hold.wav"}),
+                    ("desk", {**learned, "queue_result": "timeout"}, {})]
