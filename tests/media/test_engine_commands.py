@@ -39,14 +39,6 @@ def rtp(seq: int, payload: bytes = b"\xff" * 160, ssrc: int = 0xA) -> bytes:
     return phones_rtp(seq, 160 * seq, ssrc, payload)
 
 
-@pytest.fixture
-def phones() -> Iterator[list[Phone]]:
-    made = [Phone() for _ in range(4)]
-    yield made
-    for phone in made:
-        phone.close()
-
-
 def port_is_bound(port: int) -> bool:
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
