@@ -61,6 +61,23 @@ def _free_port(kind: socket.SocketKind) -> int:
         return int(sock.getsockname()[1])
 
 
+def _free_sip_port() -> int:
+    """A port free for UDP and TCP at once: baresip's `sip_listen` binds both, and a port
+    the kernel handed out as free for UDP may be some client's TCP port right now."""
+    while True:
+        udp_port = _free_port(socket.SOCK_DGRAM)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            try:
+                tcp.bind(("127.0.0.1", udp_port))
+            except OSError:
+                continue
+        return udp_port
+
+
+class PortTaken(Exception):
+    """baresip could not bind a port we chose: another process took it in between."""
+
+
 class BaresipPhone:
     """One baresip process with one account. Events arrive on `events` as dicts."""
 
@@ -80,12 +97,12 @@ class BaresipPhone:
 
     def configure(self, extension: str, password: str, switch_port: int,
                   tone_hz: float) -> None:
-        self.home.mkdir(parents=True)
-        self.dumps.mkdir()
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.dumps.mkdir(exist_ok=True)
         source = write_wav(self.home / "tone.wav", tone_pcm(tone_hz, TONE_FILE_S))
         self.ctrl_port = _free_port(socket.SOCK_STREAM)
         (self.home / "config").write_text(CONFIG.format(
-            sip_port=_free_port(socket.SOCK_DGRAM), source=source, rtp_lo=BARESIP_RTP[0],
+            sip_port=_free_sip_port(), source=source, rtp_lo=BARESIP_RTP[0],
             rtp_hi=BARESIP_RTP[1], dumps=self.dumps, ctrl_port=self.ctrl_port))
         # answermode=manual: the test accepts, so it knows the call it accepts.
         (self.home / "accounts").write_text(
@@ -104,6 +121,10 @@ class BaresipPhone:
             line = await asyncio.wait_for(registered, START_TIMEOUT_S)
         except TimeoutError:
             raise AssertionError(f"baresip did not register\n{self.transcript()}") from None
+        except AssertionError:
+            if "Address already in use" in "".join(self.output):
+                raise PortTaken(self.transcript()) from None
+            raise
         assert "200 OK" in line, self.transcript()
         reader, self._writer = await asyncio.open_connection("127.0.0.1", self.ctrl_port)
         self._tasks.append(asyncio.create_task(self._read_ctrl(reader)))
@@ -198,10 +219,23 @@ class BaresipPhone:
 async def baresip_phone(executable: str, home: Path, extension: str, password: str,
                         switch_port: int, tone_hz: float) -> AsyncIterator[BaresipPhone]:
     """A baresip registered as `extension`, sending `tone_hz` on every call."""
-    phone = BaresipPhone(executable, home)
-    phone.configure(extension, password, switch_port, tone_hz)
+    # Ports are chosen free but only bound by baresip later; if another process took one
+    # in between, start again with new ports (three tries, then the failure stands).
+    for attempt in range(3):
+        phone = BaresipPhone(executable, home)
+        phone.configure(extension, password, switch_port, tone_hz)
+        try:
+            await phone.start()
+        except PortTaken:
+            await phone.stop()
+            if attempt == 2:
+                raise
+            continue
+        except BaseException:
+            await phone.stop()
+            raise
+        break
     try:
-        await phone.start()
         yield phone
     finally:
         await phone.stop()
