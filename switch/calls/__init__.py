@@ -35,6 +35,7 @@ from switch.calls.events import (
     RecordingPaused,
     RecordingResumed,
     RecordingStarted,
+    TimerFired,
 )
 from switch.calls.forking import COMPLETED_ELSEWHERE, Failure, Forking, Step, best_failure
 from switch.calls.legs import Leg, LegKind
@@ -94,6 +95,7 @@ __all__ = [
     "RecordingResumed",
     "RecordingStarted",
     "Step",
+    "TimerFired",
     "best_failure",
     "map_failure",
 ]

@@ -44,6 +44,7 @@ from switch.calls.originate import Originate
 from switch.calls.park import Parkable
 from switch.calls.recording import Recorded
 from switch.calls.reports import Reported
+from switch.calls.timers import AppTimed
 from switch.calls.transfers import PendingTransfer, on_refer, on_target_event, transferor_left
 from switch.calls.types import (
     INCOMPATIBLE,
@@ -92,7 +93,7 @@ __all__ = ["Call"]
 _ACKNOWLEDGED = frozenset({"INFO", "OPTIONS", "NOTIFY", "UPDATE"})
 
 
-class Call(Recorded, Reported, Parkable):
+class Call(Recorded, Reported, Parkable, AppTimed):
     def __init__(self, control: CallHost, call_id: str, a: Leg, origin: CallOrigin,
                  now: float) -> None:
         self.control = control
@@ -119,6 +120,8 @@ class Call(Recorded, Reported, Parkable):
         self._bridged_legs: tuple[int, int] | None = None
         self._unfinished_byes: list[Leg] = []  # BYE waits for the ACK of our 2xx
         self._closed = False
+        self._app_timers: dict[int, float] = {}  # switch.calls.timers
+        self._next_timer_token = 0
 
     def __repr__(self) -> str:
         return f"<Call {self.call_id} {self.state.value}>"
@@ -398,7 +401,8 @@ class Call(Recorded, Reported, Parkable):
 
     def next_deadline(self) -> float | None:
         deadlines = [self._ring_deadline, self.forking.deadline if self.forking else None,
-                     self.originate.deadline if self.originate else None]
+                     self.originate.deadline if self.originate else None,
+                     self.app_deadline]
         if self.answered_at is not None and self.state is CallState.ANSWERED:
             deadlines.append(self.answered_at + self.control.settings.max_duration_s)
         return min((d for d in deadlines if d is not None), default=None)
@@ -410,6 +414,7 @@ class Call(Recorded, Reported, Parkable):
             self.forking.handle_timer(self, now)
         if self.originate is not None:
             self.originate.handle_timer(self, now)
+        self.fire_app_timers(now)
         if self._ring_deadline is not None and now >= self._ring_deadline:
             self._ring_deadline = None
             target = self.transfer.target if self.transfer is not None else None
@@ -576,7 +581,9 @@ class Call(Recorded, Reported, Parkable):
                 leg.end_reported = True
                 control.report(LegEnded(self.call_id, leg.index,
                                         leg.final_status, leg.q850_cause))
-        control.report(ending.report(self.call_id, answered=self.answered_at is not None))
+        self._app_timers.clear()
+        control.report(ending.report(self.call_id, answered=self.answered_at is not None,
+                                     variables=self.variables))
         if self.application is not None:
             control.tell(HungUp(self.call_id, ending.cause))
 

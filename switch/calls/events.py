@@ -10,6 +10,7 @@ has one SIP dialog per leg. Leg 0 is the leg the call came in on.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 __all__ = [
@@ -17,7 +18,7 @@ __all__ = [
     "CallResumed", "CallRinging", "CallStarted", "CallTransferred",
     "ChannelEvent", "DigitReceived", "HungUp", "LegAdded", "LegAnswered", "LegEnded",
     "OriginateFailed", "PeerAnswered", "PeerFailed", "PeerRinging", "PlaybackDone",
-    "RecordingPaused", "RecordingResumed", "RecordingStarted",
+    "RecordingPaused", "RecordingResumed", "RecordingStarted", "TimerFired",
 ]
 
 
@@ -83,6 +84,9 @@ class CallEnded:
     q850_cause: int | None
     sip_status: int | None
     cause: str  # what happened, for logs: "caller-bye", "callee-bye", "rejected-486", ...
+    # What the call's applications learnt (customer id, VIP level, IVR path, digits),
+    # for the CDR; None when no application set any.
+    variables: Mapping[str, object] | None = None
 
 
 # -- what the ACD and the wallboard follow (published, not made into CDRs)
@@ -167,6 +171,14 @@ class PlaybackDone:
 
 
 @dataclass(frozen=True, slots=True)
+class TimerFired:
+    """An application's timer (Call.start_timer) passed."""
+
+    call_id: str
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
 class PeerRinging:
     call_id: str
 
@@ -189,4 +201,5 @@ class HungUp:
     cause: str
 
 
-ChannelEvent = DigitReceived | PlaybackDone | PeerRinging | PeerAnswered | PeerFailed | HungUp
+ChannelEvent = (DigitReceived | PlaybackDone | TimerFired | PeerRinging | PeerAnswered
+                | PeerFailed | HungUp)

@@ -4,7 +4,7 @@ media engine must offer, and how failures map to what callers hear and reports s
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Literal, Protocol
@@ -166,11 +166,13 @@ class Ending:
     sip_status: int | None = None  # for the CDR
     recorded_q850: int | None = None  # the CDR's cause when q850_cause is None
 
-    def report(self, call_id: str, *, answered: bool) -> CallEnded:
-        """The CDR's end of the call: disposition and cause."""
+    def report(self, call_id: str, *, answered: bool,
+               variables: Mapping[str, object] | None = None) -> CallEnded:
+        """The CDR's end of the call: disposition, cause and the call's variables."""
         disposition = "answered" if answered else (
             self.disposition or disposition_for(self.sip_status, self.q850_cause))
-        return CallEnded(call_id, disposition, self.cdr_cause(), self.sip_status, self.cause)
+        return CallEnded(call_id, disposition, self.cdr_cause(), self.sip_status, self.cause,
+                         dict(variables) if variables else None)
 
     def cdr_cause(self) -> int | None:
         """The Q.850 cause reports give: the one sent, else the one recorded, else the
