@@ -108,6 +108,8 @@ class MediaEngine:
     def join_mix(self, mix: int, leg: int) -> None:
         """The leg hears everyone and is heard; it moves to the mix's worker."""
     def leave_mix(self, mix: int, leg: int) -> None: ...
+    def destroy_mix(self, mix: int) -> None:
+        """Free an emptied mix; MediaError while it has participants."""
     def set_hearing(self, mix: int, listener_leg: int, talker_leg: int, audible: bool) -> None: ...
     def monitor(
         self,

@@ -56,6 +56,7 @@ from switch.media.engine_types cimport CMD_CALL, SAMPLES_PER_MS, Cmd, MixNode, R
 from switch.media.engine_worker cimport (
     cmd_inband,
     cmd_mix_hearing,
+    cmd_nothing,
     cmd_mix_join,
     cmd_mix_leave,
     cmd_play,
@@ -405,6 +406,23 @@ cdef class MediaEngine(RelayCore):
         if leg not in members:
             raise MediaError(f"leg {leg} is not in mix {mix}")
         self._call(target, cmd_mix_leave, node, members.pop(leg))
+
+    def destroy_mix(self, mix):
+        """Free an emptied mix (every participant has left); its id is unknown after."""
+        address, members, worker = self._mix(mix)
+        cdef MixNode *node = <MixNode *><size_t>address
+        cdef Cmd *cmd
+        if members:
+            raise MediaError(f"mix {mix} still has participants: {sorted(members)}")
+        del self._mixes[mix]
+        if worker < 0:  # nobody ever joined: no worker has seen it
+            free(node)
+            return
+        # The worker may still be applying the leaves queued before this: it frees the
+        # node after them, in its own turn.
+        cmd = self._new_cmd(CMD_CALL, NULL, node)
+        cmd.fn = cmd_nothing
+        self._submit(&self.workers[<int>worker], cmd)
 
     def set_hearing(self, mix, listener_leg, talker_leg, audible):
         """Whether listener_leg hears talker_leg in the mix."""

@@ -28,3 +28,4 @@ cdef void cmd_tap_pause(Worker *w, Cmd *cmd) noexcept nogil  # ptr: RecTap, arg:
 cdef void cmd_mix_join(Worker *w, Cmd *cmd) noexcept nogil  # ptr: MixNode, arg: slot
 cdef void cmd_mix_leave(Worker *w, Cmd *cmd) noexcept nogil
 cdef void cmd_mix_hearing(Worker *w, Cmd *cmd) noexcept nogil  # arg: listener<<8|talker
+cdef void cmd_nothing(Worker *w, Cmd *cmd) noexcept nogil  # frees what it owns, in turn

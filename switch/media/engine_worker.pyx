@@ -396,6 +396,12 @@ cdef void cmd_mix_hearing(Worker *w, Cmd *cmd) noexcept nogil:
         node.mix.hears[listener] &= ~(1u << talker)
 
 
+cdef void cmd_nothing(Worker *w, Cmd *cmd) noexcept nogil:
+    # Applied in its turn after every command queued before it; apply_and_free then
+    # frees what it owns (an emptied mix, say), which nothing on the worker uses by now.
+    pass
+
+
 cdef void nap_until(int64_t deadline_ns) noexcept nogil:
     cdef timespec ts
     ts.tv_sec = deadline_ns // 1000000000

@@ -400,6 +400,38 @@ def test_a_mix_keeps_its_worker_so_no_two_workers_share_its_node(phones) -> None
         engine.stop()
 
 
+def test_an_emptied_mix_is_freed_on_its_worker_after_the_leaves_queued_before(phones) -> None:
+    # The worker is parked with the leaves still queued: the free is queued behind them
+    # (it must not free a node the worker will touch), and the mix is gone for callers.
+    a, b = phones[:2]
+    engine = MediaEngine(workers=1, port_range=PORTS)
+    engine.start()
+    try:
+        first, second = engine.open_leg(), engine.open_leg()
+        engine.set_remote(first, HOST, a.port)
+        engine.set_remote(second, HOST, b.port)
+        mix = engine.create_mix()
+        engine.join_mix(mix, first)
+        engine.join_mix(mix, second)
+        with pytest.raises(MediaError, match="still has participants"):
+            engine.destroy_mix(mix)
+        engine._stall_worker(0)
+        engine.leave_mix(mix, first)
+        engine.leave_mix(mix, second)
+        engine.destroy_mix(mix)
+        assert engine.stats()["mixes"] == 0
+        engine._resume_worker(0)
+        engine.sync()
+        with pytest.raises(MediaError, match="no such mix"):
+            engine.join_mix(mix, first)
+        never_joined = engine.create_mix()
+        engine.destroy_mix(never_joined)
+        engine.bridge(first, second)  # the legs carry on as before
+        engine.sync()
+    finally:
+        engine.stop()
+
+
 # ---- any order of commands, workers parked and resumed at random ---------------------
 
 OPS = st.lists(
@@ -407,7 +439,8 @@ OPS = st.lists(
         st.sampled_from([
             "open_leg", "open_leg", "close_leg", "bridge", "unbridge", "set_remote",
             "play", "play_tone", "stop_playing", "send_dtmf", "record", "stop_recording",
-            "create_mix", "join_mix", "leave_mix", "set_inband_dtmf", "stall", "resume",
+            "create_mix", "join_mix", "leave_mix", "destroy_mix", "set_inband_dtmf", "stall",
+            "resume",
         ]),
         st.integers(0, 7),
         st.integers(0, 7),
@@ -470,6 +503,8 @@ def test_any_command_sequence_with_parked_workers_settles(running, tmp_path: Pat
                 engine.join_mix(pick(made["mix"], y), leg)
             elif name == "leave_mix":
                 engine.leave_mix(pick(made["mix"], y), leg)
+            elif name == "destroy_mix":
+                engine.destroy_mix(pick(made["mix"], y))
             elif name == "set_inband_dtmf":
                 engine.set_inband_dtmf(leg, y % 2 == 0)
             elif name == "stall":  # one parked worker at a time (see _stall_worker)

@@ -512,6 +512,15 @@ class FakeMediaEngine:
         self._command("leave_mix", mix, leg)
         del members[leg]
 
+    def destroy_mix(self, mix: int) -> None:
+        members = self._mix(mix)
+        if members:
+            raise MediaError(f"mix {mix} still has participants: {sorted(members)}")
+        self._command("destroy_mix", mix)
+        del self.mixes[mix]
+        del self.hearing[mix]
+        self._mix_workers.pop(mix, None)
+
     def set_hearing(self, mix: int, listener_leg: int, talker_leg: int, audible: bool) -> None:
         members = self._mix(mix)
         for leg in (listener_leg, talker_leg):
