@@ -26,6 +26,8 @@ from switch.calls import (
     LegKind,
     MediaControl,
     OriginateError,
+    PartyError,
+    PartyMode,
 )
 from switch.dialplan import CallDirection, Dialplan, RingGroup, RouteQuery
 from switch.event_bus import EventBus
@@ -304,6 +306,40 @@ class SipService:
                  agent_extension, number)
         self._pump()
         return call.call_id
+
+    # -- parties added to a call that is up: a conference, a supervisor (switch.calls.parties)
+
+    def add_party(self, call_id: str, number: str, *, mode: PartyMode = "conference",
+                  coached_index: int | None = None,
+                  ring_timeout_s: float | None = None) -> int:
+        """Ring `number` and put it on call `call_id` in `mode` ("conference", "listen",
+        "whisper" to the leg `coached_index`, "barge") once it answers; returns its leg
+        index. PartyJoined / PartyLeft follow on the bus. PartyError when it cannot."""
+        control = self._call_control()
+        index = control.add_party(call_id, number, self.now, mode=mode,
+                                  coached_index=coached_index, ring_timeout_s=ring_timeout_s)
+        log.info("call %s: party %d ringing %r as %s", call_id, index, number, mode)
+        self._pump()
+        return index
+
+    def set_party_mode(self, call_id: str, leg_index: int, mode: PartyMode, *,
+                       coached_index: int | None = None) -> None:
+        self._call_control().set_party_mode(call_id, leg_index, mode, self.now,
+                                            coached_index=coached_index)
+        self._pump()
+
+    def remove_party(self, call_id: str, leg_index: int) -> None:
+        self._call_control().remove_party(call_id, leg_index, self.now)
+        self._pump()
+
+    def take_over(self, call_id: str, leg_index: int, replaced_index: int) -> None:
+        self._call_control().take_over(call_id, leg_index, replaced_index, self.now)
+        self._pump()
+
+    def _call_control(self) -> CallControl:
+        if self.calls is None:
+            raise PartyError("no media engine: calls are off")
+        return self.calls
 
     def dial_numbers(self, call: Call, numbers: Sequence[str], *, sequential: bool,
                      ring_timeout_s: float | None) -> bool:

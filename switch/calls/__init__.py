@@ -28,6 +28,10 @@ from switch.calls.events import (
     LegAnswered,
     LegEnded,
     OriginateFailed,
+    PartyDigit,
+    PartyJoined,
+    PartyLeft,
+    PartyModeChanged,
     PeerAnswered,
     PeerFailed,
     PeerRinging,
@@ -40,6 +44,7 @@ from switch.calls.events import (
 from switch.calls.forking import COMPLETED_ELSEWHERE, Failure, Forking, Step, best_failure
 from switch.calls.legs import Leg, LegKind
 from switch.calls.originate import Originate, OriginateError
+from switch.calls.parties import PARTY_MODES, AddedParty, PartyError, PartyMode
 from switch.calls.types import (
     NO_ANSWER,
     NO_ROUTE,
@@ -57,7 +62,9 @@ __all__ = [
     "COMPLETED_ELSEWHERE",
     "NO_ANSWER",
     "NO_ROUTE",
+    "PARTY_MODES",
     "TEMPORARY_FAILURE",
+    "AddedParty",
     "Call",
     "CallAnswered",
     "CallBridged",
@@ -87,6 +94,12 @@ __all__ = [
     "Originate",
     "OriginateError",
     "OriginateFailed",
+    "PartyDigit",
+    "PartyError",
+    "PartyJoined",
+    "PartyLeft",
+    "PartyMode",
+    "PartyModeChanged",
     "PeerAnswered",
     "PeerFailed",
     "PeerRinging",

@@ -42,6 +42,7 @@ from switch.calls.legs import NORMAL_CLEARING, Leg, callee_codecs
 from switch.calls.media import CallMedia, Tone
 from switch.calls.originate import Originate
 from switch.calls.park import Parkable
+from switch.calls.parties import AddedParty, Conferenced
 from switch.calls.recording import Recorded
 from switch.calls.reports import Reported
 from switch.calls.timers import AppTimed
@@ -93,7 +94,7 @@ __all__ = ["Call"]
 _ACKNOWLEDGED = frozenset({"INFO", "OPTIONS", "NOTIFY", "UPDATE"})
 
 
-class Call(Recorded, Reported, Parkable, AppTimed):
+class Call(Recorded, Reported, Parkable, AppTimed, Conferenced):
     def __init__(self, control: CallHost, call_id: str, a: Leg, origin: CallOrigin,
                  now: float) -> None:
         self.control = control
@@ -122,6 +123,7 @@ class Call(Recorded, Reported, Parkable, AppTimed):
         self._closed = False
         self._app_timers: dict[int, float] = {}  # switch.calls.timers
         self._next_timer_token = 0
+        self._parties: dict[Leg, AddedParty] = {}  # added while up (switch.calls.parties)
 
     def __repr__(self) -> str:
         return f"<Call {self.call_id} {self.state.value}>"
@@ -170,12 +172,18 @@ class Call(Recorded, Reported, Parkable, AppTimed):
         if leg is None:  # no free RTP port
             self.dial_failed(None, 503, TEMPORARY_FAILURE, now)
             return None
+        self._ring_deadline = now + self.control.settings.ring_timeout_s
         self.b = leg
         return leg
 
-    def dial_extra(self, target: DialTarget, now: float) -> Leg | None:
-        """Ring `target` beside the two parties (a blind transfer's target, a fork)."""
-        return self._new_leg(target, now)
+    def dial_extra(self, target: DialTarget, now: float, *,
+                   ring_deadline: bool = True) -> Leg | None:
+        """Ring `target` beside the two parties (a blind transfer's target, a fork, an
+        added party: that one keeps its own ring deadline)."""
+        leg = self._new_leg(target, now)
+        if leg is not None and ring_deadline:
+            self._ring_deadline = now + self.control.settings.ring_timeout_s
+        return leg
 
     def fork(self, forking: Forking, now: float) -> None:
         """Ring several legs (switch.calls.forking): the first to answer becomes `b`."""
@@ -201,7 +209,6 @@ class Call(Recorded, Reported, Parkable, AppTimed):
         self.all_legs.append(leg)
         control.adopt(self, leg)
         control.report(LegAdded(self.call_id, leg.index, target.kind.name, leg.sip_call_id))
-        self._ring_deadline = now + control.settings.ring_timeout_s
         return leg
 
     def play(self, prompts: list[str | bytes | os.PathLike[str]]) -> None:
@@ -235,6 +242,8 @@ class Call(Recorded, Reported, Parkable, AppTimed):
             # A leg that left (transferred away): its dialog finishes by itself.
             if isinstance(event, Held | Resumed):
                 leg.session.accept_reinvite(leg.local_sdp, now)
+        elif leg in self._parties:
+            self.on_party_event(leg, event, now)
         elif self.originate is not None and leg is self.a and not leg.answered:
             if self.state is not CallState.ENDED:
                 self.originate.on_agent_event(self, leg, event, now)
@@ -265,6 +274,8 @@ class Call(Recorded, Reported, Parkable, AppTimed):
                                  reason_header=event.reason_header,
                                  q850_cause=reason_cause(event.reason_header)), now)
         elif isinstance(event, ByeReceived):
+            if self.party_left_call(self.a, now):
+                return  # a party added to the call took the caller's place
             # A plain BYE (phones send no Reason) is a normal release: the CDR says
             # cause 16, the other side is told nothing more than BYE.
             self._finish(Ending("caller-bye", reason_header=event.reason_header,
@@ -273,7 +284,7 @@ class Call(Recorded, Reported, Parkable, AppTimed):
         elif isinstance(event, Ended):
             self._finish(Ending(f"caller-{event.cause}"), now)
         elif isinstance(event, Held | Resumed):
-            self._answer_reinvite(self.a, event.sdp, now)
+            self.answer_reinvite(self.a, event.sdp, now)
 
     def _on_answer(self, leg: Leg, sdp: bytes, now: float) -> None:
         """The answer to our offer in a 2xx (or reliable 18x) to an INVITE without one.
@@ -327,6 +338,8 @@ class Call(Recorded, Reported, Parkable, AppTimed):
             self.dial_failed(leg, event.status, cause, now,
                              reason_header=event.reason_header)
         elif isinstance(event, ByeReceived):
+            if self.party_left_call(leg, now):
+                return  # a party added to the call took the callee's place
             # A plain BYE (phones send no Reason) is a normal release: the CDR says
             # cause 16, the other side is told nothing more than BYE.
             self._finish(Ending("callee-bye", reason_header=event.reason_header,
@@ -337,7 +350,7 @@ class Call(Recorded, Reported, Parkable, AppTimed):
                 return  # the Rejected before it said it all
             self._finish(Ending(f"callee-{event.cause}"), now)
         elif isinstance(event, Held | Resumed):
-            self._answer_reinvite(leg, event.sdp, now)
+            self.answer_reinvite(leg, event.sdp, now)
 
     def peer_ringing(self, now: float) -> None:
         """The party dialled (or one of the forks) rings: the caller is told so."""
@@ -384,6 +397,13 @@ class Call(Recorded, Reported, Parkable, AppTimed):
                              sip_status=status), now)
 
     def on_media(self, event: MediaEvent, now: float) -> None:
+        party = self.party_of_engine_leg(event.leg)
+        if party is not None:
+            if isinstance(event, RtpTimedOut):
+                self.party_lost(party, now, "rtp-timeout")
+            elif isinstance(event, DtmfReceived):
+                self.party_digit(event.leg, event.digit)
+            return
         if isinstance(event, RtpTimedOut):
             # A party that put the call on hold with "inactive" (or 0.0.0.0) may send
             # nothing at all until it resumes: silence from it is not a dead far end.
@@ -402,7 +422,7 @@ class Call(Recorded, Reported, Parkable, AppTimed):
     def next_deadline(self) -> float | None:
         deadlines = [self._ring_deadline, self.forking.deadline if self.forking else None,
                      self.originate.deadline if self.originate else None,
-                     self.app_deadline]
+                     self.app_deadline, self.parties_deadline]
         if self.answered_at is not None and self.state is CallState.ANSWERED:
             deadlines.append(self.answered_at + self.control.settings.max_duration_s)
         return min((d for d in deadlines if d is not None), default=None)
@@ -415,6 +435,7 @@ class Call(Recorded, Reported, Parkable, AppTimed):
         if self.originate is not None:
             self.originate.handle_timer(self, now)
         self.fire_app_timers(now)
+        self.party_timers(now)
         if self._ring_deadline is not None and now >= self._ring_deadline:
             self._ring_deadline = None
             target = self.transfer.target if self.transfer is not None else None
@@ -460,6 +481,10 @@ class Call(Recorded, Reported, Parkable, AppTimed):
     def play_to(self, leg: Leg, tone: Tone) -> None:
         self._media.play_tone(leg, tone)
 
+    def send_dtmf(self, leg: Leg, digits: str) -> None:
+        """Send DTMF (RFC 4733 events) toward `leg`: an IVR dialling into another."""
+        self._media.send_dtmf(leg, digits)
+
     # -- transfers (switch.calls.transfers decides, these do)
 
     def replace(self, old: Leg, new: Leg, now: float) -> None:
@@ -488,6 +513,7 @@ class Call(Recorded, Reported, Parkable, AppTimed):
         """`leg` no longer takes part: its media and E1 channel are released now, its
         SIP dialog finishes on its own."""
         if not leg.engine_closed:
+            self._media.leave_mix(leg)
             self._media.follow(*(None if party is leg else party for party in (self.a, self.b)))
             leg.engine_closed = True
             self._media.stop_playing(leg, None)
@@ -515,6 +541,7 @@ class Call(Recorded, Reported, Parkable, AppTimed):
         signalling untouched, except what this call did with it."""
         self._media.stop_recording()
         self._media.stop_playing(leg, None)
+        self._media.leave_mix(leg)
         self._media.unbridge(leg)
         self.all_legs.remove(leg)
         if leg is self.b:
@@ -524,7 +551,7 @@ class Call(Recorded, Reported, Parkable, AppTimed):
         self.all_legs.append(leg)
         self.control.adopt(self, leg)
 
-    def _answer_reinvite(self, leg: Leg, sdp: bytes, now: float) -> None:
+    def answer_reinvite(self, leg: Leg, sdp: bytes, now: float) -> None:
         """A re-INVITE (hold, resume, new address or codec): answer it from the same
         engine leg, follow the new address, and start or stop music on hold."""
         control = self.control
@@ -568,6 +595,7 @@ class Call(Recorded, Reported, Parkable, AppTimed):
             self.forking = None
         if self.originate is not None:
             self.originate.finished(self, ending)
+        self.end_parties(now, ending.q850_cause)
         for leg in self.legs:
             leg.q850_cause = ending.q850_cause
             if not leg.hang_up(now, status=ending.status, q850_cause=ending.q850_cause,
@@ -598,6 +626,7 @@ class Call(Recorded, Reported, Parkable, AppTimed):
         self._closed = True
         engine = self.control.engine
         self._media.stop_recording()
+        self._media.unmix()
         for leg in self.legs:
             if not leg.engine_closed:
                 leg.engine_closed = True

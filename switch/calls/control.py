@@ -18,9 +18,11 @@ from switch.calls.events import (
     LegAdded,
 )
 from switch.calls.legs import Leg, callee_codecs
+from switch.calls.parties import PartyError, PartyMode
 from switch.calls.types import (
     CallOrigin,
     CallSettings,
+    CallState,
     DialTarget,
     MediaControl,
 )
@@ -187,6 +189,61 @@ class CallControl:
     def adopt(self, call: Call, leg: Leg) -> None:
         self._by_sip_call_id[leg.sip_call_id] = (call, leg)
         self._by_engine_leg[leg.engine_leg] = call
+
+    # -- parties added to a call that is up (switch.calls.parties)
+
+    def add_party(self, call_id: str, number: str, now: float, *,
+                  mode: PartyMode = "conference", coached_index: int | None = None,
+                  ring_timeout_s: float | None = None) -> int:
+        """Ring `number` (an extension or an outside number, as a transfer would) and put
+        it on the call in `mode` when it answers; returns the new leg's index. PartyError
+        when the call, the number or the mode will not do (nothing is left ringing)."""
+        call = self._call(call_id)
+        coached = None if coached_index is None else self._leg(call, coached_index)
+        target = self.resolve(call, number, now)
+        if isinstance(target, int):
+            raise PartyError(f"cannot ring {number!r} (SIP {target})")
+        try:
+            leg = call.add_party(target, now, mode=mode, coached=coached,
+                                 ring_timeout_s=ring_timeout_s)
+        except PartyError:
+            if target.seizure is not None:
+                self.release(target.seizure)
+            raise
+        self._drain(call, now)
+        return leg.index
+
+    def set_party_mode(self, call_id: str, leg_index: int, mode: PartyMode, now: float, *,
+                       coached_index: int | None = None) -> None:
+        call = self._call(call_id)
+        coached = None if coached_index is None else self._leg(call, coached_index)
+        call.set_party_mode(self._leg(call, leg_index), mode, coached)
+        self._drain(call, now)
+
+    def remove_party(self, call_id: str, leg_index: int, now: float) -> None:
+        call = self._call(call_id)
+        call.remove_party(self._leg(call, leg_index), now)
+        self._drain(call, now)
+
+    def take_over(self, call_id: str, leg_index: int, replaced_index: int,
+                  now: float) -> None:
+        """The added party `leg_index` replaces the call's party `replaced_index`."""
+        call = self._call(call_id)
+        call.take_over(self._leg(call, leg_index), self._leg(call, replaced_index), now)
+        self._drain(call, now)
+
+    def _call(self, call_id: str) -> Call:
+        call = self.calls.get(call_id)
+        if call is None or call.state is CallState.ENDED:
+            raise PartyError(f"no call {call_id!r} is up")
+        return call
+
+    @staticmethod
+    def _leg(call: Call, index: int) -> Leg:
+        leg = next((leg for leg in call.all_legs if leg.index == index), None)
+        if leg is None or leg.ended:
+            raise PartyError(f"call {call.call_id} has no leg {index} up")
+        return leg
 
     # -- inputs
 

@@ -17,7 +17,8 @@ __all__ = [
     "CALL_EVENT_TYPES", "CallAnswered", "CallBridged", "CallEnded", "CallEvent", "CallHeld",
     "CallResumed", "CallRinging", "CallStarted", "CallTransferred",
     "ChannelEvent", "DigitReceived", "HungUp", "LegAdded", "LegAnswered", "LegEnded",
-    "OriginateFailed", "PeerAnswered", "PeerFailed", "PeerRinging", "PlaybackDone",
+    "OriginateFailed", "PartyDigit", "PartyJoined", "PartyLeft", "PartyModeChanged",
+    "PeerAnswered", "PeerFailed", "PeerRinging", "PlaybackDone",
     "RecordingPaused", "RecordingResumed", "RecordingStarted", "TimerFired",
 ]
 
@@ -92,6 +93,43 @@ class CallEnded:
 # -- what the ACD and the wallboard follow (published, not made into CDRs)
 
 @dataclass(frozen=True, slots=True)
+class PartyJoined:
+    """A party added to a call that is up (switch.calls.parties) answered and is on it:
+    a conference member, or a supervisor listening, whispering or barging in."""
+
+    call_id: str
+    leg_index: int
+    mode: str  # "conference", "listen", "whisper" or "barge"
+    coached_index: int | None  # "whisper": the leg that hears it
+
+
+@dataclass(frozen=True, slots=True)
+class PartyModeChanged:
+    call_id: str
+    leg_index: int
+    mode: str
+    coached_index: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PartyLeft:
+    """An added party is off the call (before or after answering)."""
+
+    call_id: str
+    leg_index: int
+    why: str  # "hung-up", "removed", "rejected-486", "no-answer", "took-over", ...
+
+
+@dataclass(frozen=True, slots=True)
+class PartyDigit:
+    """A DTMF digit from an added party (a supervisor's phone switching mode)."""
+
+    call_id: str
+    leg_index: int
+    digit: str
+
+
+@dataclass(frozen=True, slots=True)
 class CallRinging:
     """A leg we dialled rings (180, or early media): an agent's phone, a fork, a
     transfer's target, the PSTN number; once per leg."""
@@ -148,9 +186,9 @@ class OriginateFailed:
 CallEvent = (CallStarted | LegAdded | LegAnswered | LegEnded | CallAnswered
              | RecordingStarted | RecordingPaused | RecordingResumed | CallEnded
              | OriginateFailed | CallRinging | CallBridged | CallHeld | CallResumed
-             | CallTransferred)
+             | CallTransferred | PartyJoined | PartyModeChanged | PartyLeft | PartyDigit)
 # What CDRs are made of (apps.cdrs): OriginateFailed is not, the CDR has the call's end,
-# nor what the ACD follows (ringing, bridged, hold, transfers).
+# nor what the ACD follows (ringing, bridged, hold, transfers, added parties).
 CALL_EVENT_TYPES: tuple[type, ...] = (CallStarted, LegAdded, LegAnswered, LegEnded,
                                       CallAnswered, RecordingStarted, RecordingPaused,
                                       RecordingResumed, CallEnded)

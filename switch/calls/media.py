@@ -6,6 +6,7 @@ engine through `MediaControl`."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Literal
 
 from switch.calls.legs import Leg
@@ -24,6 +25,9 @@ class CallMedia:
         self.recording: int | None = None  # the call's one recording (all parties)
         self.recording_paused = False
         self._recorded: tuple[int, int | None] | None = None  # the legs it is fed from
+        self.mix_id: int | None = None  # while parties were added (switch.calls.parties)
+        self._mixed: list[int] = []  # engine legs in the mix
+        self._hearing: dict[tuple[int, int], bool] = {}  # (listener, talker) -> hears
 
     def set_remote(self, leg: Leg) -> None:
         """Send `leg`'s RTP where its far end said it receives (once it said so)."""
@@ -40,6 +44,55 @@ class CallMedia:
         if self.bridged:
             self.bridged = False
             self.engine.unbridge(leg.engine_leg)
+
+    def mix(self, legs: list[int], hears: Callable[[int, int], bool]) -> None:
+        """Put exactly `legs` in the call's mix (made on first use), `hears(listener,
+        talker)` deciding who hears whom; only what changed is sent to the engine. A leg
+        in the mix gets the mix instead of the bridge's relay."""
+        engine = self.engine
+        if self.mix_id is None:
+            self.mix_id = engine.create_mix()
+        mix = self.mix_id
+        for leg in [leg for leg in self._mixed if leg not in legs]:
+            self._leave(leg)
+        for leg in legs:
+            if leg not in self._mixed:
+                engine.join_mix(mix, leg)  # hears everyone, heard by everyone
+                for other in self._mixed:
+                    self._hearing[(leg, other)] = self._hearing[(other, leg)] = True
+                self._mixed.append(leg)
+        for listener in self._mixed:
+            for talker in self._mixed:
+                if listener == talker:
+                    continue
+                wanted = hears(listener, talker)
+                if self._hearing.get((listener, talker)) != wanted:
+                    engine.set_hearing(mix, listener, talker, wanted)
+                    self._hearing[(listener, talker)] = wanted
+
+    def unmix(self) -> None:
+        """Every leg leaves the mix (the bridge carries the call again); it is freed."""
+        if self.mix_id is None:
+            return
+        for leg in list(self._mixed):
+            self._leave(leg)
+        self.engine.destroy_mix(self.mix_id)
+        self.mix_id = None
+
+    def leave_mix(self, leg: Leg) -> None:
+        """`leg` is about to close or move: out of the mix first."""
+        if leg.engine_leg in self._mixed:
+            self._leave(leg.engine_leg)
+
+    def _leave(self, leg: int) -> None:
+        assert self.mix_id is not None
+        self.engine.leave_mix(self.mix_id, leg)
+        self._mixed.remove(leg)
+        self._hearing = {pair: audible for pair, audible in self._hearing.items()
+                         if leg not in pair}
+
+    def send_dtmf(self, leg: Leg, digits: str) -> None:
+        self.engine.send_dtmf(leg.engine_leg, digits)
 
     def play_tone(self, leg: Leg, tone: Tone) -> None:
         self.playing[leg.engine_leg] = tone
