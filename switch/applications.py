@@ -1,12 +1,16 @@
 """The application interface: IVR, queues and the dialer drive calls through `Channel`,
 an async API (answer, play, collect digits, park, dial and bridge, start, pause and
-resume the call's recording, hand the call to another application and back, hang up),
-and never see SIP.
+resume the call's recording, hand the call to another application and back, wait,
+hang up), and never see SIP.
 
 Call control is sans-I/O; this is its asyncio face. A `Channel` command calls into
 the call at once and asks the SIP service to send what it queued; results arrive as
 `ChannelEvent`s (switch.calls.events) that `ApplicationRunner.deliver` routes to the
 channel waiting for them. Every await ends with `ChannelHungUp` if the caller hangs up.
+
+Waits for time (the inter-digit timeout, `sleep`) are timers on the call
+(`Call.start_timer`), not asyncio timers: they pass on the same `now` as SIP and call
+control, so a test steps that clock instead of sleeping.
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ from switch.calls import (
     HungUp,
     PeerAnswered,
     PeerFailed,
-    PeerRinging,
     PlaybackDone,
+    TimerFired,
 )
 from switch.dialplan import ToApplication
 
@@ -181,8 +185,8 @@ class Channel:
     async def collect_digits(self, max_digits: int, *, timeout_s: float = 5.0,
                              terminator: str | None = "#") -> str:
         """Up to `max_digits` DTMF digits; stops early at `terminator` (not returned)
-        or when `timeout_s` passes with no new digit. Digits pressed during an earlier
-        prompt count (type-ahead)."""
+        or when `timeout_s` passes on the call's clock with no new digit (each digit
+        starts it again). Digits pressed during an earlier prompt count (type-ahead)."""
         collected = ""
         while len(collected) < max_digits:
             if self._digits:
@@ -191,11 +195,23 @@ class Channel:
                     break
                 collected += digit
                 continue
-            try:
-                await asyncio.wait_for(self._next_digit(), timeout_s)
-            except TimeoutError:
+            if not await self._next_digit(timeout_s):
                 break
         return collected
+
+    async def sleep(self, delay_s: float) -> None:
+        """Wait `delay_s` on the call's clock (the one SIP and call control run on):
+        a wrap-up, a queue's maximum wait, a pause between prompts. Key presses
+        meanwhile stay buffered for collect_digits; ChannelHungUp if the caller
+        hangs up first."""
+        token = self._start_timer(delay_s)
+        try:
+            while True:
+                event = await self._next()
+                if isinstance(event, TimerFired) and event.token == token:
+                    return
+        finally:
+            self.call.cancel_timer(token)
 
     async def dial(self, number: str) -> DialResult:
         """Ring `number` (an extension or an outbound number through the dialplan) and
@@ -278,11 +294,26 @@ class Channel:
             raise ChannelHungUp(event.cause)
         return event
 
-    async def _next_digit(self) -> None:
-        while not self._digits:
-            event = await self._next()
-            if isinstance(event, PeerRinging | PeerAnswered | PeerFailed):
-                continue
+    def _start_timer(self, delay_s: float) -> int:
+        # A timer on the call, not on asyncio: it fires from call control's handle_timer
+        # as TimerFired with this token. The flush re-arms call control's timer.
+        self._check_up()
+        token = self.call.start_timer(delay_s, self._hooks.now)
+        self._flush()
+        return token
+
+    async def _next_digit(self, timeout_s: float) -> bool:
+        """Wait until a digit is buffered (True) or `timeout_s` passes (False). Other
+        events (a dial's, a timer fired for an earlier wait) are passed over."""
+        token = self._start_timer(timeout_s)
+        try:
+            while not self._digits:
+                event = await self._next()
+                if isinstance(event, TimerFired) and event.token == token:
+                    return False
+            return True
+        finally:
+            self.call.cancel_timer(token)
 
 
 async def play_prompt(channel: Channel) -> None:

@@ -2,7 +2,8 @@
 in-memory network of test_routing (real CallRouter and CallControl, SIP bytes between
 transaction layers, FakeMediaEngine for key presses and prompts ending). The service
 hooks are a few lines over that network, as SipService provides them in the switch.
-Nothing waits on a clock except the digit timeout test, which is about a timeout."""
+Nothing waits on a real clock: a timeout passes when the test steps `net.now`
+(Net.advance fires call control's timers)."""
 
 from __future__ import annotations
 
@@ -205,14 +206,14 @@ async def test_collect_digits_returns_what_it_has_when_the_caller_stops_pressing
     desk.call_in()
     await settle(lambda: desk.net.control.calls != {} and desk.call.answered_at is not None)
     desk.press("7")
-    await asyncio.wait_for(_until_async(lambda: len(results) == 2), timeout=2.0)
+    await run_pending()
+    desk.net.advance(desk.net.now + 0.01)
+    await settle(lambda: len(results) == 1)
+    await run_pending()
+    desk.net.advance(desk.net.now + 0.01)
+    await settle(lambda: len(results) == 2)
     assert results == ["7", ""]
     await settle(lambda: desk.customer_got_bye())  # done without a bridge: hung up
-
-
-async def _until_async(condition: Callable[[], bool]) -> None:
-    while not condition():
-        await asyncio.sleep(0)
 
 
 async def test_play_with_stop_on_digit_returns_the_key_and_stops_the_prompt() -> None:
