@@ -141,6 +141,11 @@ class Call(Recorded, Reported, Parkable, AppTimed, Conferenced):
             return self.b
         return self.a if leg is self.b else None
 
+    def resolve(self, number: str, now: float) -> DialTarget | int:
+        """Where `number` rings for this call (a transfer's target), or the status why
+        not."""
+        return self.control.resolve(self, number, now)
+
     def next_leg_index(self) -> int:
         index, self._next_index = self._next_index, self._next_index + 1
         return index

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from switch.calls.events import CallTransferred, LegAdded, LegAnswered, LegEnded
 from switch.calls.legs import Leg
@@ -42,11 +42,38 @@ from switch.sip import (
 )
 
 if TYPE_CHECKING:
-    from switch.calls.call import Call
+    from switch.calls.host import CallHost
+    from switch.calls.media import Tone
+    from switch.calls.types import DialTarget
 
-__all__ = ["PendingTransfer", "on_refer", "on_target_event", "transferor_left"]
+__all__ = ["PendingTransfer", "TransferredCall", "on_refer", "on_target_event", "transferor_left"]
 
 log = logging.getLogger("callcenter.calls")
+
+
+class TransferredCall(Protocol):
+    """What a transfer may do to the call it happens in (`Call` offers it) and to the
+    consultation call an attended transfer takes a party from: nothing more."""
+
+    call_id: str
+    transfer: PendingTransfer | None  # a blind transfer ringing
+    answered_at: float | None
+
+    @property
+    def control(self) -> CallHost: ...
+    def other(self, leg: Leg) -> Leg | None: ...
+    def resolve(self, number: str, now: float) -> DialTarget | int: ...
+    def dial_extra(self, target: DialTarget, now: float) -> Leg | None: ...
+    def play_to(self, leg: Leg, tone: Tone) -> None: ...
+    def leg_ringing(self, leg: Leg) -> None: ...
+    def replace(self, old: Leg, new: Leg, now: float) -> None: ...
+    def drop_extra(self, leg: Leg, status: int) -> None: ...
+    def detach(self, leg: Leg) -> None: ...
+    def restore_after_transfer(self) -> None: ...
+    def release_leg(self, leg: Leg) -> None: ...
+    def adopt_leg(self, leg: Leg) -> None: ...
+    def next_leg_index(self) -> int: ...
+    def hang_up(self, now: float, *, cause: str = ...) -> None: ...
 
 
 @dataclass(slots=True)
@@ -64,7 +91,7 @@ def _notify(leg: Leg, cseq: int, status: int, now: float, *, final: bool) -> Non
                              body=sipfrag(status))
 
 
-def on_refer(call: Call, leg: Leg, event: DialogRequest, now: float) -> None:
+def on_refer(call: TransferredCall, leg: Leg, event: DialogRequest, now: float) -> None:
     """A REFER arrived in `leg`'s dialog."""
     request = event.request
     session = leg.session
@@ -95,12 +122,12 @@ def on_refer(call: Call, leg: Leg, event: DialogRequest, now: float) -> None:
         _blind(call, leg, stayer, refer_to, cseq, now)
 
 
-def _blind(call: Call, transferor: Leg, stayer: Leg, refer_to: ReferTo, cseq: int,
+def _blind(call: TransferredCall, transferor: Leg, stayer: Leg, refer_to: ReferTo, cseq: int,
            now: float) -> None:
     uri = refer_to.target
     number = uri.user if isinstance(uri, SipUri) else uri.number \
         if isinstance(uri, TelUri) else None
-    target = call.control.resolve(call, number or "", now) if number else 404
+    target = call.resolve(number, now) if number else 404
     if isinstance(target, int):
         _notify(transferor, cseq, target, now, final=True)
         return
@@ -116,7 +143,7 @@ def _blind(call: Call, transferor: Leg, stayer: Leg, refer_to: ReferTo, cseq: in
     call.play_to(stayer, "ringback")
 
 
-def on_target_event(call: Call, leg: Leg, event: InviteEvent, now: float) -> None:
+def on_target_event(call: TransferredCall, leg: Leg, event: InviteEvent, now: float) -> None:
     """An event of the leg a blind transfer rings."""
     transfer = call.transfer
     assert transfer is not None and transfer.target is leg
@@ -141,7 +168,8 @@ def on_target_event(call: Call, leg: Leg, event: InviteEvent, now: float) -> Non
         _target_failed(call, transfer, 480, now)
 
 
-def _target_failed(call: Call, transfer: PendingTransfer, status: int, now: float) -> None:
+def _target_failed(call: TransferredCall, transfer: PendingTransfer, status: int,
+                   now: float) -> None:
     call.transfer = None
     leg = transfer.target
     assert leg is not None
@@ -154,7 +182,7 @@ def _target_failed(call: Call, transfer: PendingTransfer, status: int, now: floa
     call.restore_after_transfer()
 
 
-def transferor_left(call: Call, leg: Leg) -> bool:
+def transferor_left(call: TransferredCall, leg: Leg) -> bool:
     """The transferor hung up while its blind transfer rings: the call goes on."""
     transfer = call.transfer
     if transfer is None or transfer.transferor is not leg:
@@ -164,7 +192,7 @@ def transferor_left(call: Call, leg: Leg) -> bool:
     return True
 
 
-def _attended(call: Call, transferor: Leg, stayer: Leg, refer_to: ReferTo, cseq: int,
+def _attended(call: TransferredCall, transferor: Leg, stayer: Leg, refer_to: ReferTo, cseq: int,
               now: float) -> None:
     replaces = refer_to.replaces
     assert replaces is not None
