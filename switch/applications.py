@@ -182,6 +182,18 @@ class Channel:
         self.call.stop_playing()
         self._flush()
 
+    async def send_dtmf(self, digits: str) -> None:
+        """Key `digits` (RFC 4733 events) toward the party the caller is connected to:
+        an IVR working its way through another system's menu. ValueError when nobody
+        has answered the dial yet or a digit is not one of 0-9 * # A-D."""
+        self._check_up()
+        if not digits or not set(digits) <= DTMF_DIGITS:
+            raise ValueError(f"digits must be 1 or more of 0-9 * # A-D, got {digits!r}")
+        peer = self.call.b
+        if peer is None or not peer.answered or peer.engine_closed:
+            raise ValueError("no answered party to send digits to")
+        self.call.send_dtmf(peer, digits)
+
     async def collect_digits(self, max_digits: int, *, timeout_s: float = 5.0,
                              terminator: str | None = "#") -> str:
         """Up to `max_digits` DTMF digits; stops early at `terminator` (not returned)
