@@ -37,7 +37,7 @@ from tests.integration.test_pri_calls import (
     wait,
     window_labels,
 )
-from tests.switch.test_routing import route
+from tests.switch.harness import route
 
 pytestmark = pytest.mark.integration
 

@@ -1,254 +1,35 @@
-"""Call control features with several in-memory phones: transfers (blind, attended),
-hold with music on hold, Reason headers across legs, ring timeout, maximum duration,
-and the CDR events. Real SIP bytes cross between the parties' transaction layers; time
-moves only when told (no sockets, no clock)."""
+"""Call control features with several in-memory phones (tests/switch/harness.DirectNet):
+transfers (blind, attended), hold with music on hold, Reason headers across legs, ring
+timeout, maximum duration, and the CDR events. Real SIP bytes cross between the
+parties' transaction layers; time moves only when told (no sockets, no clock)."""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable
-from typing import Any
-
 from switch.calls import (
-    Call,
     CallAnswered,
-    CallControl,
-    CallEnded,
-    CallEvent,
-    CallOrigin,
     CallSettings,
     CallStarted,
-    DialTarget,
-    Leg,
     LegAdded,
     LegEnded,
-    LegKind,
 )
 from switch.media import RtpTimedOut
 from switch.sip import (
     Answered,
     ByeReceived,
-    DialogRequest,
     EarlyMedia,
     Ended,
-    Held,
-    InviteClient,
-    InviteEvent,
-    InviteServer,
-    NameAddr,
-    Peer,
     ReinviteFailed,
     Rejected,
-    Request,
-    RequestReceived,
     Resumed,
     Ringing,
-    TransactionLayer,
-    build_offer,
-    parse_message,
 )
-from switch.sip.offer_answer import PCMU, TELEPHONE_EVENT, Direction
-from switch.sip.refer import ReferTo, Replaces, parse_sipfrag
-from switch.sip.transport import stamp_via
-from tests.switch.fake_media import FakeMediaEngine
-
-SWITCH = Peer("UDP", "10.0.0.9", 5060)
-MOH = "/prompts/music_on_hold.wav"
-
-
-def counter(prefix: str) -> Callable[[], str]:
-    numbers = itertools.count(1)
-    return lambda: f"{prefix}{next(numbers)}"
-
-
-def sdp(host: str, port: int, version: int = 1,
-        direction: Direction = Direction.SENDRECV) -> bytes:
-    return build_offer(host, port, session_id=port, session_version=version,
-                       codecs=(PCMU, TELEPHONE_EVENT), direction=direction).serialize()
-
-
-class Phone:
-    def __init__(self, name: str, host: str, *, trunk: bool = False,
-                 session_expires_s: int | None = None) -> None:
-        self.name = name
-        self.session_expires_s = session_expires_s  # RFC 4028 support, when set
-        self.peer = Peer("UDP", host, 5060)
-        self.trunk = trunk
-        self.layer = TransactionLayer(new_branch=counter(f"z9hG4bK{name}"))
-        self.sessions: list[InviteClient | InviteServer] = []
-        self.events: list[tuple[InviteClient | InviteServer, InviteEvent]] = []
-        self.incoming: list[InviteServer] = []
-        self.notifies: list[int] = []  # sipfrag statuses received
-
-    def events_of(self, session: InviteClient | InviteServer) -> list[InviteEvent]:
-        return [e for s, e in self.events if s is session]
-
-
-class Net:
-    def __init__(self, settings: CallSettings | None = None,
-                 randbelow: Callable[[int], int] = lambda n: 0) -> None:
-        self.now = 0.0
-        self.engine = FakeMediaEngine(workers=1, port_range=(30000, 30099))
-        self.engine.start()
-        self.layer = TransactionLayer(new_branch=counter("z9hG4bKsw"))
-        session_ids = itertools.count(1000)
-        self.control = CallControl(
-            self.layer, self.engine, via_host="10.0.0.9", via_port=5060,
-            media_address="10.0.0.9", new_token=counter("tok"),
-            new_session_id=lambda: next(session_ids),
-            settings=settings or CallSettings(session_expires_s=None, music_on_hold=MOH),
-            randbelow=randbelow)
-        self.control.resolve = self.resolve
-        self.phones: dict[Peer, Phone] = {}
-        self.extensions: dict[str, Phone] = {}
-        self.reports: list[CallEvent] = []
-        self.vanished: set[Peer] = set()  # phones that went away: nothing reaches them
-
-    def phone(self, name: str, host: str, *, trunk: bool = False,
-              session_expires_s: int | None = None) -> Phone:
-        phone = Phone(name, host, trunk=trunk, session_expires_s=session_expires_s)
-        self.phones[phone.peer] = phone
-        if not trunk:
-            self.extensions[name] = phone
-        return phone
-
-    def resolve(self, call: Call, number: str, now: float) -> DialTarget | int:
-        phone = self.extensions.get(number)
-        if phone is None:
-            return 480
-        return DialTarget(phone.peer, f"sip:{number}@{phone.peer.host}:5060",
-                          NameAddr.parse(f"<sip:{number}@10.0.0.9>"),
-                          NameAddr.parse(f"<sip:{call.origin.caller}@10.0.0.9>"),
-                          LegKind(phone.trunk, number))
-
-    # -- acting as the phones
-
-    def dial(self, caller: Phone, number: str, **options: Any) -> InviteClient:
-        session = InviteClient(
-            caller.layer, SWITCH, request_uri=f"sip:{number}@10.0.0.9",
-            from_=NameAddr.parse(f"<sip:{caller.name}@10.0.0.9>;tag={caller.name}t"),
-            to=NameAddr.parse(f"<sip:{number}@10.0.0.9>"),
-            contact=NameAddr.parse(f"<sip:{caller.name}@{caller.peer.host}:5060>"),
-            call_id=counter(f"{caller.name}-call-")() + str(len(caller.sessions)),
-            via_host=caller.peer.host, via_port=5060, now=self.now,
-            **{"offer": sdp(caller.peer.host, 4000 + 2 * len(caller.sessions)), **options})
-        caller.sessions.append(session)
-        self.pump()
-        return session
-
-    def answer(self, phone: Phone, index: int = -1) -> InviteServer:
-        session = phone.incoming[index]
-        session.answer(sdp(phone.peer.host, 6000 + 2 * len(phone.sessions)), self.now)
-        self.pump()
-        return session
-
-    def call(self) -> Call:
-        [call] = [c for c in self.control.calls.values()]
-        return call
-
-    # -- the wire
-
-    def _deliver(self, data: bytes, source: Peer, layer: TransactionLayer) -> None:
-        message = parse_message(data)
-        if isinstance(message, Request):
-            stamp_via(message, source)
-        layer.receive(message, source, self.now)
-
-    def pump(self) -> None:
-        moving = True
-        while moving:
-            moving = False
-            for phone in self.phones.values():
-                for out in phone.layer.outgoing():
-                    self._deliver(out.data, phone.peer, self.layer)
-                    moving = True
-            for out in self.layer.outgoing():
-                if out.peer not in self.vanished:
-                    self._deliver(out.data, SWITCH, self.phones[out.peer].layer)
-                moving = True
-            for event in self.layer.events():
-                moving = True
-                if self.control.handle(event, self.now):
-                    continue
-                if isinstance(event, RequestReceived) and event.request.method == "INVITE":
-                    self._route(event)
-            for phone in self.phones.values():
-                for event in phone.layer.events():
-                    moving = True
-                    self._phone_event(phone, event)
-                for session in phone.sessions:
-                    for ev in session.events():
-                        moving = True
-                        phone.events.append((session, ev))
-                        if isinstance(ev, Held | Resumed):  # a phone answers re-INVITEs
-                            session.accept_reinvite(
-                                sdp(phone.peer.host, 6000, 1 + len(phone.events)), self.now)
-                        if isinstance(ev, DialogRequest):
-                            if ev.request.method == "NOTIFY":
-                                phone.notifies.append(parse_sipfrag(ev.request.body))
-                            session.respond(ev.transaction, 200, self.now)
-            self.reports += self.control.events()
-
-    def _route(self, event: RequestReceived) -> None:
-        source = event.transaction.peer
-        caller = self.phones[source]
-        number = event.request.uri.user  # type: ignore[union-attr]
-        origin = CallOrigin("inbound" if caller.trunk else "internal", caller.name, number,
-                            LegKind(caller.trunk, caller.name))
-        call = self.control.accept(event, source, origin, self.now)
-        assert call is not None
-        target = self.resolve(call, number, self.now)
-        assert not isinstance(target, int)
-        call.dial(target, self.now)
-        self.control.drain(call, self.now)
-
-    def _phone_event(self, phone: Phone, event: object) -> None:
-        call_id = getattr(getattr(event, "request", None), "call_id", None) or \
-            getattr(getattr(event, "response", None), "call_id", None) or \
-            getattr(getattr(event, "transaction", None), "request", None).call_id  # type: ignore[union-attr]
-        for session in phone.sessions:
-            if session.invite.call_id == call_id:
-                session.handle(event, self.now)  # type: ignore[arg-type]
-                return
-        assert isinstance(event, RequestReceived) and event.request.method == "INVITE"
-        server = InviteServer(phone.layer, event, to_tag=f"{phone.name}tag{len(phone.sessions)}",
-                              contact=NameAddr.parse(f"<sip:{phone.name}@{phone.peer.host}>"),
-                              via_host=phone.peer.host, via_port=5060, peer=SWITCH,
-                              session_expires_s=phone.session_expires_s)
-        phone.sessions.append(server)
-        phone.incoming.append(server)
-
-    def advance(self, until: float) -> None:
-        while True:
-            parties: list[object] = [self.layer, self.control]
-            for phone in self.phones.values():
-                parties += [phone.layer, *phone.sessions]
-            deadlines = [d for p in parties if (d := p.next_deadline()) is not None  # type: ignore[attr-defined]
-                         and d <= until]
-            if not deadlines:
-                break
-            self.now = min(deadlines)
-            for party in parties:
-                party.handle_timer(self.now)  # type: ignore[attr-defined]
-            self.pump()
-        self.now = until
-
-    def ended(self) -> list[CallEnded]:
-        return [r for r in self.reports if isinstance(r, CallEnded)]
-
-    def peer_of(self, engine_leg: int) -> int | None:
-        return self.engine.legs[engine_leg].peer
-
-
-def connected_call(net: Net, caller: Phone, agent: Phone) -> tuple[InviteClient, InviteServer]:
-    outgoing = net.dial(caller, agent.name)
-    incoming = net.answer(agent)
-    assert any(isinstance(e, Answered) for e in caller.events_of(outgoing))
-    return outgoing, incoming
+from switch.sip.offer_answer import Direction
+from switch.sip.refer import Replaces
+from tests.switch.harness import MOH, DirectNet, attended_transfer, connected_call, sdp
 
 
 def test_blind_transfer_rings_the_target_then_bridges_it_and_releases_the_transferor() -> None:
-    net = Net()
+    net = DirectNet()
     customer = net.phone("pstn", "10.0.0.1", trunk=True)
     agent, expert = net.phone("1001", "10.0.0.2"), net.phone("1002", "10.0.0.3")
     _, agent_leg = connected_call(net, customer, agent)
@@ -280,7 +61,7 @@ def test_blind_transfer_rings_the_target_then_bridges_it_and_releases_the_transf
 
 
 def test_transferor_hanging_up_after_202_does_not_end_the_call() -> None:
-    net = Net()
+    net = DirectNet()
     customer = net.phone("pstn", "10.0.0.1", trunk=True)
     agent, expert = net.phone("1001", "10.0.0.2"), net.phone("1002", "10.0.0.3")
     customer_out, agent_leg = connected_call(net, customer, agent)
@@ -297,7 +78,7 @@ def test_transferor_hanging_up_after_202_does_not_end_the_call() -> None:
 
 
 def test_blind_transfer_to_nobody_gives_the_customer_back_to_the_transferor() -> None:
-    net = Net()
+    net = DirectNet()
     customer = net.phone("pstn", "10.0.0.1", trunk=True)
     agent = net.phone("1001", "10.0.0.2")
     _, agent_leg = connected_call(net, customer, agent)
@@ -310,7 +91,7 @@ def test_blind_transfer_to_nobody_gives_the_customer_back_to_the_transferor() ->
 
 
 def test_blind_transfer_target_busy_reports_486_and_keeps_the_call() -> None:
-    net = Net()
+    net = DirectNet()
     customer = net.phone("pstn", "10.0.0.1", trunk=True)
     agent, expert = net.phone("1001", "10.0.0.2"), net.phone("1002", "10.0.0.3")
     _, agent_leg = connected_call(net, customer, agent)
@@ -324,30 +105,8 @@ def test_blind_transfer_target_busy_reports_486_and_keeps_the_call() -> None:
     assert net.peer_of(call.a.engine_leg) == call.b.engine_leg  # type: ignore[union-attr]
 
 
-def attended_transfer(net: Net, agent: Phone, expert: Phone,
-                      agent_leg: InviteServer) -> tuple[Call, Call, InviteClient, Leg]:
-    """The agent (on `agent_leg`, the first call) consults 1002 on a second call, then
-    REFERs the first call's party to it with Replaces: (first, second, the consultation
-    dialog, the expert's leg)."""
-    first = net.call()
-    consultation = net.dial(agent, "1002")
-    net.answer(expert)
-    second = next(c for c in net.control.calls.values() if c is not first)
-    expert_leg = second.b
-    assert expert_leg is not None
-    dialog = consultation.dialog
-    assert dialog is not None
-    replaces = Replaces(dialog.id.call_id, to_tag=dialog.id.remote_tag or "",
-                        from_tag=dialog.id.local_tag)
-    refer_to = f"<sip:1002@10.0.0.9?{replaces.as_uri_header()}>"
-    assert ReferTo.parse(refer_to).replaces == replaces
-    agent_leg.send_request("REFER", net.now, headers=[("Refer-To", refer_to)])
-    net.pump()
-    return first, second, consultation, expert_leg
-
-
 def test_attended_transfer_joins_the_customer_and_the_consulted_party() -> None:
-    net = Net()
+    net = DirectNet()
     customer = net.phone("pstn", "10.0.0.1", trunk=True)
     agent, expert = net.phone("1001", "10.0.0.2"), net.phone("1002", "10.0.0.3")
     customer_out, agent_leg = connected_call(net, customer, agent)
@@ -371,7 +130,7 @@ def test_attended_transfer_joins_the_customer_and_the_consulted_party() -> None:
 
 
 def test_refer_with_unknown_replaces_is_answered_481_in_a_notify() -> None:
-    net = Net()
+    net = DirectNet()
     customer = net.phone("pstn", "10.0.0.1", trunk=True)
     agent = net.phone("1001", "10.0.0.2")
     _, agent_leg = connected_call(net, customer, agent)
@@ -383,7 +142,7 @@ def test_refer_with_unknown_replaces_is_answered_481_in_a_notify() -> None:
 
 
 def test_gateway_cannot_transfer_our_call() -> None:
-    net = Net()
+    net = DirectNet()
     customer = net.phone("pstn", "10.0.0.1", trunk=True)
     agent = net.phone("1001", "10.0.0.2")
     customer_out, _ = connected_call(net, customer, agent)
@@ -395,7 +154,7 @@ def test_gateway_cannot_transfer_our_call() -> None:
 
 
 def test_hold_plays_music_to_the_other_party_and_resume_restores_the_bridge() -> None:
-    net = Net()
+    net = DirectNet()
     customer = net.phone("pstn", "10.0.0.1", trunk=True)
     agent = net.phone("1001", "10.0.0.2")
     _, agent_leg = connected_call(net, customer, agent)
@@ -411,7 +170,7 @@ def test_hold_plays_music_to_the_other_party_and_resume_restores_the_bridge() ->
 
 
 def test_a_gateway_reason_reaches_the_agent_and_the_cdr() -> None:
-    net = Net()
+    net = DirectNet()
     customer = net.phone("pstn", "10.0.0.1", trunk=True)
     agent = net.phone("1001", "10.0.0.2")
     customer_out, agent_leg = connected_call(net, customer, agent)
@@ -426,7 +185,7 @@ def test_a_gateway_reason_reaches_the_agent_and_the_cdr() -> None:
 
 
 def test_agent_busy_gives_the_gateway_486_with_cause_17() -> None:
-    net = Net()
+    net = DirectNet()
     customer = net.phone("pstn", "10.0.0.1", trunk=True)
     agent = net.phone("1001", "10.0.0.2")
     customer_out = net.dial(customer, "1001")
@@ -440,7 +199,7 @@ def test_agent_busy_gives_the_gateway_486_with_cause_17() -> None:
 
 
 def test_ring_timeout_cancels_the_agent_and_tells_the_caller_no_answer() -> None:
-    net = Net(CallSettings(ring_timeout_s=20.0, session_expires_s=None))
+    net = DirectNet(CallSettings(ring_timeout_s=20.0, session_expires_s=None))
     customer = net.phone("pstn", "10.0.0.1", trunk=True)
     agent = net.phone("1001", "10.0.0.2")
     customer_out = net.dial(customer, "1001")
@@ -455,7 +214,7 @@ def test_ring_timeout_cancels_the_agent_and_tells_the_caller_no_answer() -> None
 
 
 def test_max_duration_cuts_an_answered_call() -> None:
-    net = Net(CallSettings(max_duration_s=100.0, session_expires_s=None))
+    net = DirectNet(CallSettings(max_duration_s=100.0, session_expires_s=None))
     customer = net.phone("pstn", "10.0.0.1", trunk=True)
     agent = net.phone("1001", "10.0.0.2")
     customer_out, agent_leg = connected_call(net, customer, agent)
@@ -471,7 +230,7 @@ def test_max_duration_cuts_an_answered_call() -> None:
 
 
 def test_early_media_from_the_callee_is_passed_through_anchored() -> None:
-    net = Net()
+    net = DirectNet()
     customer = net.phone("pstn", "10.0.0.1", trunk=True)
     agent = net.phone("1001", "10.0.0.2")
     customer_out = net.dial(customer, "1001")
@@ -487,7 +246,7 @@ def test_early_media_from_the_callee_is_passed_through_anchored() -> None:
 
 
 def test_a_pstn_caller_hears_our_ringback_while_a_phone_rings() -> None:
-    net = Net()
+    net = DirectNet()
     customer = net.phone("pstn", "10.0.0.1", trunk=True)
     agent = net.phone("1001", "10.0.0.2")
     customer_out = net.dial(customer, "1001")
@@ -505,7 +264,7 @@ def test_a_pstn_caller_hears_our_ringback_while_a_phone_rings() -> None:
 
 
 def test_a_phone_caller_gets_180_and_rings_locally() -> None:
-    net = Net()
+    net = DirectNet()
     caller = net.phone("1002", "10.0.0.4")
     agent = net.phone("1001", "10.0.0.2")
     outgoing = net.dial(caller, "1001")
@@ -519,7 +278,7 @@ def test_a_vanished_phone_is_found_out_by_the_session_timer_and_the_call_ends() 
     # RFC 4028: the switch refreshes the session at half the interval; a phone that
     # has gone (power cut, network gone) never answers, and the call is taken down
     # instead of holding the customer and the agent's seat for hours.
-    net = Net(CallSettings(session_expires_s=90, min_se_s=90))
+    net = DirectNet(CallSettings(session_expires_s=90, min_se_s=90))
     customer = net.phone("pstn", "10.0.0.1", trunk=True)
     agent = net.phone("1001", "10.0.0.2", session_expires_s=90)
     customer_out, _ = connected_call(net, customer, agent)
@@ -534,7 +293,7 @@ def test_a_vanished_phone_is_found_out_by_the_session_timer_and_the_call_ends() 
 
 
 def test_a_party_on_hold_may_go_silent_without_the_call_being_cut() -> None:
-    net = Net()
+    net = DirectNet()
     customer = net.phone("pstn", "10.0.0.1", trunk=True)
     agent = net.phone("1001", "10.0.0.2")
     _, agent_leg = connected_call(net, customer, agent)
@@ -542,14 +301,10 @@ def test_a_party_on_hold_may_go_silent_without_the_call_being_cut() -> None:
     agent_leg.reinvite(sdp("10.0.0.2", 6000, 2, Direction.INACTIVE), net.now)
     net.pump()
     assert call.b is not None and call.b.held
-    net.engine.emit(RtpTimedOut(call.b.engine_leg, 30.0))
-    net.control.handle_media(net.engine.drain_events(), net.now)
-    net.pump()
+    net.media(RtpTimedOut(call.b.engine_leg, 30.0))
     assert net.ended() == []
     # The customer going silent is still a dead far end.
-    net.engine.emit(RtpTimedOut(call.a.engine_leg, 30.0))
-    net.control.handle_media(net.engine.drain_events(), net.now)
-    net.pump()
+    net.media(RtpTimedOut(call.a.engine_leg, 30.0))
     assert [e.cause for e in net.ended()] == ["rtp-timeout"]
 
 
@@ -566,7 +321,7 @@ def test_session_refreshes_meeting_glare_are_retried_after_the_rfc_pauses() -> N
         asked.append(n)
         return {201: 150, 191: 40}[n]  # 1.5 s and 2.1 + 0.4 = 2.5 s
 
-    net = Net(CallSettings(session_expires_s=90, min_se_s=90), randbelow=randbelow)
+    net = DirectNet(CallSettings(session_expires_s=90, min_se_s=90), randbelow=randbelow)
     customer = net.phone("pstn", "10.0.0.1", trunk=True)
     agent = net.phone("1001", "10.0.0.2", session_expires_s=90)
     customer_out, agent_leg = connected_call(net, customer, agent)
@@ -595,7 +350,7 @@ REQUIRE_100REL = {"reliable_provisional": True, "extra_headers": [("Require", "1
 
 
 def test_gateway_requiring_100rel_gets_a_reliable_183_and_the_200_after_its_prack() -> None:
-    net = Net()
+    net = DirectNet()
     customer = net.phone("pstn", "10.0.0.1", trunk=True)
     agent = net.phone("1001", "10.0.0.2")
     outgoing = net.dial(customer, "1001", **REQUIRE_100REL)
@@ -613,7 +368,7 @@ def test_gateway_requiring_100rel_gets_a_reliable_183_and_the_200_after_its_prac
 
 
 def test_dialled_gateway_is_told_we_support_100rel_and_its_reliable_18x_are_pracked() -> None:
-    net = Net()
+    net = DirectNet()
     agent = net.phone("1001", "10.0.0.2")
     gateway = net.phone("gw", "10.0.0.5", trunk=True)
     net.extensions["0800"] = gateway  # a number that rings the trunk in this test
@@ -629,7 +384,7 @@ def test_dialled_gateway_is_told_we_support_100rel_and_its_reliable_18x_are_prac
 
 
 def test_late_offer_in_a_reliable_183_without_an_answer_in_the_prack_fails_the_call() -> None:
-    net = Net()
+    net = DirectNet()
     customer = net.phone("pstn", "10.0.0.1", trunk=True)
     agent = net.phone("1001", "10.0.0.2")
     outgoing = net.dial(customer, "1001", offer=b"", **REQUIRE_100REL)
@@ -644,7 +399,7 @@ def test_late_offer_in_a_reliable_183_without_an_answer_in_the_prack_fails_the_c
 def test_gateway_late_offer_without_100rel_hears_180_not_an_offer_in_a_183() -> None:
     # Our offer cannot go in an unreliable 183 (RFC 3261 §13.2.1): the gateway is told
     # the agent rings (it plays its own ringback) and gets the offer in the 200.
-    net = Net()
+    net = DirectNet()
     customer = net.phone("pstn", "10.0.0.1", trunk=True)
     agent = net.phone("1001", "10.0.0.2")
     outgoing = net.dial(customer, "1001", offer=b"")
@@ -658,7 +413,7 @@ def test_gateway_late_offer_without_100rel_hears_180_not_an_offer_in_a_183() -> 
 
 
 def test_phone_late_offer_requiring_100rel_gets_our_offer_in_a_reliable_183() -> None:
-    net = Net()
+    net = DirectNet()
     agent = net.phone("1001", "10.0.0.2")
     desk = net.phone("1002", "10.0.0.3")
     outgoing = net.dial(desk, "1001", offer=b"", **REQUIRE_100REL)

@@ -6,8 +6,8 @@ test_applications over FakeMediaEngine, whose commands say what the engine was a
 from __future__ import annotations
 
 from switch.applications import Channel
+from tests.switch.harness import sdp
 from tests.switch.test_applications import Desk, settle
-from tests.switch.test_routing import sdp
 
 MUSIC = "/prompts/queue_music.wav"
 

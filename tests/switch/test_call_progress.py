@@ -1,7 +1,7 @@
 """What a call publishes for the ACD and the wallboard (switch.calls.reports, transfers):
 CallRinging, CallBridged, CallHeld/CallResumed and CallTransferred, in their exact
 places among the CDR events, for a plain call, a hold and resume, and blind and
-attended transfers. In memory, with the phones of test_call_features."""
+attended transfers. In memory, over the call-control harness (tests/switch/harness)."""
 
 from __future__ import annotations
 
@@ -20,21 +20,19 @@ from switch.calls import (
     LegEnded,
 )
 from switch.sip import Direction, InviteClient, InviteServer
-from tests.switch.test_call_features import Net, Phone, attended_transfer, sdp
-from tests.switch.test_forking import two_devices
-from tests.switch.test_routing import Net as RoutingNet
+from tests.switch.harness import DirectNet, Net, Party, attended_transfer, sdp, two_devices
 
-CALL = "tok2"  # the customer's call, as Net numbers it
+CALL = "tok2"  # the customer's call, as DirectNet numbers it
 
 
-def parties() -> tuple[Net, Phone, Phone, Phone]:
-    net = Net()
+def parties() -> tuple[DirectNet, Party, Party, Party]:
+    net = DirectNet()
     customer = net.phone("pstn", "10.0.0.1", trunk=True)
     return net, customer, net.phone("1001", "10.0.0.2"), net.phone("1002", "10.0.0.3")
 
 
-def ringing_then_answered(net: Net, customer: Phone,
-                          agent: Phone) -> tuple[InviteClient, InviteServer]:
+def ringing_then_answered(net: Net, customer: Party,
+                          agent: Party) -> tuple[InviteClient, InviteServer]:
     outgoing = net.dial(customer, agent.name)
     agent.incoming[-1].ring(net.now)
     net.pump()
@@ -125,7 +123,7 @@ def test_an_attended_transfer_reports_the_consulted_party_taking_over() -> None:
 
 
 def test_each_ringing_device_of_a_fork_is_reported_once() -> None:
-    net = RoutingNet()
+    net = Net()
     alice, desk, soft = two_devices(net)
     net.dial(alice, "1002")
     [at_desk], [at_soft] = desk.incoming, soft.incoming

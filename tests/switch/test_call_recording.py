@@ -1,7 +1,7 @@
 """A call's one recording (switch.calls.recording): from the first answer, across blind
 and attended transfers into the same file, paused and resumed, and per route "always",
-"never" or "on_demand". In memory: the phones of test_call_features and the desk of
-test_applications over FakeMediaEngine, whose commands say what the engine was asked."""
+"never" or "on_demand". In memory: the call-control harness's phones (DirectNet) and the
+desk of test_applications over FakeMediaEngine, whose commands say what the engine was asked."""
 
 from __future__ import annotations
 
@@ -15,22 +15,22 @@ from switch.calls import (
     RecordingResumed,
     RecordingStarted,
 )
-from tests.switch.test_applications import Desk, settle
-from tests.switch.test_call_features import (
+from tests.switch.harness import (
     MOH,
-    Net,
-    Phone,
+    DirectNet,
+    Party,
     attended_transfer,
     connected_call,
+    sdp,
 )
-from tests.switch.test_routing import sdp
+from tests.switch.test_applications import Desk, settle
 
 RECORDINGS = CallSettings(session_expires_s=None, music_on_hold=MOH,
                           recording_path=lambda call_id: f"/rec/{call_id}.wav")
 
 
-def recording_commands(net: Net | Desk) -> list[tuple[object, ...]]:
-    engine = net.engine if isinstance(net, Net) else net.net.engine
+def recording_commands(net: DirectNet | Desk) -> list[tuple[object, ...]]:
+    engine = net.engine if isinstance(net, DirectNet) else net.net.engine
     return [c for c in engine.commands if "recording" in c[0] or c[0] == "record"]
 
 
@@ -40,8 +40,8 @@ def recording_events(reports: list[CallEvent]) -> list[CallEvent]:
                           | CallAnswered | CallEnded)]
 
 
-def agent_call(settings: CallSettings = RECORDINGS) -> tuple[Net, Phone, Phone, Phone]:
-    net = Net(settings)
+def agent_call(settings: CallSettings = RECORDINGS) -> tuple[DirectNet, Party, Party, Party]:
+    net = DirectNet(settings)
     customer = net.phone("pstn", "10.0.0.1", trunk=True)
     agent, expert = net.phone("1001", "10.0.0.2"), net.phone("1002", "10.0.0.3")
     return net, customer, agent, expert

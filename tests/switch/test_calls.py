@@ -1,69 +1,45 @@
-"""Call control (B2BUA) with three sans-I/O parties in memory: a caller phone
-(InviteClient), the switch (CallControl on its own TransactionLayer, FakeMediaEngine) and
-a callee phone (InviteServer). Real bytes cross the wire; time moves only when told."""
+"""Call control (B2BUA) with three sans-I/O parties in memory, on the call-control
+harness (tests/switch/harness.DirectNet): a caller phone (InviteClient), the switch
+(CallControl on its own TransactionLayer, FakeMediaEngine) and a callee phone
+(InviteServer). Real bytes cross the wire; time moves only when told."""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable
-from typing import Protocol
-
 import pytest
 
-from switch.calls import (
-    Call,
-    CallControl,
-    CallEnded,
-    CallEvent,
-    CallOrigin,
-    CallState,
-    DialTarget,
-    LegKind,
-    map_failure,
-)
+from switch.calls import CallSettings, CallState, map_failure
 from switch.media import RtpTimedOut
 from switch.sip import (
     Answered,
     ByeReceived,
     Cancelled,
     Ended,
-    InviteClient,
     InviteEvent,
     InviteServer,
-    NameAddr,
+    Outgoing,
     Peer,
     ReinviteAnswered,
     Rejected,
     Request,
-    RequestReceived,
     Response,
     Ringing,
     SessionDescription,
     TransactionLayer,
     Via,
-    build_offer,
     negotiate_answer,
     parse_message,
 )
 from switch.sip.offer_answer import PCMA, PCMU, TELEPHONE_EVENT, Codec
-from switch.sip.transport import stamp_via
-from tests.switch.fake_media import FakeMediaEngine
+from tests.switch.harness import DirectNet, counter, sdp
 
 CALLER = Peer("UDP", "10.0.0.1", 5060)
 CALLEE = Peer("UDP", "10.0.0.2", 5060)
-SWITCH = Peer("UDP", "10.0.0.9", 5060)
 MEDIA_ADDRESS = "10.0.0.9"
-
-
-def counter(prefix: str) -> Callable[[], str]:
-    numbers = itertools.count(1)
-    return lambda: f"{prefix}{next(numbers)}"
 
 
 def phone_sdp(address: str, port: int,
               codecs: tuple[Codec, ...] = (PCMU, PCMA, TELEPHONE_EVENT)) -> bytes:
-    return build_offer(address, port, session_id=port, session_version=1,
-                       codecs=codecs).serialize()
+    return sdp(address, port, codecs=codecs)
 
 
 def audio(sdp: bytes) -> tuple[str, int, tuple[str, ...]]:
@@ -74,44 +50,34 @@ def audio(sdp: bytes) -> tuple[str, int, tuple[str, ...]]:
     return connection.address, media.port, media.formats
 
 
-class Timed(Protocol):
-    def next_deadline(self) -> float | None: ...
-    def handle_timer(self, now: float) -> None: ...
+class Network(DirectNet):
+    """The harness's DirectNet with call control's default settings, and in it one call:
+    "Alice" (1001, at CALLER; authenticated as `calling_extension` if given) calls 1002
+    (at CALLEE), whose phone has been offered it and not answered yet."""
 
-
-class Network:
     def __init__(self, caller_offer: bytes | None = None,
                  calling_extension: str | None = None) -> None:
-        self.now = 0.0
-        self.calling_extension = calling_extension
-        self.engine = FakeMediaEngine(workers=1, port_range=(30000, 30099))
-        self.engine.start()
-        self.switch_layer = TransactionLayer(new_branch=counter("z9hG4bKsw"))
-        self.caller_layer = TransactionLayer(new_branch=counter("z9hG4bKa"))
-        self.callee_layer = TransactionLayer(new_branch=counter("z9hG4bKb"))
-        session_ids = itertools.count(1000)
-        self.control = CallControl(
-            self.switch_layer, self.engine, via_host="10.0.0.9", via_port=5060,
-            media_address=MEDIA_ADDRESS, new_token=counter("tok"),
-            new_session_id=lambda: next(session_ids))
-        self.callee: InviteServer | None = None
-        self.callee_invite: Request | None = None
-        self.caller_events: list[InviteEvent] = []
-        self.callee_events: list[InviteEvent] = []
-        self.reports: list[CallEvent] = []
-        self.stray: list[RequestReceived] = []  # requests call control did not claim
-        self.callee_unreachable = False  # drop everything sent to the callee
-        self.sent_by_callee: list[bytes] = []
+        super().__init__(CallSettings())
         self.drop_caller_acks = False  # a test sends the caller's ACK itself
-        self.sent_to_callee: list[bytes] = []
-        self.caller = InviteClient(
-            self.caller_layer, SWITCH, request_uri="sip:1002@10.0.0.9",
-            from_=NameAddr.parse("\"Alice\" <sip:1001@10.0.0.9>;tag=alice"),
-            to=NameAddr.parse("<sip:1002@10.0.0.9>"),
-            contact=NameAddr.parse("<sip:1001@10.0.0.1:5060>"), call_id="caller-call",
-            offer=caller_offer if caller_offer is not None else phone_sdp("10.0.0.1", 4000),
-            via_host="10.0.0.1", via_port=5060, now=self.now)
-        self.pump()
+        self.losses.append(self._lose)
+        self.caller_phone = self.party(calling_extension or "1001", CALLER.host)
+        self.callee_phone = self.party("1002", CALLEE.host)
+        self.extensions["1002"] = self.callee_phone
+        self.caller = self.dial(
+            self.caller_phone, "1002", from_user="1001", display="Alice",
+            call_id="caller-call",
+            offer=caller_offer if caller_offer is not None else phone_sdp("10.0.0.1", 4000))
+
+    def _lose(self, source: Peer, out: Outgoing) -> bool:
+        if source == CALLER:
+            return self.drop_caller_acks and out.data.startswith(b"ACK ")
+        # A request for another phone (a fork) we do not play.
+        return out.peer == CALLEE and self.callee is not None and \
+            parse_message(out.data).to.tag not in (None, self.callee.to_tag)
+
+    @property
+    def callee(self) -> InviteServer | None:
+        return self.callee_phone.incoming[0] if self.callee_phone.incoming else None
 
     @property
     def bob(self) -> InviteServer:
@@ -119,95 +85,16 @@ class Network:
         return self.callee
 
     @property
-    def call(self) -> Call:
-        assert len(self.control.calls) == 1
-        return next(iter(self.control.calls.values()))
-
-    def _deliver(self, data: bytes, source: Peer, layer: TransactionLayer) -> None:
-        message = parse_message(data)
-        if isinstance(message, Request):
-            stamp_via(message, source)
-        layer.receive(message, source, self.now)
-
-    def pump(self) -> None:
-        moving = True
-        while moving:
-            moving = False
-            for out in self.caller_layer.outgoing():
-                assert out.peer == SWITCH
-                if self.drop_caller_acks and out.data.startswith(b"ACK "):
-                    continue
-                self._deliver(out.data, CALLER, self.switch_layer)
-                moving = True
-            for out in self.callee_layer.outgoing():
-                assert out.peer == SWITCH
-                self.sent_by_callee.append(out.data)
-                self._deliver(out.data, CALLEE, self.switch_layer)
-                moving = True
-            for out in self.switch_layer.outgoing():
-                if out.peer == CALLEE:
-                    self.sent_to_callee.append(out.data)
-                    if self.callee_unreachable or parse_message(out.data).to.tag \
-                            not in (None, "bob"):
-                        continue  # unreachable, or for another phone (a fork) we do not play
-                target = {CALLER: self.caller_layer, CALLEE: self.callee_layer}[out.peer]
-                self._deliver(out.data, SWITCH, target)
-                moving = True
-            for event in self.switch_layer.events():
-                moving = True
-                if self.control.handle(event, self.now):
-                    continue
-                if isinstance(event, RequestReceived) and event.request.method == "INVITE":
-                    # What switch.routing does after auth, for extension 1002.
-                    caller = self.calling_extension or "1001"
-                    origin = CallOrigin("internal", caller, "1002", LegKind(False, caller))
-                    call = self.control.accept(event, CALLER, origin, self.now)
-                    if call is not None:
-                        call.dial(DialTarget(
-                            CALLEE, "sip:1002@10.0.0.2:5060",
-                            NameAddr.parse("<sip:1002@10.0.0.9>"),
-                            NameAddr.parse(f"<sip:{caller}@10.0.0.9>"),
-                            LegKind(False, "1002")), self.now)
-                        self.control.drain(call, self.now)
-                elif isinstance(event, RequestReceived):
-                    self.stray.append(event)
-            for event in self.caller_layer.events():
-                moving = True
-                self.caller.handle(event, self.now)
-            for event in self.callee_layer.events():
-                moving = True
-                if self.callee is None and isinstance(event, RequestReceived):
-                    self.callee_invite = event.request
-                    self.callee = InviteServer(
-                        self.callee_layer, event, to_tag="bob",
-                        contact=NameAddr.parse("<sip:1002@10.0.0.2:5060>"),
-                        via_host="10.0.0.2", via_port=5060, peer=SWITCH)
-                elif self.callee is not None:
-                    self.callee.handle(event, self.now)
-            self.caller_events += self.caller.events()
-            if self.callee is not None:
-                self.callee_events += self.callee.events()
-            self.reports += self.control.events()
-
-    def advance(self, until: float) -> None:
-        while True:
-            parties: list[Timed] = [
-                self.switch_layer, self.caller_layer, self.callee_layer, self.control,
-                self.caller, *([self.callee] if self.callee else [])]
-            deadlines = [d for p in parties if (d := p.next_deadline()) is not None
-                         and d <= until]
-            if not deadlines:
-                break
-            self.now = min(deadlines)
-            for party in parties:
-                party.handle_timer(self.now)
-            self.pump()
-        self.now = until
+    def callee_invite(self) -> Request | None:
+        return self.callee.invite if self.callee is not None else None
 
     @property
-    def ended(self) -> list[str]:
-        """The causes of the calls that ended, in order."""
-        return [r.cause for r in self.reports if isinstance(r, CallEnded)]
+    def caller_events(self) -> list[InviteEvent]:
+        return self.caller_phone.events_of(self.caller)
+
+    @property
+    def callee_events(self) -> list[InviteEvent]:
+        return self.callee_phone.events_of(self.callee) if self.callee is not None else []
 
     def answered_call(self) -> None:
         self.bob.ring(self.now)
@@ -223,14 +110,14 @@ def test_answered_call_anchors_media_in_the_engine_both_ways() -> None:
     assert net.callee_invite.uri.serialize() == "sip:1002@10.0.0.2:5060"
     assert net.callee_invite.from_.uri.serialize() == "sip:1001@10.0.0.9"
     assert net.callee_invite.call_id != "caller-call"
-    call = net.call
+    call = net.call()
     a_port, b_port = net.engine.leg_port(call.a.engine_leg), net.engine.leg_port(call.b.engine_leg)
     assert audio(net.callee_invite.body) == (MEDIA_ADDRESS, b_port, ("0", "101"))
 
     net.bob.ring(net.now)
     net.pump()
     assert net.caller_events == [Ringing(180)]
-    assert net.call.state is CallState.RINGING
+    assert net.call().state is CallState.RINGING
 
     net.bob.answer(phone_sdp("10.0.0.2", 6000), net.now)
     net.pump()
@@ -263,13 +150,13 @@ def test_caller_codec_is_the_only_one_offered_to_the_callee() -> None:
 def test_bye_from_either_side_ends_the_other_and_closes_media(who: str) -> None:
     net = Network()
     net.answered_call()
-    call = net.call
+    call = net.call()
     (net.caller if who == "caller" else net.bob).bye(net.now)
     net.pump()
     other_events = net.callee_events if who == "caller" else net.caller_events
     assert ByeReceived() in other_events
     assert Ended("bye-received") in other_events
-    assert net.ended == [f"{who}-bye"]
+    assert net.causes() == [f"{who}-bye"]
     assert net.engine.legs == {}  # both engine legs closed
     assert net.control.calls == {}
     assert call.state is CallState.ENDED
@@ -285,7 +172,7 @@ def test_cancel_before_answer_reaches_the_callee_and_gives_the_caller_487() -> N
     assert net.caller.final_status == 487
     assert Cancelled() in net.callee_events
     assert net.bob.final_status == 487
-    assert net.ended == ["cancelled"]
+    assert net.causes() == ["cancelled"]
     assert net.engine.legs == {}
     assert net.control.calls == {}
 
@@ -298,7 +185,7 @@ def test_callee_failure_is_mapped_to_the_caller(callee_status: int, caller_statu
     net.pump()
     [rejected] = [e for e in net.caller_events if isinstance(e, Rejected)]
     assert rejected.status == caller_status
-    assert net.ended == [f"rejected-{callee_status}"]
+    assert net.causes() == [f"rejected-{callee_status}"]
     assert net.engine.legs == {}
 
 
@@ -311,8 +198,8 @@ def test_failure_map_table() -> None:
 
 def test_callee_never_answering_the_invite_gives_the_caller_480() -> None:
     net = Network()
-    net.callee_unreachable = True  # e.g. a stale registration: the INVITE goes nowhere
-    net.callee_layer = TransactionLayer(new_branch=counter("x"))  # nothing was received
+    net.vanished.add(CALLEE)  # e.g. a stale registration: the INVITE goes nowhere
+    net.callee_phone.layer = TransactionLayer(new_branch=counter("x"))  # nothing was received
     net.advance(40.0)  # Timer B is 64*T1 = 32 s
     [rejected] = [e for e in net.caller_events if isinstance(e, Rejected)]
     assert rejected.status == 480
@@ -322,15 +209,13 @@ def test_callee_never_answering_the_invite_gives_the_caller_480() -> None:
 def test_rtp_timeout_hangs_up_both_sides() -> None:
     net = Network()
     net.answered_call()
-    call = net.call
-    net.engine.emit(RtpTimedOut(call.b.engine_leg, 30.0))
-    net.control.handle_media(net.engine.drain_events(), net.now)
-    net.pump()
+    call = net.call()
+    net.media(RtpTimedOut(call.b.engine_leg, 30.0))
     # Both phones are told why: Q.850 102, recovery on timer expiry.
     timeout = ByeReceived('Q.850;cause=102;text="Recovery on timer expiry"')
     assert timeout in net.caller_events
     assert timeout in net.callee_events
-    assert net.ended == ["rtp-timeout"]
+    assert net.causes() == ["rtp-timeout"]
     assert net.engine.legs == {}
 
 
@@ -356,7 +241,7 @@ def test_in_dialog_request_for_a_finished_call_is_not_claimed() -> None:
 
 def fork_200(net: Network, tag: str) -> bytes:
     """The callee's 200 as if a second phone behind a forking proxy had sent it too."""
-    first = next(m for m in map(parse_message, net.sent_by_callee)
+    first = next(m for m in map(parse_message, net.sent_by(net.callee_phone))
                  if isinstance(m, Response) and m.status == 200 and m.cseq.method == "INVITE")
     first.headers.set("To", first.to.with_tag(tag).serialize())
     first.headers.set("Contact", "<sip:1002@10.0.0.3:5060>")
@@ -365,7 +250,7 @@ def fork_200(net: Network, tag: str) -> bytes:
 
 
 def switch_requests(net: Network, method: str, to_tag: str) -> list[Request]:
-    return [m for m in map(parse_message, net.sent_to_callee)
+    return [m for m in map(parse_message, net.sent_to(net.callee_phone))
             if isinstance(m, Request) and m.method == method and m.to.tag == to_tag]
 
 
@@ -374,13 +259,12 @@ def test_second_fork_answer_is_acked_and_hung_up_and_the_call_goes_on() -> None:
     net.answered_call()
     engine_before = dict(net.engine.legs)
     reports_before = list(net.reports)
-    net._deliver(fork_200(net, "fork"), CALLEE, net.switch_layer)
-    net.pump()
+    net.to_switch(fork_200(net, "fork"), CALLEE)
     assert [r.method for r in (*switch_requests(net, "ACK", "fork"),
                                *switch_requests(net, "BYE", "fork"))] == ["ACK", "BYE"]
     assert net.engine.legs == engine_before  # the media did not move to the fork
     assert net.reports == reports_before
-    assert net.call.state is CallState.ANSWERED
+    assert net.call().state is CallState.ANSWERED
     assert [e for e in net.caller_events if isinstance(e, Answered)] == net.caller_events[1:]
 
 
@@ -391,8 +275,7 @@ def test_second_fork_answer_after_the_call_ended_is_still_acked_and_hung_up() ->
     net.pump()
     assert net.control.calls == {}
     net.now = 20.0  # within 64*T1 of the first 2xx: a proxy may still pass one on
-    net._deliver(fork_200(net, "late"), CALLEE, net.switch_layer)
-    net.pump()
+    net.to_switch(fork_200(net, "late"), CALLEE)
     assert [r.method for r in (*switch_requests(net, "ACK", "late"),
                                *switch_requests(net, "BYE", "late"))] == ["ACK", "BYE"]
     assert net.stray == [] and net.engine.legs == {}
@@ -417,14 +300,13 @@ def late_offer_answered(net: Network, ack_body: bytes | None) -> bytes:
             "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKlateack;rport"), body=ack_body)
         ack.headers.add("Content-Type", "application/sdp")
         net.drop_caller_acks = False
-        net._deliver(ack.serialize(), CALLER, net.switch_layer)
-        net.pump()
+        net.to_switch(ack.serialize(), CALLER)
     return answered.sdp
 
 
 def test_late_offer_from_a_phone_is_answered_with_our_offer_and_the_ack_answers() -> None:
     net = Network(caller_offer=b"")
-    call = net.call
+    call = net.call()
     # The caller's codec is not known yet: the callee is offered all of ours.
     assert net.callee_invite is not None
     assert audio(net.callee_invite.body)[2] == ("0", "8", "101")
@@ -440,12 +322,12 @@ def test_late_offer_from_a_phone_is_answered_with_our_offer_and_the_ack_answers(
     assert (a_leg.payload_type, a_leg.dtmf_payload_type) == (8, 101)  # the caller's pick
     assert a_leg.peer == call.b.engine_leg  # bridged; the engine relays PCMA<->PCMU
     assert net.engine.legs[call.b.engine_leg].payload_type == 0
-    assert net.ended == []
+    assert net.causes() == []
 
 
 def test_late_offer_media_waits_for_the_ack() -> None:
     net = Network(caller_offer=b"")
-    call = net.call
+    call = net.call()
     net.drop_caller_acks = True
     net.answered_call()
     assert net.engine.legs[call.a.engine_leg].remote is None  # no answer yet
@@ -461,7 +343,7 @@ def test_late_offer_without_a_usable_answer_in_the_ack_is_hung_up(ack_body: byte
                                                                    cause: str) -> None:
     net = Network(caller_offer=b"")
     late_offer_answered(net, ack_body)
-    assert net.ended == [cause]
+    assert net.causes() == [cause]
     incompatible = ByeReceived('Q.850;cause=88;text="Incompatible destination"')
     assert net.caller_events[-2:] == [incompatible, Ended("bye-received")]
     assert net.callee_events == [incompatible, Ended("bye-received")]
@@ -474,11 +356,11 @@ def test_reinvite_without_sdp_is_answered_with_our_sdp_and_the_ack_moves_media()
     # offers the SDP the caller already has; the ACK's answer may move its media.
     net = Network()
     net.answered_call()
-    call = net.call
+    call = net.call()
     a_leg = net.engine.legs[call.a.engine_leg]
     net.caller.reinvite(b"", net.now)
     net.pump()  # the ACK has no SDP: the session stays as it was
-    assert net.ended == [] and a_leg.remote == ("10.0.0.1", 4000)
+    assert net.causes() == [] and a_leg.remote == ("10.0.0.1", 4000)
     net.drop_caller_acks = True
     net.caller.reinvite(b"", net.now)
     net.pump()
@@ -491,7 +373,6 @@ def test_reinvite_without_sdp_is_answered_with_our_sdp_and_the_ack_moves_media()
     ack = dialog.create_ack(3, Via.parse("SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKack3"),
                             body=answer.serialize())
     ack.headers.add("Content-Type", "application/sdp")
-    net._deliver(ack.serialize(), CALLER, net.switch_layer)
-    net.pump()
+    net.to_switch(ack.serialize(), CALLER)
     assert a_leg.remote == ("10.0.0.1", 4100) and a_leg.peer == call.b.engine_leg
-    assert net.ended == []
+    assert net.causes() == []

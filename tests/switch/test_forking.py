@@ -1,7 +1,7 @@
 """Forking (switch.calls.forking): an extension registered from several devices rings them
 all; the first to answer wins, the others are CANCELled as "completed elsewhere"; when
 all fail the caller hears the best failure (RFC 3261 §16.7). In memory, with the real
-router, registrar and call control (tests/switch/test_routing.Net); time stepped by hand."""
+router, registrar and call control (tests/switch/harness.Net); time stepped by hand."""
 
 from __future__ import annotations
 
@@ -17,16 +17,7 @@ from switch.calls import (
     best_failure,
 )
 from switch.sip import ByeReceived, Cancelled, Ended
-from tests.switch.test_routing import Net, Party, cause_of, sdp
-
-
-def two_devices(net: Net) -> tuple[Party, Party, Party]:
-    """Alice (1001) and extension 1002 on a desk phone and, registered later, a softphone."""
-    alice = net.party("1001", "10.0.0.1")
-    desk, soft = net.party("desk", "10.0.0.2"), net.party("soft", "10.0.0.3", 5062)
-    net.register(desk, "1002")
-    net.register(soft, "1002")
-    return alice, desk, soft
+from tests.switch.harness import Net, Party, cause_of, sdp, two_devices
 
 
 def cancels_to(net_party: Party) -> list[Cancelled]:

@@ -1,7 +1,7 @@
 """Originate / click-to-dial (switch.calls.originate via CallRouter.originate): the agent's
 phone rings first; once it answers the agent hears ringback while the customer is
 dialled; the CDR reads as the agent dialling out; a failure on either side is reported
-with its cause. In memory (tests/switch/test_routing.Net), time stepped by hand."""
+with its cause. In memory (tests/switch/harness.Net), time stepped by hand."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from switch.calls import (
 from switch.media import MediaError
 from switch.pri_gateway import Direction, TrunkGroup
 from switch.sip import ByeReceived, Cancelled, SipUri
-from tests.switch.test_routing import (
+from tests.switch.harness import (
     DOMAIN,
     EXTENSIONS,
     GW1,

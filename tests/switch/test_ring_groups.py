@@ -2,7 +2,7 @@
 targets rung at once (the first to answer wins, the others are CANCELled as "completed
 elsewhere") or one after another, each for its own ring timeout; the dialplan checks the
 targets at start; applications ring several numbers through Channel.dial_all. In memory
-(tests/switch/test_routing.Net, FakeMediaEngine), time stepped by hand."""
+(tests/switch/harness.Net, FakeMediaEngine), time stepped by hand."""
 
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ from switch.config import ConfigError, RouteConfig, load_config
 from switch.dialplan import Dialplan, Reject, RingGroup, Route
 from switch.pri_gateway import TrunkGroup
 from switch.sip import Cancelled, Ringing
-from tests.switch.test_applications import Desk, settle
-from tests.switch.test_routing import (
+from tests.switch.harness import (
     EXTENSIONS,
     GW1,
     MOBILE,
@@ -26,6 +25,7 @@ from tests.switch.test_routing import (
     Party,
     cause_of,
 )
+from tests.switch.test_applications import Desk, settle
 
 SALES = "4008009999"
 

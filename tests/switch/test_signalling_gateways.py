@@ -30,7 +30,7 @@ from switch.sip import (
 )
 from switch.sip.offer_answer import PCMU, TELEPHONE_EVENT
 from tests.switch.fake_media import FakeMediaEngine
-from tests.switch.test_routing import route
+from tests.switch.harness import route
 
 pytestmark = pytest.mark.integration
 
