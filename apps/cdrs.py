@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -32,6 +32,7 @@ from sqlalchemy import ColumnElement, case, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from apps.cdr_variables import storable
 from apps.db import Database
 from apps.models import Call, CallLeg
 from switch.calls import (
@@ -104,6 +105,9 @@ class CallEnd:
     q850_cause: int | None = None
     sip_status: int | None = None
     ended_at: datetime | None = None  # None: the store's clock
+    # The call's variables (switch.calls.CallEnded.variables), stored as
+    # apps.cdr_variables.storable makes them.
+    variables: Mapping[str, object] | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,9 @@ class CallRecord:
     recording_started_at: datetime | None = None
     # Silence in the recording: (from_s, to_s) seconds into the file.
     recording_pauses: tuple[tuple[float, float], ...] = ()
+    # What the call's applications learnt (apps.cdr_variables); None if they set none,
+    # and while the call is open.
+    variables: Mapping[str, object] | None = None
 
 
 def _utc_now() -> datetime:
@@ -210,6 +217,7 @@ def _record(call: Call, legs: Iterable[CallLeg]) -> CallRecord:
         recording_pauses=tuple((start, end if end is not None else start)
                                for start, end in call.recording_pauses or ()
                                if start is not None),
+        variables=call.variables,
     )
 
 
@@ -227,7 +235,7 @@ def _seen(at: datetime) -> ColumnElement[datetime]:
 def _closing(
     call: Call, end: CallEnd, ended_at: datetime, closed_at: datetime
 ) -> dict[str, object]:
-    return {
+    closing: dict[str, object] = {
         "ended_at": ended_at,
         "last_seen_at": max(call.last_seen_at, ended_at),
         "duration_s": whole_seconds(call.started_at, ended_at),
@@ -238,6 +246,9 @@ def _closing(
         "state": CallState.closed.value,
         "closed_at": closed_at,
     }
+    if end.variables:
+        closing["variables"] = storable(end.variables)
+    return closing
 
 
 def _member(kind: type[_E], value: str, what: str, call_id: str) -> _E:
@@ -358,7 +369,8 @@ class _Batch:
         disposition = _member(Disposition, event.disposition, "disposition", event.call_id)
         if disposition is Disposition.answered and call.answered_at is None:
             raise CdrError(f"call '{event.call_id}' cannot end as answered: it was never answered")
-        end = CallEnd(disposition, event.q850_cause, event.sip_status)
+        end = CallEnd(disposition, event.q850_cause, event.sip_status,
+                      variables=event.variables)
         if call.recording_pauses and call.recording_pauses[-1][1] is None:
             self.on_recording_resumed(at, RecordingResumed(event.call_id))  # to the end
         for name, value in _closing(call, end, at, self.closed_at).items():

@@ -124,6 +124,9 @@ class Call(Base):
     # [[from_s, to_s], ...] seconds into the file, to_s null while paused.
     recording_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     recording_pauses: Mapped[list[list[float | None]] | None] = mapped_column(JSON)
+    # What the call's applications learnt (customer id, VIP level, IVR path, digits), as
+    # a JSON object (apps.cdr_variables); null when they set none.
+    variables: Mapped[dict[str, object] | None] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(8), index=True)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import event
 
 from apps import CallStart, CallState, CdrError, CdrStore, Database, Direction, Disposition
+from apps.cdr_variables import CUT_MARK, TRUNCATED_KEY
 from apps.cdr_writer import CdrWriter
 from apps.models import Base
 from switch.calls import (
@@ -186,6 +187,67 @@ async def test_a_busy_call_is_never_answered(
         (None, None, at(4.5)),
         (486, 17, at(4.5)),
     ]
+
+
+# -- the call's variables (issue 10): what its applications learnt, kept with the CDR
+
+LEARNT = {"customer_id": 42, "vip_level": "金卡", "digits": "1#",
+          "ivr_path": [{"node": "menu", "pressed": "1", "duration_s": 3.2}, {"node": "queue"}]}
+
+
+def ended_with(call_id: str, variables: dict[str, object] | None) -> list[CallEvent]:
+    return [started(call_id), LegAdded(call_id, 0, "gw1", f"a-{call_id}@gw1"),
+            CallEnded(call_id, "cancelled", 16, None, "caller-cancel", variables)]
+
+
+async def test_the_call_variables_are_stored_with_the_cdr(
+    writer: CdrWriter, store: CdrStore, clock: FakeClock
+) -> None:
+    await writer.start()
+    writer.submit([started("v1"), LegAdded("v1", 0, "gw1", "a@gw1")])
+    await writer.flush()
+    up = await store.get_call("v1")
+    assert up is not None and up.variables is None  # applications' until the call ends
+    clock.advance(12)
+    writer.submit([CallEnded("v1", "cancelled", 16, None, "caller-cancel", LEARNT)])
+    writer.submit(ended_with("none", None))
+    await writer.flush()
+    call = await store.get_call("v1")
+    assert call is not None
+    assert (call.state, call.ended_at, call.variables) == (CallState.closed, at(12), LEARNT)
+    assert [(c.call_id, c.variables) for c in await store.list_calls(T0, at(60))] == [
+        ("v1", LEARNT), ("none", None)]
+
+
+class Customer:
+    def __str__(self) -> str:
+        return "Customer #42"
+
+
+async def test_variables_json_cannot_hold_or_too_many_never_lose_the_cdr(
+    writer: CdrWriter, store: CdrStore
+) -> None:
+    """Whatever an application left on the call, the CDR is written, in the same batch
+    as the other calls' changes."""
+    await writer.start()
+    odd = {"customer": Customer(), "seen_at": at(3), "tags": {"vip"}, "score": float("nan"),
+           "nul": "a\x00b", "surrogate": "\ud800"}
+    writer.submit([*ended_with("odd", odd), *full_call("plain"),
+                   *ended_with("big", {"customer_id": 42, "blob": "x" * 100_000,
+                                       "path": ["menu"] * 10_000, "more": "y"})])
+    await writer.flush()
+    assert (writer.written, writer.lost) == (writer.submitted, 0)
+    calls = {c.call_id: c for c in await store.list_calls(T0, at(1))}
+    assert {c.state for c in calls.values()} == {CallState.closed}
+    assert calls["odd"].variables == {
+        "customer": "Customer #42", "seen_at": "2024-05-06 07:08:12.250000+00:00",
+        "tags": "{'vip'}", "score": "nan", "nul": "a\x00b", "surrogate": "\ud800"}
+    big = calls["big"].variables
+    assert big is not None
+    assert list(big) == ["customer_id", "blob", "more", TRUNCATED_KEY]
+    assert (big["customer_id"], big["more"]) == (42, "y")
+    assert big[TRUNCATED_KEY] == "over 16384 bytes: 1 variable(s) cut short, 1 left out"
+    assert str(big["blob"]).endswith(CUT_MARK)
 
 
 def full_call(call_id: str) -> list[CallEvent]:

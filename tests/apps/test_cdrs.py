@@ -136,6 +136,22 @@ async def test_unanswered_call_bills_nothing(store: CdrStore, clock: FakeClock) 
     assert (closed.disposition, closed.q850_cause, closed.sip_status) == (Disposition.busy, 17, 486)
 
 
+async def test_close_call_stores_the_call_variables(store: CdrStore, clock: FakeClock) -> None:
+    await store.open_call(inbound("v1"))
+    clock.advance(8)
+    learnt = {"customer_id": 42, "vip_level": "金卡", "ivr_path": ["menu:1", "queue:sales"]}
+    closed = await store.close_call("v1", CallEnd(Disposition.cancelled, 16,
+                                                  variables={**learnt, "seen_at": at(3)}))
+    stored = {**learnt, "seen_at": "2024-05-06 07:08:12.250000+00:00"}  # JSON has no datetime
+    assert closed.variables == stored
+    assert [c.variables for c in await store.list_calls(T0, at(1))] == [stored]
+    # recovery after a crash has none: the variables live in the switch until the call ends
+    await store.open_call(inbound("crashed"))
+    assert await store.recover_interrupted(at(20)) == 1
+    crashed = await store.get_call("crashed")
+    assert crashed is not None and crashed.variables is None
+
+
 async def test_whole_seconds_exact_and_clock_stepped_back(store: CdrStore) -> None:
     await store.open_call(inbound("exact", started_at=T0))
     await store.answered("exact", at(10))
@@ -327,15 +343,21 @@ def _upgrade_to(revision: str) -> Callable[[Connection], None]:
     return run
 
 
+async def _written_at(db: Database, revision: str, sql: str) -> None:
+    """Upgrade ``db`` to ``revision`` and run ``sql`` (``:at`` is T0) as that schema has
+    it: today's ORM model has later columns."""
+    async with db.engine.begin() as connection:
+        await connection.run_sync(_upgrade_to(revision))
+        await connection.execute(text(sql), {"at": at(0)})
+
+
 async def test_upgrade_from_users_only_keeps_the_users(db_url: str, tmp_path: Path) -> None:
     db = await Database.connect(db_url)
     try:
-        async with db.engine.begin() as connection:
-            await connection.run_sync(_upgrade_to("0001"))
-            # Written as the 0001 schema has it: today's ORM model has later columns.
-            await connection.execute(text(
-                "INSERT INTO users (username, role, extension, web_password_hash, created_at,"
-                " updated_at) VALUES ('alice', 'agent', '1001', 'x', :at, :at)"), {"at": at(0)})
+        await _written_at(db, "0001",
+                          "INSERT INTO users (username, role, extension, web_password_hash,"
+                          " created_at, updated_at) VALUES ('alice', 'agent', '1001', 'x', :at,"
+                          " :at)")
         users = UserService(db, "r")
         with pytest.raises(Exception, match="calls"):
             await CdrStore(db).get_call("c1")  # no calls table yet
@@ -347,5 +369,26 @@ async def test_upgrade_from_users_only_keeps_the_users(db_url: str, tmp_path: Pa
         store = CdrStore(db, clock=FakeClock())
         await store.open_call(inbound("c1"))
         assert await store.recover_interrupted(at(1)) == 1
+    finally:
+        await db.close()
+
+
+async def test_upgrade_to_call_variables_keeps_the_cdrs_and_closes_them_with_variables(
+    db_url: str,
+) -> None:
+    db = await Database.connect(db_url)
+    try:
+        # A call up while the switch is upgraded.
+        await _written_at(db, "0006",
+                          "INSERT INTO calls (call_id, direction, caller, callee, started_at,"
+                          " last_seen_at, state) VALUES ('c1', 'inbound', '+86139', '+86400',"
+                          " :at, :at, 'open')")
+        await upgrade_database(db_url)
+        store = CdrStore(db, clock=FakeClock(at(30)))
+        up = await store.get_call("c1")
+        assert up is not None and (up.state, up.variables) == (CallState.open, None)
+        closed = await store.close_call("c1", CallEnd(Disposition.cancelled,
+                                                      variables={"digits": "1"}))
+        assert (closed.state, closed.variables) == (CallState.closed, {"digits": "1"})
     finally:
         await db.close()
