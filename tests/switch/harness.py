@@ -1,65 +1,33 @@
-"""The in-memory network every call-control unit test runs on: the switch's real
-CallControl and CallRouter (with Registrar, Dialplan and Trunks accounting) on one
-TransactionLayer, each phone or PRI gateway (harness_phones.Party) on its own, real SIP
-bytes between them, and a FakeMediaEngine for the media plane. What SipService does
-before routing (authentication, gateway identity) is copied in `Net._route` in a few
-lines; DirectNet leaves the router out and rings phones by name.
+"""The in-memory test harness for call control, and its one door: every call-control
+unit test imports from here.
 
-Time moves only when told: `now` is a manual clock and `advance(until)` fires every timer
-due on the way (transactions, sessions, call control), in order. Media events reach call
-control through `media()`, as SipService.on_media_events delivers them; `press` and
-`prompt_ends` are the key presses and prompt ends the engine would report.
+- harness_net: Net, the switch's real CallControl and CallRouter (and, if asked, its
+  gateway probes) on one transaction layer with the phones and gateways on theirs,
+  real SIP bytes between them (datagrams lost as a test says), a FakeMediaEngine, and a
+  manual clock (`now`; `advance(until)` fires every timer on the way); DirectNet, call
+  control without the router, ringing phones by name.
+- harness_phones: Party (a phone or a PRI gateway), the switch's and gateways'
+  addresses, DID and MOBILE, the trunk group routes and `route` for any other.
+- here: the calls tests build again and again (a connected call, an attended
+  transfer, an extension on two devices) and Desk, a Net whose DID starts an
+  application (switch.applications) for a PSTN customer, with agent 1002 registered;
+  `settle` lets the application's task run.
 
-A test builds a Net (or a DirectNet), adds parties, dials, answers and reads the
-parties' events and the reports (CDR and call events) call control published. This
-module is the harness's one door: the parties, numbers and routes of harness_phones are
-imported from here."""
+A test builds a Net (or a DirectNet or a Desk), adds parties, dials, answers, steps
+time, and reads the parties' events and the reports (CDR and call events) call control
+published."""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Sequence
-from typing import Any
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
 
-from switch.calls import (
-    Call,
-    CallControl,
-    CallEnded,
-    CallEvent,
-    CallOrigin,
-    CallSettings,
-    CallStarted,
-    DialTarget,
-    LegKind,
-)
-from switch.dialplan import CallDirection, Dialplan, Reject, Route, RouteQuery, ToExtension
-from switch.media import DtmfReceived, MediaEvent
-from switch.pri_gateway import (
-    CallerIdentity,
-    Direction,
-    Gateway,
-    GatewayHealth,
-    Seizure,
-    TrunkGroup,
-    Trunks,
-)
-from switch.routing import CallRouter, StartApplication, national_number
-from switch.sip import (
-    InviteClient,
-    InviteServer,
-    NameAddr,
-    Outgoing,
-    Peer,
-    Registrar,
-    Request,
-    RequestReceived,
-    SipUri,
-    TransactionLayer,
-    parse_message,
-    reason_phrase,
-)
-from switch.sip.transport import stamp_via
-from tests.switch.fake_media import FakeMediaEngine
+from switch.applications import Application, ApplicationRunner
+from switch.calls import Call, CallSettings, Leg
+from switch.dialplan import RingGroup
+from switch.sip import ByeReceived, InviteClient, InviteServer
+from switch.sip.refer import ReferTo, Replaces
+from tests.switch.harness_net import DirectNet, Net
 from tests.switch.harness_phones import (
     DID,
     DOMAIN,
@@ -71,295 +39,145 @@ from tests.switch.harness_phones import (
     OUTSIDE_LINE,
     SERVICE_DID,
     SWITCH,
+    Behaviour,
     Party,
-    attended_transfer,
     cause_of,
-    connected_call,
     counter,
     route,
     sdp,
-    two_devices,
 )
 
 __all__ = [
     "DID", "DOMAIN", "EXTENSIONS", "GW1", "GW2", "MOBILE", "MOH", "OUTSIDE_LINE",
-    "SERVICE_DID", "SWITCH", "DirectNet", "Net", "Party", "attended_transfer", "cause_of",
-    "connected_call", "counter", "route", "sdp", "two_devices",
+    "SERVICE_DID", "SWITCH", "Behaviour", "Desk", "DirectNet", "Net", "Party",
+    "attended_transfer", "cause_of", "connected_call", "counter", "route", "run_pending",
+    "sdp", "settle", "two_devices",
 ]
 
-# Datagrams any of these match (source, datagram) are lost on the wire.
-Loss = Callable[[Peer, Outgoing], bool]
+
+# -- calls the tests build again and again
 
 
-class Net:
-    """The switch and its parties (a party per gateway of `groups` from the start);
-    `routes` are the dialplan, or every number is an extension when there are none."""
+def connected_call(net: Net, caller: Party, agent: Party) -> tuple[InviteClient, InviteServer]:
+    """`caller` dials `agent` by name and the agent answers."""
+    outgoing = net.dial(caller, agent.name)
+    incoming = net.answer(agent)
+    assert caller.answered(outgoing)
+    return outgoing, incoming
 
-    def __init__(self, routes: Sequence[Route] = (), *, default_status: int = 404,
-                 groups: Sequence[TrunkGroup] = (TrunkGroup("pstn", [GW1, GW2]),),
-                 make_health: Callable[[str], GatewayHealth] = GatewayHealth,
-                 settings: CallSettings | None = None,
-                 start_application: StartApplication | None = None,
-                 randbelow: Callable[[int], int] = lambda n: 0) -> None:
-        self.now = 0.0
-        self.engine = FakeMediaEngine(workers=1, port_range=(30000, 30199))
-        self.engine.start()
-        self.layer = TransactionLayer(new_branch=counter("z9hG4bKsw"))
-        self.trunks = Trunks(groups, make_health=make_health)
-        self.registrar = Registrar()
-        session_ids = itertools.count(1000)
-        self.control = CallControl(
-            self.layer, self.engine, via_host=DOMAIN, via_port=5060, media_address=DOMAIN,
-            new_token=counter("tok"), new_session_id=lambda: next(session_ids),
-            settings=settings or CallSettings(session_expires_s=None),
-            release=self.trunks.release, randbelow=randbelow)
-        rules = list(routes) or [Route("extension", "", None, ToExtension)]
-        self.dialplan = Dialplan(rules, Reject(default_status, reason_phrase(default_status)))
-        self.router = CallRouter(self.control, self.registrar, self.dialplan, self.trunks,
-                                 domain=DOMAIN, start_application=start_application)
-        self.parties: dict[Peer, Party] = {}
-        self.sent: list[tuple[Peer, Outgoing]] = []  # every datagram, by its source
-        self.lost: list[Outgoing] = []  # what the switch sent where nobody listens
-        self.losses: list[Loss] = []
-        self.vanished: set[Peer] = set()  # parties that went away: nothing reaches them
-        self.stray: list[RequestReceived] = []  # requests call control did not claim
-        self.reports: list[CallEvent] = []
-        self.on_pump: list[Callable[[], None]] = []  # more to do in each pump round
-        for group in groups:
-            for gateway in group.gateways:
-                if Peer(gateway.transport, gateway.host, gateway.port) not in self.parties:
-                    self.party(gateway.name, gateway.host, gateway.port)
 
-    def party(self, name: str, host: str, port: int = 5060, **options: Any) -> Party:
-        """A phone or gateway at host:port; `options` as Party takes them."""
-        party = Party(name, Peer("UDP", host, port), **options)
-        self.parties[party.peer] = party
-        return party
+def attended_transfer(net: Net, agent: Party, expert: Party,
+                      agent_leg: InviteServer) -> tuple[Call, Call, InviteClient, Leg]:
+    """The agent (on `agent_leg`, the first call) consults 1002 on a second call, then
+    REFERs the first call's party to it with Replaces: (first, second, the consultation
+    dialog, the expert's leg)."""
+    first = net.call()
+    consultation = net.dial(agent, "1002")
+    net.answer(expert)
+    second = next(c for c in net.control.calls.values() if c is not first)
+    expert_leg = second.b
+    assert expert_leg is not None
+    dialog = consultation.dialog
+    assert dialog is not None
+    replaces = Replaces(dialog.id.call_id, to_tag=dialog.id.remote_tag or "",
+                        from_tag=dialog.id.local_tag)
+    refer_to = f"<sip:1002@{DOMAIN}?{replaces.as_uri_header()}>"
+    assert ReferTo.parse(refer_to).replaces == replaces
+    agent_leg.send_request("REFER", net.now, headers=[("Refer-To", refer_to)])
+    net.pump()
+    return first, second, consultation, expert_leg
 
-    def gateway(self, gateway: Gateway) -> Party:
-        return self.parties[Peer(gateway.transport, gateway.host, gateway.port)]
 
-    def register(self, phone: Party, extension: str | None = None, *,
-                 contact: str | None = None, flow: Peer | None = None,
-                 expires_s: int = 3600) -> None:
-        """What SipService does after a phone authenticated its REGISTER."""
-        extension = extension or phone.name
-        flow = flow or phone.peer
-        contact = contact or f"sip:{extension}@{phone.peer.host}:{phone.peer.port}"
-        request = phone.register_request(extension, contact, flow, expires_s)
-        assert self.registrar.register(request, flow, self.now, to_tag="r").status == 200
+def two_devices(net: Net) -> tuple[Party, Party, Party]:
+    """Alice (1001) and extension 1002 on a desk phone and, registered later, a softphone."""
+    alice = net.party("1001", "10.0.0.1")
+    desk, soft = net.party("desk", "10.0.0.2"), net.party("soft", "10.0.0.3", 5062)
+    net.register(desk, "1002")
+    net.register(soft, "1002")
+    return alice, desk, soft
 
-    # -- acting as phones and gateways
 
-    def dial(self, caller: Party, number: str, *, from_user: str | None = None,
-             display: str | None = None, headers: Sequence[tuple[str, str]] = (),
-             **options: Any) -> InviteClient:
-        """`caller` sends an INVITE for `number` (Party.invite) to the switch."""
-        session = caller.invite(number, self.now, from_user=from_user, display=display,
-                                headers=headers, **options)
-        self.pump()
-        return session
+# -- applications (switch.applications) on the network
 
-    def answer(self, party: Party, index: int = -1) -> InviteServer:
-        session = party.answer(self.now, index)
-        self.pump()
-        return session
 
-    def call(self) -> Call:
-        [call] = list(self.control.calls.values())
-        return call
+class Hooks:
+    """ServiceHooks over the in-memory network (SipService's now/pump/dial_number)."""
 
-    # -- the media plane
+    def __init__(self, net: Net) -> None:
+        self.net = net
 
-    def media(self, *events: MediaEvent) -> None:
-        """The engine posts `events` after what it queued itself; call control handles
-        them all, as SipService.on_media_events does."""
-        for event in events:
-            self.engine.emit(event)
-        self.control.handle_media(self.engine.drain_events(), self.now)
-        self.pump()
-
-    def press(self, engine_leg: int, digits: str) -> None:
-        """The caller on `engine_leg` presses `digits` (RFC 4733 events, 100 ms each)."""
-        self.media(*(DtmfReceived(engine_leg, digit, 100) for digit in digits))
-
-    def prompt_ends(self, engine_leg: int) -> None:
-        self.engine.finish_playback(engine_leg)
-        self.media()
-
-    def playing(self, engine_leg: int) -> str | None:
-        return self.engine.legs[engine_leg].playing
-
-    def peer_of(self, engine_leg: int) -> int | None:
-        """The engine leg `engine_leg` is bridged to."""
-        return self.engine.legs[engine_leg].peer
-
-    # -- the wire
-
-    def to_switch(self, data: bytes, source: Peer) -> None:
-        """A datagram from `source` reaches the switch (one a test built by hand)."""
-        self._deliver(data, source, self.layer)
-        self.pump()
-
-    def sent_by(self, party: Party) -> list[bytes]:
-        return [out.data for source, out in self.sent if source == party.peer]
-
-    def sent_to(self, party: Party) -> list[bytes]:
-        return [out.data for _, out in self.sent if out.peer == party.peer]
-
-    def _deliver(self, data: bytes, source: Peer, layer: TransactionLayer) -> None:
-        message = parse_message(data)
-        if isinstance(message, Request):
-            stamp_via(message, source)
-        layer.receive(message, source, self.now)
-
-    def _is_lost(self, source: Peer, out: Outgoing) -> bool:
-        self.sent.append((source, out))
-        return out.peer in self.vanished or any(loss(source, out) for loss in self.losses)
+    @property
+    def now(self) -> float:
+        return self.net.now
 
     def pump(self) -> None:
-        """Carry every datagram and event until nothing moves."""
-        moving = True
-        while moving:
-            moving = False
-            for party in list(self.parties.values()):
-                for out in party.layer.outgoing():
-                    moving = True
-                    if not self._is_lost(party.peer, out):
-                        self._deliver(out.data, party.peer, self.layer)
-            for out in self.layer.outgoing():
-                moving = True
-                target = self.parties.get(out.peer)
-                if target is None:
-                    self.lost.append(out)
-                elif not self._is_lost(SWITCH, out):
-                    self._deliver(out.data, SWITCH, target.layer)
-            for event in self.layer.events():
-                moving = True
-                if self.control.handle(event, self.now):
-                    continue
-                if isinstance(event, RequestReceived) and event.request.method == "INVITE":
-                    self._route(event)
-                elif isinstance(event, RequestReceived):
-                    self.stray.append(event)
-            for party in list(self.parties.values()):
-                for event in party.layer.events():
-                    moving = True
-                    party.handle(event, self.now)
-                moving |= party.take_session_events(self.now)
-            for hook in self.on_pump:
-                hook()
-            self.reports += self.control.events()
+        self.net.pump()
 
-    def _route(self, event: RequestReceived) -> None:
-        """SipService._route_invite (a phone) or _route_from_gateway (by source)."""
-        source = event.transaction.peer
-        request = event.request
-        dialled = request.uri.user if isinstance(request.uri, SipUri) else None
-        gateway = self.trunks.gateway_for_source(source.host, source.port)
-        if gateway is None:
-            username = self.parties[source].name
-            origin = CallOrigin("internal", username, dialled or "",
-                                LegKind(trunk=False, name=username),
-                                display=request.from_.display_name)
-            query = RouteQuery(CallDirection.INTERNAL, None, dialled or "", username)
-            self.router.route(event, source, origin, query, self.now)
+    def dial_number(self, call: Call, number: str) -> bool:
+        return self.net.router.dial_number(call, number, self.net.now)
+
+    def dial_numbers(self, call: Call, numbers: Sequence[str], *, sequential: bool,
+                     ring_timeout_s: float | None) -> bool:
+        group = RingGroup("", "sequential" if sequential else "simultaneous",
+                          tuple(numbers), ring_timeout_s)
+        return self.net.router.ring(call, group, self.net.now)
+
+
+class Desk:
+    """A network whose DID starts `application`, an agent 1002 and a PSTN customer."""
+
+    def __init__(self, applications: Mapping[str, Application], *, name: str = "desk",
+                 prompt: str | None = None, prompts_dir: str | None = None,
+                 settings: CallSettings | None = None, recording: str | None = None) -> None:
+        self.runner = ApplicationRunner(applications, prompts_dir=prompts_dir)
+        self.net = Net([route(did=DID, application=name, prompt=prompt, recording=recording),
+                        OUTSIDE_LINE, route(extension=True)],
+                       start_application=self.runner.start, settings=settings)
+        self.runner.attach(Hooks(self.net))
+        self.net.on_pump.append(
+            lambda: self.runner.deliver(self.net.control.channel_events()))
+        self.agent = self.net.party("1002", "10.0.0.2")
+        self.net.register(self.agent)
+        self.customer = self.net.gateway(GW1)
+        self.outgoing: InviteClient | None = None
+
+    def call_in(self) -> InviteClient:
+        """The customer dials the DID from their mobile."""
+        self.outgoing = self.net.dial(self.customer, DID, from_user=MOBILE)
+        return self.outgoing
+
+    @property
+    def call(self) -> Call:
+        return self.net.call()
+
+    @property
+    def caller_leg(self) -> int:
+        return self.call.a.engine_leg
+
+    def press(self, digits: str) -> None:
+        self.net.press(self.caller_leg, digits)
+
+    def prompt_ends(self) -> None:
+        self.net.prompt_ends(self.caller_leg)
+
+    def playing(self) -> str | None:
+        return self.net.playing(self.caller_leg)
+
+    def customer_got_bye(self) -> bool:
+        assert self.outgoing is not None
+        return any(isinstance(e, ByeReceived) for e in self.customer.events_of(self.outgoing))
+
+
+async def settle(until: Callable[[], bool]) -> None:
+    """Let the application task run (no time passes) until `until()` holds."""
+    for _ in range(200):
+        if until():
             return
-        identity = CallerIdentity.from_headers(
-            request.headers.get("P-Asserted-Identity"), request.headers.get("Privacy"),
-            request.headers.get("From") or "")
-        seizure = self.trunks.seize_inbound(gateway, request.call_id)
-        assert isinstance(seizure, Seizure)
-        callee, caller = national_number(dialled or ""), national_number(identity.number)
-        trunk = next((name for name, group in self.trunks.groups.items()
-                      if gateway in group.gateways), None)
-        origin = CallOrigin("inbound", caller, callee, LegKind(trunk=True, name=gateway.name),
-                            trunk=trunk, gateway=gateway.name, seizure=seizure,
-                            display=identity.display, restricted=identity.restricted)
-        query = RouteQuery(CallDirection.INBOUND, trunk, callee, caller)
-        if self.router.route(event, source, origin, query, self.now) is None:
-            self.trunks.release(seizure)
-
-    # -- the clock
-
-    def advance(self, until: float) -> None:
-        """Move time to `until`, firing every timer due on the way, in order."""
-        while True:
-            timed = [self.layer, self.control,
-                     *(p.layer for p in self.parties.values()),
-                     *(s for p in self.parties.values() for s in p.sessions)]
-            due = [d for t in timed if (d := t.next_deadline()) is not None and d <= until]
-            if not due:
-                break
-            self.now = min(due)
-            for t in timed:
-                t.handle_timer(self.now)
-            self.pump()
-        self.now = until
-
-    # -- what happened
-
-    def ended(self) -> list[CallEnded]:
-        return [r for r in self.reports if isinstance(r, CallEnded)]
-
-    def causes(self) -> list[str]:
-        """The causes of the calls that ended, in order."""
-        return [r.cause for r in self.ended()]
-
-    def started(self) -> list[CallStarted]:
-        return [r for r in self.reports if isinstance(r, CallStarted)]
-
-    def busy(self, gateway: Gateway, direction: Direction | None = None) -> int:
-        pool = self.trunks.pools[gateway.name]
-        return pool.busy if direction is None else pool.busy_in(direction)
-
-    def fill(self, gateway: Gateway, n_channels: int | None = None) -> None:
-        """Other calls take `n_channels` (all, by default) of the gateway's channels."""
-        for i in range(gateway.channels if n_channels is None else n_channels):
-            assert isinstance(self.trunks.seize_inbound(gateway, f"other-{i}"), Seizure)
+        await asyncio.sleep(0)
+    raise AssertionError("the application never got there")
 
 
-class DirectNet(Net):
-    """Call control without the router's dialplan: a number rings the phone of that
-    name in `extensions` (no registration), and a call from a trunk phone comes in as
-    from the PSTN. Phones answer re-INVITEs and in-dialog requests themselves; music
-    on hold is MOH unless `settings` say otherwise."""
-
-    def __init__(self, settings: CallSettings | None = None,
-                 randbelow: Callable[[int], int] = lambda n: 0) -> None:
-        super().__init__(groups=(), randbelow=randbelow, settings=settings or CallSettings(
-            session_expires_s=None, music_on_hold=MOH))
-        self.control.resolve = self.resolve
-        self.extensions: dict[str, Party] = {}
-
-    def phone(self, name: str, host: str, *, trunk: bool = False,
-              session_expires_s: int | None = None) -> Party:
-        phone = self.party(name, host, trunk=trunk, session_expires_s=session_expires_s,
-                           answers_requests=True)
-        if not trunk:
-            self.extensions[name] = phone
-        return phone
-
-    def resolve(self, call: Call, number: str, now: float) -> DialTarget | int:
-        phone = self.extensions.get(number)
-        if phone is None:
-            return 480
-        return DialTarget(phone.peer, f"sip:{number}@{phone.peer.host}:{phone.peer.port}",
-                          NameAddr.parse(f"<sip:{number}@{DOMAIN}>"),
-                          NameAddr.parse(f"<sip:{call.origin.caller}@{DOMAIN}>"),
-                          LegKind(phone.trunk, number))
-
-    def _route(self, event: RequestReceived) -> None:
-        source = event.transaction.peer
-        caller = self.parties[source]
-        uri = event.request.uri
-        number = uri.user if isinstance(uri, SipUri) and uri.user else ""
-        origin = CallOrigin("inbound" if caller.trunk else "internal", caller.name, number,
-                            LegKind(caller.trunk, caller.name))
-        call = self.control.accept(event, source, origin, self.now)
-        if call is None:
-            return  # answered with an error: nothing to dial
-        target = self.resolve(call, number, self.now)
-        assert not isinstance(target, int)
-        call.dial(target, self.now)
-        self.control.drain(call, self.now)
+async def run_pending() -> None:
+    """Let the application task run as far as it can without new input."""
+    for _ in range(50):
+        await asyncio.sleep(0)

@@ -2,16 +2,14 @@
 they dial: a Party is a phone or a PRI gateway, one sans-I/O transaction layer at one
 address with the INVITE sessions it made or was offered, acting as a phone's SIP stack
 would; the constants name the switch, the gateways and the service numbers; `route`
-builds a [[routes]] entry. At the end, the calls tests build again and again.
-Import all of it through tests.switch.harness."""
+builds a [[routes]] entry. Tests import all of it through tests.switch.harness."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from switch.calls import Call, Leg
 from switch.config import RouteConfig
 from switch.dialplan import Route
 from switch.pri_gateway import Gateway
@@ -36,13 +34,12 @@ from switch.sip import (
     TransactionTimedOut,
     TransportFailed,
     build_offer,
+    build_response,
+    options_response,
     parse_message,
 )
 from switch.sip.offer_answer import PCMU, TELEPHONE_EVENT, Codec, Direction
-from switch.sip.refer import ReferTo, Replaces, parse_sipfrag
-
-if TYPE_CHECKING:
-    from tests.switch.harness import Net
+from switch.sip.refer import parse_sipfrag
 
 DOMAIN = "10.0.0.9"  # the switch's address, and the host of the From it presents
 SWITCH = Peer("UDP", DOMAIN, 5060)
@@ -51,6 +48,9 @@ GW2 = Gateway("gw2", "10.0.0.52", spans=1)
 DID = "4008123456"  # our service number, as the PSTN dials it
 MOBILE = "13800138000"
 MOH = "/prompts/music_on_hold.wav"
+
+# How a gateway answers an OPTIONS keepalive: with a status, or None: it never hears it.
+Behaviour = Callable[[Request], int | None]
 
 
 def counter(prefix: str) -> Callable[[], str]:
@@ -94,10 +94,12 @@ class Party:
     its address). `session_expires_s`: it supports RFC 4028 session timers when offered
     a call. `answers_requests`: like a phone's stack it accepts re-INVITEs (hold,
     resume, refresh) and answers in-dialog requests 200 itself, keeping NOTIFY
-    sipfrag statuses in `notifies`; otherwise the test answers them."""
+    sipfrag statuses in `notifies`; otherwise the test answers them. `options`: a
+    gateway's answer to OPTIONS (a 100 Trying first if `trying_first`)."""
 
     def __init__(self, name: str, peer: Peer, *, trunk: bool = False,
-                 session_expires_s: int | None = None, answers_requests: bool = False) -> None:
+                 session_expires_s: int | None = None, answers_requests: bool = False,
+                 options: Behaviour | None = None) -> None:
         self.name = name
         self.peer = peer
         self.trunk = trunk
@@ -108,6 +110,9 @@ class Party:
         self.incoming: list[InviteServer] = []
         self.events: list[tuple[InviteClient | InviteServer, InviteEvent]] = []
         self.notifies: list[int] = []  # sipfrag statuses received
+        self.options = options
+        self.trying_first = False
+        self._tags = counter(f"{name}-tag")
 
     def __repr__(self) -> str:
         return f"<Party {self.name} {self.peer.host}:{self.peer.port}>"
@@ -162,9 +167,21 @@ class Party:
         assert isinstance(request, Request)
         return request
 
+    def hears(self, data: bytes) -> bool:
+        """Whether a datagram reaches the party's stack: not an OPTIONS its `options`
+        behaviour ignores (a dead gateway)."""
+        if self.options is None or not data.startswith(b"OPTIONS "):
+            return True
+        request = parse_message(data)
+        return isinstance(request, Request) and self.options(request) is not None
+
     def handle(self, event: TransactionEvent, now: float) -> None:
         """An event of the party's transaction layer, to the session it belongs to; a
-        new INVITE makes a new incoming session."""
+        new INVITE makes a new incoming session, an OPTIONS is answered."""
+        if isinstance(event, RequestReceived) and event.request.method == "OPTIONS" \
+                and self.options is not None:
+            self._answer_options(event, now)
+            return
         if isinstance(event, RequestReceived | AckReceived):
             call_id = event.request.call_id
         elif isinstance(event, ResponseReceived | StrayResponseReceived):
@@ -186,6 +203,16 @@ class Party:
         self.sessions.append(server)
         self.incoming.append(server)
 
+    def _answer_options(self, event: RequestReceived, now: float) -> None:
+        assert self.options is not None
+        status = self.options(event.request)
+        assert status is not None
+        if self.trying_first:
+            self.layer.send_response(event.transaction, build_response(event.request, 100), now)
+        response = (options_response(event.request, to_tag=self._tags()) if status == 200
+                    else build_response(event.request, status, to_tag=self._tags()))
+        self.layer.send_response(event.transaction, response, now)
+
     def take_session_events(self, now: float) -> bool:
         """Keep what the sessions report (and answer it if `answers_requests`); whether
         there was anything."""
@@ -203,45 +230,3 @@ class Party:
                         self.notifies.append(parse_sipfrag(event.request.body))
                     session.respond(event.transaction, 200, now)
         return moved
-
-
-# -- calls the tests build again and again
-
-
-def connected_call(net: Net, caller: Party, agent: Party) -> tuple[InviteClient, InviteServer]:
-    """`caller` dials `agent` by name and the agent answers."""
-    outgoing = net.dial(caller, agent.name)
-    incoming = net.answer(agent)
-    assert caller.answered(outgoing)
-    return outgoing, incoming
-
-
-def attended_transfer(net: Net, agent: Party, expert: Party,
-                      agent_leg: InviteServer) -> tuple[Call, Call, InviteClient, Leg]:
-    """The agent (on `agent_leg`, the first call) consults 1002 on a second call, then
-    REFERs the first call's party to it with Replaces: (first, second, the consultation
-    dialog, the expert's leg)."""
-    first = net.call()
-    consultation = net.dial(agent, "1002")
-    net.answer(expert)
-    second = next(c for c in net.control.calls.values() if c is not first)
-    expert_leg = second.b
-    assert expert_leg is not None
-    dialog = consultation.dialog
-    assert dialog is not None
-    replaces = Replaces(dialog.id.call_id, to_tag=dialog.id.remote_tag or "",
-                        from_tag=dialog.id.local_tag)
-    refer_to = f"<sip:1002@{DOMAIN}?{replaces.as_uri_header()}>"
-    assert ReferTo.parse(refer_to).replaces == replaces
-    agent_leg.send_request("REFER", net.now, headers=[("Refer-To", refer_to)])
-    net.pump()
-    return first, second, consultation, expert_leg
-
-
-def two_devices(net: Net) -> tuple[Party, Party, Party]:
-    """Alice (1001) and extension 1002 on a desk phone and, registered later, a softphone."""
-    alice = net.party("1001", "10.0.0.1")
-    desk, soft = net.party("desk", "10.0.0.2"), net.party("soft", "10.0.0.3", 5062)
-    net.register(desk, "1002")
-    net.register(soft, "1002")
-    return alice, desk, soft

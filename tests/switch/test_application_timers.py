@@ -1,12 +1,12 @@
 """Application timers (issue 10): the inter-digit timeout and Channel.sleep are timers on
 the call (Call.start_timer), so they pass when call control's clock does. The tests step
-that clock (Net.advance fires call control's timers) over the in-memory network of
-test_applications; nothing sleeps, and every deadline is asserted exactly."""
+that clock (Net.advance fires call control's timers) over the call-control harness's
+Desk (tests/switch/harness); nothing sleeps, and every deadline is asserted exactly."""
 
 from __future__ import annotations
 
 from switch.applications import Application, Channel, ChannelHungUp, DialResult
-from tests.switch.test_applications import Desk, run_pending, settle
+from tests.switch.harness import Desk, run_pending, settle
 
 
 def collecting(results: list[str], *max_digits: int) -> Application:

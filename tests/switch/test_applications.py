@@ -1,20 +1,17 @@
-"""Applications (switch.applications): the async Channel API driving a call, over the
-in-memory network of test_routing (real CallRouter and CallControl, SIP bytes between
-transaction layers, FakeMediaEngine for key presses and prompts ending). The service
-hooks are a few lines over that network, as SipService provides them in the switch.
+"""Applications (switch.applications): the async Channel API driving a call, on the
+call-control harness's Desk (tests/switch/harness: real CallRouter and CallControl, SIP
+bytes between transaction layers, FakeMediaEngine for key presses and prompts ending,
+and the service hooks SipService provides, in a few lines over that network).
 Nothing waits on a real clock: a timeout passes when the test steps `net.now`
 (Net.advance fires call control's timers)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
 
 import pytest
 
 from switch.applications import (
-    Application,
     ApplicationRunner,
     Channel,
     ChannelHungUp,
@@ -22,111 +19,18 @@ from switch.applications import (
     UnknownApplication,
     play_prompt,
 )
-from switch.calls import Call, CallSettings, LegKind
-from switch.dialplan import RingGroup, ToApplication
-from switch.media import DtmfReceived
+from switch.calls import LegKind
+from switch.dialplan import ToApplication
 from switch.pri_gateway import Direction
-from switch.sip import ByeReceived, InviteClient
-from tests.switch.test_routing import (
-    DID,
+from tests.switch.harness import (
     GW1,
     GW2,
     MOBILE,
-    OUTSIDE_LINE,
-    Net,
+    Desk,
     cause_of,
-    route,
+    run_pending,
+    settle,
 )
-
-
-class Hooks:
-    """ServiceHooks over the in-memory network (SipService's now/pump/dial_number)."""
-
-    def __init__(self, net: Net) -> None:
-        self.net = net
-
-    @property
-    def now(self) -> float:
-        return self.net.now
-
-    def pump(self) -> None:
-        self.net.pump()
-
-    def dial_number(self, call: Call, number: str) -> bool:
-        return self.net.router.dial_number(call, number, self.net.now)
-
-    def dial_numbers(self, call: Call, numbers: Sequence[str], *, sequential: bool,
-                     ring_timeout_s: float | None) -> bool:
-        group = RingGroup("", "sequential" if sequential else "simultaneous",
-                          tuple(numbers), ring_timeout_s)
-        return self.net.router.ring(call, group, self.net.now)
-
-
-class Desk:
-    """A network whose DID starts `application`, an agent 1002 and a PSTN customer."""
-
-    def __init__(self, applications: Mapping[str, Application], *, name: str = "desk",
-                 prompt: str | None = None, prompts_dir: str | None = None,
-                 settings: CallSettings | None = None, recording: str | None = None) -> None:
-        self.runner = ApplicationRunner(applications, prompts_dir=prompts_dir)
-        self.net = Net([route(did=DID, application=name, prompt=prompt, recording=recording),
-                        OUTSIDE_LINE, route(extension=True)],
-                       start_application=self.runner.start, settings=settings)
-        self.runner.attach(Hooks(self.net))
-        self.net.on_pump.append(
-            lambda: self.runner.deliver(self.net.control.channel_events()))
-        self.agent = self.net.party("1002", "10.0.0.2")
-        self.net.register(self.agent)
-        self.customer = self.net.gateway(GW1)
-        self.outgoing: InviteClient | None = None
-
-    def call_in(self) -> InviteClient:
-        self.outgoing = self.net.dial(self.customer, DID, from_user=MOBILE)
-        return self.outgoing
-
-    @property
-    def call(self) -> Call:
-        return self.net.call()
-
-    @property
-    def caller_leg(self) -> int:
-        return self.call.a.engine_leg
-
-    def media(self) -> None:
-        """What SipService.on_media_events does when the engine posts events."""
-        self.net.control.handle_media(self.net.engine.drain_events(), self.net.now)
-        self.net.pump()
-
-    def press(self, digits: str) -> None:
-        for digit in digits:
-            self.net.engine.emit(DtmfReceived(self.caller_leg, digit, 100))
-        self.media()
-
-    def prompt_ends(self) -> None:
-        self.net.engine.finish_playback(self.caller_leg)
-        self.media()
-
-    def playing(self) -> str | None:
-        return self.net.engine.legs[self.caller_leg].playing
-
-    def customer_got_bye(self) -> bool:
-        assert self.outgoing is not None
-        return any(isinstance(e, ByeReceived) for e in self.customer.events_of(self.outgoing))
-
-
-async def settle(until: Callable[[], bool]) -> None:
-    """Let the application task run (no time passes) until `until()` holds."""
-    for _ in range(200):
-        if until():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("the application never got there")
-
-
-async def run_pending() -> None:
-    """Let the application task run as far as it can without new input."""
-    for _ in range(50):
-        await asyncio.sleep(0)
 
 
 async def test_an_application_answers_plays_collects_and_bridges_the_caller() -> None:

@@ -1,13 +1,13 @@
 """Parking (switch.calls.park through Channel.park/unpark): the caller hears looping
 music in the switch until the application takes them off park, or dials a party whose
-answer ends the music and bridges them in one go. In memory: the desk of
-test_applications over FakeMediaEngine, whose commands say what the engine was asked."""
+answer ends the music and bridges them in one go. In memory: the Desk of the call-control
+harness (tests/switch/harness) over FakeMediaEngine, whose commands say what the engine
+was asked."""
 
 from __future__ import annotations
 
 from switch.applications import Channel
-from tests.switch.harness import sdp
-from tests.switch.test_applications import Desk, settle
+from tests.switch.harness import Desk, sdp, settle
 
 MUSIC = "/prompts/queue_music.wav"
 

@@ -1,7 +1,8 @@
 """A call's one recording (switch.calls.recording): from the first answer, across blind
 and attended transfers into the same file, paused and resumed, and per route "always",
-"never" or "on_demand". In memory: the call-control harness's phones (DirectNet) and the
-desk of test_applications over FakeMediaEngine, whose commands say what the engine was asked."""
+"never" or "on_demand". In memory: the call-control harness's phones (DirectNet) and its
+Desk (tests/switch/harness) over FakeMediaEngine, whose commands say what the engine
+was asked."""
 
 from __future__ import annotations
 
@@ -17,13 +18,14 @@ from switch.calls import (
 )
 from tests.switch.harness import (
     MOH,
+    Desk,
     DirectNet,
     Party,
     attended_transfer,
     connected_call,
     sdp,
+    settle,
 )
-from tests.switch.test_applications import Desk, settle
 
 RECORDINGS = CallSettings(session_expires_s=None, music_on_hold=MOH,
                           recording_path=lambda call_id: f"/rec/{call_id}.wav")

@@ -278,7 +278,7 @@ def test_second_fork_answer_after_the_call_ended_is_still_acked_and_hung_up() ->
     net.to_switch(fork_200(net, "late"), CALLEE)
     assert [r.method for r in (*switch_requests(net, "ACK", "late"),
                                *switch_requests(net, "BYE", "late"))] == ["ACK", "BYE"]
-    assert net.stray == [] and net.engine.legs == {}
+    assert net.stray() == [] and net.engine.legs == {}
     assert net.control.next_deadline() == 32.0  # forgotten after Timer M
     net.advance(32.0)
     assert net.control.next_deadline() is None

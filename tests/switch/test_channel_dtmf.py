@@ -1,12 +1,12 @@
 """Channel.send_dtmf: an application keys digits toward the party it connected the caller
-to (another system's IVR), over the in-memory network of test_applications."""
+to (another system's IVR), over the call-control harness's Desk (tests/switch/harness)."""
 
 from __future__ import annotations
 
 import pytest
 
 from switch.applications import Channel, DialResult
-from tests.switch.test_applications import Desk, settle
+from tests.switch.harness import Desk, settle
 
 
 async def test_digits_go_to_the_answered_party_as_telephone_events() -> None:

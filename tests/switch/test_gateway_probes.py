@@ -1,10 +1,10 @@
 """OPTIONS keepalive of the PRI gateways: the switch's real TransactionLayer and
-GatewayProbes against in-memory gateways (each a real TransactionLayer of its own).
-Real bytes cross the wire; time moves only when the test says so."""
+GatewayProbes against in-memory gateways (each a real TransactionLayer of its own), on
+the call-control harness (tests/switch/harness.Net with probe_timeout_s). Real bytes
+cross the wire; time moves only when the test says so."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 
 import pytest
@@ -22,30 +22,12 @@ from switch.pri_gateway import (
     TrunkGroup,
     Trunks,
 )
-from switch.sip import (
-    Peer,
-    Request,
-    RequestReceived,
-    ResponseReceived,
-    TransactionEvent,
-    TransactionLayer,
-    build_response,
-    options_response,
-    parse_message,
-)
+from switch.sip import Peer, Request, ResponseReceived, TransactionLayer, parse_message
+from tests.switch.harness import SWITCH, Behaviour, Net, counter
 
-SWITCH = Peer("UDP", "10.0.0.9", 5060)
 GW1 = Gateway("gw1", "10.0.1.1")
 GW2 = Gateway("gw2", "10.0.1.2")
 TIMER_F_S = 32.0  # RFC 3261 §17.1.2.2: 64*T1, T1 = 0.5 s
-
-# What a gateway does with a probe: answer with a status, or None to drop it.
-Behaviour = Callable[[Request], int | None]
-
-
-def counter(prefix: str) -> Callable[[], str]:
-    numbers = itertools.count(1)
-    return lambda: f"{prefix}{next(numbers)}"
 
 
 def answers(status: int) -> Behaviour:
@@ -56,121 +38,37 @@ def silent(request: Request) -> int | None:
     return None
 
 
-class FakeGateway:
-    """A gateway's SIP side: its own transaction layer, answering OPTIONS per
-    `behaviour`; a dropped datagram never reaches the layer (a dead gateway)."""
-
-    def __init__(self, gateway: Gateway, behaviour: Behaviour) -> None:
-        self.trying_first = False  # send 100 Trying before the final answer
-        self.peer = Peer(gateway.transport, gateway.host, gateway.port)
-        self.layer = TransactionLayer(new_branch=counter(f"z9hG4bK{gateway.name}-"))
-        self.behaviour = behaviour
-        self.received: list[Request] = []  # every OPTIONS datagram that arrived
-        self._tags = counter(f"{gateway.name}-tag")
-
-    def deliver(self, data: bytes, now: float) -> None:
-        request = parse_message(data)
-        assert isinstance(request, Request) and request.method == "OPTIONS"
-        if self.behaviour(request) is None:
-            return
-        self.received.append(request)
-        self.layer.receive(request, SWITCH, now)
-
-    def answer(self, now: float) -> None:
-        for event in self.layer.events():
-            if isinstance(event, RequestReceived):
-                status = self.behaviour(event.request)
-                assert status is not None
-                if self.trying_first:
-                    self.layer.send_response(event.transaction,
-                                             build_response(event.request, 100), now)
-                response = (options_response(event.request, to_tag=self._tags())
-                            if status == 200
-                            else build_response(event.request, status, to_tag=self._tags()))
-                self.layer.send_response(event.transaction, response, now)
+def network(behaviours: dict[str, Behaviour], *,
+            make_health: Callable[[str], GatewayHealth] | None = None,
+            timeout_s: float = 60.0) -> Net:
+    """The harness's Net probing GW1 and GW2, which answer OPTIONS per `behaviours`."""
+    return Net(groups=[TrunkGroup("pstn", [GW1, GW2])], make_health=make_health or (
+        lambda name: GatewayHealth(name, interval_s=30.0, failures_to_down=3,
+                                   successes_to_up=2, down_interval_s=10.0)),
+        probe_timeout_s=timeout_s, gateway_options=behaviours)
 
 
-class Network:
-    def __init__(self, behaviours: dict[str, Behaviour], *, t1_s: float = 0.5,
-                 make_health: Callable[[str], GatewayHealth] | None = None,
-                 timeout_s: float = 60.0) -> None:
-        self.now = 0.0
-        gateways = {GW1.name: GW1, GW2.name: GW2}
-        self.trunks = Trunks([TrunkGroup("pstn", [GW1, GW2])], make_health=make_health or (
-            lambda name: GatewayHealth(name, interval_s=30.0, failures_to_down=3,
-                                       successes_to_up=2, down_interval_s=10.0)))
-        self.layer = TransactionLayer(new_branch=counter("z9hG4bKp"), t1_s=t1_s,
-                                      t2_s=max(4.0, t1_s))
-        self.probes = GatewayProbes(self.layer, self.trunks, via_host="10.0.0.9",
-                                    via_port=5060, new_token=counter("tok"),
-                                    timeout_s=timeout_s)
-        self.gateways: dict[Peer, FakeGateway] = {}
-        for name, behaviour in behaviours.items():
-            fake = FakeGateway(gateways[name], behaviour)
-            self.gateways[fake.peer] = fake
-        self.health_events: list[GatewayWentDown | GatewayCameBack] = []
-        self.unclaimed: list[TransactionEvent] = []
-        self.sent: list[bytes] = []  # every datagram the switch sent
-
-    def pump(self) -> None:
-        moving = True
-        while moving:
-            moving = False
-            for out in self.layer.outgoing():
-                moving = True
-                self.sent.append(out.data)
-                self.gateways[out.peer].deliver(out.data, self.now)
-            for fake in self.gateways.values():
-                fake.answer(self.now)
-                for out in fake.layer.outgoing():
-                    moving = True
-                    assert out.peer == SWITCH
-                    self.layer.receive(parse_message(out.data), fake.peer, self.now)
-            for event in self.layer.events():
-                moving = True
-                if not self.probes.handle(event, self.now):
-                    self.unclaimed.append(event)
-            self.health_events += self.probes.events()
-
-    def next_deadline(self) -> float | None:
-        deadlines = [self.layer.next_deadline(), self.probes.next_deadline(),
-                     *(g.layer.next_deadline() for g in self.gateways.values())]
-        return min((d for d in deadlines if d is not None), default=None)
-
-    def run_until(self, end: float) -> None:
-        while True:
-            deadline = self.next_deadline()
-            if deadline is None or deadline > end:
-                break
-            self.now = max(self.now, deadline)
-            self.probes.handle_timer(self.now)
-            self.layer.handle_timer(self.now)
-            for fake in self.gateways.values():
-                fake.layer.handle_timer(self.now)
-            self.pump()
-        self.now = end
-
-    def probes_sent_to(self, name: str) -> list[str]:
-        """Call-IDs of the distinct OPTIONS sent to a gateway (not retransmissions)."""
-        host = self.trunks.gateways[name].host
-        call_ids: list[str] = []
-        for data in self.sent:
-            request = parse_message(data)
-            assert isinstance(request, Request)
-            if f"sip:{host}:" in str(request.uri) and request.call_id not in call_ids:
-                call_ids.append(request.call_id)
-        return call_ids
+def probes_sent_to(net: Net, name: str) -> list[str]:
+    """Call-IDs of the distinct OPTIONS sent to a gateway (not retransmissions)."""
+    host = net.trunks.gateways[name].host
+    call_ids: list[str] = []
+    for source, out in net.sent:
+        request = parse_message(out.data)
+        if source == SWITCH and isinstance(request, Request) \
+                and f"sip:{host}:" in str(request.uri) and request.call_id not in call_ids:
+            call_ids.append(request.call_id)
+    return call_ids
 
 
 def test_the_probe_on_the_wire() -> None:
-    net = Network({"gw1": answers(200), "gw2": answers(200)})
+    net = network({"gw1": answers(200), "gw2": answers(200)})
     assert net.probes.next_deadline() == 0.0  # configured gateways are probed at once
     net.probes.handle_timer(0.0)
     first, second = net.layer.outgoing()
     assert first.peer == Peer("UDP", "10.0.1.1", 5060)
     assert first.data == (
         b"OPTIONS sip:10.0.1.1:5060 SIP/2.0\r\n"
-        b"Via: SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bKp1;rport\r\n"
+        b"Via: SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bKsw1;rport\r\n"
         b"Max-Forwards: 70\r\n"
         b"From: <sip:10.0.0.9:5060>;tag=tok1\r\n"
         b"To: <sip:10.0.1.1:5060>\r\n"
@@ -205,9 +103,9 @@ def test_request_uri_and_peer_follow_the_gateway(gateway: Gateway, request_line:
 
 
 def test_an_answering_gateway_stays_live_and_is_probed_every_interval() -> None:
-    net = Network({"gw1": answers(200), "gw2": answers(200)})
-    net.run_until(300.0)
-    assert len(net.probes_sent_to("gw1")) == 11  # at 0, 30, ..., 300
+    net = network({"gw1": answers(200), "gw2": answers(200)})
+    net.advance(300.0)
+    assert len(probes_sent_to(net, "gw1")) == 11  # at 0, 30, ..., 300
     assert net.trunks.health["gw1"].state is HealthState.UP
     assert net.health_events == []
     assert net.unclaimed == []  # responses and terminations were all the probes'
@@ -215,14 +113,14 @@ def test_an_answering_gateway_stays_live_and_is_probed_every_interval() -> None:
 
 
 def test_a_silent_gateway_goes_down_and_out_of_the_rotation() -> None:
-    net = Network({"gw1": silent, "gw2": answers(200)})
-    net.run_until(95.9)
+    net = network({"gw1": silent, "gw2": answers(200)})
+    net.advance(95.9)
     # Each probe waits out timer F (32 s): probes at 0, 32 and 64, never two at once.
-    assert len(net.probes_sent_to("gw1")) == 3
+    assert len(probes_sent_to(net, "gw1")) == 3
     assert net.trunks.health["gw1"].state is HealthState.SUSPECT
     assert net.trunks.select_outbound("pstn") == GW1  # still in the rotation
     assert net.health_events == []
-    net.run_until(96.0)
+    net.advance(96.0)
     assert net.health_events == [GatewayWentDown("gw1", 96.0)]
     assert net.trunks.select_outbound("pstn") == GW2
     assert net.unclaimed == []
@@ -231,44 +129,44 @@ def test_a_silent_gateway_goes_down_and_out_of_the_rotation() -> None:
 def test_a_probe_unanswered_within_the_timeout_is_a_miss() -> None:
     # Timer F would take 32 s per probe; a 5 s probe timeout finds a dead gateway
     # within three probe intervals: misses at 5, 35 and 65 s.
-    net = Network({"gw1": silent, "gw2": answers(200)}, timeout_s=5.0)
-    net.run_until(64.9)
+    net = network({"gw1": silent, "gw2": answers(200)}, timeout_s=5.0)
+    net.advance(64.9)
     assert net.health_events == []
-    net.run_until(65.0)
+    net.advance(65.0)
     assert net.health_events == [GatewayWentDown("gw1", 65.0)]
     assert net.trunks.select_outbound("pstn") == GW2
 
 
 def test_both_gateways_down_is_a_rejection() -> None:
-    net = Network({"gw1": silent, "gw2": silent})
-    net.run_until(96.0)
+    net = network({"gw1": silent, "gw2": silent})
+    net.advance(96.0)
     assert net.health_events == [GatewayWentDown("gw1", 96.0), GatewayWentDown("gw2", 96.0)]
     assert net.trunks.select_outbound("pstn") is ALL_GATEWAYS_DOWN
 
 
 def test_a_gateway_that_answers_again_comes_back() -> None:
     alive = False
-    net = Network({"gw1": lambda request: 200 if alive else None, "gw2": answers(200)})
-    net.run_until(96.0)
+    net = network({"gw1": lambda request: 200 if alive else None, "gw2": answers(200)})
+    net.advance(96.0)
     assert net.health_events == [GatewayWentDown("gw1", 96.0)]
     # Down: probed every 10 s. The probe of 96 s is still being retransmitted (timer E:
     # 96.5, 97.5, 99.5, 103.5) when the gateway wakes up at 100 s, so the 103.5 s copy
     # is answered; the next probe, at 106 s, is the second success in a row.
-    net.run_until(100.0)
+    net.advance(100.0)
     alive = True
-    net.run_until(105.9)
+    net.advance(105.9)
     assert net.trunks.health["gw1"].state is HealthState.RECOVERING
     assert net.trunks.select_outbound("pstn") == GW2  # one answer is not enough
-    net.run_until(106.0)
+    net.advance(106.0)
     assert net.health_events == [GatewayWentDown("gw1", 96.0), GatewayCameBack("gw1", 106.0)]
     assert net.trunks.select_outbound("pstn") == GW1
-    net.run_until(200.0)
+    net.advance(200.0)
     assert net.unclaimed == []
 
 
 def test_503_answers_are_failures() -> None:
-    net = Network({"gw1": answers(503), "gw2": answers(200)})
-    net.run_until(60.0)
+    net = network({"gw1": answers(503), "gw2": answers(200)})
+    net.advance(60.0)
     # Answered at once, so the 30 s cadence holds: misses at 0, 30 and 60.
     assert net.health_events == [GatewayWentDown("gw1", 60.0)]
     assert net.trunks.select_outbound("pstn") == GW2
@@ -278,26 +176,26 @@ def test_503_answers_are_failures() -> None:
     (200, []), (503, [GatewayWentDown("gw1", 60.0)])])
 def test_a_provisional_answer_does_not_settle_the_probe(
         status: int, events: list[GatewayWentDown]) -> None:
-    net = Network({"gw1": answers(status), "gw2": answers(200)})
-    net.gateways[Peer("UDP", "10.0.1.1", 5060)].trying_first = True
-    net.run_until(60.0)
-    assert len(net.probes_sent_to("gw1")) == 3  # the final answer decided each probe
+    net = network({"gw1": answers(status), "gw2": answers(200)})
+    net.gateway(GW1).trying_first = True
+    net.advance(60.0)
+    assert len(probes_sent_to(net, "gw1")) == 3  # the final answer decided each probe
     assert net.health_events == events
 
 
 @pytest.mark.parametrize("status", [404, 405, 481, 501, 603])
 def test_other_final_answers_prove_the_gateway_is_up(status: int) -> None:
     # health.py: only 503 says "cannot serve"; a gateway that dislikes OPTIONS is alive.
-    net = Network({"gw1": answers(status), "gw2": answers(200)})
-    net.run_until(300.0)
+    net = network({"gw1": answers(status), "gw2": answers(200)})
+    net.advance(300.0)
     assert net.health_events == []
     assert net.trunks.health["gw1"].state is HealthState.UP
 
 
 def test_a_transport_failure_is_a_missed_probe() -> None:
-    net = Network({"gw1": silent, "gw2": answers(200)}, make_health=lambda name: (
+    net = network({"gw1": silent, "gw2": answers(200)}, make_health=lambda name: (
         GatewayHealth(name, failures_to_down=1)))
-    net.run_until(1.0)
+    net.advance(1.0)
     net.layer.transport_failed(Peer("UDP", "10.0.1.1", 5060), net.now)
     net.pump()
     assert net.health_events == [GatewayWentDown("gw1", 1.0)]
@@ -306,8 +204,8 @@ def test_a_transport_failure_is_a_missed_probe() -> None:
 
 
 def test_events_of_other_transactions_are_not_claimed() -> None:
-    net = Network({"gw1": answers(200), "gw2": answers(200)})
-    net.run_until(0.0)
+    net = network({"gw1": answers(200), "gw2": answers(200)})
+    net.advance(0.0)
     # Someone else's OPTIONS on the same layer: its events are not the probes'.
     other = parse_message(
         b"OPTIONS sip:10.0.1.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bKx\r\n"
@@ -337,8 +235,8 @@ def test_any_behaviour_keeps_the_driver_consistent(script: list[int | None]) -> 
             replies[request.call_id] = next(answers_left, 200)
         return replies[request.call_id]
 
-    net = Network({"gw1": scripted, "gw2": answers(200)})
-    net.run_until(40.0 * len(script))
+    net = network({"gw1": scripted, "gw2": answers(200)})
+    net.advance(40.0 * len(script))
     health = net.trunks.health["gw1"]
     # Down and back alternate, starting with down, and agree with the final liveness.
     kinds = [type(e) for e in net.health_events]
@@ -347,4 +245,4 @@ def test_any_behaviour_keeps_the_driver_consistent(script: list[int | None]) -> 
     assert health.is_live == (len(kinds) % 2 == 0)
     assert (net.trunks.select_outbound("pstn") == GW1) == health.is_live
     assert net.unclaimed == []
-    assert len(net.probes_sent_to("gw1")) >= len(script)
+    assert len(probes_sent_to(net, "gw1")) >= len(script)

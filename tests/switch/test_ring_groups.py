@@ -21,11 +21,12 @@ from tests.switch.harness import (
     GW1,
     MOBILE,
     OUTSIDE_LINE,
+    Desk,
     Net,
     Party,
     cause_of,
+    settle,
 )
-from tests.switch.test_applications import Desk, settle
 
 SALES = "4008009999"
 
