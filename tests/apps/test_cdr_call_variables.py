@@ -1,5 +1,5 @@
 """From an application to the CDR: what the IVR learnt on a call, over the in-memory
-network of tests/switch (real CallControl and applications), reaches the call's CDR
+harness of tests/switch (real CallControl and applications), reaches the call's CDR
 through the CDR writer as call control reports it."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from apps import CallState, CdrStore, Database, Disposition
 from apps.cdr_writer import CdrWriter
 from switch.applications import Channel
-from tests.switch.test_applications import Desk, settle
+from tests.switch.harness import Desk, settle
 
 T0 = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 
