@@ -18,13 +18,11 @@ from types import SimpleNamespace
 import pytest
 
 from switch.calls import CallEnded, CallSettings, CallStarted, OriginateFailed
-from switch.dialplan import Dialplan, Reject
 from switch.event_bus import Subscription
-from switch.media import MediaEngine
-from switch.pri_gateway import Gateway, TrunkGroup, Trunks
 from switch.pri_gateway.emulator import GatewayEmulator, Outcome
-from switch.signalling import SipService, SipSettings
+from switch.signalling import SipService
 from switch.sip import Credentials
+from tests.integration.in_process_switch import in_process_switch
 from tests.integration.test_pri_calls import (
     AGENT_TONE_HZ,
     GATEWAY_HOST,
@@ -69,22 +67,12 @@ class ClickToDial:
 @asynccontextmanager
 async def click_to_dial(tmp_path: Path) -> AsyncIterator[ClickToDial]:
     gw_port = free_udp_port(GATEWAY_HOST)
-    engine = MediaEngine(workers=1, port_range=SWITCH_RTP, bind_host="127.0.0.1")
-    engine.start()
-    loop = asyncio.get_running_loop()
-    service = SipService(
-        SipSettings(listen=(("127.0.0.1", 0),), realm=REALM, auth_algorithms=("MD5",)),
-        lookup, engine=engine,
-        trunks=Trunks([TrunkGroup("pstn", [Gateway("gw1", GATEWAY_HOST, gw_port)])]),
-        dialplan=Dialplan([route(extension=True),
-                           route(prefix="0", trunk_group="pstn", strip=1)],
-                          Reject(404, "Not Found")),
-        call_settings=CallSettings(ring_timeout_s=5.0))
-    events = service.bus.subscribe("test", CallStarted, CallEnded, OriginateFailed)
-    loop.add_reader(engine.events_fd, service.on_media_events)
-    await service.start()
-    switch = ("127.0.0.1", service.transports[0].port)
-    try:
+    async with in_process_switch(
+            lookup, realm=REALM, rtp_ports=SWITCH_RTP, gateway_port=gw_port,
+            routes=[route(extension=True), route(prefix="0", trunk_group="pstn", strip=1)],
+            call_settings=CallSettings(ring_timeout_s=5.0)) as service:
+        events = service.bus.subscribe("test", CallStarted, CallEnded, OriginateFailed)
+        switch = ("127.0.0.1", service.transports[0].port)
         agent = GatewayEmulator("127.0.0.1", 0, switch=switch, media_ports=AGENT_RTP,
                                 recordings_dir=tmp_path / "agent",
                                 answer_audio=("tone", AGENT_TONE_HZ))
@@ -101,10 +89,6 @@ async def click_to_dial(tmp_path: Path) -> AsyncIterator[ClickToDial]:
                     if call.answered.is_set() and not call.ended.is_set():
                         call.hangup()
             await until(lambda: not service.active_calls, "the calls to end")
-    finally:
-        await service.stop()
-        loop.remove_reader(engine.events_fd)
-        engine.stop()
 
 
 async def test_click_to_dial_rings_the_agent_who_hears_ringback_then_the_customer(
