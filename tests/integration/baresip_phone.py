@@ -21,12 +21,13 @@ import contextlib
 import json
 import re
 import socket
+import wave
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.integration.test_pri_calls import WAIT_S, tone_pcm, wait, write_wav
+from tests.integration.test_pri_calls import WAIT_S, tone_pcm, until, wait, write_wav
 
 BARESIP_RTP = (44100, 44199)
 START_TIMEOUT_S = 10.0
@@ -209,6 +210,18 @@ class BaresipPhone:
         found = sorted(self.dumps.glob(f"dump-*-{direction}.wav"))
         assert len(found) == 1, (found, self.transcript())
         return found[0]
+
+    async def finished_dump(self, direction: str) -> Path:
+        """`dump(direction)` once the call's audio stream let go of it (the WAV header
+        gets its length when sndfile closes the file)."""
+        path = self.dump(direction)
+
+        def finished() -> bool:
+            with wave.open(str(path)) as wav:
+                return int(wav.getnframes()) > 0
+
+        await until(finished, f"baresip to finish {path.name}")
+        return path
 
     def transcript(self) -> str:
         events = "\n".join(json.dumps(e) for e in self.seen[-20:])

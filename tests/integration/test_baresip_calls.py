@@ -10,7 +10,6 @@ time, except for the few seconds of conversation that carry the audio.
 
 from __future__ import annotations
 
-import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -32,7 +31,6 @@ from tests.integration.test_pri_calls import (
     ended,
     heard,
     talk,
-    until,
     wait,
 )
 
@@ -62,16 +60,8 @@ async def phone(executable: str, pstn: Pstn, tmp_path: Path) -> AsyncIterator[Ba
 
 
 async def baresip_heard(phone: BaresipPhone, direction: str = "dec") -> float:
-    """The dominant frequency of baresip's dump, once the call's audio stream let go of
-    it (the WAV header gets its length when sndfile closes the file)."""
-    path = phone.dump(direction)
-
-    def finished() -> bool:
-        with wave.open(str(path)) as wav:
-            return int(wav.getnframes()) > 0
-
-    await until(finished, f"baresip to finish {path.name}")
-    return dominant_hz(wav_samples(path))
+    """The dominant frequency of baresip's dump, once finished."""
+    return dominant_hz(wav_samples(await phone.finished_dump(direction)))
 
 
 @pytest.mark.parametrize("hanging_up", ["agent", "customer"])

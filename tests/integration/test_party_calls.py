@@ -4,7 +4,9 @@ phones of agent 1002, supervisor 1009 and colleague 1003 GatewayEmulators on 127
 registered with digest. Each plays its own tone and records what it hears; the switch
 records the call. A customer calls the service number and the agent answers; then a
 supervisor listens, whispers to the agent, barges in and is removed, or the agent brings
-in a colleague and leaves the customer with them.
+in a colleague and leaves the customer with them. In one test the supervisor's phone is
+a real baresip instead (baresip_phone.py): it accepts the switch's INVITE when the test
+tells it to, and what it heard is its own dump of the call.
 
 What each party hears in each segment of the call is told by tone detection: a tone
 counts as heard when it carries a tenth of the energy of most 100 ms windows of the
@@ -15,8 +17,8 @@ on bus events (PartyJoined, PartyModeChanged, PartyLeft, CallEnded ...) or SIP e
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -42,6 +44,8 @@ from switch.event_bus import Published, forward
 from switch.pri_gateway.emulator import EmulatedCall, GatewayEmulator
 from switch.signalling import SipService
 from switch.sip import Credentials
+from tests.conftest import require_tool
+from tests.integration.baresip_phone import BaresipPhone, baresip_phone
 from tests.integration.in_process_switch import in_process_switch
 from tests.integration.test_pri_calls import (
     AGENT_TONE_HZ,
@@ -191,6 +195,19 @@ class Floor:
         bridged: CallBridged = (await self.event(CallBridged, call_id=call_id)).event
         return CustomerCall(call_id, customer, self.phone_call(AGENT), *bridged.leg_indexes)
 
+    async def goes_on_without(self, call: CustomerCall, removed_index: int) -> Segment:
+        """Once the party on leg `removed_index` is removed: the customer and the agent
+        stay on the call for a segment (returned), then the customer hangs up."""
+        await self.event(PartyLeft, leg_index=removed_index, why="removed")
+        after = await segment()
+        assert not call.customer.ended.is_set() and not call.agent.ended.is_set()
+        assert self.service.active_calls == 1 and self.events(CallEnded) == []
+
+        call.customer.hangup()
+        await wait(call.agent.ended.wait(), "the agent's phone to be hung up")
+        await self.event(CallEnded, call_id=call.call_id, cause="caller-bye")
+        return after
+
     async def add_party(self, call_id: str, extension: str,
                         mode: PartyMode) -> tuple[int, EmulatedCall]:
         """Ring `extension` onto the call in `mode`: its leg index and its phone's call,
@@ -200,8 +217,9 @@ class Floor:
         return index, self.phone_call(extension)
 
 
-@pytest.fixture
-async def floor(tmp_path: Path) -> AsyncIterator[Floor]:
+@asynccontextmanager
+async def floor_setup(tmp_path: Path, extensions: Iterable[str]) -> AsyncIterator[Floor]:
+    """The switch, the PSTN and an emulated phone registered for each of `extensions`."""
     gw_port = free_udp_port(GATEWAY_HOST)
     settings = CallSettings(ring_timeout_s=5.0, session_expires_s=None,
                             recording_path=lambda call_id: str(tmp_path / f"{call_id}.wav"))
@@ -217,8 +235,8 @@ async def floor(tmp_path: Path) -> AsyncIterator[Floor]:
             {extension: GatewayEmulator("127.0.0.1", 0, switch=switch,
                                         media_ports=PHONE_RTP[extension],
                                         recordings_dir=tmp_path / extension,
-                                        answer_audio=("tone", hz))
-             for extension, hz in PHONE_TONES.items()},
+                                        answer_audio=("tone", PHONE_TONES[extension]))
+             for extension in extensions},
             [], asyncio.Event())
         forward(service.bus.subscribe("test", CallStarted, CallBridged, CallEnded,
                                       LegAnswered, LegEnded, PartyJoined,
@@ -234,6 +252,34 @@ async def floor(tmp_path: Path) -> AsyncIterator[Floor]:
             yield floor
             await hang_up_everything(*emulators)
             await until(lambda: not service.active_calls, "the calls to end")
+
+
+@pytest.fixture
+async def floor(tmp_path: Path) -> AsyncIterator[Floor]:
+    async with floor_setup(tmp_path, PHONE_TONES) as floor:
+        yield floor
+
+
+@pytest.fixture
+def executable() -> str:
+    return require_tool("baresip", "Debian package baresip")
+
+
+@dataclass(frozen=True)
+class Supervised:
+    """The floor with a real baresip as the supervisor's phone (no emulator for it)."""
+
+    floor: Floor
+    supervisor: BaresipPhone
+
+
+@pytest.fixture
+async def supervised(executable: str, tmp_path: Path) -> AsyncIterator[Supervised]:
+    # (`executable` first: without baresip the test stops before a switch is started.)
+    async with floor_setup(tmp_path, [AGENT]) as floor, baresip_phone(
+            executable, tmp_path / "baresip", SUPERVISOR, f"pass-{SUPERVISOR}",
+            floor.service.transports[0].port, TONES["supervisor"]) as supervisor:
+        yield Supervised(floor, supervisor)
 
 
 async def test_a_supervisor_listens_whispers_to_the_agent_barges_in_and_leaves(
@@ -256,14 +302,7 @@ async def test_a_supervisor_listens_whispers_to_the_agent_barges_in_and_leaves(
     floor.service.remove_party(call.call_id, supervisor_index)
     await wait(supervisor.ended.wait(), "the supervisor's phone to be hung up")
     assert supervisor.bye is not None  # the switch sent the BYE
-    await floor.event(PartyLeft, leg_index=supervisor_index, why="removed")
-    after = await segment()
-    assert not call.customer.ended.is_set() and not call.agent.ended.is_set()
-    assert floor.service.active_calls == 1 and floor.events(CallEnded) == []
-
-    call.customer.hangup()
-    await wait(call.agent.ended.wait(), "the agent's phone to be hung up")
-    await floor.event(CallEnded, call_id=call.call_id, cause="caller-bye")
+    after = await floor.goes_on_without(call, supervisor_index)
     assert len(floor.events(CallEnded)) == 1
     assert len(floor.phones[SUPERVISOR].calls) == 1  # one INVITE for every mode
 
@@ -313,3 +352,36 @@ async def test_the_agent_leaves_the_customer_with_a_conferenced_colleague(
     assert sorted(e.leg_index for e in floor.events(LegEnded)) == sorted(
         [call.customer_index, call.agent_index, colleague_index])
     assert len(floor.events(CallStarted)) == 1
+
+
+async def test_a_real_baresip_supervisor_listens_barges_in_and_is_removed(
+        supervised: Supervised) -> None:
+    floor, baresip = supervised.floor, supervised.supervisor
+    call = await floor.customer_calls()
+
+    supervisor_index = floor.service.add_party(call.call_id, SUPERVISOR, mode="listen")
+    await baresip.event("CALL_INCOMING")
+    await baresip.command("accept")
+    await floor.event(PartyJoined, call_id=call.call_id, leg_index=supervisor_index,
+                      mode="listen")
+    listening = await segment()
+
+    floor.service.set_party_mode(call.call_id, supervisor_index, "barge")
+    await floor.event(PartyModeChanged, leg_index=supervisor_index, mode="barge")
+    barging = await segment()
+
+    floor.service.remove_party(call.call_id, supervisor_index)
+    closed = await baresip.event("CALL_CLOSED")
+    # baresip shows the supervisor why the call ended: the switch's BYE.
+    assert closed["param"] == "Connection reset by peer", closed
+    after = await floor.goes_on_without(call, supervisor_index)
+
+    parts = (listening, barging, after)
+    assert await floor.heard(call.customer, call.customer_index, *parts) == [
+        {"agent"}, {"agent", "supervisor"}, {"agent"}]
+    assert await floor.heard(call.agent, call.agent_index, *parts) == [
+        {"customer"}, {"customer", "supervisor"}, {"customer"}]
+    # baresip heard both parties, listening and barging, and never itself (its dump
+    # runs from its answer to the switch's BYE).
+    heard = samples_of(await baresip.finished_dump("dec"))
+    assert tones_in(heard, 0.0, Segment(0.0, len(heard) / 8000)) == {"customer", "agent"}
