@@ -476,7 +476,7 @@ class Call(Recorded, Reported, Parkable, AppTimed, Conferenced):
             self._media.bridge(self.a, b)
         self._apply_hold()
         if b.answered:
-            self._media.follow(self.a, b)  # a new party: the same file goes on
+            self.follow_recording()  # a new party: the same file goes on
             self.report_bridged()
 
     def _apply_hold(self) -> None:
@@ -507,19 +507,26 @@ class Call(Recorded, Reported, Parkable, AppTimed, Conferenced):
             self.a = new
         else:
             self.b = new
-        self._media.follow(self.a, self.b)
+        self.follow_recording()
         self.report_bridged()
         self.detach(old)
         if not old.hang_up(now):
             self._unfinished_byes.append(old)
         self._apply_hold()
 
+    def follow_recording(self, leaving: Leg | None = None) -> None:
+        """Feed the call's recording from whoever takes part now: the two parties, and
+        added parties everyone hears (conference, barge; never a whisper or a listener)
+        on the agent's side; `leaving` is let go before its leg closes."""
+        a, b = (None if party is leaving else party for party in (self.a, self.b))
+        self._media.follow(a, b, [leg for leg in self.heard_parties() if leg is not leaving])
+
     def detach(self, leg: Leg) -> None:
         """`leg` no longer takes part: its media and E1 channel are released now, its
         SIP dialog finishes on its own."""
         if not leg.engine_closed:
             self._media.leave_mix(leg)
-            self._media.follow(*(None if party is leg else party for party in (self.a, self.b)))
+            self.follow_recording(leaving=leg)
             leg.engine_closed = True
             self._media.stop_playing(leg, None)
             if leg in (self.a, self.b):

@@ -6,11 +6,12 @@ engine through `MediaControl`."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from switch.calls.legs import Leg
 from switch.calls.types import MediaControl
+from switch.media import REC_MAX_EXTRA
 
 __all__ = ["CallMedia", "Tone"]
 
@@ -24,7 +25,8 @@ class CallMedia:
         self.playing: dict[int, str] = {}  # engine leg -> what: a tone, "prompt", "moh"
         self.recording: int | None = None  # the call's one recording (all parties)
         self.recording_paused = False
-        self._recorded: tuple[int, int | None] | None = None  # the legs it is fed from
+        # The legs it is fed from: left, right, and parties added to the right channel.
+        self._recorded: tuple[int, int | None, tuple[int, ...]] | None = None
         self.mix_id: int | None = None  # while parties were added (switch.calls.parties)
         self._mixed: list[int] = []  # engine legs in the mix
         self._hearing: dict[tuple[int, int], bool] = {}  # (listener, talker) -> hears
@@ -130,19 +132,25 @@ class CallMedia:
         """The call's one recording: `a` left, `b` (or silence) right."""
         self.recording = self.engine.record(
             a.engine_leg, None if b is None else b.engine_leg, path)
-        self._recorded = (a.engine_leg, None if b is None else b.engine_leg)
+        self._recorded = (a.engine_leg, None if b is None else b.engine_leg, ())
 
-    def follow(self, a: Leg | None, b: Leg | None) -> None:
+    def follow(self, a: Leg | None, b: Leg | None, added: Sequence[Leg] = ()) -> None:
         """Feed the recording from the call's answered parties now (a transfer, a new
-        party, one leaving), into the same file; a leg about to close must be let go
-        first."""
+        party, one leaving), into the same file, with `added` parties (a conference
+        member, a supervisor barging in) on the right channel; a leg about to close must
+        be let go first."""
         legs = [leg.engine_leg for leg in (a, b)
                 if leg is not None and leg.answered and not leg.engine_closed]
+        extra = tuple(leg.engine_leg for leg in added
+                      if leg.answered and not leg.engine_closed)[:REC_MAX_EXTRA]
         if self.recording is None or not legs:
             return
-        wanted = (legs[0], legs[1] if len(legs) > 1 else None)
+        wanted = (legs[0], legs[1] if len(legs) > 1 else None, extra)
         if wanted != self._recorded:
-            self.engine.retarget_recording(self.recording, *wanted)
+            if extra:
+                self.engine.retarget_recording(self.recording, wanted[0], wanted[1], extra)
+            else:
+                self.engine.retarget_recording(self.recording, wanted[0], wanted[1])
             self._recorded = wanted
 
     def pause_recording(self, paused: bool) -> bool:

@@ -196,12 +196,20 @@ class Conferenced:
                 self._unfinished_byes.append(leg)
             self._drop_party(leg, "call-ended")
 
+    def heard_parties(self) -> list[Leg]:
+        """Answered added parties everyone hears: their voice belongs in the recording."""
+        return [party.leg for party in self._parties.values()
+                if party.leg.answered and not party.leg.engine_closed
+                and party.mode in _HEARD_BY_ALL]
+
     def arrange_parties(self) -> None:
-        """Put the engine's mix in line with the answered parties (or leave it)."""
+        """Put the engine's mix in line with the answered parties (or leave it), and
+        the recording with those everyone hears."""
         joined = [party for party in self._parties.values()
                   if party.leg.answered and not party.leg.engine_closed]
         core = [leg for leg in (self.a, self.b)
                 if leg is not None and leg.media is not None and not leg.engine_closed]
+        self.follow_recording()
         if not joined:
             self._media.unmix()
             return
@@ -257,3 +265,4 @@ class Conferenced:
         def detach(self, leg: Leg) -> None: ...
         def replace(self, old: Leg, new: Leg, now: float) -> None: ...
         def answer_reinvite(self, leg: Leg, sdp: bytes, now: float) -> None: ...
+        def follow_recording(self, leaving: Leg | None = None) -> None: ...

@@ -32,6 +32,9 @@ class Recorded:
     recording_policy: str
     _media: CallMedia
 
+    if TYPE_CHECKING:  # provided by Call
+        def follow_recording(self, leaving: Leg | None = None) -> None: ...
+
     def start_recording(self, now: float) -> bool:
         """Record the call from now on (the first answer, unless "on_demand"); False
         when it already records, has ended, its policy is "never" or no recording is
@@ -43,6 +46,7 @@ class Recorded:
         path = record(self.call_id)
         b = self.b if self.b is not None and self.b.answered else None
         self._media.record(self.a, b, path)
+        self.follow_recording()  # a conference or barge-in already on the call
         self.control.report(RecordingStarted(self.call_id, path))
         return True
 

@@ -15,6 +15,7 @@ from switch.media.events import (
     PlaybackFinished,
     RtpTimedOut,
 )
+from switch.media.feeders import REC_MAX_EXTRA
 from switch.media.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from switch.media.goertzel import GoertzelDetector
 from switch.media.jitterbuffer import JitterBuffer
@@ -26,6 +27,7 @@ from switch.media.tones import ToneGenerator
 from switch.media.wav import WavError, read_prompt, repair_wav
 
 __all__ = [
+    "REC_MAX_EXTRA",
     "CommandFailed",
     "DtmfReceived",
     "GoertzelDetector",

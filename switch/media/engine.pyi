@@ -8,6 +8,7 @@ queue in order shortly after; what only a worker finds out comes back as an even
 """
 
 import os
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from switch.media.events import MediaEvent
@@ -84,10 +85,12 @@ class MediaEngine:
     def stop_recording(self, recording_id: int) -> None:
         """Flush and finalise the WAV; MediaError for an unknown id."""
     def retarget_recording(
-        self, recording_id: int, leg_a: int, leg_b: int | None = None
+        self, recording_id: int, leg_a: int, leg_b: int | None = None,
+        extra: Sequence[int] = (),
     ) -> None:
         """Feed the same WAV from leg_a (left) and leg_b (right) from the next tick on
-        (a transfer); the new legs move to the recording's worker."""
+        (a transfer); the new legs move to the recording's worker. Up to 4 `extra`
+        legs (a conference member, a supervisor barging in) join the right channel."""
     def pause_recording(self, recording_id: int, paused: bool) -> None:
         """While paused the recording is written silence (its timeline goes on)."""
     def play(

@@ -52,7 +52,16 @@ from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
 
 from switch.media.engine_core cimport RelayCore, check_int
-from switch.media.engine_types cimport CMD_CALL, SAMPLES_PER_MS, Cmd, MixNode, RecTap, Worker
+from switch.media.engine_types cimport (
+    CMD_CALL,
+    REC_MAX_EXTRA,
+    SAMPLES_PER_MS,
+    Cmd,
+    MixNode,
+    RecExtra,
+    RecTap,
+    Worker,
+)
 from switch.media.engine_worker cimport (
     cmd_inband,
     cmd_mix_hearing,
@@ -75,6 +84,7 @@ from switch.media.recorder cimport Recording
 from switch.media.tones cimport ToneGen, dbm0_peak, tone_add_segment, tone_init
 
 from switch.media.events import MediaError
+from switch.media.feeders import recording_feeders
 from switch.media.player import PromptPlayer as _PromptPlayer
 from switch.media.recorder import RecorderWriter as _RecorderWriter
 from switch.media.tones import CALL_PROGRESS_TONES
@@ -224,21 +234,25 @@ cdef class MediaEngine(RelayCore):
         self._defer(w, recording)  # its RecordingState is read until then
         recording.close()
 
-    def retarget_recording(self, recording_id, leg_a, leg_b=None):
+    def retarget_recording(self, recording_id, leg_a, leg_b=None, extra=()):
         """Feed the recording from leg_a (left) and leg_b (right) from the next tick on,
         into the same file (a transfer, a new party): the legs it was fed from are let
-        go, the new ones move to its worker."""
+        go, the new ones move to its worker. ``extra`` legs (up to 4: a conference
+        member, a supervisor barging in) are mixed into the right channel."""
         cdef RecTap *tap
         cdef Leg *feeder
         cdef Worker *home
         cdef Leg *a = self._leg(leg_a)
         cdef Leg *b = NULL if leg_b is None else self._leg(leg_b)
         cdef Cmd *cmd
+        cdef RecExtra *added = NULL
         entry = self._recordings.get(recording_id)
         if entry is None:
             raise MediaError(f"no such recording: {recording_id!r}")
-        if b == a:
-            raise ValueError(f"cannot record leg {leg_a} against itself")
+        fed = recording_feeders(leg_a, leg_b, extra)
+        extra = fed[1 if leg_b is None else 2:]
+        for leg in extra:
+            self._leg(leg)
         recording, address, legs = entry
         tap = <RecTap *><size_t>address
         feeder = self._leg(legs[0])
@@ -249,19 +263,29 @@ cdef class MediaEngine(RelayCore):
             self._move(a, home)
             if b != NULL:
                 self._move(b, home)
+            for leg in extra:
+                self._move(self._leg(leg), home)
         except MediaError:
             self._recordings[recording_id] = entry
             raise
         self._media(a)
         if b != NULL:
             self._media(b)
-        cmd = self._new_cmd(CMD_CALL, a)
+        if extra:
+            added = <RecExtra *>calloc(1, sizeof(RecExtra))
+            if added == NULL:
+                self._recordings[recording_id] = entry
+                raise MemoryError()
+            for leg in extra:
+                self._media(self._leg(leg))
+                added.legs[added.n] = self._leg(leg)
+                added.n += 1
+        cmd = self._new_cmd(CMD_CALL, a, added)
         cmd.fn = cmd_tap_retarget
         cmd.ptr = tap
         cmd.other = b
         self._submit(home, cmd)
-        self._recordings[recording_id] = (
-            recording, address, (leg_a,) if leg_b is None else (leg_a, leg_b))
+        self._recordings[recording_id] = (recording, address, fed)
 
     def pause_recording(self, recording_id, paused):
         """While paused the recording takes silence (its timeline goes on)."""

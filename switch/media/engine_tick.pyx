@@ -122,25 +122,37 @@ cdef void mix_pass(Worker *w) noexcept nogil:
         node = node.next
 
 
+cdef inline int16_t _clip(int total) noexcept nogil:
+    return <int16_t>(32767 if total > 32767 else (-32768 if total < -32768 else total))
+
+
 cdef void record_pass(Worker *w) noexcept nogil:
     cdef RecTap *tap = w.taps
     cdef int16_t mono[LM_FRAME_SAMPLES]
+    cdef int16_t right[LM_FRAME_SAMPLES]
     cdef int16_t silence[LM_FRAME_SAMPLES]
-    cdef int i, total
+    cdef const int16_t *b_pcm
+    cdef int i, k, total
     memset(silence, 0, sizeof(silence))
     while tap != NULL:
+        b_pcm = tap.b.media.pcm if tap.b != NULL else NULL
+        if tap.n_extra and not tap.paused:
+            # Added parties (a conference, a barge-in) speak on the agent's side.
+            for i in range(LM_FRAME_SAMPLES):
+                total = 0 if b_pcm == NULL else <int>b_pcm[i]
+                for k in range(tap.n_extra):
+                    total += tap.extra[k].media.pcm[i]
+                right[i] = _clip(total)
+            b_pcm = right
         if tap.paused:
             recorder_write_frame(tap.state, silence, silence if tap.stereo else NULL)
         elif tap.stereo:
-            recorder_write_frame(tap.state, tap.a.media.pcm,
-                                 tap.b.media.pcm if tap.b != NULL else NULL)
-        elif tap.b == NULL:
+            recorder_write_frame(tap.state, tap.a.media.pcm, b_pcm)
+        elif b_pcm == NULL:
             recorder_write_frame(tap.state, tap.a.media.pcm, NULL)
         else:
             for i in range(LM_FRAME_SAMPLES):
-                total = <int>tap.a.media.pcm[i] + tap.b.media.pcm[i]
-                mono[i] = <int16_t>(32767 if total > 32767 else
-                                    (-32768 if total < -32768 else total))
+                mono[i] = _clip(<int>tap.a.media.pcm[i] + b_pcm[i])
             recorder_write_frame(tap.state, mono, NULL)
         tap = tap.next
 

@@ -205,11 +205,22 @@ cdef struct MixNode:  # a conference on one worker
     MixNode *next
 
 
+cdef enum:
+    REC_MAX_EXTRA = 4  # parties added to a call whose voices join the right channel
+
+
+cdef struct RecExtra:  # a retarget command's new added parties (heap, the command owns it)
+    Leg *legs[REC_MAX_EXTRA]
+    int n
+
+
 cdef struct RecTap:  # a recording fed by one worker each tick
     int64_t id
     RecordingState *state
     Leg *a  # customer: left channel
     Leg *b  # agent: right channel, or NULL
+    Leg *extra[REC_MAX_EXTRA]  # added to the right channel (a conference, a barge-in)
+    int n_extra
     bint stereo
     bint paused  # the tick writes silence: the file's timeline goes on
     RecTap *prev

@@ -44,6 +44,7 @@ from switch.media.engine_types cimport (
     IoBufs,
     Leg,
     MixNode,
+    RecExtra,
     RecTap,
     Sock,
     epoll_ctl,
@@ -309,9 +310,12 @@ cdef void cmd_tap_add(Worker *w, Cmd *cmd) noexcept nogil:
 
 cdef void cmd_tap_remove(Worker *w, Cmd *cmd) noexcept nogil:
     cdef RecTap *tap = <RecTap *>cmd.ptr
+    cdef int i
     decode_use(tap.a.media, -1)
     if tap.b != NULL:
         decode_use(tap.b.media, -1)
+    for i in range(tap.n_extra):
+        decode_use(tap.extra[i].media, -1)
     if tap.prev != NULL:
         tap.prev.next = tap.next
     else:
@@ -325,14 +329,24 @@ cdef void cmd_tap_retarget(Worker *w, Cmd *cmd) noexcept nogil:
     # The same file, fed from other legs from this tick on (uses taken before let go,
     # so a leg that stays keeps its jitter buffer).
     cdef RecTap *tap = <RecTap *>cmd.ptr
+    cdef RecExtra *extra = <RecExtra *>cmd.owned  # the new added parties (NULL: none)
+    cdef int i
     decode_use(cmd.leg.media, 1)
     if cmd.other != NULL:
         decode_use(cmd.other.media, 1)
+    if extra != NULL:
+        for i in range(extra.n):
+            decode_use(extra.legs[i].media, 1)
     decode_use(tap.a.media, -1)
     if tap.b != NULL:
         decode_use(tap.b.media, -1)
+    for i in range(tap.n_extra):
+        decode_use(tap.extra[i].media, -1)
     tap.a = cmd.leg
     tap.b = cmd.other
+    tap.n_extra = 0 if extra == NULL else extra.n
+    for i in range(tap.n_extra):
+        tap.extra[i] = extra.legs[i]
 
 
 cdef void cmd_tap_pause(Worker *w, Cmd *cmd) noexcept nogil:

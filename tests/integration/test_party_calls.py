@@ -314,8 +314,11 @@ async def test_a_supervisor_listens_whispers_to_the_agent_barges_in_and_leaves(
     # The supervisor hears both parties whatever the mode, and never itself.
     assert await floor.heard(supervisor, supervisor_index, *parts[:3]) == [
         {"customer", "agent"}] * 3
-    # The call's recording is the customer and the agent: a whisper does not reach it.
-    assert await floor.recorded(call.call_id, whispering) == [({"customer"}, {"agent"})]
+    # The call's recording: a listener and a whisper do not reach it, a barge-in does
+    # (on the agent's side), and once removed the supervisor is not in it.
+    assert await floor.recorded(call.call_id, *parts) == [
+        ({"customer"}, {"agent"}), ({"customer"}, {"agent"}),
+        ({"customer"}, {"agent", "supervisor"}), ({"customer"}, {"agent"})]
 
 
 async def test_the_agent_leaves_the_customer_with_a_conferenced_colleague(
@@ -342,8 +345,10 @@ async def test_the_agent_leaves_the_customer_with_a_conferenced_colleague(
     assert await floor.heard(colleague, colleague_index, three_way, two_way) == [
         {"customer", "agent"}, {"customer"}]
     assert await floor.heard(call.agent, call.agent_index, three_way) == [{"customer", "colleague"}]
-    # The call's recording follows: the colleague's side instead of the agent's.
-    assert await floor.recorded(call.call_id, two_way) == [({"customer"}, {"colleague"})]
+    # The call's recording has all three in the conference (the colleague on the
+    # agent's side), then the colleague's side instead of the agent's.
+    assert await floor.recorded(call.call_id, three_way, two_way) == [
+        ({"customer"}, {"agent", "colleague"}), ({"customer"}, {"colleague"})]
 
     # What the CDR is made of: one call, answered, ended once, every leg ended once.
     assert floor.events(PartyLeft) == [PartyLeft(call.call_id, colleague_index, "took-over")]

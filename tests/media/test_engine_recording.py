@@ -88,6 +88,40 @@ def test_retargeted_recording_goes_on_in_the_same_file_with_the_new_party(
     assert engine.stats()["recordings"] == 0
 
 
+def test_an_added_party_is_recorded_on_the_agents_channel_until_let_go(
+    engine, phones, tmp_path: Path
+) -> None:
+    # A supervisor barges in: their voice joins the right channel (summed with the
+    # agent's, here silent); once the call lets them go (back to listening, say) what
+    # they send is no longer recorded, and closing their leg does not end the recording.
+    customer, agent, supervisor, clock_phone = phones[:4]
+    clock, leg_c, leg_a = recorded_call(engine, customer, agent, clock_phone, "rec")
+    leg_s = engine.open_leg(group="rec")
+    engine.set_remote(leg_s, HOST, supervisor.port)
+    rng = random.Random(5)
+    silent = [b"\xff" * FRAME] * 20  # mu-law zero
+    barge = [[rng.randbytes(FRAME) for _ in range(20)] for _ in range(2)]
+    after = [[rng.randbytes(FRAME) for _ in range(20)] for _ in range(2)]
+    path = tmp_path / "call.wav"
+    rec = engine.record(leg_c, leg_a, str(path))
+    engine.retarget_recording(rec, leg_c, leg_a, [leg_s])
+    engine.sync()
+    talk(engine, clock, [(customer, leg_c, barge[0]), (agent, leg_a, silent),
+                         (supervisor, leg_s, barge[1])], 0)
+    engine.retarget_recording(rec, leg_c, leg_a)
+    engine.sync()
+    talk(engine, clock, [(customer, leg_c, after[0]), (agent, leg_a, silent),
+                         (supervisor, leg_s, after[1])], 35)
+    engine.close_leg(leg_s)
+    engine.sync()
+    assert engine.stats()["recordings"] == 1
+    engine.stop_recording(rec)
+    left, right = channels(path)
+    assert at(right, ulaw_decode(b"".join(barge[1]))) >= 0
+    assert at(left, ulaw_decode(b"".join(barge[0]))) < at(left, ulaw_decode(b"".join(after[0])))
+    assert right.find(ulaw_decode(after[1][0])) < 0  # let go: not recorded
+
+
 def test_retarget_refusals(engine) -> None:
     leg1, leg2 = engine.open_leg(), engine.open_leg()
     with pytest.raises(MediaError, match=r"^no such recording: 99$"):
@@ -101,6 +135,12 @@ def test_retarget_refusals(engine) -> None:
         engine.pause_recording(rec, 1)
     with pytest.raises(MediaError, match=r"^no such leg: 12345$"):
         engine.retarget_recording(rec, leg1, 12345)
+    with pytest.raises(ValueError, match=r"^extra legs must differ"):
+        engine.retarget_recording(rec, leg1, leg2, [leg2])
+    with pytest.raises(ValueError, match=r"^at most 4 extra legs, got 5$"):
+        engine.retarget_recording(rec, leg1, None, [engine.open_leg() for _ in range(5)])
+    with pytest.raises(MediaError, match=r"^no such leg: 12345$"):
+        engine.retarget_recording(rec, leg1, leg2, [12345])
     engine.stop_recording(rec)
 
 

@@ -25,10 +25,12 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from switch.media import MediaError, MediaEvent, PlaybackFinished
+from switch.media.feeders import recording_feeders
 
 # Mirrors of the engine's compile-time limits and tone table (legmedia.pxd, mixer.pxd,
 # tones.pyx): the fake must refuse what the engine refuses.
@@ -404,23 +406,25 @@ class FakeMediaEngine:
         self.paused_recordings.discard(recording_id)
 
     def retarget_recording(self, recording_id: int, leg_a: int,
-                           leg_b: int | None = None) -> None:
+                           leg_b: int | None = None, extra: Sequence[int] = ()) -> None:
         if recording_id not in self.recordings:
             raise MediaError(f"no such recording: {recording_id!r}")
         a = self._leg(leg_a)
         b = None if leg_b is None else self._leg(leg_b)
-        if b is a:
-            raise ValueError(f"cannot record leg {leg_a} against itself")
+        fed = recording_feeders(leg_a, leg_b, extra)
+        extra = tuple(fed[1 if leg_b is None else 2:])
+        added = [self._leg(leg) for leg in extra]
         home = self._leg(self.recordings[recording_id][0]).worker
         legs = self.recordings.pop(recording_id)
         try:
-            self._move(a, home)
-            if b is not None:
-                self._move(b, home)
+            for leg in [a, *([] if b is None else [b]), *added]:
+                self._move(leg, home)
         finally:
             self.recordings[recording_id] = legs
-        self._command("retarget_recording", recording_id, leg_a, leg_b)
-        self.recordings[recording_id] = (leg_a,) if leg_b is None else (leg_a, leg_b)
+        # The command as call control gave it (extra only when there are some).
+        self._command("retarget_recording", recording_id, leg_a, leg_b, *(
+            (extra,) if extra else ()))
+        self.recordings[recording_id] = fed
 
     def pause_recording(self, recording_id: int, paused: bool) -> None:
         if recording_id not in self.recordings:

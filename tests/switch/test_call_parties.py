@@ -131,6 +131,24 @@ def test_a_whisper_never_reaches_the_recording() -> None:
     assert set(fed_from) == set(engine_legs(floor))
 
 
+def test_a_barge_in_and_a_conference_member_are_recorded_a_listener_is_not() -> None:
+    floor = Floor(CallSettings(session_expires_s=None, recording_path=lambda c: f"/r/{c}"))
+    customer, agent = engine_legs(floor)
+    index = floor.add("1009", "listen")
+    [recording] = floor.net.engine.recordings
+    assert floor.net.engine.recordings[recording] == (customer, agent)
+    floor.net.control.set_party_mode(floor.call.call_id, index, "barge", floor.net.now)
+    assert floor.net.engine.recordings[recording] == (customer, agent, floor.leg(index))
+    colleague = floor.add("1003", "conference")
+    assert floor.net.engine.recordings[recording] == (
+        customer, agent, floor.leg(index), floor.leg(colleague))
+    # Leaving lets go of the recording before the leg closes: the file goes on.
+    floor.net.control.remove_party(floor.call.call_id, index, floor.net.now)
+    floor.bye_from(floor.colleague)
+    assert floor.net.engine.recordings == {recording: (customer, agent)}
+    assert floor.net.ended() == []
+
+
 def test_removing_the_supervisor_leaves_the_call_as_it_was() -> None:
     floor = Floor()
     index = floor.add("1009", "barge")
