@@ -96,8 +96,8 @@ class CallMedia:
     def send_dtmf(self, leg: Leg, digits: str) -> None:
         self.engine.send_dtmf(leg.engine_leg, digits)
 
-    def play_tone(self, leg: Leg, tone: Tone) -> None:
-        self.playing[leg.engine_leg] = tone
+    def play_tone(self, leg: Leg, tone: Tone, *, what: str | None = None) -> None:
+        self.playing[leg.engine_leg] = what or tone
         self.engine.play_tone(leg.engine_leg, tone)
 
     def play(self, leg: Leg, prompts: list[str | bytes | os.PathLike[str]], *,

@@ -9,7 +9,12 @@ instead, and who hears whom is a matrix kept by `CallMedia`:
 * `a` and `b` hear each other and are heard by every added party;
 * an added party hears everyone; who hears *it* depends on its mode:
   "conference" and "barge" everyone, "listen" nobody, "whisper" only the party it
-  coaches (the agent, or the customer).
+  coaches (the agent, or the customer);
+* "consult": the agent (the party it names) talks with it while the call's other party
+  (the customer) is kept out, hearing music on hold; the agent hears ringback while it
+  rings. Then "conference" brings the customer in, `take_over` hands the customer to
+  it (a transfer), removing it returns the customer to the agent, and an agent who hangs
+  up during the consultation leaves the customer with it.
 
 A mode can change while the party is on the call without a new call or a gap: only the
 hearing matrix changes. When the last added party leaves, the legs leave the mix and the
@@ -47,9 +52,11 @@ if TYPE_CHECKING:
 
 __all__ = ["PARTY_MODES", "AddedParty", "Conferenced", "PartyError", "PartyMode"]
 
-PartyMode = Literal["conference", "listen", "whisper", "barge"]
-PARTY_MODES: tuple[PartyMode, ...] = ("conference", "listen", "whisper", "barge")
+PartyMode = Literal["conference", "listen", "whisper", "barge", "consult"]
+PARTY_MODES: tuple[PartyMode, ...] = ("conference", "listen", "whisper", "barge", "consult")
 _HEARD_BY_ALL = frozenset({"conference", "barge"})
+CONSULT_MUSIC = "consult"  # what CallMedia.playing says toward a party kept on hold
+CONSULT_RINGBACK = "consult-ringback"  # toward the consulting agent while it rings
 
 
 class PartyError(ValueError):
@@ -96,6 +103,8 @@ class Conferenced:
         timeout = self.control.settings.ring_timeout_s if ring_timeout_s is None \
             else ring_timeout_s
         self._parties[leg] = AddedParty(leg, mode, coached, now + timeout)
+        if mode == "consult":
+            self.arrange_parties()  # the customer waits with music from now on
         return leg
 
     def set_party_mode(self, leg: Leg, mode: PartyMode, coached: Leg | None = None) -> None:
@@ -103,8 +112,8 @@ class Conferenced:
         party = self._party(leg)
         self._check_mode(mode, coached)
         party.mode, party.coached = mode, coached
+        self.arrange_parties()
         if leg.answered:
-            self.arrange_parties()
             self.control.report(PartyModeChanged(
                 self.call_id, leg.index, mode, None if coached is None else coached.index))
 
@@ -155,7 +164,8 @@ class Conferenced:
         """`leaving` (a or b) hung up: True when an answered conference or barge party
         took its place, so the call goes on."""
         heir = next((party for party in self._parties.values()
-                     if party.leg.answered and party.mode in _HEARD_BY_ALL), None)
+                     if party.leg.answered and (party.mode in _HEARD_BY_ALL or (
+                         party.mode == "consult" and party.coached is leaving))), None)
         if heir is None:
             return False
         self._promote(heir, leaving, now)
@@ -209,24 +219,56 @@ class Conferenced:
                   if party.leg.answered and not party.leg.engine_closed]
         core = [leg for leg in (self.a, self.b)
                 if leg is not None and leg.media is not None and not leg.engine_closed]
+        consults = [party for party in self._parties.values() if party.mode == "consult"]
+        held: set[int] = set()  # the parties a consultation keeps out
+        for party in consults:
+            kept_out = self.other(party.coached) if party.coached is not None else None
+            if kept_out is not None:
+                held.add(kept_out.engine_leg)
+        ringing = {party.coached.engine_leg for party in consults
+                   if party.coached is not None and not party.leg.answered}
         self.follow_recording()
-        if not joined:
+        self._consult_sounds(core, held, ringing)
+        if not joined and not held:
             self._media.unmix()
             return
         modes = {party.leg.engine_leg: party for party in joined}
 
         def hears(listener: int, talker: int) -> bool:
+            if listener in held or talker in held:
+                return False  # kept out of a consultation
             party = modes.get(talker)
             if party is None:
                 return True  # the call's own parties are heard by all
-            if party.mode in _HEARD_BY_ALL:
-                return True
+            if party.mode in _HEARD_BY_ALL or party.mode == "consult":
+                return True  # (a consultation's customer was kept out above)
             return party.mode == "whisper" and party.coached is not None \
                 and party.coached.engine_leg == listener
 
         self._media.mix([leg.engine_leg for leg in core] + list(modes), hears)
 
     # -- inside
+
+    def _consult_sounds(self, core: list[Leg], held: set[int], ringing: set[int]) -> None:
+        """Music toward whoever a consultation keeps out, ringback toward the agent while
+        the consulted party rings; each stopped once no longer so."""
+        media = self._media
+        for leg in core:
+            playing = media.playing.get(leg.engine_leg)
+            if leg.engine_leg in held:
+                if playing is None:
+                    music = self.control.settings.music_on_hold
+                    if music is not None:
+                        media.play(leg, [music], what=CONSULT_MUSIC, loop=True)
+                    else:
+                        media.play_tone(leg, "ringback", what=CONSULT_MUSIC)
+            elif playing == CONSULT_MUSIC:
+                media.stop_playing(leg, CONSULT_MUSIC)
+            if leg.engine_leg in ringing:
+                if playing is None:
+                    media.play_tone(leg, "ringback", what=CONSULT_RINGBACK)
+            elif playing == CONSULT_RINGBACK:
+                media.stop_playing(leg, CONSULT_RINGBACK)
 
     def _party(self, leg: Leg) -> AddedParty:
         party = self._parties.get(leg)
@@ -239,6 +281,9 @@ class Conferenced:
             raise PartyError(f"mode must be one of {', '.join(PARTY_MODES)}, got {mode!r}")
         if mode == "whisper" and coached not in (self.a, self.b):
             raise PartyError("a whisper goes to one of the call's two parties")
+        if mode == "consult" and (coached not in (self.a, self.b) or self.b is None):
+            raise PartyError("a consultation names the consulting one of the call's two "
+                             "parties")
 
     def _drop_party(self, leg: Leg, why: str, *, status: int | None = None) -> None:
         if self._parties.pop(leg, None) is None:
@@ -266,3 +311,4 @@ class Conferenced:
         def replace(self, old: Leg, new: Leg, now: float) -> None: ...
         def answer_reinvite(self, leg: Leg, sdp: bytes, now: float) -> None: ...
         def follow_recording(self, leaving: Leg | None = None) -> None: ...
+        def other(self, leg: Leg) -> Leg | None: ...

@@ -2,11 +2,13 @@
 process (real MediaEngine, real UDP), the PSTN a GatewayEmulator on 127.0.0.2 and the
 phones of agent 1002, supervisor 1009 and colleague 1003 GatewayEmulators on 127.0.0.1,
 registered with digest. Each plays its own tone and records what it hears; the switch
-records the call. A customer calls the service number and the agent answers; then a
-supervisor listens, whispers to the agent, barges in and is removed, or the agent brings
-in a colleague and leaves the customer with them. In one test the supervisor's phone is
-a real baresip instead (baresip_phone.py): it accepts the switch's INVITE when the test
-tells it to, and what it heard is its own dump of the call.
+records the call (and plays a tone of its own as music on hold). A customer calls the
+service number and the agent answers; then a supervisor listens, whispers to the agent,
+barges in and is removed, or the agent brings in a colleague and leaves the customer
+with them, or consults a colleague while the customer waits and then brings them in. In
+one test the supervisor's phone is a real baresip instead (baresip_phone.py): it accepts
+the switch's INVITE when the test tells it to, and what it heard is its own dump of the
+call.
 
 What each party hears in each segment of the call is told by tone detection: a tone
 counts as heard when it carries a tenth of the energy of most 100 ms windows of the
@@ -59,8 +61,10 @@ from tests.integration.test_pri_calls import (
     samples_of,
     switch_recording,
     talk,
+    tone_pcm,
     until,
     wait,
+    write_wav,
 )
 from tests.switch.harness import route
 
@@ -74,7 +78,8 @@ SWITCH_RTP = (45000, 45099)
 GATEWAY_RTP = (45100, 45199)
 PHONE_RTP = {AGENT: (45200, 45249), SUPERVISOR: (45250, 45299), COLLEAGUE: (45300, 45349)}
 TONES = {"customer": GATEWAY_TONE_HZ, "agent": AGENT_TONE_HZ,  # A and B
-         "supervisor": 1700.0, "colleague": 2300.0}  # C and D: no harmonic of A or B
+         "supervisor": 1700.0, "colleague": 2300.0,  # C and D: no harmonic of A or B
+         "music": 2900.0}  # the music on hold, a tone of its own
 PHONE_TONES = {AGENT: TONES["agent"], SUPERVISOR: TONES["supervisor"],
                COLLEAGUE: TONES["colleague"]}
 SEGMENT_S = 0.8  # how long each arrangement of the call lasts
@@ -208,11 +213,12 @@ class Floor:
         await self.event(CallEnded, call_id=call.call_id, cause="caller-bye")
         return after
 
-    async def add_party(self, call_id: str, extension: str,
-                        mode: PartyMode) -> tuple[int, EmulatedCall]:
+    async def add_party(self, call_id: str, extension: str, mode: PartyMode,
+                        coached_index: int | None = None) -> tuple[int, EmulatedCall]:
         """Ring `extension` onto the call in `mode`: its leg index and its phone's call,
         once it answered and is on the call."""
-        index = self.service.add_party(call_id, extension, mode=mode)
+        index = self.service.add_party(call_id, extension, mode=mode,
+                                       coached_index=coached_index)
         await self.event(PartyJoined, call_id=call_id, leg_index=index, mode=mode)
         return index, self.phone_call(extension)
 
@@ -221,8 +227,10 @@ class Floor:
 async def floor_setup(tmp_path: Path, extensions: Iterable[str]) -> AsyncIterator[Floor]:
     """The switch, the PSTN and an emulated phone registered for each of `extensions`."""
     gw_port = free_udp_port(GATEWAY_HOST)
+    music = write_wav(tmp_path / "music_on_hold.wav", tone_pcm(TONES["music"], 5.0))
     settings = CallSettings(ring_timeout_s=5.0, session_expires_s=None,
-                            recording_path=lambda call_id: str(tmp_path / f"{call_id}.wav"))
+                            recording_path=lambda call_id: str(tmp_path / f"{call_id}.wav"),
+                            music_on_hold=str(music))
     async with in_process_switch(
             lookup, realm=REALM, rtp_ports=SWITCH_RTP, gateway_port=gw_port,
             routes=[route(did=DID, extension=AGENT), route(extension=True)],
@@ -357,6 +365,34 @@ async def test_the_agent_leaves_the_customer_with_a_conferenced_colleague(
     assert sorted(e.leg_index for e in floor.events(LegEnded)) == sorted(
         [call.customer_index, call.agent_index, colleague_index])
     assert len(floor.events(CallStarted)) == 1
+
+
+async def test_the_agent_consults_a_colleague_then_brings_the_customer_in(
+        floor: Floor) -> None:
+    call = await floor.customer_calls()
+
+    colleague_index, colleague = await floor.add_party(
+        call.call_id, COLLEAGUE, "consult", coached_index=call.agent_index)
+    consulting = await segment()
+
+    floor.service.set_party_mode(call.call_id, colleague_index, "conference")
+    await floor.event(PartyModeChanged, leg_index=colleague_index, mode="conference")
+    together = await segment()
+    # The customer leaves the conference: the agent and the colleague talk on.
+    call.customer.hangup()
+    await floor.event(PartyLeft, leg_index=colleague_index, why="took-over")
+    assert floor.events(CallEnded) == []
+    call.agent.hangup()
+    await floor.event(CallEnded, call_id=call.call_id)
+    await wait(colleague.ended.wait(), "the colleague's phone to be hung up")
+
+    # While they consult, the customer hears the music on hold and nobody hears them.
+    assert await floor.heard(call.customer, call.customer_index, consulting, together) == [
+        {"music"}, {"agent", "colleague"}]
+    assert await floor.heard(call.agent, call.agent_index, consulting, together) == [
+        {"colleague"}, {"customer", "colleague"}]
+    assert await floor.heard(colleague, colleague_index, consulting, together) == [
+        {"agent"}, {"customer", "agent"}]
 
 
 async def test_a_real_baresip_supervisor_listens_barges_in_and_is_removed(

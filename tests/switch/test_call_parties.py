@@ -326,3 +326,103 @@ def test_ended_calls_report_the_party_in_the_cdr_legs() -> None:
     [ended] = floor.net.ended()
     assert isinstance(ended, CallEnded)
     assert index in {r.leg_index for r in floor.reports(LegEnded)}
+
+
+# -- consultation: the agent talks with a colleague while the customer waits
+
+
+def consulting(floor: Floor, *, answer: bool = True) -> int:
+    return floor.add("1003", "consult", coached=floor.agent_leg.index, answer=answer)
+
+
+def test_a_consultation_keeps_the_customer_out_with_music_and_rings_back_to_the_agent(
+        ) -> None:
+    floor = Floor()
+    customer, agent = engine_legs(floor)
+    index = consulting(floor, answer=False)
+    legs = floor.net.engine.legs
+    assert legs[customer].playing == "tone"  # music on hold (the built-in tune)
+    assert legs[agent].playing == "tone"  # ringback while the colleague rings
+    assert not floor.hears(agent, customer) and not floor.hears(customer, agent)
+    floor.net.answer(floor.colleague)
+    colleague = floor.leg(index)
+    assert legs[agent].playing is None  # the ringback stopped at the answer
+    assert legs[customer].playing == "tone"  # the customer still waits
+    assert floor.hears(agent, colleague) and floor.hears(colleague, agent)
+    assert not floor.hears(customer, colleague) and not floor.hears(colleague, customer)
+    assert not floor.hears(customer, agent) and not floor.hears(agent, customer)
+
+
+def test_a_consultation_becomes_a_conference() -> None:
+    floor = Floor()
+    customer, agent = engine_legs(floor)
+    index = consulting(floor)
+    floor.net.control.set_party_mode(floor.call.call_id, index, "conference", floor.net.now)
+    colleague = floor.leg(index)
+    assert floor.net.engine.legs[customer].playing is None
+    for listener, talker in [(customer, agent), (agent, customer), (customer, colleague),
+                             (colleague, customer), (agent, colleague), (colleague, agent)]:
+        assert floor.hears(listener, talker)
+
+
+def test_a_consultation_ends_in_a_transfer_to_the_colleague() -> None:
+    floor = Floor()
+    customer, _ = engine_legs(floor)
+    index = consulting(floor)
+    floor.net.control.take_over(floor.call.call_id, index, floor.agent_leg.index,
+                                floor.net.now)
+    floor.net.pump()
+    legs = floor.net.engine.legs
+    assert legs[customer].peer == floor.leg(index) and legs[customer].playing is None
+    assert floor.net.engine.mixes == {}
+    assert any(isinstance(e, ByeReceived)
+               for e in floor.agent.events_of(floor.agent.incoming[0]))
+
+
+def test_ending_a_consultation_returns_the_customer_to_the_agent() -> None:
+    floor = Floor()
+    customer, agent = engine_legs(floor)
+    index = consulting(floor)
+    floor.net.control.remove_party(floor.call.call_id, index, floor.net.now)
+    legs = floor.net.engine.legs
+    assert legs[customer].playing is None and legs[customer].peer == agent
+    assert floor.net.engine.mixes == {}
+
+
+def test_a_consultation_refused_returns_the_customer_to_the_agent() -> None:
+    floor = Floor()
+    customer, agent = engine_legs(floor)
+    consulting(floor, answer=False)
+    floor.colleague.incoming[0].reject(486, floor.net.now)
+    floor.net.pump()
+    legs = floor.net.engine.legs
+    assert legs[customer].playing is None and legs[agent].playing is None
+    assert floor.net.engine.mixes == {}
+
+
+def test_an_agent_hanging_up_during_a_consultation_leaves_the_customer_with_the_colleague(
+        ) -> None:
+    floor = Floor()
+    customer, _ = engine_legs(floor)
+    index = consulting(floor)
+    floor.bye_from(floor.agent)
+    assert floor.net.ended() == []
+    assert floor.net.engine.legs[customer].peer == floor.leg(index)
+    assert floor.net.engine.legs[customer].playing is None
+
+
+def test_the_customer_hanging_up_during_a_consultation_ends_the_call() -> None:
+    floor = Floor()
+    consulting(floor)
+    floor.bye_from(floor.customer)
+    assert [e.cause for e in floor.net.ended()] == ["caller-bye"]
+    assert any(isinstance(e, ByeReceived)
+               for e in floor.colleague.events_of(floor.colleague.incoming[0]))
+    assert floor.net.engine.legs == {}
+
+
+def test_a_consultation_must_name_the_consulting_party() -> None:
+    floor = Floor()
+    with pytest.raises(PartyError, match="a consultation names the consulting one"):
+        floor.net.control.add_party(floor.call.call_id, "1003", floor.net.now,
+                                    mode="consult")
