@@ -102,6 +102,8 @@ setup(
         "itsdangerous",
         "python-multipart",
         "websockets",
+        # The IANA time zones for [web] timezone, also where the system has no tzdata.
+        "tzdata",
     ],
     extras_require={
         "test": [

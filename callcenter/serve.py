@@ -102,6 +102,7 @@ def web_server(config: Config, users: UserService, db: Database,
             login_address_max_failures=web.login_address_max_failures,
             login_window_s=float(web.login_window_s),
             login_user_delay_s=web.login_user_delay_s,
+            timezone=web.timezone,
         ),
     )
     app = create_app(

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import tomllib
+import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +136,7 @@ class WebConfig:
     login_address_max_failures: int  # ... or from one address for any usernames ...
     login_window_s: int  # ... within this window lock further attempts (HTTP 429)
     login_user_delay_s: float  # a username failing from anywhere: each login waits this
+    timezone: str  # IANA zone the pages show times in (stored times stay UTC)
 
 
 @dataclass(frozen=True)
@@ -334,6 +336,19 @@ def _login_delay_s(raw: object) -> float:
     return float(raw)
 
 
+_TIMEZONE_EXPECTED = 'expected an IANA time zone name such as "Asia/Shanghai"'
+
+
+def _timezone(raw: object) -> str:
+    if not isinstance(raw, str) or not raw:
+        raise _Invalid(_TIMEZONE_EXPECTED)
+    try:
+        zoneinfo.ZoneInfo(raw)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise _Invalid(_TIMEZONE_EXPECTED) from None
+    return raw
+
+
 def _positive_seconds(raw: object) -> float:
     if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
         raise _Invalid("expected a positive number of seconds")
@@ -486,6 +501,7 @@ SCHEMA: dict[str, dict[str, _Field]] = {
         "login_address_max_failures": _Field(_positive_int, 20),
         "login_window_s": _Field(_positive_int, 300),
         "login_user_delay_s": _Field(_login_delay_s, 2.0),
+        "timezone": _Field(_timezone, "Asia/Shanghai"),
     },
     "dialplan": {
         "default": _Field(_choice(DIALPLAN_DEFAULTS), "reject"),

@@ -75,6 +75,7 @@ def test_defaults(empty_cwd: Path) -> None:
     assert (web.session_max_age_s, web.secure_cookies) == (43200, False)
     assert (web.login_max_failures, web.login_window_s) == (5, 300)
     assert (web.login_address_max_failures, web.login_user_delay_s) == (20, 2.0)
+    assert web.timezone == "Asia/Shanghai"  # pages show Beijing time
 
 
 def test_example_file_gives_exactly_the_defaults() -> None:
@@ -321,6 +322,11 @@ ERRORS = [
         "[web]\nlogin_user_delay_s = 60\n",
         "callcenter.toml: [web] login_user_delay_s: expected a number of seconds from 0 to 30,"
         " got 60",
+    ),
+    (
+        '[web]\ntimezone = "Mars/Olympus"\n',
+        'callcenter.toml: [web] timezone: expected an IANA time zone name such as'
+        ' "Asia/Shanghai", got "Mars/Olympus"',
     ),
     (
         "[sip\n",

@@ -82,6 +82,7 @@ class WebSettings:
     login_address_max_failures: int = 20
     login_window_s: float = 300.0
     login_user_delay_s: float = 2.0
+    timezone: str = "Asia/Shanghai"  # pages show times here ([web] timezone)
 
 
 @dataclass(frozen=True)

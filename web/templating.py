@@ -23,6 +23,7 @@ from web.i18n import (
     role_label,
     translate,
 )
+from web.local_time import format_local
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 LANGUAGE_COOKIE_MAX_AGE_S = 365 * 24 * 3600
@@ -33,6 +34,17 @@ environment = jinja2.Environment(
     # A misspelt variable is an error, not an empty string on a page.
     undefined=jinja2.StrictUndefined,
 )
+
+
+
+@jinja2.pass_context
+def _local_time(context: jinja2.runtime.Context, value: Any, precision: str = "minute") -> str:
+    """{{ entry.at | local_time }} -> 2026-12-07 17:26 in [web] timezone (also
+    local_time("second") and local_time("date"))."""
+    return format_local(value, context["timezone"], precision)
+
+
+environment.filters["local_time"] = _local_time
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,7 @@ def render(
         "nav": visible_nav(request),
         "path": request.url.path,
         "csrf_token": csrf.session_token(request.session),
+        "timezone": request.app.state.services.settings.timezone,  # for local_time
     }
     html = environment.get_template(template).render({**shared, **(context or {})})
     response = HTMLResponse(html, status_code=status_code)

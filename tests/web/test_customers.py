@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import pytest
 from argon2 import PasswordHasher
@@ -183,6 +185,11 @@ def test_view_shows_group_phones_vip_manager_custom_fields_and_last_contacts(
     for shown in ("华信集团 (G001)", "采购经理", "HT-7", "第11次通话", "13800138000"):
         assert shown in page.text
     assert "第1次通话" not in page.text  # only the last ten
+    # Times as the staff read them: Beijing time to the minute, never a raw ISO string.
+    first_shown = datetime.fromisoformat(body["contacts"][0]["at"])
+    local = first_shown.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
+    assert f'>{local}</time>' in page.text
+    assert f'>{body["contacts"][0]["at"]}<' not in page.text
     assert 'id="customer-edit"' not in page.text
     english = stack.client.get(f"/customers/{customer.id}", params={"lang": "en"})
     assert "Contact records" in english.text
