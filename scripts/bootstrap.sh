@@ -5,7 +5,9 @@
 #   - .venv is created with python3 when missing or broken;
 #   - `pip install -e .[test]` runs when setup.py, pyproject.toml or a Cython source
 #     changed since the last install, when a top-level package appeared or went (the
-#     editable install maps each one by name), or when a compiled extension is missing.
+#     editable install maps each one by name), or when a compiled extension is missing;
+#   - the web UI's front-end packages (web/package-lock.json: Bootstrap, ECharts) are
+#     installed into web/node_modules with `npm ci` when missing or when the lock changed.
 # After sourcing, the working directory is the repository root.
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -55,8 +57,18 @@ _extension_missing() {
     return 1
 }
 
+# The web UI's front-end packages, exactly as web/package-lock.json pins them.
+_npm_install() {
+    local stamp=web/node_modules/.callcenter-npm-stamp hash
+    hash="$(sha256sum web/package-lock.json | cut -d' ' -f1)"
+    if [[ "$(cat "$stamp" 2>/dev/null)" == "$hash" ]]; then return 0; fi
+    echo "bootstrap: npm ci (web/package-lock.json)" >&2
+    (cd web && npm ci --omit=dev --no-audit --no-fund --loglevel=error >/dev/null)
+    echo "$hash" >"$stamp"
+}
+
 bootstrap() {
-    apt_install python3-venv python3-dev gcc
+    apt_install python3-venv python3-dev gcc nodejs npm
 
     if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
         echo "bootstrap: Python 3.11 or newer is needed, python3 is $(python3 --version)" >&2
@@ -78,6 +90,7 @@ bootstrap() {
         .venv/bin/python -m pip install --quiet -e '.[test]'
         echo "$hash" >"$stamp"
     fi
+    _npm_install
 }
 
 bootstrap

@@ -19,6 +19,7 @@ from web.security_headers import SecurityHeadersMiddleware
 from web.services import WebServices
 from web.templating import NavItem
 from web.throttle import LoginThrottle
+from web.vendor import vendor_mounts
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SESSION_COOKIE = "callcenter_session"
@@ -38,6 +39,7 @@ def create_app(
         *api.routes(),
         *ws.routes(),
         *routes,
+        *vendor_mounts(),  # before /static, which would otherwise answer their paths
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     check_access_rules(all_routes)

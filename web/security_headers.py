@@ -3,7 +3,9 @@ redirects, and the 500 of a failure inside.
 
 The Content-Security-Policy allows scripts, styles and connections from this origin
 only: no inline script or style (the templates have none, and must not get any), no
-plugins, no framing, forms post only here. ``connect-src`` also names the page's own
+plugins, no framing, forms post only here. Images may also be ``data:`` URIs: Bootstrap's
+stylesheet draws its small icons (a select's arrow, a checked box, the menu button) as
+SVG data URIs, and an image cannot run script. ``connect-src`` also names the page's own
 ws:// and wss:// origin for the live WebSocket, for browsers that do not yet read 'self'
 as covering it (CSP Level 3 does). Pages and API answers are never stored by a cache
 (they carry customer data and CSRF tokens); static files may be.
@@ -20,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 STATIC_PREFIX: Final = "/static/"
 _CSP: Final = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'{sockets}; object-src 'none'; base-uri 'self'; "
     "frame-ancestors 'none'; form-action 'self'"
 )

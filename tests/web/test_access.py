@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocketDisconnect
 
 from tests.web.conftest import TestClient, World, login
@@ -54,7 +55,8 @@ def every_endpoint(app: Starlette) -> list[tuple[str, str, object]]:
         elif isinstance(route, WebSocketRoute):
             found.append(("WS", route.path, route.endpoint))
         else:
-            assert isinstance(route, Mount) and route.path == "/static", route
+            assert isinstance(route, Mount), route  # static files: /static, /static/vendor/*
+            assert route.path.startswith("/static") and isinstance(route.app, StaticFiles)
     return found
 
 

@@ -24,7 +24,7 @@ from web.templating import TEMPLATES_DIR
 
 stack = stack_fixture  # the whole web UI on a real database
 
-POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
           "connect-src 'self' ws://testserver wss://testserver; object-src 'none'; "
           "base-uri 'self'; frame-ancestors 'none'; form-action 'self'")
 ALWAYS = {"content-security-policy": POLICY, "x-frame-options": "DENY",
