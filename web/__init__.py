@@ -19,7 +19,7 @@ from web.services import (
     WebServices,
     WebSettings,
 )
-from web.templating import NavItem, render
+from web.templating import NavItem, Toast, flash, render
 
 __all__ = [
     "Access",
@@ -30,6 +30,7 @@ __all__ = [
     "PermissionLookup",
     "SessionStore",
     "Subscription",
+    "Toast",
     "WebError",
     "WebServer",
     "WebServices",
@@ -39,6 +40,7 @@ __all__ = [
     "create_app",
     "current_user",
     "documented",
+    "flash",
     "load_or_create_secret",
     "public",
     "render",

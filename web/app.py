@@ -6,12 +6,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from web import api, pages, ws
+from web import api, error_pages, pages, ws
 from web.auth import access_of
 from web.body_limit import BodyLimitMiddleware
 from web.errors import WebError
@@ -47,7 +48,8 @@ def create_app(
     app = Starlette(
         routes=all_routes,
         middleware=[
-            Middleware(SecurityHeadersMiddleware),  # outermost: on every answer
+            # Outermost: on every answer, the 500 page of a failure inside included.
+            Middleware(SecurityHeadersMiddleware, failure=error_pages.server_error),
             Middleware(BodyLimitMiddleware),
             Middleware(
                 SessionMiddleware,
@@ -58,6 +60,7 @@ def create_app(
                 https_only=settings.secure_cookies,
             )
         ],
+        exception_handlers={HTTPException: error_pages.http_error},
     )
     app.state.services = services
     app.state.nav = (*pages.NAV, *nav)

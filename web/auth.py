@@ -149,6 +149,13 @@ async def _load_user(conn: HTTPConnection, access: Access) -> tuple[bool, bool]:
     return True, access.capabilities <= permissions
 
 
+async def identify(request: Request) -> WebUser | None:
+    """Who is asking, for a page that is answered outside any endpoint (the 404 page):
+    sets ``state.user`` and ``state.permissions`` as ``requires`` does, refusing nothing."""
+    await _load_user(request, Access(public=True, capabilities=frozenset()))
+    return current_user(request)
+
+
 async def _check_request(request: Request, access: Access) -> Response | None:
     logged_in, permitted = await _load_user(request, access)
     if not logged_in and not access.public:
@@ -184,6 +191,8 @@ _ERROR_MESSAGE_KEYS = {
     "forbidden": "error.forbidden",
     "csrf": "error.csrf",
     "bad_request": "error.bad_request",
+    "not_found": "error.not_found",
+    "internal": "error.internal",
     "bad_credentials": "login.failed",
     "throttled": "login.throttled",
 }

@@ -15,7 +15,8 @@ from web.auth import (
     public,
     requires,
 )
-from web.templating import NavItem, render, visible_nav
+from web.i18n import translate
+from web.templating import NavItem, flash, language_of, render, visible_nav
 
 DESKTOP = "calls.handle"  # the agent desktop is for those who take calls
 
@@ -69,12 +70,15 @@ async def login_form(request: Request) -> Response:
 @requires()
 async def logout_form(request: Request) -> Response:
     await log_out(request)
+    flash(request, translate(language_of(request), "logout.done"), "info")
     return RedirectResponse("/login", status_code=303)
 
 
 @requires()
 async def logout_everywhere_form(request: Request) -> Response:
-    await log_out_everywhere(request)
+    ended = await log_out_everywhere(request)
+    flash(request, translate(language_of(request), "logout.everywhere_done", sessions=ended),
+          "info")
     return RedirectResponse("/login", status_code=303)
 
 

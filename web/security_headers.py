@@ -41,9 +41,17 @@ def content_security_policy(host: str | None) -> str:
     return _CSP.format(sockets=sockets)
 
 
+async def _plain_failure(scope: Scope, receive: Receive, send: Send) -> None:
+    await PlainTextResponse("Internal Server Error", 500)(scope, receive, send)
+
+
 class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    """``failure`` answers a request whose handling raised before it answered (the app's
+    500 page); it gets the same headers."""
+
+    def __init__(self, app: ASGIApp, failure: ASGIApp = _plain_failure) -> None:
         self.app = app
+        self.failure = failure
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -73,6 +81,5 @@ class SecurityHeadersMiddleware:
             # Starlette's ServerErrorMiddleware sits outside every middleware of ours
             # and would answer 500 without our headers; answered here, it only re-raises.
             if not started:
-                await PlainTextResponse("Internal Server Error", 500)(
-                    scope, receive, send_with_headers)
+                await self.failure(scope, receive, send_with_headers)
             raise

@@ -1,5 +1,8 @@
 """Server-rendered pages: one Jinja2 environment, the context every page shares (user,
-language, navigation, CSRF token) and the data-driven navigation."""
+language, navigation, CSRF token, toasts) and the data-driven navigation.
+
+A route that saved something says so with ``flash(request, text)`` before it redirects
+(or renders): the next page rendered for that browser shows it as a toast."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal
 
 import jinja2
 from starlette.requests import HTTPConnection, Request
@@ -26,6 +29,9 @@ from web.i18n import (
 from web.local_time import format_local
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+FLASH_KEY: Final = "flash"  # the session cookie's list of toasts not shown yet
+MAX_FLASHES: Final = 5  # a cookie has room for a few; older ones are dropped
+ToastLevel = Literal["success", "info", "warning", "danger"]
 LANGUAGE_COOKIE_MAX_AGE_S = 365 * 24 * 3600
 
 environment = jinja2.Environment(
@@ -56,6 +62,37 @@ class NavItem:
     capability: str
 
 
+@dataclass(frozen=True)
+class Toast:
+    """A short message shown in the page's corner, then gone: "已保存"."""
+
+    text: str
+    level: ToastLevel = "success"
+
+
+def flash(request: Request, text: str, level: ToastLevel = "success") -> None:
+    """Show ``text`` (already in the page's language) as a toast on the next page this
+    browser is shown: after the redirect that follows a saved form, or this request's
+    own page."""
+    pending = list(request.session.get(FLASH_KEY, []))[-(MAX_FLASHES - 1):]
+    request.session[FLASH_KEY] = [*pending, [text, level]]
+
+
+def _take_flashes(request: Request) -> list[Toast]:
+    if "session" not in request.scope:
+        return []
+    pending = request.session.pop(FLASH_KEY, [])
+    return [Toast(text, level) for text, level in pending] if isinstance(pending, list) else []
+
+
+def current_nav_path(nav: list[NavItem], path: str) -> str | None:
+    """The navigation entry the page belongs to: its own, or the longest one it lies
+    under (/customers/7 is under 客户)."""
+    under = [item.path for item in nav
+             if path == item.path or path.startswith(item.path.rstrip("/") + "/")]
+    return max(under, key=len, default=None)
+
+
 def language_of(conn: HTTPConnection) -> str:
     return choose_language(conn.query_params.get("lang"), conn.cookies.get(LANGUAGE_COOKIE))
 
@@ -76,6 +113,7 @@ def render(
     """Render a page in the visitor's language with the shared context."""
     lang = language_of(request)
     user = getattr(request.state, "user", None)
+    nav = visible_nav(request)
     shared = {
         "lang": lang,
         "html_lang": HTML_LANG[lang],
@@ -83,8 +121,11 @@ def render(
         "t": partial(translate, lang),
         "user": user,
         "role_label": role_label(lang, user.role) if user is not None else "",
-        "nav": visible_nav(request),
+        "nav": nav,
+        "current_nav": current_nav_path(nav, request.url.path),
         "path": request.url.path,
+        "status_code": status_code,
+        "toasts": _take_flashes(request),
         "csrf_token": csrf.session_token(request.session),
         "timezone": request.app.state.services.settings.timezone,  # for local_time
     }

@@ -1,5 +1,7 @@
-// The desktop's small runtime: CSRF-aware fetch for the JSON API, and the live
-// WebSocket (/api/v1/ws) that later features subscribe to with callcenter.on(type, fn).
+// Every page's small runtime: CSRF-aware fetch for the JSON API, the live WebSocket
+// (/api/v1/ws) that later features subscribe to with callcenter.on(type, fn), and toasts:
+// those the server rendered (data-autoshow) are shown at load, callcenter.toast(text,
+// level) shows one from a script. Bootstrap's bundle (window.bootstrap) is loaded first.
 "use strict";
 (function () {
   const handlers = new Map();
@@ -52,8 +54,42 @@
     };
   }
 
-  window.callcenter = {api: api, on: on, connect: connect, csrfToken: csrfToken};
+  function showToast(element) {
+    const corner = document.getElementById("toasts");
+    if (corner && element.parentElement !== corner) corner.append(element);
+    element.addEventListener("hidden.bs.toast", function () { element.remove(); });
+    window.bootstrap.Toast.getOrCreateInstance(element, {delay: 6000}).show();
+  }
+
+  // A toast built from text (never HTML): level is success, info, warning or danger.
+  function toast(text, level) {
+    const corner = document.getElementById("toasts");
+    const element = document.createElement("div");
+    element.className = "toast align-items-center border-0 text-bg-" + (level || "success");
+    element.setAttribute("role", level === "danger" ? "alert" : "status");
+    element.setAttribute("aria-atomic", "true");
+    const row = document.createElement("div");
+    row.className = "d-flex";
+    const body = document.createElement("div");
+    body.className = "toast-body";
+    body.textContent = text;
+    const close = document.createElement("button");
+    close.type = "button";
+    close.className = "btn-close btn-close-white me-2 m-auto";
+    close.dataset.bsDismiss = "toast";
+    close.setAttribute("aria-label", corner ? corner.dataset.closeLabel : "");
+    row.append(body, close);
+    element.append(row);
+    showToast(element);
+    return element;
+  }
+
+  window.callcenter = {api: api, on: on, connect: connect, csrfToken: csrfToken,
+                       toast: toast};
   document.addEventListener("DOMContentLoaded", function () {
+    for (const element of document.querySelectorAll(".toast[data-autoshow]")) {
+      showToast(element);
+    }
     if (document.getElementById("live-status")) connect();
   });
 })();
