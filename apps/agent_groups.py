@@ -4,7 +4,8 @@ Changing groups needs ``groups.manage``. Membership carries permissions, so it f
 rule of ``apps.permissions`` that nobody hands out what they do not hold: adding a member
 needs every capability the group grants, removing one needs every capability the group
 revokes (leaving it gives them back), deleting a group needs both. Every change, and every
-refused attempt, is audited in the change's transaction.
+refused attempt, is audited in the change's transaction, with the ``source_ip`` the caller
+names (the web request's client address, or ``apps.audit.COMMAND_LINE``).
 """
 
 from __future__ import annotations
@@ -89,65 +90,75 @@ class GroupService:
         self._audit = audit
 
     async def create(
-        self, actor: Actor, name: str, description: str | None = None
+        self, actor: Actor, name: str, description: str | None = None, *,
+        source_ip: str | None = None,
     ) -> GroupRecord:
         name = _clean_name(name)
         _check_description(description)
         async with self._db.session() as session:
             await demand(session, self._audit, actor, {"groups.manage"},
-                         "create agent groups", f"agent_group:{name}")
+                         "create agent groups", f"agent_group:{name}", source_ip=source_ip)
             await _check_name_free(session, name, None)
             group = AgentGroup(name=name, description=description)
             session.add(group)
             await session.flush()
             self._audit.add_by(session, actor, "group.create", target=group_target(group.id),
-                               detail={"name": name})
+                               detail={"name": name},
+                               source_ip=source_ip)
             await self._commit(session, name)
             return GroupRecord(group.id, group.name, group.description, 0)
 
-    async def rename(self, actor: Actor, group_id: int, name: str) -> GroupRecord:
+    async def rename(self, actor: Actor, group_id: int, name: str, *,
+                     source_ip: str | None = None) -> GroupRecord:
         name = _clean_name(name)
         async with self._db.session() as session:
             group = await group_or_error(session, group_id)
             await demand(session, self._audit, actor, {"groups.manage"},
-                         "rename agent groups", group_target(group_id))
+                         "rename agent groups", group_target(group_id),
+                         source_ip=source_ip)
             old_name = group.name
             if old_name != name:
                 await _check_name_free(session, name, group_id)
                 group.name = name
                 self._audit.add_by(session, actor, "group.rename",
                                    target=group_target(group_id),
-                                   detail={"name": name, "before": old_name})
+                                   detail={"name": name, "before": old_name},
+                                   source_ip=source_ip)
                 await self._commit(session, name)
             return GroupRecord(group.id, group.name, group.description,
                                await _member_count(session, group_id))
 
     async def set_description(
-        self, actor: Actor, group_id: int, description: str | None
+        self, actor: Actor, group_id: int, description: str | None, *,
+        source_ip: str | None = None,
     ) -> GroupRecord:
         _check_description(description)
         async with self._db.session() as session:
             group = await group_or_error(session, group_id)
             await demand(session, self._audit, actor, {"groups.manage"},
-                         "describe agent groups", group_target(group_id))
+                         "describe agent groups", group_target(group_id),
+                         source_ip=source_ip)
             if group.description != description:
                 self._audit.add_by(session, actor, "group.describe",
                                    target=group_target(group_id),
                                    detail={"description": description,
-                                           "before": group.description})
+                                           "before": group.description},
+                                   source_ip=source_ip)
                 group.description = description
                 await session.commit()
             return GroupRecord(group.id, group.name, group.description,
                                await _member_count(session, group_id))
 
-    async def delete(self, actor: Actor, group_id: int) -> None:
+    async def delete(self, actor: Actor, group_id: int, *,
+                     source_ip: str | None = None) -> None:
         """Delete the group with its memberships and grants/revokes."""
         async with self._db.session() as session:
             group = await group_or_error(session, group_id)
             overrides = (await _overrides(session, group_id, True)
                          | await _overrides(session, group_id, False))
             await demand(session, self._audit, actor, {"groups.manage", *overrides},
-                         f"delete agent group '{group.name}'", group_target(group_id))
+                         f"delete agent group '{group.name}'", group_target(group_id),
+                         source_ip=source_ip)
             members = await _member_count(session, group_id)
             # Explicit rather than relying on ON DELETE CASCADE, which SQLite applies only
             # with its foreign_keys pragma on.
@@ -158,16 +169,19 @@ class GroupService:
             await session.execute(delete(AgentGroup).where(AgentGroup.id == group_id))
             self._audit.add_by(session, actor, "group.delete", target=group_target(group_id),
                                detail={"name": group.name, "members": members,
-                                       "overrides": sorted(overrides)})
+                                       "overrides": sorted(overrides)},
+                               source_ip=source_ip)
             await session.commit()
 
-    async def add_member(self, actor: Actor, group_id: int, user_id: int) -> bool:
+    async def add_member(self, actor: Actor, group_id: int, user_id: int, *,
+                         source_ip: str | None = None) -> bool:
         """Put the user in the group; False if they already were (nothing changes)."""
         async with self._db.session() as session:
             group = await group_or_error(session, group_id)
             grants = await _overrides(session, group_id, True)
             await demand(session, self._audit, actor, {"groups.manage", *grants},
-                         f"add members to agent group '{group.name}'", group_target(group_id))
+                         f"add members to agent group '{group.name}'", group_target(group_id),
+                         source_ip=source_ip)
             username = await session.scalar(select(User.username).where(User.id == user_id))
             if username is None:
                 raise GroupError(f"no such user {user_id}")
@@ -176,7 +190,8 @@ class GroupService:
             session.add(AgentGroupMember(group_id=group_id, user_id=user_id))
             self._audit.add_by(session, actor, "group.add_member", target=group_target(group_id),
                                detail={"group": group.name, "user_id": user_id,
-                                       "username": username})
+                                       "username": username},
+                               source_ip=source_ip)
             try:
                 await session.commit()
             except IntegrityError:
@@ -185,14 +200,16 @@ class GroupService:
                 return False
             return True
 
-    async def remove_member(self, actor: Actor, group_id: int, user_id: int) -> bool:
+    async def remove_member(self, actor: Actor, group_id: int, user_id: int, *,
+                            source_ip: str | None = None) -> bool:
         """Take the user out of the group; False if they were not in it."""
         async with self._db.session() as session:
             group = await group_or_error(session, group_id)
             revokes = await _overrides(session, group_id, False)
             await demand(session, self._audit, actor, {"groups.manage", *revokes},
                          f"remove members from agent group '{group.name}'",
-                         group_target(group_id))
+                         group_target(group_id),
+                         source_ip=source_ip)
             result = await session.execute(
                 delete(AgentGroupMember).where(
                     AgentGroupMember.group_id == group_id, AgentGroupMember.user_id == user_id
@@ -204,7 +221,8 @@ class GroupService:
             self._audit.add_by(session, actor, "group.remove_member",
                                target=group_target(group_id),
                                detail={"group": group.name, "user_id": user_id,
-                                       "username": username})
+                                       "username": username},
+                               source_ip=source_ip)
             await session.commit()
             return True
 

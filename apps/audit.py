@@ -34,6 +34,11 @@ MAX_TARGET_LENGTH = 255
 MAX_SOURCE_IP_LENGTH = 64
 MAX_RECENT_LIMIT = 1000  # one page of the audit view; older rows via ``since``
 
+# Where an entry came from, stored in ``source_ip``: the client address of the web
+# request (or API call) that did it, or this marker for the ``callcenter`` command line.
+# Entries written before every writer recorded its source have None.
+COMMAND_LINE: Final = "command-line"
+
 
 class AuditError(Exception):
     """An audit entry that cannot be written or a query that cannot be answered."""
@@ -63,7 +68,7 @@ class AuditEntry:
     action: str
     target: str | None
     detail: Mapping[str, Any]
-    source_ip: str | None
+    source_ip: str | None  # a client address, COMMAND_LINE, or None (an older entry)
 
 
 def _utc_now() -> datetime:
@@ -169,11 +174,12 @@ class AuditLog:
         *,
         target: str | None = None,
         detail: Mapping[str, Any] | None = None,
+        source_ip: str | None = None,
     ) -> AuditLogEntry:
-        """``add`` for an action done by ``actor`` (a user or ``SYSTEM``)."""
-        return self.add(
-            session, action, actor_id=actor.id, actor=actor.username, target=target, detail=detail
-        )
+        """``add`` for an action done by ``actor`` (a user or ``SYSTEM``) from
+        ``source_ip`` (a client address or ``COMMAND_LINE``)."""
+        return self.add(session, action, actor_id=actor.id, actor=actor.username,
+                        target=target, detail=detail, source_ip=source_ip)
 
     async def recent(
         self,

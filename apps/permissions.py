@@ -168,10 +168,23 @@ ROLE_DEFAULTS: Mapping[Role, frozenset[str]] = MappingProxyType({
     }),
 })
 
+# The capabilities whose features are built: the permission pages and their API offer
+# only these. The others stay in the catalogue, the role defaults and any stored grants,
+# so the issue that builds a feature switches its capability on by adding it here.
+BUILT: frozenset[str] = frozenset({
+    "calls.handle",  # the agent desktop
+    "customers.view", "customers.edit", "customers.edit_own", "customers.import",
+    "contacts.write",
+    "groups.manage", "permissions.manage", "audit.view", "users.manage",
+})
+OFFERED: tuple[Capability, ...] = tuple(c for c in CATALOGUE if c.name in BUILT)
+
 # Checked at import (not with assert, which -O strips): a typo here would otherwise
 # surface as a role silently lacking a capability.
 if set(ROLE_DEFAULTS) != set(Role) or set().union(*ROLE_DEFAULTS.values()) - ALL:
     raise RuntimeError("ROLE_DEFAULTS must cover every role with catalogue names only")
+if BUILT - ALL:
+    raise RuntimeError(f"BUILT names capabilities not in the catalogue: {BUILT - ALL}")
 
 
 def check_capability(name: str) -> Capability:
@@ -230,16 +243,19 @@ async def demand(
     needed: Iterable[str],
     attempted: str,
     target: str,
+    *,
+    source_ip: str | None = None,
 ) -> None:
     """Raise ``PermissionDenied`` unless ``actor`` holds every capability in ``needed``;
-    the refusal is audited (as ``permission.denied``) and committed on ``session``."""
+    the refusal is audited (as ``permission.denied``, from ``source_ip``) and committed
+    on ``session``."""
     held = await actor_capabilities(session, actor)
     missing = sorted(set(needed) - held)
     if not missing:
         return
     await session.rollback()
     audit.add_by(session, actor, "permission.denied", target=target,
-                 detail={"attempted": attempted, "missing": missing})
+                 detail={"attempted": attempted, "missing": missing}, source_ip=source_ip)
     await session.commit()
     raise PermissionDenied(
         f"{actor.username} may not {attempted}: lacks {', '.join(missing)}", missing[0]
@@ -285,21 +301,59 @@ class PermissionService:
             )
             return {capability: granted for capability, granted in rows}
 
-    async def grant(self, actor: Actor, group_id: int, capability: str) -> bool:
+    async def grant(self, actor: Actor, group_id: int, capability: str, *,
+                    source_ip: str | None = None) -> bool:
         """Grant ``capability`` to the members of the group (over a revoke there); False
         when it was already granted, which changes and audits nothing."""
-        return await self._set(actor, group_id, capability, True)
+        return await self._set(actor, group_id, capability, True, source_ip)
 
-    async def revoke(self, actor: Actor, group_id: int, capability: str) -> bool:
+    async def revoke(self, actor: Actor, group_id: int, capability: str, *,
+                     source_ip: str | None = None) -> bool:
         """Revoke ``capability`` from the members of the group (see "a revoke wins")."""
-        return await self._set(actor, group_id, capability, False)
+        return await self._set(actor, group_id, capability, False, source_ip)
 
-    async def clear(self, actor: Actor, group_id: int, capability: str) -> bool:
+    async def clear(self, actor: Actor, group_id: int, capability: str, *,
+                    source_ip: str | None = None) -> bool:
         """Drop the group's grant or revoke of ``capability``: role defaults apply again."""
-        return await self._set(actor, group_id, capability, None)
+        return await self._set(actor, group_id, capability, None, source_ip)
+
+    async def set_overrides(
+        self, actor: Actor, group_id: int, wanted: Mapping[str, bool | None], *,
+        source_ip: str | None = None,
+    ) -> dict[str, bool | None]:
+        """Set many capabilities of the group at once (True grant, False revoke, None the
+        role default): one transaction and one ``permission.update`` audit entry listing
+        each change. All or nothing: refused (and audited) if the actor lacks any
+        capability whose setting would change. Returns what changed, with its new setting;
+        capabilities not named keep theirs."""
+        for capability in wanted:
+            check_capability(capability)
+        target = group_target(group_id)
+        async with self._db.session() as session:
+            group = await group_or_error(session, group_id)
+            stored = {row.capability: row for row in await session.scalars(
+                select(GroupPermission).where(GroupPermission.group_id == group_id))}
+            before = {name: None if name not in stored else stored[name].granted
+                      for name in wanted}
+            changed = {name: granted for name, granted in wanted.items()
+                       if before[name] != granted}
+            if not changed:
+                return {}
+            await demand(session, self._audit, actor, {"permissions.manage", *changed},
+                         f"change {', '.join(sorted(changed))}", target, source_ip=source_ip)
+            for name, granted in changed.items():
+                await _write(session, group_id, name, stored.get(name), granted)
+            self._audit.add_by(session, actor, "permission.update", target=target, detail={
+                "group": group.name,
+                "changes": {name: {"before": _STATES[before[name]], "after": _STATES[granted]}
+                            for name, granted in sorted(changed.items())},
+            }, source_ip=source_ip)
+            await _commit(session, group_id)
+            return changed
 
     async def _set(
-        self, actor: Actor, group_id: int, capability: str, granted: bool | None
+        self, actor: Actor, group_id: int, capability: str, granted: bool | None,
+        source_ip: str | None,
     ) -> bool:
         check_capability(capability)
         verb = _VERBS[granted]
@@ -307,37 +361,47 @@ class PermissionService:
         async with self._db.session() as session:
             group = await group_or_error(session, group_id)
             await demand(session, self._audit, actor, {"permissions.manage", capability},
-                         f"{verb} {capability}", target)
+                         f"{verb} {capability}", target, source_ip=source_ip)
             row = await session.get(GroupPermission, (group_id, capability))
             before = None if row is None else row.granted
             if before == granted:
                 return False
-            if granted is None:
-                await session.execute(
-                    delete(GroupPermission).where(
-                        GroupPermission.group_id == group_id,
-                        GroupPermission.capability == capability,
-                    )
-                )
-            elif row is None:
-                session.add(GroupPermission(group_id=group_id, capability=capability,
-                                            granted=granted))
-            else:
-                row.granted = granted
+            await _write(session, group_id, capability, row, granted)
             self._audit.add_by(session, actor, f"permission.{verb}", target=target, detail={
                 "group": group.name,
                 "capability": capability,
                 "before": _STATES[before],
-            })
-            try:
-                await session.commit()
-            except IntegrityError:
-                # Another request wrote this override, or deleted the group, since we read.
-                await session.rollback()
-                raise AccessError(
-                    f"agent group {group_id} was changed at the same time; try again"
-                ) from None
+            }, source_ip=source_ip)
+            await _commit(session, group_id)
             return True
+
+
+async def _write(session: AsyncSession, group_id: int, capability: str,
+                 row: GroupPermission | None, granted: bool | None) -> None:
+    """Store the group's setting of ``capability`` (``row``: the stored one, if any)."""
+    if granted is None:
+        await session.execute(
+            delete(GroupPermission).where(
+                GroupPermission.group_id == group_id,
+                GroupPermission.capability == capability,
+            )
+        )
+    elif row is None:
+        session.add(GroupPermission(group_id=group_id, capability=capability,
+                                    granted=granted))
+    else:
+        row.granted = granted
+
+
+async def _commit(session: AsyncSession, group_id: int) -> None:
+    try:
+        await session.commit()
+    except IntegrityError:
+        # Another request wrote these overrides, or deleted the group, since we read.
+        await session.rollback()
+        raise AccessError(
+            f"agent group {group_id} was changed at the same time; try again"
+        ) from None
 
 
 _VERBS: Mapping[bool | None, str] = MappingProxyType(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
 import sys
 import unicodedata
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -61,6 +62,8 @@ def cmd_user_add(config: Config, args: argparse.Namespace) -> int:
             role=args.role,
             name=args.name,
         ),
+        audited=("user.create", args.username),
+        detail=lambda made: {"role": made.role.value, "extension": made.extension},
     )
     extension = f", extension {record.extension}" if record.extension else ""
     print(f"added user '{record.username}' ({record.role.value}{extension})")
@@ -74,20 +77,23 @@ def cmd_user_list(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_user_disable(config: Config, args: argparse.Namespace) -> int:
-    _run_with_users(config, lambda users: users.set_disabled(args.username, True))
+    _run_with_users(config, lambda users: users.set_disabled(args.username, True),
+                    audited=("user.disable", args.username))
     print(f"user '{args.username}' disabled: no web login, no phone; history kept")
     return EXIT_OK
 
 
 def cmd_user_enable(config: Config, args: argparse.Namespace) -> int:
-    _run_with_users(config, lambda users: users.set_disabled(args.username, False))
+    _run_with_users(config, lambda users: users.set_disabled(args.username, False),
+                    audited=("user.enable", args.username))
     print(f"user '{args.username}' enabled")
     return EXIT_OK
 
 
 def cmd_user_passwd(config: Config, args: argparse.Namespace) -> int:
     password = args.password if args.password is not None else _ask_new_password()
-    _run_with_users(config, lambda users: users.set_password(args.username, password))
+    _run_with_users(config, lambda users: users.set_password(args.username, password),
+                    audited=("user.password_reset", args.username))
     print(f"password of '{args.username}' changed; their web sessions are ended")
     return EXIT_OK
 
@@ -119,6 +125,7 @@ _RESOLVED = {"skip": "skipped", "update": "updated", "add": "added"}
 
 def cmd_customers_import(config: Config, args: argparse.Namespace) -> int:
     import apps
+    from apps.audit import COMMAND_LINE
     from apps.customer_import import CustomerImporter, ImportResult, write_error_report
     from apps.customer_sheet import SheetError
 
@@ -129,14 +136,24 @@ def cmd_customers_import(config: Config, args: argparse.Namespace) -> int:
         await apps.upgrade_database(config.database.url)
         db = await apps.Database.connect(config.database.url)
         try:
-            return await CustomerImporter(
-                db, default_area_code=config.customers.default_area_code or None
+            result = await CustomerImporter(
+                db, default_area_code=config.customers.default_area_code or None,
             ).import_file(
                 stream,
                 existing="skip" if args.skip_existing else "update",
                 conflicts=args.conflicts or "skip",
                 progress=show_progress if sys.stderr.isatty() else None,
             )
+            await apps.AuditLog(db).record(
+                "customers.import", actor=apps.SYSTEM.username,
+                target=f"customer_import:{os.path.basename(args.file)}",
+                detail={"file": os.path.basename(args.file), "imported": result.imported,
+                        "updated": result.updated, "unchanged": result.unchanged,
+                        "skipped": result.skipped, "rejected": result.rejected,
+                        "conflicts": len(result.conflicts),
+                        "conflicts_choice": args.conflicts or "skip"},
+                source_ip=COMMAND_LINE)
+            return result
         finally:
             await db.close()
 
@@ -182,16 +199,32 @@ def _print_some(lines: Sequence[str]) -> None:
 # ---- helpers ------------------------------------------------------------------------------
 
 
-def _run_with_users(config: Config, action: Callable[[UserService], Awaitable[T]]) -> T:
+def _run_with_users(
+    config: Config,
+    action: Callable[[UserService], Awaitable[T]],
+    *,
+    audited: tuple[str, str] | None = None,
+    detail: Callable[[T], dict[str, object]] | None = None,
+) -> T:
     """Run ``action`` on a UserService, upgrading the schema first so that a fresh data
-    directory needs no separate `callcenter db upgrade`."""
+    directory needs no separate `callcenter db upgrade`. ``audited`` (action, username):
+    the change is written to the audit log as done by the system from the command line,
+    with ``detail`` of the result."""
     import apps
+    from apps.audit import COMMAND_LINE
 
     async def run() -> T:
         await apps.upgrade_database(config.database.url)
         db = await apps.Database.connect(config.database.url)
         try:
-            return await action(apps.UserService(db, config.sip.realm))
+            result = await action(apps.UserService(db, config.sip.realm))
+            if audited is not None:
+                what, username = audited
+                await apps.AuditLog(db).record(
+                    what, actor=apps.SYSTEM.username, target=f"user:{username}",
+                    detail=detail(result) if detail is not None else {},
+                    source_ip=COMMAND_LINE)
+            return result
         finally:
             await db.close()
 
@@ -206,7 +239,7 @@ def _run(coroutine: Coroutine[object, object, T]) -> T:
 
     try:
         return asyncio.run(coroutine)
-    except apps.UserError as error:
+    except (apps.UserError, apps.AuditError) as error:
         raise CommandError(str(error)) from None
     except (SQLAlchemyError, OSError) as error:
         # A bad URL, a database that is down, a data directory that cannot be written.

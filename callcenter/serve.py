@@ -41,7 +41,7 @@ from switch.signalling import SipService, SipSettings
 from switch.sip import Credentials
 from web import WebError, WebServer, WebServices, WebSettings, create_app, load_or_create_secret
 from web.admin import NAV as ADMIN_NAV
-from web.admin import AdminServices
+from web.admin import AdminServices, RegisteredExtensions
 from web.admin import routes as admin_routes
 from web.customer_import_routes import NAV as IMPORT_NAV
 from web.customer_import_routes import ImportWebServices
@@ -81,11 +81,15 @@ def sip_settings(config: Config) -> SipSettings:
 
 
 def web_server(config: Config, users: UserService, db: Database,
-               customers: CustomerService) -> WebServer:
+               customers: CustomerService,
+               registered_extensions: RegisteredExtensions | None = None) -> WebServer:
+    """The web app on the apps services; ``registered_extensions`` is the switch's
+    read-only view of which phones are registered (for the user list)."""
     web = config.web
     audit = AuditLog(db)
     permissions = PermissionService(db, audit)
-    admin = AdminServices(users, GroupService(db, audit), permissions, audit)
+    admin = AdminServices(users, GroupService(db, audit), permissions, audit,
+                          registered_extensions=registered_extensions)
     customer_pages = CustomerWebServices(customers, ContactRecordService(db), users, audit)
     importer = CustomerImporter(db, default_area_code=config.customers.default_area_code or None)
     imports = ImportWebServices(importer, audit, config.data.dir / "imports")
@@ -206,7 +210,7 @@ async def run(config: Config, *, ready: asyncio.Event | None = None) -> None:
     area_code = config.customers.default_area_code or None
     # One per process: it keeps a connection of its own for caller lookups.
     customers = CustomerService(db, default_area_code=area_code)
-    web = web_server(config, users, db, customers)
+    web = web_server(config, users, db, customers, service.registered_extensions)
     loop.add_reader(engine.events_fd, service.on_media_events)
     try:
         await service.start()

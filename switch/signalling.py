@@ -370,6 +370,13 @@ class SipService:
             self.hang_up_all()
         return left
 
+    def registered_extensions(self) -> frozenset[str]:
+        """The extensions (AORs) whose phones are registered now: a read-only view of the
+        registrar for the web's user list (nothing before the service starts)."""
+        if self._loop is None:
+            return frozenset()
+        return self.registrar.registered_aors(self.now)
+
     @property
     def active_calls(self) -> int:
         return len(self.calls.calls) if self.calls is not None else 0

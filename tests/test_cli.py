@@ -144,6 +144,33 @@ def test_disable_stops_login_and_phone_and_enable_restores_them(data_dir: Path) 
     assert has_sip_credentials(data_dir, "1009")
 
 
+def test_user_changes_are_audited_as_the_system_from_the_command_line(
+    data_dir: Path,
+) -> None:
+    callcenter(data_dir, "user", "add", "--username", "gina", "--password", "gina password",
+               "--extension", "1011", "--role", "supervisor")
+    callcenter(data_dir, "user", "disable", "gina")
+    callcenter(data_dir, "user", "enable", "gina")
+    callcenter(data_dir, "user", "passwd", "gina", "--password", "another password")
+    callcenter(data_dir, "user", "disable", "nobody", expect=1)  # refused: nothing audited
+
+    async def entries() -> list[apps.AuditEntry]:
+        db = await apps.Database.connect(f"sqlite+aiosqlite:///{data_dir}/callcenter.sqlite3")
+        try:
+            return await apps.AuditLog(db).recent(10)
+        finally:
+            await db.close()
+
+    found = asyncio.run(entries())
+    assert [(e.action, e.actor, e.target, e.source_ip) for e in reversed(found)] == [
+        ("user.create", "system", "user:gina", "command-line"),
+        ("user.disable", "system", "user:gina", "command-line"),
+        ("user.enable", "system", "user:gina", "command-line"),
+        ("user.password_reset", "system", "user:gina", "command-line"),
+    ]
+    assert found[-1].detail == {"role": "supervisor", "extension": "1011"}
+
+
 def test_disable_of_an_unknown_user_is_an_error(data_dir: Path) -> None:
     result = callcenter(data_dir, "user", "disable", "nobody", expect=1)
     assert result.stderr == "callcenter: no such user 'nobody'\n"

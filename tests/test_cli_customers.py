@@ -15,6 +15,7 @@ from argon2 import PasswordHasher
 from openpyxl import Workbook, load_workbook
 
 from apps import (
+    AuditLog,
     ContactRecordService,
     CustomerService,
     Database,
@@ -91,6 +92,25 @@ def test_import_prints_counts_and_row_errors_and_repeats_harmlessly(
     skipped = callcenter(data_dir, "customers", "import", str(customers), "--skip-existing")
     assert skipped.stdout.splitlines()[0] == (
         "imported 0, updated 0, unchanged 0, skipped 2, rejected 2")
+
+
+def test_an_import_is_audited_as_the_system_from_the_command_line(
+        data_dir: Path, customers: Path) -> None:
+    callcenter(data_dir, "customers", "import", str(customers))
+
+    async def entries() -> list[Any]:
+        db = await Database.connect(f"sqlite+aiosqlite:///{data_dir}/callcenter.sqlite3")
+        try:
+            return await AuditLog(db).recent(10)
+        finally:
+            await db.close()
+
+    [entry] = asyncio.run(entries())
+    assert (entry.action, entry.actor, entry.source_ip) == (
+        "customers.import", "system", "command-line")
+    assert entry.detail == {"file": "customers.xlsx", "imported": 2, "updated": 0,
+                            "unchanged": 0, "skipped": 0, "rejected": 2, "conflicts": 0,
+                            "conflicts_choice": "skip"}
 
 
 def test_errors_option_writes_the_rejected_rows(

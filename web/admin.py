@@ -2,7 +2,8 @@
 
 The composition root hands them to create_app::
 
-    admin = AdminServices(users, groups, permissions, audit)
+    admin = AdminServices(users, groups, permissions, audit,
+                          registered_extensions=sip_service.registered_extensions)
     create_app(services, routes=web.admin.routes(admin), nav=web.admin.NAV)
 """
 
@@ -11,10 +12,10 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from web import admin_audit, admin_groups, admin_permissions, admin_users
-from web.admin_common import AdminServices
+from web.admin_common import AdminServices, RegisteredExtensions
 from web.templating import NavItem
 
-__all__ = ["NAV", "AdminServices", "routes"]
+__all__ = ["NAV", "AdminServices", "RegisteredExtensions", "routes"]
 
 _AREAS = (admin_users, admin_groups, admin_permissions, admin_audit)
 

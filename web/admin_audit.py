@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,9 +11,10 @@ from starlette.routing import BaseRoute, Route
 
 from apps.audit import MAX_RECENT_LIMIT, AuditEntry
 from web.admin_common import API, AdminServices, invalid, timestamp
+from web.audit_text import ACTIONS, action_label, source_label, summary
 from web.auth import requires
 from web.openapi import documented
-from web.templating import NavItem, render
+from web.templating import NavItem, language_of, render
 
 CAPABILITY = "audit.view"
 NAV = NavItem("/admin/audit", "nav.admin_audit", CAPABILITY)
@@ -42,7 +42,8 @@ class AuditFilter:
                    limit=int(raw_limit))
 
 
-def entry_json(entry: AuditEntry) -> dict[str, Any]:
+def entry_json(lang: str, entry: AuditEntry) -> dict[str, Any]:
+    """The stored fields as they are, with how the page reads them in ``lang``."""
     return {
         "id": entry.id,
         "at": timestamp(entry.at),
@@ -52,6 +53,9 @@ def entry_json(entry: AuditEntry) -> dict[str, Any]:
         "target": entry.target,
         "detail": dict(entry.detail),
         "source_ip": entry.source_ip,
+        "label": action_label(lang, entry.action),
+        "summary": summary(lang, entry),
+        "source": source_label(lang, entry.source_ip),
     }
 
 
@@ -75,13 +79,17 @@ class AuditAdmin:
         """Read the audit log, newest first.
 
         Query: ``action`` (exact, e.g. permission.grant), ``user`` (the acting username),
-        ``limit`` (1 to 1000, default 100)."""
+        ``limit`` (1 to 1000, default 100). Each entry has the stored fields (``source_ip``
+        is the client address, "command-line", or null for an entry written before
+        sources were recorded) and, in the request's language, ``label`` (the action),
+        ``summary`` (the detail as one line) and ``source`` (the address, 命令行, or —)."""
         try:
             wanted = AuditFilter.parse(request.query_params)
         except BadFilter as exc:
             return invalid(request, str(exc))
         entries = await self._entries(wanted)
-        return JSONResponse({"entries": [entry_json(entry) for entry in entries]})
+        lang = language_of(request)
+        return JSONResponse({"entries": [entry_json(lang, entry) for entry in entries]})
 
     async def page(self, request: Request) -> Response:
         error: str | None = None
@@ -90,10 +98,11 @@ class AuditAdmin:
         except BadFilter as exc:
             wanted, error = AuditFilter(None, None, DEFAULT_LIMIT), str(exc)
         entries = await self._entries(wanted)
-        rows = [(entry, json.dumps(dict(entry.detail), ensure_ascii=False, sort_keys=True))
-                for entry in entries]
+        lang = language_of(request)
         return render(request, "admin/audit.html", {
-            "rows": rows, "wanted": wanted, "error": error, "timestamp": timestamp,
+            "rows": [entry_json(lang, entry) for entry in entries],
+            "actions": [(action, action_label(lang, action)) for action in ACTIONS],
+            "wanted": wanted, "error": error,
         }, status_code=400 if error else 200)
 
 

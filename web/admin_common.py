@@ -7,7 +7,7 @@ wraps its method in ``requires(capability)`` where the route table is built.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,12 +28,18 @@ from web.templating import language_of, render
 API = "/api/v1"
 
 
+# The extensions whose phones are registered now (the switch's registrar, read-only).
+RegisteredExtensions = Callable[[], Set[str]]
+
+
 @dataclass(frozen=True)
 class AdminServices:
     users: UserService
     groups: GroupService
     permissions: PermissionService
     audit: AuditLog
+    # None where no switch runs in the process: phones' registration is then unknown.
+    registered_extensions: RegisteredExtensions | None = None
 
 
 ADMIN_MESSAGES: dict[str, dict[str, str]] = {
@@ -100,13 +106,14 @@ ADMIN_MESSAGES: dict[str, dict[str, str]] = {
         "administrators always keep everything.",
     },
     "audit.title": {"zh": "审计日志", "en": "Audit log"},
-    "audit.at": {"zh": "时间 (UTC)", "en": "Time (UTC)"},
+    "audit.at": {"zh": "时间", "en": "Time"},
     "audit.actor": {"zh": "操作人", "en": "Who"},
     "audit.action": {"zh": "动作", "en": "Action"},
     "audit.target": {"zh": "对象", "en": "Target"},
     "audit.detail": {"zh": "详情", "en": "Detail"},
     "audit.source_ip": {"zh": "来源地址", "en": "Source address"},
     "audit.filter": {"zh": "筛选", "en": "Filter"},
+    "audit.all_actions": {"zh": "全部", "en": "All"},
     "audit.user": {"zh": "用户", "en": "User"},
     "audit.empty": {"zh": "没有符合条件的记录", "en": "No matching entries"},
 }

@@ -22,6 +22,7 @@ from web.admin_common import (
     invalid,
     not_found,
     reason,
+    source_ip,
     text_field,
 )
 from web.auth import requires
@@ -42,9 +43,9 @@ def member_json(member: GroupMember) -> dict[str, Any]:
     return {"user_id": member.user_id, "username": member.username, "name": member.name}
 
 
-# What a change does, given the actor and the request's data; raises AccessError
-# (PermissionDenied included) or BadInput.
-Change = Callable[[UserRecord, int, Mapping[str, Any]], Awaitable[Any]]
+# What a change does, given the actor, the group, the request's data and its client
+# address (for the audit log); raises AccessError (PermissionDenied included) or BadInput.
+Change = Callable[[UserRecord, int, Mapping[str, Any], str | None], Awaitable[Any]]
 
 
 class GroupsAdmin:
@@ -57,29 +58,33 @@ class GroupsAdmin:
             "remove_member": self._remove_member,
         }
 
-    async def _delete(self, actor: UserRecord, group_id: int, _: Mapping[str, Any]) -> None:
-        await self._services.groups.delete(actor, group_id)
+    async def _delete(self, actor: UserRecord, group_id: int, _: Mapping[str, Any],
+                      source: str | None) -> None:
+        await self._services.groups.delete(actor, group_id, source_ip=source)
 
     async def _add_member(self, actor: UserRecord, group_id: int,
-                          data: Mapping[str, Any]) -> bool:
+                          data: Mapping[str, Any], source: str | None) -> bool:
         return await self._services.groups.add_member(actor, group_id,
-                                                      id_field(data, "user_id"))
+                                                      id_field(data, "user_id"),
+                                                      source_ip=source)
 
     async def _remove_member(self, actor: UserRecord, group_id: int,
-                             data: Mapping[str, Any]) -> bool:
+                             data: Mapping[str, Any], source: str | None) -> bool:
         return await self._services.groups.remove_member(actor, group_id,
-                                                         id_field(data, "user_id"))
+                                                         id_field(data, "user_id"),
+                                                         source_ip=source)
 
     async def _rename(self, actor: UserRecord, group_id: int,
-                      data: Mapping[str, Any]) -> GroupRecord:
+                      data: Mapping[str, Any], source: str | None) -> GroupRecord:
         group = await self._services.groups.get(group_id)
         if "name" in data:
             name = text_field(data, "name", required=True)
             assert name is not None
-            group = await self._services.groups.rename(actor, group_id, name)
+            group = await self._services.groups.rename(actor, group_id, name,
+                                                       source_ip=source)
         if "description" in data:
             group = await self._services.groups.set_description(
-                actor, group_id, text_field(data, "description"))
+                actor, group_id, text_field(data, "description"), source_ip=source)
         return group
 
     async def _group(self, group_id: int) -> GroupRecord | None:
@@ -93,7 +98,7 @@ class GroupsAdmin:
         actor = await acting_user(request, self._services)
         if actor is None:
             raise PermissionDenied("the acting user no longer exists", "groups.manage")
-        return await self._changes[what](actor, group_id, data)
+        return await self._changes[what](actor, group_id, data, source_ip(request))
 
     async def _api_change(self, request: Request, what: str, data: Mapping[str, Any],
                           answer: Callable[[Any], Response]) -> Response:
@@ -130,7 +135,8 @@ class GroupsAdmin:
             name = text_field(data, "name", required=True)
             assert name is not None
             group = await self._services.groups.create(actor, name,
-                                                       text_field(data, "description"))
+                                                       text_field(data, "description"),
+                                                       source_ip=source_ip(request))
         except PermissionDenied:
             return forbidden(request)
         except (AccessError, BadInput) as exc:
@@ -204,7 +210,8 @@ class GroupsAdmin:
             name = text_field(form, "name", required=True)
             assert name is not None
             group = await self._services.groups.create(actor, name,
-                                                       text_field(form, "description"))
+                                                       text_field(form, "description"),
+                                                       source_ip=source_ip(request))
         except PermissionDenied:
             return forbidden(request)
         except (AccessError, BadInput) as exc:

@@ -1,7 +1,9 @@
 """Permissions per agent group (permissions.manage; the service manager's page): for each
-capability of the catalogue, what every role has by default and whether the group grants
-it, revokes it or leaves it to the role. apps.permissions checks and audits each change
-(nobody grants or revokes what they do not hold themselves)."""
+capability that is offered (apps.permissions.OFFERED: those whose features are built),
+what every role has by default and whether the group grants it, revokes it or leaves it
+to the role. The whole matrix is saved in one action (one form, one ``PUT``), which
+apps.permissions checks (nobody grants or revokes what they do not hold themselves) and
+audits as one entry."""
 
 from __future__ import annotations
 
@@ -14,12 +16,13 @@ from starlette.routing import BaseRoute, Route
 
 from apps.agent_groups import GroupRecord
 from apps.permissions import (
-    CATALOGUE,
+    BUILT,
+    CAPABILITIES,
+    OFFERED,
     ROLE_DEFAULTS,
     AccessError,
     Capability,
     PermissionDenied,
-    PermissionService,
     UnknownCapability,
 )
 from apps.users import Role, UserRecord
@@ -31,11 +34,12 @@ from web.admin_common import (
     invalid,
     not_found,
     reason,
+    source_ip,
     text_field,
 )
 from web.admin_groups import group_json
 from web.auth import requires
-from web.i18n import role_label
+from web.i18n import add_messages, role_label, translate
 from web.inputs import BadInput, json_object
 from web.openapi import documented
 from web.templating import NavItem, language_of, render
@@ -46,12 +50,29 @@ NAV = NavItem("/admin/permissions", "nav.admin_permissions", CAPABILITY)
 # A group's setting of one capability: the stored override (None: none stored).
 STATES: Mapping[str, bool | None] = {"default": None, "granted": True, "revoked": False}
 STATE_NAMES: Mapping[bool | None, str] = {value: name for name, value in STATES.items()}
+FIELD_PREFIX = "cap:"  # the matrix form's select of capability X is named "cap:X"
 
+PERMISSION_MESSAGES: dict[str, dict[str, str]] = {
+    "permissions.save": {"zh": "保存全部更改", "en": "Save all changes"},
+    "permissions.saved": {
+        "zh": "已保存：{count} 项权限已更改", "en": "Saved: {count} changed"},
+    "permissions.unchanged": {"zh": "已保存：没有更改", "en": "Saved: nothing changed"},
+    "permissions.not_offered": {
+        "zh": "权限“{name}”对应的功能尚未上线，不能设置",
+        "en": "'{name}' belongs to a feature that is not built yet and cannot be set"},
+    "permissions.unknown": {"zh": "未知的权限“{name}”", "en": "unknown capability '{name}'"},
+    "permissions.bad_state": {
+        "zh": "“{name}”的设置必须是 default、granted 或 revoked 之一",
+        "en": "the setting of '{name}' must be one of default, granted, revoked"},
+    "permissions.missing": {
+        "zh": "整张权限表必须包含每一项权限，缺少：{names}",
+        "en": "the matrix must set every capability; missing: {names}"},
+    "permissions.not_a_matrix": {
+        "zh": "“capabilities”必须是“权限名: 设置”的对象",
+        "en": "'capabilities' must be an object of capability name to setting"},
+}
 
-async def _apply(service: PermissionService, actor: UserRecord, group_id: int,
-                 capability: str, state: str) -> bool:
-    change = {"default": service.clear, "granted": service.grant, "revoked": service.revoke}
-    return await change[state](actor, group_id, capability)
+add_messages("permission admin", PERMISSION_MESSAGES)
 
 
 def matrix_row(lang: str, capability: Capability, override: bool | None,
@@ -64,9 +85,32 @@ def matrix_row(lang: str, capability: Capability, override: bool | None,
         "defaults": {role.value: capability.name in ROLE_DEFAULTS[role] for role in Role},
         "state": STATE_NAMES[override],
         # The service refuses changes to what the actor does not hold; the page says so
-        # up front instead of offering a button that can only fail.
+        # up front instead of offering a control that can only fail.
         "changeable": capability.name in held,
     }
+
+
+def offered(name: str) -> str:
+    """``name`` if the matrix offers it; BadInput (not built, or unknown) if not."""
+    if name in BUILT:
+        return name
+    if name in CAPABILITIES:
+        raise BadInput.of("permissions.not_offered", name=name)
+    raise BadInput.of("permissions.unknown", name=name)
+
+
+def wanted_matrix(states: Mapping[str, Any]) -> dict[str, bool | None]:
+    """The settings of a whole matrix (capability name to state name), checked: every
+    offered capability once, nothing else, each a known state."""
+    wanted: dict[str, bool | None] = {}
+    for name, state in states.items():
+        if not isinstance(state, str) or state not in STATES:
+            raise BadInput.of("permissions.bad_state", name=name)
+        wanted[offered(name)] = STATES[state]
+    missing = [c.name for c in OFFERED if c.name not in wanted]
+    if missing:
+        raise BadInput.of("permissions.missing", names=", ".join(missing))
+    return wanted
 
 
 class PermissionsAdmin:
@@ -84,16 +128,19 @@ class PermissionsAdmin:
         held: frozenset[str] = request.state.permissions
         lang = language_of(request)
         return [matrix_row(lang, capability, overrides.get(capability.name), held)
-                for capability in CATALOGUE]
+                for capability in OFFERED]
 
-    async def _change(self, request: Request, group_id: int, capability: str,
-                      state: str | None) -> bool:
-        if state is None or state not in STATES:
-            raise BadInput(f"state must be one of {', '.join(STATES)}")
+    async def _actor(self, request: Request) -> UserRecord:
         actor = await acting_user(request, self._services)
         if actor is None:
             raise PermissionDenied("the acting user no longer exists", CAPABILITY)
-        return await _apply(self._services.permissions, actor, group_id, capability, state)
+        return actor
+
+    async def _save(self, request: Request, group_id: int,
+                    wanted: Mapping[str, bool | None]) -> dict[str, bool | None]:
+        """Store the matrix in one change (one audit entry); what changed."""
+        return await self._services.permissions.set_overrides(
+            await self._actor(request), group_id, wanted, source_ip=source_ip(request))
 
     # -- JSON API ------------------------------------------------------------------------
 
@@ -101,8 +148,9 @@ class PermissionsAdmin:
     async def api_matrix(self, request: Request) -> Response:
         """An agent group's capabilities: role defaults and the group's grant or revoke.
 
-        ``state`` is default, granted or revoked; ``changeable`` is whether the caller
-        may change it (only what the caller holds)."""
+        Only capabilities whose features are built are listed. ``state`` is default,
+        granted or revoked; ``changeable`` is whether the caller may change it (only what
+        the caller holds)."""
         group = await self._group(request.path_params["group_id"])
         if group is None:
             return not_found(request, "groups.not_found")
@@ -111,6 +159,38 @@ class PermissionsAdmin:
             "group": group_json(group),
             "roles": [{"role": role.value, "label": role_label(lang, role.value)}
                       for role in Role],
+            "capabilities": await self._matrix(request, group.id),
+        })
+
+    @documented(request_body={"type": "object", "required": ["capabilities"], "properties": {
+                    "capabilities": {
+                        "type": "object", "description": "every listed capability's state",
+                        "additionalProperties": {"type": "string", "enum": list(STATES)}}}},
+                responses={"200": {"description": "Saved: what changed, and the matrix"},
+                           "400": {"description": "Refused: the message says why"},
+                           "403": {"description": "A change of a capability the caller "
+                                                  "lacks; nothing is saved"},
+                           "404": {"description": "No such agent group"}})
+    async def api_save(self, request: Request) -> Response:
+        """Save a group's whole permission matrix in one change (audited once).
+
+        ``capabilities`` names every capability the matrix lists with its state (default,
+        granted or revoked); all or nothing."""
+        group = await self._group(request.path_params["group_id"])
+        if group is None:
+            return not_found(request, "groups.not_found")
+        try:
+            data = await json_object(request)
+            states = data.get("capabilities")
+            if not isinstance(states, dict):
+                raise BadInput.of("permissions.not_a_matrix")
+            changed = await self._save(request, group.id, wanted_matrix(states))
+        except PermissionDenied:
+            return forbidden(request)
+        except (AccessError, BadInput) as exc:
+            return invalid(request, reason(request, exc))
+        return JSONResponse({
+            "changed": {name: STATE_NAMES[granted] for name, granted in changed.items()},
             "capabilities": await self._matrix(request, group.id),
         })
 
@@ -124,10 +204,21 @@ class PermissionsAdmin:
         if group is None:
             return not_found(request, "groups.not_found")
         capability: str = request.path_params["capability"]
+        if capability not in BUILT:
+            key = "permissions.not_offered" if capability in CAPABILITIES else (
+                "permissions.unknown")
+            return JSONResponse({"error": "not_found", "message": translate(
+                language_of(request), key, name=capability)}, status_code=404)
         try:
             data = await json_object(request)
             state = text_field(data, "state", required=True)
-            changed = await self._change(request, group.id, capability, state)
+            if state is None or state not in STATES:
+                raise BadInput(f"state must be one of {', '.join(STATES)}")
+            service = self._services.permissions
+            change = {"default": service.clear, "granted": service.grant,
+                      "revoked": service.revoke}[state]
+            changed = await change(await self._actor(request), group.id, capability,
+                                   source_ip=source_ip(request))
         except UnknownCapability as exc:
             return JSONResponse({"error": "not_found", "message": str(exc)}, status_code=404)
         except PermissionDenied:
@@ -147,28 +238,36 @@ class PermissionsAdmin:
         if group is None:
             return not_found(request, "groups.not_found")
         lang = language_of(request)
+        saved = request.query_params.get("saved")
         return render(request, "admin/permission_matrix.html", {
             "group": group,
             "roles": [(role.value, role_label(lang, role.value)) for role in Role],
             "rows": await self._matrix(request, group.id),
             "states": list(STATES),
+            "field_prefix": FIELD_PREFIX,
             "error": error,
+            "saved": int(saved) if saved is not None and saved.isascii()
+            and saved.isdigit() and len(saved) < 4 else None,
         }, status_code=400 if error else 200)
 
-    async def page_set(self, request: Request) -> Response:
+    async def page_save(self, request: Request) -> Response:
         group = await self._group(request.path_params["group_id"])
         if group is None:
             return not_found(request, "groups.not_found")
         form = await request.form()
+        # A capability the user may not change has a disabled select, which the browser
+        # does not send: it keeps its setting.
+        current = await self._services.permissions.group_overrides(group.id)
+        states: dict[str, Any] = {c.name: STATE_NAMES[current.get(c.name)] for c in OFFERED}
+        states.update({key.removeprefix(FIELD_PREFIX): value for key, value in form.items()
+                       if key.startswith(FIELD_PREFIX)})
         try:
-            capability = text_field(form, "capability", required=True)
-            assert capability is not None
-            await self._change(request, group.id, capability, text_field(form, "state"))
+            changed = await self._save(request, group.id, wanted_matrix(states))
         except PermissionDenied:
             return forbidden(request)
         except (AccessError, BadInput) as exc:
             return await self.page_matrix(request, error=reason(request, exc))
-        return RedirectResponse(f"/admin/permissions/{group.id}#cap-{capability}",
+        return RedirectResponse(f"/admin/permissions/{group.id}?saved={len(changed)}",
                                 status_code=303)
 
 
@@ -178,9 +277,10 @@ def routes(services: AdminServices) -> list[BaseRoute]:
     group = "{group_id:id}"
     return [
         Route(f"{API}/groups/{group}/permissions", guard(admin.api_matrix), methods=["GET"]),
+        Route(f"{API}/groups/{group}/permissions", guard(admin.api_save), methods=["PUT"]),
         Route(f"{API}/groups/{group}/permissions/{{capability}}", guard(admin.api_set),
               methods=["PUT"]),
         Route("/admin/permissions", guard(admin.page_groups), methods=["GET"]),
         Route(f"/admin/permissions/{group}", guard(admin.page_matrix), methods=["GET"]),
-        Route(f"/admin/permissions/{group}", guard(admin.page_set), methods=["POST"]),
+        Route(f"/admin/permissions/{group}", guard(admin.page_save), methods=["POST"]),
     ]

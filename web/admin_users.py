@@ -13,7 +13,7 @@ Every change is written to the audit log.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from typing import Any
 
 from starlette.requests import Request
@@ -46,6 +46,11 @@ NAV = NavItem("/admin/users", "nav.admin_users", CAPABILITY)
 
 USER_MESSAGES: dict[str, dict[str, str]] = {
     "users.disabled": {"zh": "已停用", "en": "Disabled"},
+    "users.phone": {"zh": "话机", "en": "Phone"},
+    "users.registered": {"zh": "已注册", "en": "Registered"},
+    "users.unregistered": {"zh": "未注册", "en": "Not registered"},
+    "users.no_phone": {"zh": "无分机", "en": "No extension"},
+    "users.phone_unknown": {"zh": "未知", "en": "Unknown"},
     "users.active": {"zh": "正常", "en": "Active"},
     "users.status": {"zh": "状态", "en": "Status"},
     "users.disable": {"zh": "停用账号", "en": "Disable account"},
@@ -99,7 +104,15 @@ class SelfDisable(Exception):
     """The actor tried to disable their own account (nobody would be left to undo it)."""
 
 
-def user_json(lang: str, user: UserRecord) -> dict[str, Any]:
+def phone_registered(user: UserRecord, registered: Set[str] | None) -> bool | None:
+    """Whether the user's phone is registered now: False without an extension, None when
+    the registrar cannot be asked (no switch in this process)."""
+    if user.extension is None:
+        return False
+    return None if registered is None else user.extension in registered
+
+
+def user_json(lang: str, user: UserRecord, registered: Set[str] | None) -> dict[str, Any]:
     return {
         "id": user.id,
         "username": user.username,
@@ -109,6 +122,7 @@ def user_json(lang: str, user: UserRecord) -> dict[str, Any]:
         "extension": user.extension,
         "created_at": timestamp(user.created_at),
         "disabled": user.disabled,
+        "registered": phone_registered(user, registered),
     }
 
 
@@ -230,6 +244,10 @@ class UsersAdmin:
             action, actor_id=actor.id, actor=actor.username, target=f"user:{user.username}",
             detail=detail, source_ip=source_ip(request))
 
+    def _registered(self) -> Set[str] | None:
+        ask = self._services.registered_extensions
+        return None if ask is None else ask()
+
     async def _user(self, request: Request) -> UserRecord | None:
         return await self._services.users.get_user(request.path_params["user_id"])
 
@@ -237,10 +255,12 @@ class UsersAdmin:
 
     @documented(responses={"200": {"description": "Every user, by username"}})
     async def api_list(self, request: Request) -> Response:
-        """List users."""
+        """List users, each with ``registered``: whether their phone (extension) is
+        registered with the switch now (false without an extension)."""
         lang = language_of(request)
         users = await self._services.users.list_users()
-        return JSONResponse({"users": [user_json(lang, user) for user in users]})
+        registered = self._registered()
+        return JSONResponse({"users": [user_json(lang, user, registered) for user in users]})
 
     @documented(request_body={**_USER_BODY, "required": ["username", "role", "password"]},
                 responses={"201": {"description": "Created"},
@@ -253,7 +273,8 @@ class UsersAdmin:
             return forbidden(request)
         except (BadInput, UserError) as exc:
             return invalid(request, reason(request, exc))
-        return JSONResponse(user_json(language_of(request), user), status_code=201)
+        return JSONResponse(user_json(language_of(request), user, self._registered()),
+                            status_code=201)
 
     @documented(responses={"404": {"description": "No such user"}})
     async def api_get(self, request: Request) -> Response:
@@ -261,7 +282,7 @@ class UsersAdmin:
         user = await self._user(request)
         if user is None:
             return not_found(request, "users.not_found")
-        return JSONResponse(user_json(language_of(request), user))
+        return JSONResponse(user_json(language_of(request), user, self._registered()))
 
     @documented(request_body=_USER_BODY,
                 responses={"400": {"description": "Refused: the message says why"},
@@ -282,7 +303,7 @@ class UsersAdmin:
             return invalid(request, translate(language_of(request), "users.cannot_disable_self"))
         except (BadInput, UserError) as exc:
             return invalid(request, reason(request, exc))
-        return JSONResponse(user_json(language_of(request), updated))
+        return JSONResponse(user_json(language_of(request), updated, self._registered()))
 
     @documented(request_body={"type": "object", "required": ["password"],
                               "properties": {"password": {"type": "string", "minLength": 8}}},
@@ -321,8 +342,10 @@ class UsersAdmin:
     async def page_list(self, request: Request, *, error: str | None = None,
                         form: Mapping[str, Any] | None = None) -> Response:
         users = await self._services.users.list_users()
+        registered = self._registered()
         return render(request, "admin/users.html", {
-            "users": users, "roles": role_choices(request), "error": error,
+            "users": [(user, phone_registered(user, registered)) for user in users],
+            "roles": role_choices(request), "error": error,
             "form": dict(form or {}),
         }, status_code=400 if error else 200)
 

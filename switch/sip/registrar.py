@@ -144,6 +144,10 @@ class Registrar:
         """Live bindings, most recently registered last."""
         return self._live(aor, now)
 
+    def registered_aors(self, now: float) -> frozenset[str]:
+        """Every AOR with a live binding at ``now``."""
+        return frozenset(aor for aor in self._bindings if self._live(aor, now))
+
     def expire(self, now: float) -> None:
         for aor in list(self._bindings):
             live = self._live(aor, now)

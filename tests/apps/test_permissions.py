@@ -385,3 +385,48 @@ async def test_a_stored_override_of_a_capability_no_longer_known_counts_for_noth
         session.add(GroupPermission(group_id=team, capability="fax.send", granted=True))
         await session.commit()
     assert await permissions.effective(agent.id) == ROLE_DEFAULTS[Role.agent]
+
+
+async def test_a_matrix_is_set_in_one_change_audited_once_from_its_source(
+    permissions: PermissionService, groups: GroupService, people: dict[Role, UserRecord],
+    audit: AuditLog,
+) -> None:
+    agent = people[Role.agent]
+    team = await _group(groups, "team", agent)
+    manager = people[Role.service_manager]
+    await permissions.grant(manager, team, "sms.send")
+
+    changed = await permissions.set_overrides(manager, team, {
+        "customers.import": True, "contacts.write": False, "sms.send": None,
+        "customers.view": None,  # already the role default: no change
+    }, source_ip="192.0.2.7")
+
+    assert changed == {"customers.import": True, "contacts.write": False, "sms.send": None}
+    assert await permissions.group_overrides(team) == {
+        "contacts.write": False, "customers.import": True}
+    [entry] = await audit.recent(1, action="permission.update")
+    assert (entry.actor, entry.source_ip) == (manager.username, "192.0.2.7")
+    assert entry.detail == {"group": "team", "changes": {
+        "contacts.write": {"before": "default", "after": "revoked"},
+        "customers.import": {"before": "default", "after": "granted"},
+        "sms.send": {"before": "granted", "after": "default"}}}
+    assert await permissions.set_overrides(manager, team, changed) == {}
+    assert len(await audit.recent(10, action="permission.update")) == 1
+
+
+async def test_a_matrix_with_one_forbidden_change_changes_nothing(
+    permissions: PermissionService, groups: GroupService, people: dict[Role, UserRecord],
+    audit: AuditLog,
+) -> None:
+    team = await _group(groups, "team", people[Role.agent])
+    manager = people[Role.service_manager]
+    with pytest.raises(PermissionDenied):
+        await permissions.set_overrides(
+            manager, team, {"customers.import": True, "users.manage": True},
+            source_ip="192.0.2.8")
+    assert await permissions.group_overrides(team) == {}
+    [denied] = await audit.recent(1, action="permission.denied")
+    assert denied.detail["missing"] == ["users.manage"]
+    assert denied.source_ip == "192.0.2.8"
+    with pytest.raises(UnknownCapability):
+        await permissions.set_overrides(manager, team, {"calls.teleport": True})

@@ -145,3 +145,14 @@ def test_next_deadline_is_the_earliest_expiry():
     registrar.register(register("<sip:1001@10.0.0.2>;expires=300", call_id="x"), FLOW, 0.0,
                        to_tag="t")
     assert registrar.next_deadline() == 300.0
+
+
+def test_registered_aors_are_those_with_a_live_binding_now():
+    registrar = Registrar()
+    assert registrar.registered_aors(now=0.0) == frozenset()
+    registrar.register(register(expires="120"), FLOW, now=0.0, to_tag="t")
+    assert registrar.registered_aors(now=119.9) == {"1001"}
+    assert registrar.registered_aors(now=120.0) == frozenset()  # not yet swept, but gone
+    registrar.register(register(expires="600", cseq=2), FLOW, now=200.0, to_tag="t")
+    registrar.register(register(expires="0", cseq=3), FLOW, now=300.0, to_tag="t")
+    assert registrar.registered_aors(now=300.0) == frozenset()

@@ -3,6 +3,8 @@ SIP credentials) and in the audit log; nobody manages a user or role above thems
 
 from __future__ import annotations
 
+import re
+
 from httpx import Response
 from hypothesis import given
 from hypothesis import strategies as st
@@ -27,7 +29,7 @@ def test_admin_creates_a_phone_user_who_can_log_in_and_register(site: Site) -> N
     assert status == 201
     assert user == {"id": user["id"], "username": "zhaolei", "name": "赵雷", "role": "agent",
                     "role_label": "普通座席", "extension": "1005",
-                    "created_at": user["created_at"], "disabled": False}
+                    "created_at": user["created_at"], "disabled": False, "registered": False}
     listed = site.client.get("/api/v1/users").json()["users"]
     assert {"zhaolei": "1005"}.items() <= {u["username"]: u["extension"] for u in listed}.items()
     assert site.run(lambda: site.admin.users.verify_web_password("zhaolei", "agent password"))
@@ -133,11 +135,11 @@ def test_users_page_lists_users_with_their_extension_in_both_languages(site: Sit
     create(site, token, username="zhaolei", role="agent", extension="1005", password=PASSWORD)
     page = site.client.get("/admin/users")
     assert page.status_code == 200
-    assert "<h1>用户管理</h1>" in page.text
+    assert '<h1 class="h3 mb-3">用户管理</h1>' in page.text
     assert '<td class="extension">1005</td>' in page.text
     assert "客户经理" in page.text
     english = site.client.get("/admin/users?lang=en").text
-    assert "<h1>Users</h1>" in english and "Account manager" in english
+    assert '<h1 class="h3 mb-3">Users</h1>' in english and "Account manager" in english
 
 
 def test_users_pages_create_edit_and_reset_through_forms(site: Site) -> None:
@@ -304,3 +306,34 @@ def test_edit_page_disables_and_enables_with_its_buttons(site: Site) -> None:
     response = site.client.post(f"/admin/users/{site.ids['admin']}",
                                 data={"csrf_token": token, "disabled": "true"})
     assert response.status_code == 400 and "不能停用自己的账号" in response.text
+
+
+def registration(page: str, username: str) -> str:
+    """What the user list's phone column says for ``username``."""
+    row = page[page.index(f'<tr data-username="{username}"'):]
+    cell = row[row.index('<td class="registration"'):]
+    return re.sub(r"<[^>]+>", "", cell[:cell.index("</td>") + 5]).strip()
+
+
+def test_user_list_shows_whose_phone_is_registered_now(site: Site) -> None:
+    token = site.login("admin")
+    for username, extension in (("zhaolei", "1005"), ("qianli", "1006")):
+        create(site, token, username=username, role="agent", extension=extension,
+               password=PASSWORD)
+    site.registered.add("1005")  # the registrar holds a binding for 1005 only
+
+    page = site.client.get("/admin/users").text
+    assert registration(page, "zhaolei") == "已注册"
+    assert registration(page, "qianli") == "未注册"
+    assert registration(page, "agent") == "无分机"
+    english = site.client.get("/admin/users?lang=en").text
+    assert registration(english, "zhaolei") == "Registered"
+    assert registration(english, "qianli") == "Not registered"
+    listed = {u["username"]: u["registered"] for u in
+              site.client.get("/api/v1/users").json()["users"]}
+    assert (listed["zhaolei"], listed["qianli"], listed["agent"]) == (True, False, False)
+
+    site.registered.clear()  # the phone unregistered (or its binding expired)
+    assert registration(site.client.get("/admin/users?lang=zh").text, "zhaolei") == "未注册"
+    one = site.client.get(f"/api/v1/users/{site.ids['agent']}").json()
+    assert one["registered"] is False
