@@ -6,8 +6,10 @@ source "$(dirname "$0")/scripts/bootstrap.sh"
 source scripts/test_postgres.sh
 
 # External SIP peers for the integration tests: SIPp, baresip, SIPVicious (svwar); and
-# Debian's chromium for the browser tests (Playwright drives it; no browser download).
-if ! apt_install sip-tester baresip sipvicious chromium && [[ "${CI:-}" == true ]]; then
+# Debian's chromium for the browser tests (Playwright drives it; no browser download),
+# with a Chinese font so the pages' screenshots (test-artifacts/screenshots) are readable.
+if ! apt_install sip-tester baresip sipvicious chromium fonts-wqy-microhei \
+        && [[ "${CI:-}" == true ]]; then
     exit 1
 fi
 for tool in sipp baresip svwar chromium; do

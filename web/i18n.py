@@ -83,7 +83,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "logout.done": {"zh": "您已退出登录", "en": "You have logged out"},
     "logout.everywhere_done": {
         "zh": "已在所有设备上退出登录（结束 {sessions} 个会话）",
-        "en": "Logged out everywhere ({sessions} sessions ended)",
+        "en": "Logged out everywhere; sessions ended: {sessions}",
     },
     "header.language": {"zh": "语言", "en": "Language"},
     "header.menu": {"zh": "菜单", "en": "Menu"},

@@ -5,6 +5,10 @@ One switch serves the whole session (users of all six roles are made before it s
 a test that must wreck shared state (the login throttle counts per source address, and
 every browser here is 127.0.0.1) starts a switch of its own with ``start_web_switch``.
 Each test gets a fresh browser context: no cookies, no language choice.
+
+Screenshots go to test-artifacts/screenshots/ in the repository (ignored by git): the
+pages' own (test_pages.py) and, when a test that used ``page`` fails, the page as it was
+then (failures/<test>.png). test.sh installs a Chinese font so they are readable.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +26,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_
 from apps import Role
 from tests.integration.switch_process import READY_TIMEOUT_S, SwitchProcess
 
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; never a downloaded browser
 PASSWORD = "browser-test-pw-1"
 WAIT_MS = 10_000  # longest any page event may take before a test fails
@@ -104,10 +109,35 @@ def new_page(browser: Browser, url: str) -> tuple[BrowserContext, Page]:
     return context, context.new_page()
 
 
+def screenshot(page: Page, name: str) -> Path:
+    """A full-page screenshot kept as a test artifact: test-artifacts/screenshots/NAME.png."""
+    target = SCREENSHOTS / f"{name}.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(target), full_page=True)
+    print(f"screenshot: {target}")
+    return target
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+        item: pytest.Item) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when == "call" and report.failed:
+        item.stash[_FAILED] = True
+    return report
+
+
 @pytest.fixture
-def page(browser: Browser, web_switch: WebSwitch) -> Iterator[Page]:
+def page(browser: Browser, web_switch: WebSwitch,
+         request: pytest.FixtureRequest) -> Iterator[Page]:
     context, fresh = new_page(browser, web_switch.url)
     yield fresh
+    if request.node.stash.get(_FAILED, False):
+        name = re.sub(r"[^\w.-]+", "-", request.node.name).strip("-")
+        screenshot(fresh, f"failures/{name}")
     context.close()
 
 

@@ -4,6 +4,8 @@ text, never as HTML."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -32,8 +34,10 @@ def test_logging_out_everywhere_counts_the_sessions_in_english(page: Page) -> No
     log_in(page, username_of(Role.supervisor))
     with page.expect_navigation():
         page.click("#logout-everywhere")
-    expect(page.locator("#toasts .toast")).to_have_text(
-        MESSAGES["logout.everywhere_done"]["en"].format(sessions=1))
+    # Other tests' sessions of this user on the shared switch end too: any count.
+    said = re.escape(MESSAGES["logout.everywhere_done"]["en"]).replace(
+        re.escape("{sessions}"), r"[1-9][0-9]*")
+    expect(page.locator("#toasts .toast-body")).to_have_text(re.compile(f"^{said}$"))
 
 
 def test_a_script_shows_a_toast_as_text(page: Page) -> None:
