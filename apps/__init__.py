@@ -25,6 +25,8 @@ from apps.customer_import import (
     SheetCheck,
     write_error_report,
 )
+from apps.customer_levels import DEFAULT_VIP_LEVELS, VipLevelError, VipLevels
+from apps.customer_reasons import Reason
 from apps.customer_sheet import REPORT_HEADERS, CustomerImportError, Field, Preview, SheetError
 from apps.customers import (
     UNSET,
@@ -35,6 +37,8 @@ from apps.customers import (
     CustomerRecord,
     CustomerService,
     PhoneRecord,
+    customer_manager_id,
+    customer_vip_level,
     normalize_customer_number,
 )
 from apps.db import Database, upgrade_database
@@ -56,6 +60,7 @@ from apps.web_sessions import WebSessionRecord, WebSessionStore
 
 __all__ = [
     "CAPABILITIES",
+    "DEFAULT_VIP_LEVELS",
     "REPORT_HEADERS",
     "ROLE_DEFAULTS",
     "SYSTEM",
@@ -102,6 +107,7 @@ __all__ = [
     "PermissionService",
     "PhoneRecord",
     "Preview",
+    "Reason",
     "Role",
     "RowOutcome",
     "RowPlan",
@@ -114,9 +120,13 @@ __all__ = [
     "UserError",
     "UserRecord",
     "UserService",
+    "VipLevelError",
+    "VipLevels",
     "WebSessionRecord",
     "WebSessionStore",
     "check_capability",
+    "customer_manager_id",
+    "customer_vip_level",
     "normalize_customer_number",
     "resolve",
     "seed_demo_data",

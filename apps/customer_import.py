@@ -39,6 +39,7 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from apps.customer_levels import VipLevels
 from apps.customer_matching import (
     Change,
     Conflict,
@@ -50,6 +51,7 @@ from apps.customer_matching import (
     load_known_customers,
     updated_values,
 )
+from apps.customer_reasons import Reason, reason
 from apps.customer_sheet import (
     REPORT_HEADERS,
     AccountManagers,
@@ -146,8 +148,10 @@ class CustomerImporter:
     """Checks (previews) and imports customer sheets into ``db``."""
 
     def __init__(self, db: Database, *, clock: Callable[[], datetime] = _utc_now,
-                 default_area_code: str | None = None, batch_rows: int = BATCH_ROWS) -> None:
+                 default_area_code: str | None = None, batch_rows: int = BATCH_ROWS,
+                 vip_levels: VipLevels | None = None) -> None:
         self._db = db
+        self.vip_levels = vip_levels or VipLevels()
         self._clock = clock
         self._area_code = default_area_code
         self._batch_rows = batch_rows
@@ -224,7 +228,7 @@ class CustomerImporter:
             found = map_headers(sheet.headers, mapping)
             if not run.write and not found.of(Field.NAME):
                 return sheet.headers, found
-            reader = RowReader(found, managers, self._area_code)
+            reader = RowReader(found, managers, self._area_code, self.vip_levels)
             batches = _batches(sheet.rows(), reader, self._batch_rows)
             rows_done = 0
             # The next batch is read (in a thread) while this one is written.
@@ -282,8 +286,8 @@ def _batches(rows: Iterator[tuple[int, tuple[Any, ...]]], reader: RowReader, siz
         except StopIteration:
             break
         except _DAMAGE as error:  # a zip member or XML cut short past the rows read
-            raise SheetError(f"the sheet is damaged after row {last_row}: "
-                             f"{error or type(error).__name__}") from None
+            raise SheetError("damaged", row=last_row,
+                             detail=str(error) or type(error).__name__) from None
         last_row = number
         read += 1
         row = reader.read(number, values)
@@ -342,26 +346,26 @@ def _rejected(row: RejectedRow) -> RowPlan:
     return RowPlan(row.row, RowOutcome.REJECTED, row.values, errors=row.errors)
 
 
-def _refused(row: CustomerRow, reason: str) -> RowPlan:
+def _refused(row: CustomerRow, why: Reason) -> RowPlan:
     """A row that passed the sheet's checks but conflicts with the database."""
     return RowPlan(row.row, RowOutcome.REJECTED, row.values, sheet_name=row.name,
-                   errors=(RowError(row.row, None, None, reason),))
+                   errors=(RowError(row.row, None, None, why),))
 
 
-def _plan(run: _Run, known: KnownCustomers, row: CustomerRow, group_id: int | str | None,
+def _plan(run: _Run, known: KnownCustomers, row: CustomerRow, group_id: int | Reason | None,
           ) -> tuple[RowPlan, _Write | None]:
     """What the row does, and what that writes."""
-    if isinstance(group_id, str):
+    if isinstance(group_id, Reason):
         return _refused(row, group_id), None
     found = known.match(row)
-    if isinstance(found, str):
+    if isinstance(found, Reason):
         return _refused(row, found), None
     if found is None:
         return RowPlan(row.row, RowOutcome.NEW, row.values, sheet_name=row.name), _Write(None)
     customer = found.customer if isinstance(found, Conflict) else found
     earlier = run.matched_rows.get(customer.id)
     if earlier is not None:
-        return _refused(row, f"this is the same customer as row {earlier}"), None
+        return _refused(row, reason("same_customer", row=earlier)), None
     plan = RowPlan(row.row, RowOutcome.UNCHANGED, row.values, customer_id=customer.id,
                    existing_name=customer.name, sheet_name=row.name)
     if isinstance(found, Conflict):
@@ -448,7 +452,7 @@ async def _insert_returning_ids(connection: AsyncConnection, table: Table,
         select(table.c.id).order_by(table.c.id.desc()).limit(len(rows)))
     ids = list(last)[::-1]
     if len(ids) != len(rows) or ids[-1] - ids[0] != len(rows) - 1:
-        raise CustomerImportError(f"the new rows of {table.name} got no consecutive ids")
+        raise CustomerImportError("no_consecutive_ids", table=table.name)
     return ids
 
 
@@ -469,7 +473,7 @@ _UPDATE_CUSTOMER: Final = (
 
 
 async def _group_ids(connection: AsyncConnection, run: _Run, rows: Sequence[CustomerRow],
-                     now: datetime) -> dict[int, int | str]:
+                     now: datetime) -> dict[int, int | Reason]:
     """Row number -> group id for rows naming a group (found or created; a check makes
     up negative ids for the groups it would create), or the reason the group cannot be
     made."""
@@ -508,16 +512,15 @@ async def _group_ids(connection: AsyncConnection, run: _Run, rows: Sequence[Cust
             run.group_by_code[code] = group_id
             run.group_by_name.setdefault(name, group_id)
         run.groups_created += len(to_create)
-    ids: dict[int, int | str] = {}
+    ids: dict[int, int | Reason] = {}
     for row in rows:
         if row.group_code is not None:
             ids[row.row] = run.group_by_code[row.group_code]
         elif row.group_name is not None:
             group_id = run.group_by_name.get(row.group_name,
                                              run.group_by_code.get(row.group_name))
-            ids[row.row] = group_id if group_id is not None else (
-                f"group '{row.group_name}' does not exist and has no group code; "
-                f"add its code (集团编号)")
+            ids[row.row] = group_id if group_id is not None else reason(
+                "group_without_code", name=row.group_name)
     return ids
 
 
@@ -540,16 +543,22 @@ def neutralise(value: object) -> object:
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
-def write_error_report(result: ImportResult, target: str | PathLike[str] | IO[bytes]) -> None:
+def write_error_report(result: ImportResult, target: str | PathLike[str] | IO[bytes], *,
+                       say: Callable[[Reason], str] = str,
+                       column_label: Callable[[RowError], str] | None = None) -> None:
     """An .xlsx with one line per rejected row: row number, columns and reasons, then the
     row's cells as they were read. Fix the cells and the file imports as it is (the
-    three report columns are ignored by the import)."""
+    three report columns are ignored by the import). ``say`` words a reason and
+    ``column_label`` names a column (by its header and letter) in the reader's language;
+    English by default."""
+    label = column_label or _column_label
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("rejected")
     sheet.append([*REPORT_HEADERS, *(neutralise(header) for header in result.headers)])
     for rejected in result.rejected_rows:
-        columns = "\n".join(_column_label(error) for error in rejected.errors)
-        reasons = "\n".join(error.reason for error in rejected.errors)
+        columns = "\n".join(label(error) if error.column is not None else "-"
+                            for error in rejected.errors)
+        reasons = "\n".join(say(error.reason) for error in rejected.errors)
         values = list(rejected.values) + [None] * (len(result.headers) - len(rejected.values))
         sheet.append([rejected.row, neutralise(columns), neutralise(reasons),
                       *(neutralise(value) for value in values)])
@@ -557,7 +566,7 @@ def write_error_report(result: ImportResult, target: str | PathLike[str] | IO[by
 
 
 def _column_label(error: RowError) -> str:
-    return f"{error.column} {error.header}" if error.column is not None else "-"
+    return f'column {error.column} "{error.header}"'
 
 
 __all__ = [

@@ -24,6 +24,7 @@ from typing import Any, Final, TypeVar, cast
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from apps.customer_reasons import Reason, reason
 from apps.customer_sheet import CustomerRow, RowError
 from apps.models import Customer, CustomerPhone
 
@@ -143,7 +144,7 @@ class KnownCustomers:
         self._by_key = by_key
         self._by_number = by_number
 
-    def match(self, row: CustomerRow) -> KnownCustomer | Conflict | str | None:
+    def match(self, row: CustomerRow) -> KnownCustomer | Conflict | Reason | None:
         """The customer the row is, a conflict, None for a new customer, or why the row
         is refused."""
         owners: dict[int, str] = {}  # customer id -> the first of the row's numbers it has
@@ -167,12 +168,12 @@ class KnownCustomers:
             customer = self._by_id[next(iter(owners))]
         number = owners[customer.id]
         if row.external_id is not None and customer.external_key is not None:
-            return (f"phone {number} belongs to the customer with external id "
-                    f"'{customer.external_key}'")
+            return reason("phone_of_external_id", number=number,
+                          external_id=customer.external_key)
         return customer if named else Conflict(customer, number)
 
 
-    def _taken(self, customer: KnownCustomer, row: CustomerRow) -> str | None:
+    def _taken(self, customer: KnownCustomer, row: CustomerRow) -> Reason | None:
         """Why the row cannot be ``customer``: it would give them a number another
         customer has. A number is never taken from one customer by adding it to another
         (as on the customer page: CustomerService.update_customer)."""
@@ -180,13 +181,13 @@ class KnownCustomers:
             holders = sorted(self._by_number.get(phone.number, ()))
             if holders and phone.number not in customer.numbers:
                 name = self._by_id[holders[0]].name
-                return f"phone {phone.number} belongs to another customer ({name}) already"
+                return reason("phone_taken", number=phone.number, name=name)
         return None
 
 
-def _shared(owners: dict[int, str]) -> str:
+def _shared(owners: dict[int, str]) -> Reason:
     numbers = ", ".join(sorted(set(owners.values())))
-    return f"the phone numbers ({numbers}) belong to {len(owners)} different customers already"
+    return reason("phones_shared", numbers=numbers, n=len(owners))
 
 
 def chunks(values: Iterable[T]) -> Iterator[list[T]]:

@@ -26,22 +26,29 @@ from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.exceptions import InvalidFileException
 
+from apps.customer_levels import MAX_VIP_LEVEL, VipLevelError, VipLevels
+from apps.customer_reasons import Reason, ReasonParam, reason
 from apps.customers import (
     MAX_CODE_CHARS,
     MAX_EXTERNAL_KEY_CHARS,
     MAX_LABEL_CHARS,
     MAX_NAME_CHARS,
     MAX_TITLE_CHARS,
-    CustomerError,
-    normalize_customer_number,
+    STORABLE_KINDS,
 )
+from switch.pri_gateway import NumberError, normalize
 
 Source = str | PathLike[str] | IO[bytes]
 CellValue = str | int | float | bool | datetime | date | time | None
 
 
 class CustomerImportError(Exception):
-    """Base error of the customer import; the message is shown to the user as it is."""
+    """Base error of the customer import. ``reason`` says why as data, for a message in
+    the reader's language; ``str()`` is the English text."""
+
+    def __init__(self, key: str, **params: ReasonParam) -> None:
+        self.reason: Reason = reason(key, **params)
+        super().__init__(str(self.reason))
 
 
 class SheetError(CustomerImportError):
@@ -68,8 +75,10 @@ class Field(enum.StrEnum):
 REPORT_HEADERS: Final = ("行号 Row", "列 Column", "原因 Reason")
 
 # Headers as customers' sheets spell them, compared after _header_key (case, spaces,
-# "_-*:" and brackets removed). Several columns may map to phone; for any other field
-# the first column wins and later ones become custom fields.
+# "_-*:" and brackets removed). Several columns may map to phone or to the VIP level
+# (the highest level given wins: a customer has one, so a second "VIP等级" column is no
+# custom field); for any other field the first column wins and later ones become custom
+# fields.
 HEADER_ALIASES: Final[dict[Field, tuple[str, ...]]] = {
     Field.NAME: ("客户名称", "客户姓名", "姓名", "名称", "客户", "联系人", "name",
                  "customer", "customer name", "full name"),
@@ -99,12 +108,7 @@ MAX_CHARS: Final[dict[Field, int]] = {
     Field.GROUP_CODE: MAX_CODE_CHARS,
     Field.GROUP_NAME: MAX_NAME_CHARS,
 }
-# CustomerService sets no upper bound; a sheet saying 500 is a typo, and the column is
-# a 32-bit integer on PostgreSQL.
-MAX_VIP_LEVEL: Final = 99
-
 _PHONE_LIST_SEPARATORS = re.compile(r"[,;/，；、|\n]+")
-_VIP_TEXT = re.compile(r"(?:vip|v)?\s*([0-9]+)\s*级?")
 _OLE2_MAGIC: Final = b"\xd0\xcf\x11\xe0"  # the old binary .xls format
 
 
@@ -162,18 +166,20 @@ def map_headers(headers: Sequence[object],
                 target = Field(chosen[header])
             except ValueError:
                 names = ", ".join(f.value for f in Field)
-                raise SheetError(
-                    f"unknown field '{chosen[header]}' for column '{header}' "
-                    f"(choose from {names})"
-                ) from None
+                raise SheetError("unknown_field", field=str(chosen[header]), header=header,
+                                 names=names) from None
         else:
             target = _FIELD_BY_HEADER.get(_header_key(header), Field.CUSTOM)
-            if target in taken and target is not Field.PHONE:
+            if target in taken and target not in _REPEATABLE:
                 target = Field.CUSTOM
-        if target not in (Field.PHONE, Field.CUSTOM, Field.IGNORE):
+        if target not in (*_REPEATABLE, Field.CUSTOM, Field.IGNORE):
             taken.add(target)
         columns.append(Column(index, header, target))
     return SheetMapping(tuple(columns))
+
+
+# Fields several columns may feed.
+_REPEATABLE: Final = (Field.PHONE, Field.VIP_LEVEL)
 
 
 # ---- the workbook ----------------------------------------------------------------------
@@ -206,17 +212,17 @@ class Sheet:
         head = self._stream.read(8)
         self._stream.seek(position)
         if not head:
-            raise SheetError("the file is empty")
+            raise SheetError("empty_file")
         if head.startswith(_OLE2_MAGIC):
-            raise SheetError("this is an old .xls file; save it as .xlsx in Excel first")
+            raise SheetError("old_xls")
         try:
             self._workbook = load_workbook(self._stream, read_only=True, data_only=True)
             worksheet = self._workbook.worksheets[0]
         except (zipfile.BadZipFile, InvalidFileException, KeyError, IndexError, OSError,
                 ValueError, TypeError) as error:
-            raise SheetError(f"not an .xlsx spreadsheet ({_describe(error)})") from None
+            raise SheetError("not_xlsx", detail=_describe(error)) from None
         if not hasattr(worksheet, "reset_dimensions"):  # a chart sheet
-            raise SheetError("the first sheet of the workbook is not a worksheet")
+            raise SheetError("not_a_worksheet")
         # The size the file claims is only an estimate: some writers get it wrong, and
         # the reader would stop there. Reset, then read every row there is.
         claimed_rows = _claimed_rows(worksheet)
@@ -231,7 +237,7 @@ class Sheet:
                 self.headers, self.header_row = headers, number
                 break
         else:
-            raise SheetError("no header row: the first sheet is empty")
+            raise SheetError("no_header_row")
         self.rows_estimate = max(claimed_rows - self.header_row, 0)  # 0: not known
 
     def rows(self) -> Iterator[tuple[int, tuple[Any, ...]]]:
@@ -310,7 +316,7 @@ class RowError:
     row: int
     column: str | None  # letter; None when the reason is about the whole row
     header: str | None
-    reason: str
+    reason: Reason  # str() is the English text
 
     def __str__(self) -> str:
         if self.column is None:
@@ -345,7 +351,7 @@ class RejectedRow:
 
 
 class CellError(CustomerImportError):
-    """A cell value that cannot be used; the message is the reason shown."""
+    """A cell value that cannot be used; ``reason`` is why."""
 
 
 class AccountManagers:
@@ -366,32 +372,25 @@ class AccountManagers:
         if key in self._by_username:
             return self._by_username[key]
         if key not in self._by_name:
-            raise CellError(f"unknown account manager '{text}'")
+            raise CellError("unknown_manager", name=text)
         user_id = self._by_name[key]
         if user_id is None:
-            raise CellError(f"account manager '{text}' is ambiguous: give the username")
+            raise CellError("ambiguous_manager", name=text)
         return user_id
 
 
-def _vip_level(value: object) -> int:
-    if isinstance(value, bool):
-        raise CellError(f"bad VIP level '{value}': give a whole number 0 to {MAX_VIP_LEVEL}")
-    if isinstance(value, (int, float)) and float(value).is_integer():
-        level = int(value)
-    else:
-        match = _VIP_TEXT.fullmatch(str(value).strip().casefold())
-        if match is None:
-            raise CellError(f"bad VIP level '{value}': give a whole number 0 to {MAX_VIP_LEVEL}")
-        level = int(match.group(1))
-    if not 0 <= level <= MAX_VIP_LEVEL:
-        raise CellError(f"bad VIP level '{value}': give a whole number 0 to {MAX_VIP_LEVEL}")
-    return level
+def _vip_level(levels: VipLevels, value: object) -> int:
+    try:
+        return levels.rank(value if isinstance(value, (int, float, str)) else str(value))
+    except VipLevelError as error:
+        raise CellError("bad_vip_level", value=error.value, names=", ".join(error.names),
+                        max=MAX_VIP_LEVEL) from None
 
 
 def _limited(field_: Field, text: str) -> str:
     limit = MAX_CHARS[field_]
     if len(text) > limit:
-        raise CellError(f"longer than {limit} characters")
+        raise CellError("too_long", limit=limit)
     return text
 
 
@@ -426,11 +425,14 @@ def split_phones(text: str, default_area_code: str | None = None) -> list[str]:
 
 
 def _phone(text: str, default_area_code: str | None) -> str:
-    # The same rule as a number typed in on the customer page.
+    # The same rule as a number typed in on the customer page (normalize_customer_number).
     try:
-        return normalize_customer_number(text, default_area_code)
-    except CustomerError as error:
-        raise CellError(str(error)) from None
+        normalized = normalize(text, default_area_code=default_area_code)
+    except NumberError:
+        raise CellError("bad_phone", number=text) from None
+    if normalized.kind not in STORABLE_KINDS:
+        raise CellError(f"phone_{normalized.kind.value}", number=text)
+    return normalized.national
 
 
 class RowReader:
@@ -439,14 +441,15 @@ class RowReader:
     either is refused as a duplicate (the first one imports)."""
 
     def __init__(self, mapping: SheetMapping, managers: AccountManagers | None = None,
-                 default_area_code: str | None = None) -> None:
+                 default_area_code: str | None = None, levels: VipLevels | None = None,
+                 ) -> None:
         if not mapping.of(Field.NAME):
-            raise SheetError(
-                "no column for the customer name (a header such as 客户名称, 姓名 or name)"
-            )
+            raise SheetError("no_name_column")
         self.mapping = mapping
         self._managers = managers or AccountManagers()
         self._area_code = default_area_code
+        self._levels = levels or VipLevels()
+        self._vip = mapping.of(Field.VIP_LEVEL)
         self._single = {f: mapping.of(f)[0] for f in _SINGLE_FIELDS if mapping.of(f)}
         self._phones = mapping.of(Field.PHONE)
         self._custom = mapping.of(Field.CUSTOM)
@@ -462,9 +465,9 @@ class RowReader:
         def cell(column: Column) -> Any:
             return values[column.index] if column.index < len(values) else None
 
-        def problem(column: Column | None, reason: str) -> None:
+        def problem(column: Column | None, key: str, **params: ReasonParam) -> None:
             errors.append(RowError(row, column.letter if column else None,
-                                   column.header if column else None, reason))
+                                   column.header if column else None, reason(key, **params)))
 
         found: dict[Field, Any] = {}
         for field_, column in self._single.items():
@@ -472,12 +475,22 @@ class RowReader:
             text = _text(raw)
             if text is None:
                 if field_ is Field.NAME:
-                    problem(column, "missing name")
+                    problem(column, "missing_name")
                 continue
             try:
                 found[field_] = _FIELD_PARSERS[field_](self._managers, raw, text)
             except CellError as error:
-                problem(column, str(error))
+                errors.append(RowError(row, column.letter, column.header, error.reason))
+        for column in self._vip:
+            raw = cell(column)
+            if _text(raw) is None:
+                continue
+            try:
+                level = _vip_level(self._levels, raw)
+            except CellError as error:
+                errors.append(RowError(row, column.letter, column.header, error.reason))
+                continue
+            found[Field.VIP_LEVEL] = max(level, found.get(Field.VIP_LEVEL, level))
 
         phones: dict[str, tuple[Phone, Column]] = {}
         for column in self._phones:
@@ -487,7 +500,7 @@ class RowReader:
             try:
                 numbers = split_phones(text, self._area_code)
             except CellError as error:
-                problem(column, str(error))
+                errors.append(RowError(row, column.letter, column.header, error.reason))
                 continue
             label = column.header[:MAX_LABEL_CHARS]
             for number in numbers:
@@ -495,17 +508,14 @@ class RowReader:
 
         external_id: str | None = found.get(Field.EXTERNAL_ID)
         if not errors and not phones and external_id is None:
-            problem(self._phones[0] if self._phones else None,
-                    "no phone number and no external id: the customer could not be "
-                    "recognised when the sheet is imported again")
+            problem(self._phones[0] if self._phones else None, "no_phone_no_id")
         if not errors:
             if external_id is not None and external_id in self._external_rows:
-                problem(self._single[Field.EXTERNAL_ID],
-                        f"external id '{external_id}' is also on row "
-                        f"{self._external_rows[external_id]}")
+                problem(self._single[Field.EXTERNAL_ID], "external_id_repeated",
+                        external_id=external_id, row=self._external_rows[external_id])
             for number, (_, column) in phones.items():
                 if number in self._phone_rows:
-                    problem(column, f"phone {number} is also on row {self._phone_rows[number]}")
+                    problem(column, "phone_repeated", number=number, row=self._phone_rows[number])
         if errors:
             # Left to right, as the user reads the row; whole-row reasons first.
             errors.sort(key=lambda e: (len(e.column or ""), e.column or ""))
@@ -536,7 +546,7 @@ class RowReader:
 
 
 _SINGLE_FIELDS: Final = (Field.NAME, Field.EXTERNAL_ID, Field.GROUP_CODE, Field.GROUP_NAME,
-                         Field.VIP_LEVEL, Field.ACCOUNT_MANAGER, Field.TITLE)
+                         Field.ACCOUNT_MANAGER, Field.TITLE)
 
 # How each single-column field turns (raw cell, its text) into a value, or raises CellError.
 _FIELD_PARSERS: Final[dict[Field, Callable[[AccountManagers, object, str], Any]]] = {
@@ -545,7 +555,6 @@ _FIELD_PARSERS: Final[dict[Field, Callable[[AccountManagers, object, str], Any]]
     Field.GROUP_CODE: lambda _, __, text: _limited(Field.GROUP_CODE, text),
     Field.GROUP_NAME: lambda _, __, text: _limited(Field.GROUP_NAME, text),
     Field.TITLE: lambda _, __, text: _limited(Field.TITLE, text),
-    Field.VIP_LEVEL: lambda _, raw, __: _vip_level(raw),
     Field.ACCOUNT_MANAGER: lambda managers, _, text: managers.resolve(text),
 }
 
@@ -566,7 +575,7 @@ class Preview:
 
 def preview(source: Source, n: int = 10, *, mapping: Mapping[str, str | Field] | None = None,
             managers: AccountManagers | None = None,
-            default_area_code: str | None = None) -> Preview:
+            default_area_code: str | None = None, levels: VipLevels | None = None) -> Preview:
     """The first ``n`` non-empty rows checked. A sheet without a name column still
     previews (the user can pick the column in the mapping); importing it is refused.
     Raises SheetError when the file cannot be read at all."""
@@ -574,7 +583,7 @@ def preview(source: Source, n: int = 10, *, mapping: Mapping[str, str | Field] |
         found = map_headers(sheet.headers, mapping)
         rows: list[CustomerRow | RejectedRow] = []
         if found.of(Field.NAME):
-            reader = RowReader(found, managers, default_area_code)
+            reader = RowReader(found, managers, default_area_code, levels)
             for number, values in sheet.rows():
                 if len(rows) >= n:
                     break
@@ -586,12 +595,13 @@ def preview(source: Source, n: int = 10, *, mapping: Mapping[str, str | Field] |
 
 def read_customers(source: Source, *, mapping: Mapping[str, str | Field] | None = None,
                    managers: AccountManagers | None = None,
-                   default_area_code: str | None = None,
+                   default_area_code: str | None = None, levels: VipLevels | None = None,
                    ) -> Iterator[CustomerRow | RejectedRow]:
     """Every non-empty row checked, streaming. Raises SheetError before the first row
     when the file cannot be read or has no name column."""
     with Sheet(source) as sheet:
-        reader = RowReader(map_headers(sheet.headers, mapping), managers, default_area_code)
+        reader = RowReader(map_headers(sheet.headers, mapping), managers, default_area_code,
+                           levels)
         for number, values in sheet.rows():
             checked = reader.read(number, values)
             if checked is not None:

@@ -14,7 +14,7 @@ import asyncio
 import enum
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
+from apps.customer_levels import VipLevelError, VipLevels, effective_vip_level
 from apps.db import Database
 from apps.models import Customer, CustomerGroup, CustomerPhone, User
 from switch.pri_gateway import NumberError, NumberKind, normalize
@@ -33,7 +34,6 @@ MAX_CODE_CHARS: Final = 32
 MAX_LABEL_CHARS: Final = 32
 MAX_EXTERNAL_KEY_CHARS: Final = 128
 MAX_PAGE_SIZE: Final = 500
-MAX_VIP_LEVEL: Final = 99  # as the customer import takes them
 
 # What a customer's number may be. Short service numbers (10086) and bare local numbers
 # (no area code to place them) identify no one; unknown shapes would never match a
@@ -98,7 +98,7 @@ class CustomerRecord:
     name: str
     title: str | None
     group_id: int | None
-    vip_level: int  # the customer's own level; see CustomerMatch for the effective one
+    vip_level: int  # the customer's own rank; effective_vip_level gives the one shown
     account_manager_id: int | None
     custom_fields: Mapping[str, CustomFieldValue]
     external_key: str | None
@@ -134,6 +134,23 @@ class CustomerPage:
     total: int  # matches over all pages
     offset: int
     limit: int
+    groups: Mapping[int, CustomerGroupRecord] = field(default_factory=dict)  # of these
+
+    def group_of(self, customer: CustomerRecord) -> CustomerGroupRecord | None:
+        return None if customer.group_id is None else self.groups.get(customer.group_id)
+
+
+def customer_vip_level(customer: CustomerRecord, group: CustomerGroupRecord | None) -> int:
+    """The one VIP rank a customer shows everywhere: its own, or its group's if higher."""
+    return effective_vip_level(customer.vip_level, None if group is None else group.vip_level)
+
+
+def customer_manager_id(customer: CustomerRecord,
+                        group: CustomerGroupRecord | None) -> int | None:
+    """The customer's account manager: its own, else its group's."""
+    if customer.account_manager_id is not None:
+        return customer.account_manager_id
+    return group.account_manager_id if group is not None else None
 
 
 def _utc_now() -> datetime:
@@ -176,11 +193,11 @@ def _optional_text(value: str | None, what: str, max_chars: int) -> str | None:
     return _text(value, what, max_chars, required=False) or None
 
 
-def _vip_level(level: int) -> int:
-    if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= MAX_VIP_LEVEL:
-        raise CustomerError(
-            f"VIP level must be a whole number from 0 to {MAX_VIP_LEVEL}, not {level!r}")
-    return level
+def _vip_level(levels: VipLevels, level: int | str) -> int:
+    try:
+        return levels.rank(level)
+    except VipLevelError as error:
+        raise CustomerError(str(error)) from None
 
 
 def _check_distinct(numbers: Sequence[str]) -> None:
@@ -330,6 +347,16 @@ class _LookupConnection:
 _NUMBER_CHARS: Final = frozenset("0123456789+ -().")
 
 
+def _managed_by(user_id: int) -> ColumnElement[bool]:
+    """The customer's own account manager is the user, or it has none and its group's is."""
+    by_group = (select(CustomerGroup.id)
+                .where(CustomerGroup.id == Customer.group_id,
+                       CustomerGroup.account_manager_id == user_id)
+                .exists())
+    return or_(Customer.account_manager_id == user_id,
+               Customer.account_manager_id.is_(None) & by_group)
+
+
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -339,7 +366,8 @@ class CustomerService:
     it (or use ``async with``): the caller lookup keeps a connection of its own.
 
     ``default_area_code`` places 7-8 digit local numbers (stored and looked up alike);
-    without it they are refused for storage and match no one.
+    without it they are refused for storage and match no one. A VIP level is given as a
+    name of ``vip_levels`` or as a rank 0 to 99, and stored as the rank.
     """
 
     def __init__(
@@ -348,9 +376,11 @@ class CustomerService:
         *,
         default_area_code: str | None = None,
         clock: Callable[[], datetime] = _utc_now,
+        vip_levels: VipLevels | None = None,
     ) -> None:
         self._db = db
         self._area_code = default_area_code
+        self.vip_levels = vip_levels or VipLevels()
         self._clock = clock
         self._lookup = _LookupConnection(db)
 
@@ -387,7 +417,7 @@ class CustomerService:
         code: str,
         name: str,
         *,
-        vip_level: int = 0,
+        vip_level: int | str = 0,
         account_manager_id: int | None = None,
         custom_fields: Mapping[str, Any] | None = None,
     ) -> CustomerGroupRecord:
@@ -395,7 +425,7 @@ class CustomerService:
         group = CustomerGroup(
             code=_text(code, "group code", MAX_CODE_CHARS),
             name=_text(name, "group name", MAX_NAME_CHARS),
-            vip_level=_vip_level(vip_level),
+            vip_level=_vip_level(self.vip_levels, vip_level),
             account_manager_id=account_manager_id,
             custom_fields=_custom_fields(custom_fields),
             created_at=now,
@@ -413,7 +443,7 @@ class CustomerService:
         group_id: int,
         *,
         name: str | _Unset = UNSET,
-        vip_level: int | _Unset = UNSET,
+        vip_level: int | str | _Unset = UNSET,
         account_manager_id: int | _Unset | None = UNSET,
         custom_fields: Mapping[str, Any] | _Unset = UNSET,
     ) -> CustomerGroupRecord:
@@ -422,7 +452,7 @@ class CustomerService:
             if not isinstance(name, _Unset):
                 group.name = _text(name, "group name", MAX_NAME_CHARS)
             if not isinstance(vip_level, _Unset):
-                group.vip_level = _vip_level(vip_level)
+                group.vip_level = _vip_level(self.vip_levels, vip_level)
             if not isinstance(account_manager_id, _Unset):
                 await self._check_user(session, account_manager_id)
                 group.account_manager_id = account_manager_id
@@ -466,7 +496,7 @@ class CustomerService:
         phones: Sequence[str] = (),
         group_id: int | None = None,
         title: str | None = None,
-        vip_level: int = 0,
+        vip_level: int | str = 0,
         account_manager_id: int | None = None,
         custom_fields: Mapping[str, Any] | None = None,
         external_key: str | None = None,
@@ -478,7 +508,7 @@ class CustomerService:
             name=_text(name, "customer name", MAX_NAME_CHARS),
             title=_optional_text(title, "title", MAX_TITLE_CHARS),
             group_id=group_id,
-            vip_level=_vip_level(vip_level),
+            vip_level=_vip_level(self.vip_levels, vip_level),
             account_manager_id=account_manager_id,
             custom_fields=_custom_fields(custom_fields),
             external_key=_optional_text(external_key, "external key", MAX_EXTERNAL_KEY_CHARS),
@@ -505,7 +535,7 @@ class CustomerService:
         name: str | _Unset = UNSET,
         title: str | _Unset | None = UNSET,
         group_id: int | _Unset | None = UNSET,
-        vip_level: int | _Unset = UNSET,
+        vip_level: int | str | _Unset = UNSET,
         account_manager_id: int | _Unset | None = UNSET,
         custom_fields: Mapping[str, Any] | _Unset = UNSET,
         external_key: str | _Unset | None = UNSET,
@@ -529,7 +559,7 @@ class CustomerService:
                     await self._group(session, group_id)
                 customer.group_id = group_id
             if not isinstance(vip_level, _Unset):
-                customer.vip_level = _vip_level(vip_level)
+                customer.vip_level = _vip_level(self.vip_levels, vip_level)
             if not isinstance(account_manager_id, _Unset):
                 await self._check_user(session, account_manager_id)
                 customer.account_manager_id = account_manager_id
@@ -604,14 +634,19 @@ class CustomerService:
     async def remove_phone(self, customer_id: int, number: str) -> None:
         await self.update_customer(customer_id, remove_phones=[number])
 
-    async def search(self, query: str = "", *, offset: int = 0, limit: int = 50) -> CustomerPage:
+    async def search(self, query: str = "", *, offset: int = 0, limit: int = 50,
+                     manager_id: int | None = None) -> CustomerPage:
         """Customers whose name contains ``query`` (case-insensitive), or, when ``query``
         looks like a number, who have that number (in any spelling) or, for a fragment of
-        a number, a number containing its digits. Sorted by name, then id; ``limit`` is at
-        most MAX_PAGE_SIZE."""
+        a number, a number containing its digits; with ``manager_id``, only the customers
+        that user is the account manager of (their own, or their group's when they name
+        none: 我的客户). Sorted by name, then id; ``limit`` is at most MAX_PAGE_SIZE. The
+        page carries the groups of its customers."""
         if offset < 0 or not 1 <= limit <= MAX_PAGE_SIZE:
             raise CustomerError(f"page must have offset >= 0 and 1 <= limit <= {MAX_PAGE_SIZE}")
         condition = self._search_condition(query.strip())
+        if manager_id is not None:
+            condition = condition & _managed_by(manager_id)
         async with self._db.session() as session:
             total = await session.scalar(
                 select(func.count()).select_from(Customer).where(condition)
@@ -626,7 +661,11 @@ class CustomerService:
                 )
             )
             records = await self._records(session, customers)
-        return CustomerPage(tuple(records), total or 0, offset, limit)
+            group_ids = sorted({c.group_id for c in customers if c.group_id is not None})
+            groups = {} if not group_ids else {
+                group.id: _group_record(group) for group in await session.scalars(
+                    select(CustomerGroup).where(CustomerGroup.id.in_(group_ids)))}
+        return CustomerPage(tuple(records), total or 0, offset, limit, groups)
 
     # --- helpers -------------------------------------------------------------------------
 

@@ -138,6 +138,7 @@ def cmd_customers_import(config: Config, args: argparse.Namespace) -> int:
         try:
             result = await CustomerImporter(
                 db, default_area_code=config.customers.default_area_code or None,
+                vip_levels=apps.VipLevels(config.customers.vip_levels),
             ).import_file(
                 stream,
                 existing="skip" if args.skip_existing else "update",

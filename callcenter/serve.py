@@ -21,6 +21,7 @@ from apps import (
     GroupService,
     PermissionService,
     UserService,
+    VipLevels,
     WebSessionStore,
     seed_demo_data,
     upgrade_database,
@@ -91,7 +92,8 @@ def web_server(config: Config, users: UserService, db: Database,
     admin = AdminServices(users, GroupService(db, audit), permissions, audit,
                           registered_extensions=registered_extensions)
     customer_pages = CustomerWebServices(customers, ContactRecordService(db), users, audit)
-    importer = CustomerImporter(db, default_area_code=config.customers.default_area_code or None)
+    importer = CustomerImporter(db, default_area_code=config.customers.default_area_code or None,
+                                vip_levels=customers.vip_levels)
     imports = ImportWebServices(importer, audit, config.data.dir / "imports")
     services = WebServices(
         users=users,
@@ -209,7 +211,8 @@ async def run(config: Config, *, ready: asyncio.Event | None = None) -> None:
     applications.attach(service)
     area_code = config.customers.default_area_code or None
     # One per process: it keeps a connection of its own for caller lookups.
-    customers = CustomerService(db, default_area_code=area_code)
+    customers = CustomerService(db, default_area_code=area_code,
+                                vip_levels=VipLevels(config.customers.vip_levels))
     web = web_server(config, users, db, customers, service.registered_extensions)
     loop.add_reader(engine.events_fd, service.on_media_events)
     try:

@@ -115,6 +115,7 @@ class RecordingConfig:
 @dataclass(frozen=True)
 class CustomersConfig:
     default_area_code: str  # places 7-8 digit local numbers ("755"); "" refuses them
+    vip_levels: tuple[str, ...]  # VIP level names, highest first (apps.VipLevels ranks them)
 
 
 @dataclass(frozen=True)
@@ -362,6 +363,24 @@ def _area_code(raw: object) -> str:
     return raw.removeprefix("0")
 
 
+_LEVEL_AS_NUMBER = re.compile(r"(?:vip|v)?\s*[0-9]+\s*级?", re.IGNORECASE)
+_VIP_LEVELS_EXPECTED = ('expected a list of distinct level names, highest first, such as '
+                        '["钻石卡", "金卡", "银卡", "普通"]')
+
+
+def _vip_levels(raw: object) -> tuple[str, ...]:
+    # The lowest name is rank 0 in the database; a name that reads as a number ("3",
+    # "VIP2") could not be told from a rank, and at most 100 names fit ranks 0 to 99.
+    if not isinstance(raw, list) or not 1 <= len(raw) <= 100:
+        raise _Invalid(_VIP_LEVELS_EXPECTED)
+    names = [item.strip() if isinstance(item, str) else "" for item in raw]
+    if (not all(0 < len(name) <= 32 and not _LEVEL_AS_NUMBER.fullmatch(name)
+                for name in names)
+            or len({name.casefold() for name in names}) != len(names)):
+        raise _Invalid(_VIP_LEVELS_EXPECTED + " (1 to 32 characters each, not a number)")
+    return tuple(names)
+
+
 def _bool(raw: object) -> bool:
     if not isinstance(raw, bool):
         raise _Invalid("expected true or false")
@@ -490,7 +509,10 @@ SCHEMA: dict[str, dict[str, _Field]] = {
     },
     "media": {"music_on_hold": _Field(_text, "")},
     "recording": {"enabled": _Field(_bool, True)},
-    "customers": {"default_area_code": _Field(_area_code, "")},
+    "customers": {
+        "default_area_code": _Field(_area_code, ""),
+        "vip_levels": _Field(_vip_levels, ["钻石卡", "金卡", "银卡", "普通"]),
+    },
     "database": {"url": _Field(_text, "")},
     "data": {"dir": _Field(_name, "var")},
     "web": {

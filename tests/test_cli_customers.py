@@ -122,8 +122,8 @@ def test_errors_option_writes_the_rejected_rows(
     assert result.stdout.splitlines()[-1] == f"rejected rows written to {report}"
     rows = list(load_workbook(report).worksheets[0].iter_rows(values_only=True))
     assert [row[:3] for row in rows[1:]] == [
-        (3, "B 客户名称", "missing name"),
-        (4, "C 手机", "invalid phone number '12': not a mobile, fixed-line, 400/800 or "
+        (3, "column B \"客户名称\"", "missing name"),
+        (4, "column C \"手机\"", "invalid phone number '12': not a mobile, fixed-line, 400/800 or "
                       "international number"),
     ]
     assert rows[2][3:] == ("C3", "李四", "13700137000, 12", 3)

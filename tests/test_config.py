@@ -606,3 +606,23 @@ def test_a_bad_area_code_is_refused_by_name(tmp_path: Path, written: str) -> Non
     path.write_text(f"[customers]\ndefault_area_code = {written}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"\[customers\] default_area_code: expected an area"):
         load_config(str(path), environ={})
+
+
+def test_vip_levels_default_to_the_cards_operators_use(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("", encoding="utf-8")
+    assert load_config(str(path), environ={}).customers.vip_levels == (
+        "钻石卡", "金卡", "银卡", "普通")
+    path.write_text('[customers]\nvip_levels = ["黑金", " 白金 ", "普通"]\n', encoding="utf-8")
+    assert load_config(str(path), environ={}).customers.vip_levels == ("黑金", "白金", "普通")
+
+
+@pytest.mark.parametrize("written", ["[]", '"金卡"', '["金卡", "金卡"]', '["金卡", ""]',
+                                     '["金卡", "VIP3"]', '["3", "金卡"]', '["金卡", 2]',
+                                     '["' + "卡" * 33 + '"]'])
+def test_bad_vip_levels_are_refused_by_name(tmp_path: Path, written: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f"[customers]\nvip_levels = {written}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"\[customers\] vip_levels: expected a list of "
+                                          r"distinct level names, highest first"):
+        load_config(str(path), environ={})

@@ -29,6 +29,8 @@ from apps.customer_import import (
     RowPlan,
     SheetCheck,
 )
+from apps.customer_reasons import Reason
+from web.customer_messages import say_reason
 
 JOBS_KEPT_PER_USER: Final = 5
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -58,7 +60,9 @@ def plan_json(plan: RowPlan) -> dict[str, Any]:
         "existing_name": plan.existing_name,
         "sheet_name": plan.sheet_name,
         "number": plan.number,
-        "errors": [{"column": e.column, "header": e.header, "reason": e.reason}
+        # reason: English; key and params word it in the reader's language.
+        "errors": [{"column": e.column, "header": e.header, "reason": str(e.reason),
+                    "key": e.reason.key, "params": dict(e.reason.params)}
                    for e in plan.errors],
     }
 
@@ -131,15 +135,19 @@ class ImportJob:
     rows_done: int = 0  # of the check, then of the import
     rows_total: int = 0
     result: ImportResult | None = None
-    error: str | None = None
+    error: Reason | None = None  # why the check or the import failed
+    lang: str = "zh"  # of the uploader's page: the language of messages pushed to them
 
     @property
     def upload(self) -> Path:
         return self.directory / "upload.xlsx"
 
-    @property
-    def report(self) -> Path:
-        return self.directory / "errors.xlsx"
+    def report(self, lang: str) -> Path:
+        """The error report in ``lang``, written when it is first downloaded."""
+        return self.directory / f"errors-{lang}.xlsx"
+
+    def error_text(self, lang: str) -> str | None:
+        return None if self.error is None else say_reason(lang, self.error)
 
     @property
     def report_url(self) -> str | None:
@@ -209,12 +217,13 @@ def result_json(result: ImportResult) -> dict[str, int]:
             "rejected": result.rejected, "conflicts": len(result.conflicts)}
 
 
-def job_json(job: ImportJob) -> dict[str, Any]:
+def job_json(job: ImportJob, lang: str) -> dict[str, Any]:
     return {"id": job.id, "state": job.state.value, "filename": job.filename,
             "existing": job.existing.value, "conflicts": job.conflicts.value,
             "conflict_rows": {str(row): choice.value
                               for row, choice in sorted(job.conflict_rows.items())},
-            "rows_done": job.rows_done, "rows_total": job.rows_total, "error": job.error,
+            "rows_done": job.rows_done, "rows_total": job.rows_total,
+            "error": job.error_text(lang),
             "check": None if job.check is None else check_json(job.check),
             "result": None if job.result is None else result_json(job.result),
             "report_url": job.report_url}

@@ -52,6 +52,7 @@ from apps.customer_import import (
     RowOutcome,
     write_error_report,
 )
+from apps.customer_reasons import reason as reason_of
 from apps.customer_sheet import Field
 from web.auth import client_ip, services_of
 from web.customer_import_jobs import (
@@ -63,6 +64,7 @@ from web.customer_import_jobs import (
     job_json,
     result_json,
 )
+from web.customer_messages import column_label, say_reason
 from web.customers import API, BadInput, endpoint, invalid, json_object, query_int
 from web.hub import EventHub
 from web.i18n import translate
@@ -122,10 +124,18 @@ def describe(lang: str, row: Mapping[str, Any]) -> str:
         params.update(number=row["number"], existing=row["existing_name"],
                       sheet=row["sheet_name"])
     elif outcome == RowOutcome.REJECTED:
-        params["reasons"] = "; ".join(
-            f"{e['column']}: {e['reason']}" if e["column"] else e["reason"]
-            for e in row["errors"])
+        params["reasons"] = translate(lang, "import.reason_list_separator").join(
+            _error_text(lang, error) for error in row["errors"])
     return translate(lang, f"import.outcome.{outcome}", **params)
+
+
+def _error_text(lang: str, error: Mapping[str, Any]) -> str:
+    """A stored row error (web.customer_import_jobs.plan_json) in ``lang``."""
+    text = translate(lang, f"import.reason.{error['key']}", **error["params"])
+    if not error["column"]:
+        return text
+    return translate(lang, "import.column_reason",
+                     column=column_label(lang, error["column"], error["header"]), reason=text)
 
 
 def mapping_from(values: Mapping[str, Any], headers: list[str]) -> dict[str, str]:
@@ -195,7 +205,8 @@ class ImportPages:
         await self._check(request, job)
         if job.state is JobState.check_failed:  # the file could not be read at all
             self.jobs.remove(job)
-            raise Refused(400, "import.unreadable", reason=job.error)
+            raise Refused(400, "import.unreadable",
+                          reason=job.error_text(language_of(request)))
         return job
 
     async def _receive_form(self, request: Request) -> ImportJob:
@@ -214,7 +225,7 @@ class ImportPages:
             raise Refused(413, "import.too_large", mb=mb)
         job_id = self.s.new_job_id()
         job = ImportJob(job_id, request.state.user.id, Path(upload.filename).name[:200],
-                        self.s.work_dir / job_id)
+                        self.s.work_dir / job_id, lang=language_of(request))
         job.directory.mkdir(parents=True, exist_ok=False)
         try:
             await upload.seek(0)
@@ -252,13 +263,13 @@ class ImportPages:
         except Exception as error:
             rows.discard()
             if isinstance(error, CustomerImportError):
-                job.error = str(error)
+                job.error = error.reason
             else:  # a background task has nobody else to tell
                 logger.exception("check of customer import %s failed", job.id)
-                job.error = f"internal error: {type(error).__name__}"
+                job.error = reason_of("internal_error", name=type(error).__name__)
             job.state, job.checking_task = JobState.check_failed, None
             hub.publish(job.user_id, {"type": "customer_import.failed", "job": job.id,
-                                      "message": job.error})
+                                      "message": job.error_text(job.lang)})
             return
         rows.finish()
         job.check, job.rows, job.state, job.checking_task = check, rows, JobState.checked, None
@@ -283,7 +294,8 @@ class ImportPages:
         if job.state is JobState.checking:
             raise Refused(409, "import.still_checking")
         if job.state is JobState.check_failed:
-            raise Refused(409, "import.check_failed", reason=job.error)
+            raise Refused(409, "import.check_failed",
+                          reason=job.error_text(language_of(request)))
         job.existing = existing
         if mapping is not None:
             job.mapping = mapping
@@ -302,18 +314,17 @@ class ImportPages:
             result = await self.s.importer.import_file(
                 job.upload, existing=job.existing, conflicts=job.conflicts,
                 conflict_rows=job.conflict_rows, mapping=job.mapping, progress=progress)
-            if result.rejected:
-                await asyncio.to_thread(write_error_report, result, job.report)
         except CustomerImportError as error:
-            job.state, job.error = JobState.failed, str(error)
+            job.state, job.error = JobState.failed, error.reason
         except Exception as error:  # a background task has nobody else to tell
             logger.exception("customer import %s failed", job.id)
-            job.state, job.error = JobState.failed, f"internal error: {type(error).__name__}"
+            job.state, job.error = JobState.failed, reason_of(
+                "internal_error", name=type(error).__name__)
         else:
             job.result, job.state = result, JobState.done
         if job.state is JobState.failed:
             hub.publish(job.user_id, {"type": "customer_import.failed", "job": job.id,
-                                      "message": job.error})
+                                      "message": job.error_text(job.lang)})
             return
         assert job.result is not None
         try:
@@ -350,8 +361,16 @@ class ImportPages:
 
     async def _download(self, request: Request) -> Response:
         job = self.jobs.get(request.path_params["job"], request.state.user.id)
-        if job is None or job.report_url is None or not job.report.is_file():
+        if job is None or job.result is None or job.report_url is None:
             return self._refusal(request, Refused(404, "import.not_found"))
+        lang = language_of(request)
+        report = job.report(lang)
+        if not report.is_file():  # the report in the reader's language, written once
+            await asyncio.to_thread(
+                write_error_report, job.result, report,
+                say=lambda why: say_reason(lang, why),
+                column_label=lambda error: column_label(lang, error.column or "",
+                                                        error.header))
         # Fail closed: a download that cannot be audited is not served.
         await self.s.audit.record(
             "export", actor_id=job.user_id, actor=request.state.user.username,
@@ -359,7 +378,7 @@ class ImportPages:
             detail={"file": "errors.xlsx", "source_file": job.filename,
                     "rejected": job.result.rejected if job.result else 0},
             source_ip=client_ip(request))
-        return FileResponse(job.report, media_type=XLSX_TYPE,
+        return FileResponse(report, media_type=XLSX_TYPE,
                             filename=f"import-errors-{job.id}.xlsx")
 
     def _refusal(self, request: Request, refused: Refused) -> Response:
@@ -397,13 +416,13 @@ class ImportPages:
         a few seconds for it: state ``checked`` with the counts, or ``checking``."""
         async def act() -> Response:
             job = await self._receive(request)
-            return JSONResponse(job_json(job), status_code=201)
+            return JSONResponse(job_json(job, language_of(request)), status_code=201)
         return await self._answer(request, act)
 
     async def api_get(self, request: Request) -> Response:
         """An import of the caller's: its state, the check's counts, progress, results."""
         async def act() -> Response:
-            return JSONResponse(job_json(self._job(request)))
+            return JSONResponse(job_json(self._job(request), language_of(request)))
         return await self._answer(request, act)
 
     async def api_preview(self, request: Request) -> Response:
@@ -420,7 +439,7 @@ class ImportPages:
             job = self._job(request)
             mapping = _mapping_of(await json_object(request))
             await self._remap(request, job, mapping or {})
-            return JSONResponse(job_json(job),
+            return JSONResponse(job_json(job, language_of(request)),
                                 status_code=202 if job.state is JobState.checking else 200)
         return await self._answer(request, act)
 
@@ -431,7 +450,7 @@ class ImportPages:
             body = await json_object(request)
             self._changeable(job)
             choose(job, body.get("conflicts"), _rows_of(body))
-            return JSONResponse(job_json(job))
+            return JSONResponse(job_json(job, language_of(request)))
         return await self._answer(request, act)
 
     async def api_start(self, request: Request) -> Response:
@@ -445,7 +464,7 @@ class ImportPages:
             self._changeable(job)
             choose(job, body.get("conflicts"), _rows_of(body))
             self._start(request, job, existing, mapping)
-            return JSONResponse(job_json(job), status_code=202)
+            return JSONResponse(job_json(job, language_of(request)), status_code=202)
         return await self._answer(request, act)
 
     async def api_download(self, request: Request) -> Response:
@@ -474,7 +493,8 @@ class ImportPages:
         async def act() -> Response:
             job = self._job(request)
             context: dict[str, Any] = {
-                "job": job, "fields": _FIELD_CHOICES, "choices": _CONFLICT_CHOICES,
+                "job": job, "job_error": job.error_text(language_of(request)),
+                "fields": _FIELD_CHOICES, "choices": _CONFLICT_CHOICES,
                 "outcomes": [o.value for o in RowOutcome if o is not RowOutcome.SKIP],
                 "check": None if job.check is None else check_json(job.check),
                 "preview": None}

@@ -6,7 +6,8 @@ catalogue already has with another text is refused rather than silently changed.
 
 from __future__ import annotations
 
-from web.i18n import add_messages
+from apps.customer_reasons import Reason
+from web.i18n import add_messages, translate
 
 CUSTOMER_MESSAGES: dict[str, dict[str, str]] = {
     "nav.customers": {"zh": "客户管理", "en": "Customers"},
@@ -14,6 +15,7 @@ CUSTOMER_MESSAGES: dict[str, dict[str, str]] = {
     "customers.title": {"zh": "客户管理", "en": "Customers"},
     "customers.search": {"zh": "搜索", "en": "Search"},
     "customers.search_hint": {"zh": "客户名称或电话号码", "en": "Name or phone number"},
+    "customers.mine": {"zh": "我的客户", "en": "My customers"},
     "customers.name": {"zh": "客户名称", "en": "Name"},
     "customers.title_field": {"zh": "职务", "en": "Title"},
     "customers.group": {"zh": "集团", "en": "Group"},
@@ -154,6 +156,75 @@ CUSTOMER_MESSAGES: dict[str, dict[str, str]] = {
     "import.not_found": {"zh": "没有这个导入任务", "en": "No such import"},
     "import.already_started": {"zh": "该导入已开始", "en": "This import has already started"},
     "import.new": {"zh": "导入另一个文件", "en": "Import another file"},
+    "import.column": {"zh": "「{header}」列 ({letter})", "en": "column {letter} “{header}”"},
+    "import.reason_list_separator": {"zh": "；", "en": "; "},
+    "import.column_reason": {"zh": "{column}：{reason}", "en": "{column}: {reason}"},
+    # Why a row or a file was refused: apps/customer_reasons.py's keys, in both languages.
+    **{f"import.reason.{key}": texts for key, texts in {
+        "missing_name": {"zh": "缺少客户名称", "en": "missing name"},
+        "too_long": {"zh": "超过 {limit} 个字符", "en": "longer than {limit} characters"},
+        "bad_vip_level": {
+            "zh": "“{value}”不是VIP等级：请填写 {names} 之一，或 0 到 {max} 的整数",
+            "en": "“{value}” is no VIP level: give one of {names}, or a whole number "
+                  "0 to {max}"},
+        "unknown_manager": {"zh": "没有名为“{name}”的客户经理",
+                            "en": "unknown account manager “{name}”"},
+        "ambiguous_manager": {"zh": "有多位用户名叫“{name}”：请填写客户经理的用户名",
+                              "en": "account manager “{name}” is ambiguous: give the "
+                                    "username"},
+        "bad_phone": {"zh": "“{number}”不是电话号码",
+                      "en": "“{number}” is not a telephone number"},
+        "phone_local": {"zh": "号码“{number}”是本地号码，需要加区号",
+                        "en": "“{number}” is a local number: add its area code"},
+        "phone_short_service": {"zh": "号码“{number}”是短号码（服务号），不是客户的号码",
+                                "en": "“{number}” is a short service number, no customer's"},
+        "phone_internal": {"zh": "号码“{number}”是分机号，不是客户的号码",
+                           "en": "“{number}” is an extension, no customer's number"},
+        "phone_unknown": {
+            "zh": "号码“{number}”不是手机、固话、400/800 或国际号码",
+            "en": "“{number}” is not a mobile, fixed-line, 400/800 or international number"},
+        "no_phone_no_id": {
+            "zh": "没有电话号码也没有外部编号：再次导入时将无法识别该客户",
+            "en": "no phone number and no external id: the customer could not be "
+                  "recognised when the sheet is imported again"},
+        "external_id_repeated": {"zh": "外部编号“{external_id}”在第 {row} 行也出现了",
+                                 "en": "external id “{external_id}” is also on row {row}"},
+        "phone_repeated": {"zh": "号码 {number} 在第 {row} 行也出现了",
+                           "en": "phone {number} is also on row {row}"},
+        "same_customer": {"zh": "与第 {row} 行是同一位客户",
+                          "en": "this is the same customer as row {row}"},
+        "group_without_code": {
+            "zh": "集团“{name}”不存在，且没有集团编号：请填写集团编号",
+            "en": "group “{name}” does not exist and has no group code: add its code"},
+        "phone_taken": {"zh": "号码 {number} 已属于其他客户（{name}）",
+                        "en": "phone {number} belongs to another customer ({name}) already"},
+        "phones_shared": {
+            "zh": "这些号码（{numbers}）已分别属于 {n} 位不同的客户",
+            "en": "the phone numbers ({numbers}) belong to {n} different customers already"},
+        "phone_of_external_id": {
+            "zh": "号码 {number} 属于外部编号为“{external_id}”的客户",
+            "en": "phone {number} belongs to the customer with external id “{external_id}”"},
+        "empty_file": {"zh": "文件是空的", "en": "the file is empty"},
+        "old_xls": {"zh": "这是旧的 .xls 文件：请先在 Excel 中另存为 .xlsx",
+                    "en": "this is an old .xls file: save it as .xlsx in Excel first"},
+        "not_xlsx": {"zh": "这不是 .xlsx 电子表格文件", "en": "this is not an .xlsx spreadsheet"},
+        "not_a_worksheet": {"zh": "工作簿的第一页不是工作表",
+                            "en": "the first sheet of the workbook is not a worksheet"},
+        "no_header_row": {"zh": "没有表头：第一个工作表是空的",
+                          "en": "no header row: the first sheet is empty"},
+        "no_name_column": {
+            "zh": "没有客户名称列（表头如 客户名称、姓名 或 name）",
+            "en": "no column for the customer name (a header such as 客户名称, 姓名 or name)"},
+        "unknown_field": {"zh": "“{header}”列的导入字段“{field}”不存在",
+                          "en": "unknown field “{field}” for column “{header}”"},
+        "damaged": {"zh": "文件在第 {row} 行之后已损坏",
+                    "en": "the sheet is damaged after row {row}"},
+        "no_consecutive_ids": {"zh": "数据库没有为新行分配连续的编号，请重试",
+                               "en": "the database gave the new rows no consecutive ids; "
+                                     "try again"},
+        "internal_error": {"zh": "内部错误（{name}），请联系系统管理员",
+                           "en": "internal error ({name}); tell the administrator"},
+    }.items()},
     **{f"import.field.{name}": texts for name, texts in {
         "name": {"zh": "客户名称", "en": "Name"},
         "phone": {"zh": "电话", "en": "Phone"},
@@ -171,3 +242,13 @@ CUSTOMER_MESSAGES: dict[str, dict[str, str]] = {
 
 def register_messages() -> None:
     add_messages("customer", CUSTOMER_MESSAGES)
+
+
+def say_reason(lang: str, why: Reason) -> str:
+    """An import reason (apps/customer_reasons.py) in ``lang``."""
+    return translate(lang, f"import.reason.{why.key}", **why.params)
+
+
+def column_label(lang: str, letter: str, header: str | None) -> str:
+    """A sheet column as the reader finds it: by its header, with its letter."""
+    return translate(lang, "import.column", letter=letter, header=header or letter)

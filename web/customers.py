@@ -13,7 +13,6 @@ another customer has is not added to this one (apps.PhoneTaken), as in the impor
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,14 +25,17 @@ from starlette.routing import BaseRoute, Route
 
 from apps.audit import AuditLog
 from apps.contacts import ContactChannel, ContactEntry, ContactError, ContactRecordService
+from apps.customer_levels import MAX_VIP_LEVEL, VipLevelError, VipLevels
 from apps.customers import (
-    MAX_VIP_LEVEL,
     UNSET,
     CustomerError,
     CustomerGroupRecord,
+    CustomerPage,
     CustomerRecord,
     CustomerService,
     PhoneTaken,
+    customer_manager_id,
+    customer_vip_level,
 )
 from apps.users import Role, UserRecord, UserService
 from web import inputs
@@ -58,11 +60,14 @@ NAV: Final = (NavItem("/customers", "nav.customers", VIEW),)
 register_messages()
 EDIT_MESSAGES: dict[str, dict[str, str]] = {
     "customers.bad_vip_level": {
-        "zh": "VIP等级必须是 0 到 {max} 的整数，而不是 {value}",
-        "en": "The VIP level must be a whole number from 0 to {max}, not {value}"},
+        "zh": "VIP等级“{value}”无效：请选择 {names} 之一，或填写 0 到 {max} 的整数",
+        "en": "The VIP level “{value}” is unknown: choose one of {names}, or give a whole "
+              "number from 0 to {max}"},
     "customers.vip_needs_edit": {
         "zh": "只有可编辑全部客户的用户才能修改VIP等级",
         "en": "Only users who may edit every customer can change the VIP level"},
+    "customers.bad_mine": {
+        "zh": "“mine”必须是 1 或 0", "en": "'mine' must be 1 or 0"},
     "customers.manager_needs_edit": {
         "zh": "只有可编辑全部客户的用户才能更换客户经理",
         "en": "Only users who may edit every customer can change the account manager"},
@@ -110,6 +115,17 @@ def query_int(request: Request, name: str, default: int, low: int, high: int) ->
     return int(raw)
 
 
+_FLAGS: Final = {"1": True, "true": True, "0": False, "false": False, "": False}
+
+
+def mine_flag(request: Request) -> bool:
+    """``?mine=1``: only the caller's own customers."""
+    raw = request.query_params.get("mine", "")
+    if raw.lower() not in _FLAGS:
+        raise BadInput.of("customers.bad_mine")
+    return _FLAGS[raw.lower()]
+
+
 def timestamp(at: datetime) -> str:
     return at.isoformat(timespec="seconds")
 
@@ -121,14 +137,25 @@ def phones_json(customer: CustomerRecord) -> list[dict[str, Any]]:
     return [{"number": p.number, "label": p.label} for p in customer.phones]
 
 
-def summary_json(customer: CustomerRecord) -> dict[str, Any]:
+def summary_json(customer: CustomerRecord, group: CustomerGroupRecord | None,
+                 levels: VipLevels, manager: UserRecord | None) -> dict[str, Any]:
+    """A customer as the list and the API show it. ``vip_level`` is the one level the
+    customer shows everywhere (its own, or its group's when higher), with its name;
+    ``own_vip_level`` is what editing the customer changes. ``account_manager`` is the
+    customer's own, else its group's; ``account_manager_id`` is the customer's own."""
+    rank = customer_vip_level(customer, group)
     return {
         "id": customer.id,
         "name": customer.name,
         "title": customer.title,
         "group_id": customer.group_id,
-        "vip_level": customer.vip_level,
+        "group": None if group is None else {
+            "id": group.id, "code": group.code, "name": group.name},
+        "vip_level": rank,
+        "vip_level_name": levels.name(rank),
+        "own_vip_level": customer.vip_level,
         "account_manager_id": customer.account_manager_id,
+        "account_manager": _user_json(manager),
         "phones": phones_json(customer),
     }
 
@@ -148,11 +175,7 @@ def _user_json(user: UserRecord | None) -> dict[str, Any] | None:
 # ---- the row-level rule -----------------------------------------------------------------------
 
 
-def manager_of(customer: CustomerRecord, group: CustomerGroupRecord | None) -> int | None:
-    """The customer's account manager: its own, else its group's."""
-    if customer.account_manager_id is not None:
-        return customer.account_manager_id
-    return group.account_manager_id if group is not None else None
+manager_of = customer_manager_id  # the customer's account manager: its own, else its group's
 
 
 def may_edit(permissions: frozenset[str], user_id: int, customer: CustomerRecord,
@@ -181,19 +204,15 @@ class NotAllowed(Exception):
 # Fields only customers.edit changes, and what refuses anyone else.
 EDITORS_ONLY: Final = {"vip_level": "customers.vip_needs_edit",
                        "account_manager_id": "customers.manager_needs_edit"}
-_FORM_VIP = re.compile(r"[0-9]{1,6}")
-_SHOWN_CHARS = 40  # of a refused value, in a message
-
-
-def vip_level(value: object) -> int:
-    """A VIP level: an integer, or its digits (from a form)."""
-    level = int(value) if isinstance(value, str) and _FORM_VIP.fullmatch(value) else value
-    if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= MAX_VIP_LEVEL:
-        shown = repr(value)
-        if len(shown) > _SHOWN_CHARS:
-            shown = shown[:_SHOWN_CHARS - 1] + "…"
-        raise BadInput.of("customers.bad_vip_level", max=MAX_VIP_LEVEL, value=shown)
-    return level
+def vip_level(value: object, levels: VipLevels) -> int:
+    """A VIP level's rank: a level name (金卡), a whole number 0 to 99, or its digits."""
+    try:
+        if not isinstance(value, int | str):
+            raise VipLevelError(value, levels)
+        return levels.rank(value)
+    except VipLevelError as error:
+        raise BadInput.of("customers.bad_vip_level", value=error.value,
+                          names="、".join(levels.names), max=MAX_VIP_LEVEL) from None
 
 
 def reason(request: Request, error: Exception) -> str:
@@ -223,15 +242,14 @@ class CustomerPages:
         manager_id = manager_of(customer, group)
         manager = None if manager_id is None else await self.s.users.get_user(manager_id)
         contacts = await self.s.contacts.last(customer.id, LAST_CONTACTS)
+        levels = self.s.customers.vip_levels
         return {
-            **summary_json(customer),
+            **summary_json(customer, group, levels, manager),
             "custom_fields": dict(customer.custom_fields),
             "external_key": customer.external_key,
             "group": None if group is None else {
                 "id": group.id, "code": group.code, "name": group.name,
-                "vip_level": group.vip_level},
-            "effective_vip_level": max(customer.vip_level, group.vip_level if group else 0),
-            "account_manager": _user_json(manager),
+                "vip_level": group.vip_level, "vip_level_name": levels.name(group.vip_level)},
             "contacts": [contact_json(entry) for entry in contacts],
             "can_edit": may_edit(request.state.permissions, request.state.user.id,
                                  customer, group),
@@ -239,19 +257,36 @@ class CustomerPages:
             "updated_at": timestamp(customer.updated_at),
         }
 
+    async def _search(self, request: Request, query: str, offset: int, limit: int,
+                      mine: bool) -> tuple[CustomerPage, list[dict[str, Any]]]:
+        """A page of customers (with ``mine``, only the caller's own), as JSON."""
+        page = await self.s.customers.search(
+            query, offset=offset, limit=limit,
+            manager_id=request.state.user.id if mine else None)
+        managers = {user.id: user for user in await self.s.users.list_users()} \
+            if page.customers else {}
+        shown = []
+        for customer in page.customers:
+            group = page.group_of(customer)
+            manager_id = manager_of(customer, group)
+            shown.append(summary_json(customer, group, self.s.customers.vip_levels,
+                                      None if manager_id is None else managers.get(manager_id)))
+        return page, shown
+
     # -- API ---------------------------------------------------------------------------------
 
     async def api_search(self, request: Request) -> Response:
-        """Search customers by name or by a number written in any format (paged)."""
+        """Search customers by name or by a number written in any format (paged);
+        ``?mine=1``: only the customers the caller is account manager of (我的客户)."""
         try:
             offset = query_int(request, "offset", 0, 0, 10**9)
             limit = query_int(request, "limit", PAGE_SIZE, 1, MAX_API_PAGE_SIZE)
+            page, shown = await self._search(request, request.query_params.get("q", ""),
+                                             offset, limit, mine_flag(request))
         except BadInput as error:
             return invalid(reason(request, error))
-        page = await self.s.customers.search(request.query_params.get("q", ""),
-                                             offset=offset, limit=limit)
-        return JSONResponse({"customers": [summary_json(c) for c in page.customers],
-                             "total": page.total, "offset": page.offset, "limit": page.limit})
+        return JSONResponse({"customers": shown, "total": page.total, "offset": page.offset,
+                             "limit": page.limit})
 
     async def api_get(self, request: Request) -> Response:
         """One customer: group (集团), phones, VIP level, account manager, custom fields
@@ -307,11 +342,18 @@ class CustomerPages:
             page_number = query_int(request, "page", 1, 1, 10**6)
         except BadInput:
             page_number = 1
-        page = await self.s.customers.search(query, offset=(page_number - 1) * PAGE_SIZE,
-                                             limit=PAGE_SIZE)
+        try:
+            mine = mine_flag(request)
+        except BadInput:
+            mine = False
+        page, shown = await self._search(request, query, (page_number - 1) * PAGE_SIZE,
+                                         PAGE_SIZE, mine)
         pages = max(1, -(-page.total // PAGE_SIZE))
         return render(request, "customers/list.html", {
-            "query": query, "page": page, "page_number": page_number, "pages": pages})
+            "query": query, "page": page, "customers": shown, "page_number": page_number,
+            "pages": pages, "mine": mine,
+            "offer_mine": (EDIT_OWN in request.state.permissions
+                           or request.state.user.role is Role.account_manager)})
 
     async def page_view(self, request: Request) -> Response:
         try:
@@ -368,8 +410,13 @@ class CustomerPages:
         managers = [u for u in await self.s.users.list_users()
                     if u.role is Role.account_manager or u.id == customer.account_manager_id]
         custom_text = "\n".join(f"{k}={v}" for k, v in customer.custom_fields.items())
+        levels = self.s.customers.vip_levels
+        choices = list(levels.ranks)
+        if customer.vip_level not in dict(choices):  # a number above the names, kept
+            choices.insert(0, (customer.vip_level, levels.name(customer.vip_level)))
         return render(request, "customers/edit.html", {
             "c": customer, "error": error, "form": form, "managers": managers,
+            "vip_levels": choices, "own_vip_name": levels.name(customer.vip_level),
             "custom_text": form.get("custom_fields", custom_text),
             "may_edit_all": EDIT in request.state.permissions,
         }, status_code=status_code)
@@ -396,7 +443,7 @@ class CustomerPages:
                     raise BadInput(f"'{name}' must be a string")
                 fields[name] = value
         if "vip_level" in body:
-            fields["vip_level"] = vip_level(body["vip_level"])
+            fields["vip_level"] = vip_level(body["vip_level"], self.s.customers.vip_levels)
         if "account_manager_id" in body:
             fields["account_manager_id"] = (None if body["account_manager_id"] is None
                                             else id_field(body, "account_manager_id"))
@@ -427,7 +474,8 @@ class CustomerPages:
 
         fields: dict[str, Any] = {"name": text("name"), "title": text("title") or None}
         if "vip_level" in form:  # only editors of every customer are shown the field
-            fields["vip_level"] = vip_level(text("vip_level") or "0")
+            fields["vip_level"] = vip_level(text("vip_level") or "0",
+                                            self.s.customers.vip_levels)
         if "account_manager_id" in form:
             fields["account_manager_id"] = (id_field(form, "account_manager_id")
                                             if text("account_manager_id") else None)
@@ -463,13 +511,15 @@ def _parse_custom_fields(text: str, before: Mapping[str, Any]) -> dict[str, Any]
 
 
 _SEARCH_PARAMS = {"200": {"description": "A page of customers; ?q= name or number, "
-                                         "?offset=, ?limit= (at most 200)"}}
+                                         "?offset=, ?limit= (at most 200), ?mine=1 (only "
+                                         "the caller's own customers, 我的客户)"}}
 _UPDATE_BODY: dict[str, Any] = {
     "type": "object",
     "properties": {
         "name": {"type": "string"},
         "title": {"type": ["string", "null"]},
-        "vip_level": {"type": "integer", "minimum": 0},
+        "vip_level": {"type": ["integer", "string"], "description":
+                      "a level name ([customers] vip_levels, e.g. 金卡) or its rank 0-99"},
         "account_manager_id": {"type": ["integer", "null"]},
         "custom_fields": {"type": "object"},
         "add_phones": {"type": "array", "items": {"type": "object", "properties": {

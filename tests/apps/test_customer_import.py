@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from openpyxl import Workbook, load_workbook
 from sqlalchemy import func, select, text
 
-from apps import Database, Role, UserService, upgrade_database
+from apps import Database, Role, UserService, VipLevels, upgrade_database
 from apps.customer_import import (
     REPORT_HEADERS,
     Change,
@@ -317,8 +317,9 @@ async def test_the_error_report_lists_rejected_rows_and_imports_once_corrected(
     rows = list(load_workbook(report).worksheets[0].iter_rows(values_only=True))
     assert rows == [
         (*REPORT_HEADERS, "姓名", "手机", "备注"),
-        (3, "A 姓名", "missing name", None, "13900139000", "'=HYPERLINK(\"http://evil\")"),
-        (4, "B 手机", "invalid phone number '+1': "
+        (3, "column A \"姓名\"", "missing name", None, "13900139000",
+         "'=HYPERLINK(\"http://evil\")"),
+        (4, "column B \"手机\"", "invalid phone number '+1': "
          "not a mobile, fixed-line, 400/800 or international number", "坏", "'+1", "'@SUM(A1)"),
     ]
 
@@ -410,3 +411,53 @@ def foretold(outcomes: Mapping[RowOutcome, int], choice: ConflictChoice,
             outcomes[RowOutcome.UNCHANGED],
             outcomes[RowOutcome.SKIP] + (conflicts if choice is ConflictChoice.SKIP else 0),
             outcomes[RowOutcome.REJECTED])
+
+
+# ---- named VIP levels -----------------------------------------------------------------------
+
+
+async def test_named_vip_levels_land_as_ranks_and_an_unknown_name_is_reported(
+        db: Database) -> None:
+    # A real list writes its cards by name; before, every such row was refused.
+    result = await importer(db).import_file(xlsx(
+        ["客户名称", "手机", "VIP等级"],
+        ["钻石客户", "13800000001", "钻石卡"],
+        ["金卡客户", "13800000002", "金卡"],
+        ["银卡客户", "13800000003", "银卡"],
+        ["普通客户", "13800000004", "普通"],
+        ["白金客户", "13800000005", "白金卡"],
+        ["旧表客户", "13800000006", 2],
+        ["没等级", "13800000007", None],
+    ))
+    assert counts(result) == (6, 0, 0, 0, 1)
+    assert [(name, vip) for _, name, vip, *_ in await customers(db)] == [
+        ("钻石客户", 3), ("金卡客户", 2), ("银卡客户", 1), ("普通客户", 0), ("旧表客户", 2),
+        ("没等级", 0)]
+    [error] = result.errors
+    assert (error.row, error.column, error.header, error.reason.key) == (
+        6, "C", "VIP等级", "bad_vip_level")
+    assert dict(error.reason.params) == {"value": "白金卡", "names": "钻石卡, 金卡, 银卡, 普通",
+                                         "max": 99}
+
+
+async def test_configured_vip_levels_are_the_names_a_sheet_may_use(db: Database) -> None:
+    levels = VipLevels(["黑金", "白金", "普通"])
+    result = await CustomerImporter(db, clock=lambda: T0, vip_levels=levels).import_file(xlsx(
+        ["客户名称", "手机", "客户等级"],
+        ["甲", "13800000001", "黑金"],
+        ["乙", "13800000002", "金卡"],
+    ))
+    assert counts(result) == (1, 0, 0, 0, 1)
+    assert [(name, vip) for _, name, vip, *_ in await customers(db)] == [("甲", 2)]
+
+
+async def test_a_second_vip_column_is_the_same_level_not_a_custom_field(db: Database) -> None:
+    # "VIP等级" beside "等级" used to become a custom field: a second, different level.
+    result = await importer(db).import_file(xlsx(
+        ["客户名称", "手机", "等级", "VIP等级", "备注"],
+        ["甲", "13800000001", "银卡", "金卡", "老客户"],
+        ["乙", "13800000002", None, "钻石卡", None],
+    ))
+    assert counts(result) == (2, 0, 0, 0, 0)
+    assert [(name, vip, custom) for _, name, vip, _, _, _, custom, _ in await customers(db)] == [
+        ("甲", 2, {"备注": "老客户"}), ("乙", 3, {})]

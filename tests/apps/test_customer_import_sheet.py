@@ -183,13 +183,15 @@ def test_each_bad_cell_is_reported_by_row_column_and_reason_and_good_rows_still_
         "row 2, column A (姓名): missing name",
         "row 2, column B (手机): invalid phone number '12345': "
         "a short service number is no customer's number",
-        "row 2, column C (VIP等级): bad VIP level 'gold': give a whole number 0 to 99",
+        "row 2, column C (VIP等级): unknown VIP level 'gold': give one of "
+        "钻石卡, 金卡, 银卡, 普通 or a whole number 0 to 99",
         "row 2, column D (客户经理): unknown account manager 'nobody'",
     ]
     assert reasons(rows[2]) == [
         "row 5, column B (手机): invalid phone number '138001380001': "
         "not a mobile, fixed-line, 400/800 or international number",
-        "row 5, column C (VIP等级): bad VIP level '-1': give a whole number 0 to 99",
+        "row 5, column C (VIP等级): unknown VIP level '-1': give one of "
+        "钻石卡, 金卡, 银卡, 普通 or a whole number 0 to 99",
         "row 5, column D (客户经理): account manager '李明' is ambiguous: give the username",
     ]
     assert rows[2].values == ("坏号码", "138001380001", -1, "李明")

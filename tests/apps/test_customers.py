@@ -22,6 +22,7 @@ from apps.customers import (
     CustomerService,
     PhoneRecord,
     PhoneTaken,
+    customer_vip_level,
     normalize_customer_number,
 )
 
@@ -250,7 +251,8 @@ async def test_updates_change_only_what_is_given(customers: CustomerService) -> 
     assert (cleared.title, cleared.group_id, cleared.name) == (None, None, "Chen Jie")
     with pytest.raises(CustomerError, match=exactly("customer name is required")):
         await customers.update_customer(created.id, name="   ")
-    expected = "VIP level must be a whole number from 0 to 99, not -1"
+    expected = ("unknown VIP level '-1': give one of 钻石卡, 金卡, 银卡, 普通 or a whole number "
+                "0 to 99")
     with pytest.raises(CustomerError, match=exactly(expected)):
         await customers.update_customer(created.id, vip_level=-1)
     with pytest.raises(CustomerError, match=exactly("no customer group with id 999")):
@@ -401,3 +403,36 @@ async def test_a_customer_is_found_by_any_spelling_of_its_number(
         match = await customers.lookup_by_number(spelling)
         assert match is not None, spelling
         assert (match.customer_id, match.number) == (customer_id, national)
+
+
+async def test_my_customers_are_my_own_and_my_groups_members_without_a_manager(
+        customers: CustomerService, service: UserService) -> None:
+    me = await service.add_user("am1", "password-1", role="account_manager")
+    other = await service.add_user("am2", "password-1", role="account_manager")
+    group = await customers.create_group("G1", "华信集团", vip_level="金卡",
+                                         account_manager_id=me.id)
+    await customers.create_customer("自己的", phones=["13800000001"], account_manager_id=me.id)
+    await customers.create_customer("集团成员", phones=["13800000002"], group_id=group.id)
+    await customers.create_customer("集团里别人的", phones=["13800000003"], group_id=group.id,
+                                    account_manager_id=other.id)
+    await customers.create_customer("别人的", phones=["13800000004"],
+                                    account_manager_id=other.id)
+    mine = await customers.search(manager_id=me.id)
+    assert [c.name for c in mine.customers] == ["自己的", "集团成员"]
+    assert mine.total == 2
+    assert [c.name for c in (await customers.search("集团", manager_id=other.id)).customers] \
+        == ["集团里别人的"]
+    # The page carries its customers' groups: the list shows the one level a customer has.
+    member = mine.customers[1]
+    assert mine.group_of(member) == await customers.get_group(group.id)
+    assert customer_vip_level(member, mine.group_of(member)) == 2
+
+
+async def test_levels_are_given_by_name_or_rank_and_stored_as_the_rank(
+        customers: CustomerService) -> None:
+    created = await customers.create_customer("王", phones=[MOBILE], vip_level="钻石卡")
+    assert created.vip_level == 3
+    assert (await customers.update_customer(created.id, vip_level=" 银卡 ")).vip_level == 1
+    assert (await customers.update_customer(created.id, vip_level=7)).vip_level == 7
+    with pytest.raises(CustomerError, match="unknown VIP level '白金卡'"):
+        await customers.update_customer(created.id, vip_level="白金卡")

@@ -10,6 +10,7 @@ web UI on a real database."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -173,7 +174,10 @@ def test_view_shows_group_phones_vip_manager_custom_fields_and_last_contacts(
     stack.login_as("agent")
     body = stack.client.get(f"/api/v1/customers/{customer.id}").json()
     assert body["group"]["name"] == "华信集团"
-    assert body["effective_vip_level"] == 3
+    # One level everywhere: the group's 钻石卡 (3) outranks the member's own 银卡 (1).
+    assert (body["vip_level"], body["vip_level_name"], body["own_vip_level"]) \
+        == (3, "钻石卡", 1)
+    assert (body["group"]["vip_level"], body["group"]["vip_level_name"]) == (3, "钻石卡")
     assert body["account_manager"]["username"] == "account_manager"
     assert [p["number"] for p in body["phones"]] == ["01088886666", "13800138000"]
     assert body["custom_fields"] == {"合同号": "HT-7"}
@@ -332,7 +336,7 @@ def test_only_editors_of_every_customer_change_the_vip_level(stack: Stack) -> No
     assert same.status_code == 200, same.text
     form = stack.client.get(f"/customers/{customer.id}/edit")
     assert 'name="vip_level"' not in form.text
-    assert '<span id="customer-vip-level">1</span>' in form.text
+    assert '<span id="customer-vip-level">银卡</span>' in form.text
     saved = stack.client.post(f"/customers/{customer.id}/edit", data={
         "csrf_token": token, "name": "自己的客户", "title": "总监"})
     assert saved.status_code == 303  # the form without the field keeps the level
@@ -469,8 +473,8 @@ def test_pages_render_in_english_and_the_api_is_described(stack: Stack) -> None:
     bad = stack.client.post(f"/customers/{customer.id}/edit?lang=en", data={
         "csrf_token": token, "name": "", "vip_level": "x"})
     assert bad.status_code == 400
-    assert ("Not saved: The VIP level must be a whole number from 0 to 99, not "
-            "&#39;x&#39;") in bad.text
+    assert ("Not saved: The VIP level “x” is unknown: choose one of 钻石卡、金卡、银卡、普通, "
+            "or give a whole number from 0 to 99") in bad.text
     paths = stack.client.get("/api/v1/openapi.json").json()["paths"]
     assert paths["/api/v1/customers/{id}"]["patch"]["x-capabilities"] == ["customers.view"]
     assert paths["/api/v1/customer-imports"]["post"]["x-capabilities"] == ["customers.import"]
@@ -498,3 +502,57 @@ def test_custom_fields_text_refuses_a_line_without_a_name() -> None:
     with pytest.raises(customer_routes.BadInput, match="custom fields line 2: write it as "
                                                        "name=value"):
         customer_routes._parse_custom_fields("a=1\nno equals sign", {})
+
+
+# ---- the list: group, VIP level, account manager; my customers ----------------------------
+
+
+def test_the_list_shows_group_level_name_and_manager_as_the_customer_page_does(
+        stack: Stack) -> None:
+    manager = stack.users["account_manager"]
+    group = stack.run(stack.customers.create_group, "G001", "华信集团", vip_level="钻石卡",
+                      account_manager_id=manager.id)
+    member = add_customer(stack, "王小明", "13800138000", group_id=group.id, vip_level=0)
+    add_customer(stack, "散客", "13900139000", vip_level="银卡")
+    stack.login_as("agent")
+    listed = {c["name"]: c for c in stack.client.get("/api/v1/customers").json()["customers"]}
+    shown = {name: (c["group"] and c["group"]["name"], c["vip_level"], c["vip_level_name"],
+                    c["account_manager"] and c["account_manager"]["name"])
+             for name, c in listed.items()}
+    assert shown == {"王小明": ("华信集团", 3, "钻石卡", manager.name),
+                     "散客": (None, 1, "银卡", None)}
+    one = stack.client.get(f"/api/v1/customers/{member.id}").json()
+    assert (one["vip_level"], one["vip_level_name"]) == (3, "钻石卡")  # the same one level
+
+    page = stack.client.get("/customers")
+    row = re.search(rf'<tr data-customer-id="{member.id}".*?</tr>', page.text, re.S)
+    assert row is not None
+    cells = [re.sub(r"<[^>]+>", "", cell).strip()
+             for cell in re.findall(r"<td[^>]*>(.*?)</td>", row.group(0), re.S)]
+    assert cells[:6] == ["王小明", "", "13800138000", "华信集团", "钻石卡", manager.name]
+    view = stack.client.get(f"/customers/{member.id}")
+    assert re.search(r'id="customer-vip"[^>]*>钻石卡<', view.text)
+
+
+def test_an_account_manager_filters_to_my_customers_on_the_page_and_in_the_api(
+        stack: Stack) -> None:
+    me, other = stack.users["account_manager"], stack.users["am2"]
+    group = stack.run(stack.customers.create_group, "G001", "华信集团",
+                      account_manager_id=me.id)
+    add_customer(stack, "自己的", "13800000001", account_manager_id=me.id)
+    add_customer(stack, "集团成员", "13800000002", group_id=group.id)
+    add_customer(stack, "别人的", "13800000003", account_manager_id=other.id)
+    stack.login_as("account_manager")
+    assert names(stack.client.get("/api/v1/customers?mine=1")) == ["自己的", "集团成员"]
+    assert names(stack.client.get("/api/v1/customers")) == ["别人的", "自己的", "集团成员"]
+    assert names(stack.client.get("/api/v1/customers?mine=1&q=集团")) == ["集团成员"]
+    bad = stack.client.get("/api/v1/customers?mine=maybe")
+    assert (bad.status_code, bad.json()["message"]) == (400, "“mine”必须是 1 或 0")
+
+    page = stack.client.get("/customers?mine=1")
+    assert 'id="customers-mine"' in page.text
+    assert re.findall(r'<tr data-customer-id="\d+">\s*<td><a href="/customers/\d+">([^<]+)</a>',
+                      page.text) == ["自己的", "集团成员"]
+    assert "共 2 位客户" in page.text
+    stack.login_as("am2")
+    assert names(stack.client.get("/api/v1/customers?mine=1")) == ["别人的"]

@@ -90,7 +90,8 @@ def test_import_with_good_and_bad_rows_reports_progress_counts_and_errors(
     page = stack.client.get(f"/customers/import/{job}")
     assert page.status_code == 200
     assert 'name="map-0"' in page.text and 'value="name" selected' in page.text
-    assert "invalid phone number &#39;12ab&#39;" in page.text  # the preview shows the reasons
+    # The preview shows the reasons in the page's language, columns by their header.
+    assert "拒绝：「手机」列 (B)：“12ab”不是电话号码" in page.text
     assert customer_count(stack) == 0  # a preview imports nothing
 
     with stack.client.websocket_connect("/api/v1/ws", headers=ORIGIN) as socket:
@@ -125,12 +126,19 @@ def test_import_with_good_and_bad_rows_reports_progress_counts_and_errors(
     assert rows[0][:3] == REPORT_HEADERS
     by_row = {row[0]: row for row in rows[1:]}
     assert sorted(by_row) == [4, 5, 6]
-    assert by_row[4][1].startswith("B ") and "12ab" in by_row[4][2]
-    assert by_row[5][1].startswith("A ") and by_row[5][2] == "missing name"
-    assert by_row[6][1].startswith("C ") and by_row[6][2] == "unknown account manager 'nobody'"
+    assert {row: line[1:3] for row, line in by_row.items()} == {
+        4: ("「手机」列 (B)", "“12ab”不是电话号码"),
+        5: ("「客户名称」列 (A)", "缺少客户名称"),
+        6: ("「客户经理」列 (C)", "没有名为“nobody”的客户经理")}
+    english = stack.client.get(f"/customers/import/{job}/errors.xlsx?lang=en")
+    lines = list(load_workbook(io.BytesIO(english.content)).active.iter_rows(values_only=True))
+    assert {line[0]: line[1:3] for line in lines[1:]} == {
+        4: ("column B “手机”", "“12ab” is not a telephone number"),
+        5: ("column A “客户名称”", "missing name"),
+        6: ("column C “客户经理”", "unknown account manager “nobody”")}
     exports = stack.run(stack.audit.recent, 10, action="export")
     assert [(e.actor, e.target) for e in exports] == [
-        ("service_manager", f"customer_import:{job}")]
+        ("service_manager", f"customer_import:{job}")] * 2  # each download
     imports = stack.run(stack.audit.recent, 10, action="customers.import")
     assert imports[0].detail["imported"] == 3
 
@@ -179,27 +187,32 @@ def test_mapping_chosen_in_the_ui_is_used(stack: Stack) -> None:
     assert bad.status_code == 400
 
 
-@pytest.mark.parametrize("content,reason", [
-    (b"name,phone\nWang,13800138000\n", "not an .xlsx spreadsheet"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 100, "old .xls file"),
-    (b"", "the file is empty"),
+@pytest.mark.parametrize("content,reason,english_reason", [
+    (b"name,phone\nWang,13800138000\n", "这不是 .xlsx 电子表格文件",
+     "this is not an .xlsx spreadsheet"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 100,
+     "这是旧的 .xls 文件：请先在 Excel 中另存为 .xlsx",
+     "this is an old .xls file: save it as .xlsx in Excel first"),
+    (b"", "文件是空的", "the file is empty"),
 ])
 def test_a_non_spreadsheet_is_refused_and_nothing_is_imported(
-        stack: Stack, content: bytes, reason: str) -> None:
+        stack: Stack, content: bytes, reason: str, english_reason: str) -> None:
     token = stack.login_as("admin")
     response = upload(stack, token, content, "customers.xlsx")
     assert response.status_code == 400
-    assert "无法读取该文件，未导入任何数据" in response.text and reason in response.text
+    # Said in the page's language only: no English inside the Chinese page.
+    assert f"无法读取该文件，未导入任何数据：{reason}" in response.text
+    assert english_reason not in response.text
     api = stack.client.post("/api/v1/customer-imports", headers={"X-CSRF-Token": token},
                             files={"file": ("c.xlsx", content)})
     assert api.status_code == 400
     assert api.json()["error"] == "unreadable"
-    assert api.json()["message"].startswith("无法读取该文件，未导入任何数据：")
+    assert api.json()["message"] == f"无法读取该文件，未导入任何数据：{reason}"
     english = stack.client.post("/api/v1/customer-imports?lang=en",
                                 headers={"X-CSRF-Token": token},
                                 files={"file": ("c.xlsx", content)})
-    assert english.json()["message"].startswith(
-        "The file cannot be read; nothing was imported: ")
+    assert english.json()["message"] == (
+        f"The file cannot be read; nothing was imported: {english_reason}")
     assert customer_count(stack) == 0
     assert not stack.work_dir.exists() or not any(stack.work_dir.iterdir())  # nothing kept
 
@@ -454,8 +467,8 @@ def test_the_preview_counts_and_pages_every_row(stack: Stack) -> None:
     rejected = stack.client.get(f"{preview}?outcome=rejected&lang=en").json()
     assert (rejected["total"], rejected["pages"]) == (2, 1)
     assert [(row["row"], row["message"]) for row in rejected["rows"]] == [
-        (row, "Rejected: B: invalid phone number '12': not a mobile, fixed-line, 400/800 "
-              "or international number") for row in (52, 101)]
+        (row, "Rejected: column B “手机”: “12” is not a mobile, fixed-line, 400/800 or "
+              "international number") for row in (52, 101)]
     update = stack.client.get(f"{preview}?outcome=update&lang=en").json()["rows"]
     assert [(row["row"], row["changes"], row["message"]) for row in update] == [
         (3, ["vip_level"], "Update: VIP level")]
@@ -551,3 +564,28 @@ def test_a_long_check_runs_on_and_reports_when_it_is_done(
     assert event == {"type": "customer_import.checked", "job": job,
                      "counts": {**NO_COUNTS, "new": 1}}
     assert stack.client.get(f"/api/v1/customer-imports/{job}").json()["state"] == "checked"
+
+
+def test_named_vip_levels_import_and_an_unknown_name_is_said_in_chinese_by_header(
+        stack: Stack) -> None:
+    token = stack.login_as("service_manager")
+    job = job_of(upload(stack, token, xlsx([
+        ["客户名称", "手机", "职务", "VIP等级"],
+        ["钻石客户", "13811110001", None, "钻石卡"],
+        ["金卡客户", "13811110002", None, "金卡"],
+        ["白金客户", "13811110003", None, "白金卡"],
+        ["银卡客户", "13811110004", None, "银卡"],
+    ])))
+    page = stack.client.get(f"/customers/import/{job}")
+    assert ("拒绝：「VIP等级」列 (D)：“白金卡”不是VIP等级：请填写 钻石卡, 金卡, 银卡, 普通 之一，"
+            "或 0 到 99 的整数") in page.text
+    events = run_import(stack, token, job)
+    assert (events[-1]["imported"], events[-1]["rejected"]) == (3, 1)
+    report = stack.client.get(f"/customers/import/{job}/errors.xlsx")
+    [line] = list(load_workbook(io.BytesIO(report.content)).active.iter_rows(
+        min_row=2, values_only=True))
+    assert line[:3] == (4, "「VIP等级」列 (D)", "“白金卡”不是VIP等级：请填写 钻石卡, 金卡, 银卡, "
+                                               "普通 之一，或 0 到 99 的整数")
+    listed = stack.client.get("/api/v1/customers").json()["customers"]
+    assert [(c["name"], c["vip_level"], c["vip_level_name"]) for c in listed] == [
+        ("金卡客户", 2, "金卡"), ("钻石客户", 3, "钻石卡"), ("银卡客户", 1, "银卡")]
