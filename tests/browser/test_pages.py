@@ -1,20 +1,26 @@
 """Every page in the one visual system: each role logs in and opens every page its
-navigation offers, and an unknown address; each page has the layout (the navbar, our
-stylesheet on top of Bootstrap's, Chinese fonts first) and a full-page screenshot of it
-is kept for a reviewer in test-artifacts/screenshots/<role>-<page>.png."""
+navigation offers, and an unknown address; an administrator also opens the pages behind
+them (a customer, its edit form, a user, a group, its permissions, an import's preview
+and result). Each page has the layout (the navbar, our stylesheet on top of
+Bootstrap's, Chinese fonts first), no control in the browser's default look, and a
+full-page screenshot of it is kept for a reviewer in
+test-artifacts/screenshots/<role>-<page>.png."""
 
 from __future__ import annotations
 
 import os
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, ViewportSize
 
 from apps import Role
 from apps.permissions import ROLE_DEFAULTS
 from tests.browser.conftest import log_in, screenshot, username_of
+from tests.browser.test_csp import first_id
+from tests.browser.test_customers import start_and_wait, upload, write_sheet
 from tests.browser.test_login_navigation import ALL_NAV
 from web.i18n import MESSAGES
 
@@ -22,6 +28,7 @@ pytestmark = pytest.mark.integration
 
 BRAND_BLUE = "rgb(29, 79, 145)"  # web/static/style.css --cc-brand
 MISSING = "/no-such-page"
+DESK_SCREEN = ViewportSize(width=1366, height=768)  # a common agent desk screen
 
 
 def chinese_fonts() -> list[str]:
@@ -68,7 +75,8 @@ def assert_in_the_layout(page: Page) -> None:
 
 
 # Form controls and tables in the page's content that the browser would draw with its
-# own default look: each must carry its Bootstrap class (see web/templates/_macros.html).
+# own default look: each must carry its Bootstrap class (see web/templates/_macros.html);
+# a card's content inside its card-body, not against its edge.
 UNSTYLED = """() => {
     const needs = [
         ["table", "table"],
@@ -88,35 +96,79 @@ UNSTYLED = """() => {
             }
         }
     }
+    for (const card of document.querySelectorAll("main .card")) {
+        if (!card.querySelector(":scope > .card-body, :scope > .card-header, " +
+                                ":scope > .list-group, :scope > .table-responsive")) {
+            found.push(`card ${card.id}: card-body`);  // content against the card's edge
+        }
+    }
     return found;
 }"""
+
+
+def visit(page: Page, name: str, unstyled: dict[str, list[str]]) -> None:
+    """Check the page now open, keep its screenshot, note its unstyled controls."""
+    assert_in_the_layout(page)
+    screenshot(page, name)
+    if found := page.evaluate(UNSTYLED):
+        unstyled[name] = found
+
+
+def assert_all_styled(unstyled: dict[str, list[str]]) -> None:
+    """Checked after every screenshot is taken, so that a reviewer sees them all."""
+    assert not unstyled, "controls in the browser's default look, without the class:\n" + \
+        "\n".join(f"{page}: {'; '.join(found)}" for page, found in unstyled.items())
 
 
 @pytest.mark.parametrize("role", list(Role), ids=lambda role: role.value)
 def test_every_page_of_each_role_is_in_the_layout(page: Page, role: Role) -> None:
     allowed = [item.path for item in ALL_NAV if item.capability in ROLE_DEFAULTS[role]]
-    page.set_viewport_size({"width": 1366, "height": 768})  # a common agent desk screen
-    page.goto("/login")
-    assert_in_the_layout(page)
-    screenshot(page, "login")
-    log_in(page, username_of(role))
+    page.set_viewport_size(DESK_SCREEN)
     unstyled: dict[str, list[str]] = {}
+    page.goto("/login")
+    visit(page, "login", unstyled)
+    log_in(page, username_of(role))
     for path in [*allowed, MISSING]:
         response = page.goto(path)
         assert response is not None
         assert response.status == (404 if path == MISSING else 200), path
-        assert_in_the_layout(page)
         current = page.locator("header nav a[aria-current=page]")
         if path == MISSING:
             assert current.count() == 0
         else:
             assert current.get_attribute("href") == path
-        screenshot(page, f"{role.value}-{slug(path)}")
-        if found := page.evaluate(UNSTYLED):
-            unstyled[path] = found
-    # Checked after every screenshot is taken, so that a reviewer sees them all.
-    assert not unstyled, "controls in the browser's default look, without the class:\n" + \
-        "\n".join(f"{path}: {'; '.join(found)}" for path, found in unstyled.items())
+        visit(page, f"{role.value}-{slug(path)}", unstyled)
+    assert_all_styled(unstyled)
+
+
+def test_the_pages_behind_the_navigation_are_in_the_layout(page: Page,
+                                                           tmp_path: Path) -> None:
+    page.set_viewport_size(DESK_SCREEN)
+    unstyled: dict[str, list[str]] = {}
+    log_in(page, username_of(Role.admin))
+    upload(page, write_sheet(tmp_path / "客户.xlsx", [("截图客户", "13600136001", "经理", 1),
+                                                      ("", "12", "", 1)]))
+    visit(page, "admin-customers-import-preview", unstyled)
+    start_and_wait(page)
+    visit(page, "admin-customers-import-result", unstyled)
+
+    token = page.get_attribute('meta[name="csrf-token"]', "content")
+    assert token
+    created = page.request.post("/api/v1/groups", data={"name": "截图分组"},
+                                headers={"X-CSRF-Token": token})
+    assert created.ok, created.text()
+    group = created.json()["id"]
+    customer = first_id(page, "/api/v1/customers?q=13600136001", "customers")
+    user = first_id(page, "/api/v1/users", "users")
+    for path, name in [(f"/customers/{customer}", "customers-view"),
+                       (f"/customers/{customer}/edit", "customers-edit"),
+                       (f"/admin/users/{user}", "admin-user"),
+                       (f"/admin/groups/{group}", "admin-group"),
+                       (f"/admin/permissions/{group}", "admin-group-permissions")]:
+        response = page.goto(path)
+        assert response is not None and response.status == 200, path
+        visit(page, f"admin-{name}", unstyled)
+    assert_all_styled(unstyled)
 
 
 def test_the_404_page_is_in_chinese_inside_the_layout(page: Page) -> None:
