@@ -51,6 +51,8 @@ CUSTOMER_MESSAGES: dict[str, dict[str, str]] = {
     "customers.back": {"zh": "返回", "en": "Back"},
     "customers.remove": {"zh": "删除", "en": "Remove"},
     "customers.add_phone": {"zh": "添加电话", "en": "Add a phone"},
+    "customers.saved": {"zh": "已保存", "en": "Saved"},
+    "customers.contact_saved": {"zh": "沟通记录已添加", "en": "Contact record added"},
     "customers.save_failed": {"zh": "保存失败：{reason}", "en": "Not saved: {reason}"},
     "customers.not_found": {"zh": "客户不存在", "en": "No such customer"},
     "import.title": {"zh": "批量导入客户", "en": "Import customers"},

@@ -46,7 +46,7 @@ from web.inputs import BadInput as BadInput
 from web.inputs import id_field
 from web.inputs import json_object as json_object
 from web.openapi import documented
-from web.templating import NavItem, language_of, render
+from web.templating import NavItem, flash, language_of, render
 
 API = "/api/v1"
 VIEW, EDIT, EDIT_OWN, WRITE_CONTACTS = (
@@ -390,6 +390,7 @@ class CustomerPages:
             return refusal(request, 403, "forbidden", refused.message_key)
         except (BadInput, CustomerError) as error:
             return await self._edit_form(request, customer, reason(request, error), form, 400)
+        flash(request, translate(language_of(request), "customers.saved"))
         return RedirectResponse(f"/customers/{customer.id}", status_code=303)
 
     async def page_add_contact(self, request: Request) -> Response:
@@ -403,6 +404,7 @@ class CustomerPages:
                                       agent_id=request.state.user.id)
         except ContactError:
             return not_found(request)
+        flash(request, translate(language_of(request), "customers.contact_saved"))
         return RedirectResponse(f"/customers/{customer_id}", status_code=303)
 
     async def _edit_form(self, request: Request, customer: CustomerRecord, error: str | None,

@@ -1,7 +1,7 @@
 """Customers in the browser: import a spreadsheet (mapping, preview, progress over the
 WebSocket, counts, the error report), conflicts shown with both names and resolved by
 the operator, find a customer by a number written another way, add a contact record
-(沟通记录)."""
+(沟通记录), VIP levels by name on the list, and an account manager's 我的客户."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 from openpyxl import Workbook, load_workbook
-from playwright.sync_api import Page, WebSocket
+from playwright.sync_api import Browser, Page, WebSocket
 
 from apps import Role
 from apps.customer_import import BATCH_ROWS, REPORT_HEADERS
 from apps.permissions import ROLE_DEFAULTS
-from tests.browser.conftest import log_in, username_of
+from tests.browser.conftest import WebSwitch, log_in, new_page, username_of
 from web.customer_messages import CUSTOMER_MESSAGES
 
 pytestmark = pytest.mark.integration
@@ -130,7 +130,7 @@ def test_excel_import_preview_progress_counts_and_error_report(importer: Page,
         # Excel row number (the header is row 1) -> a row the import must refuse
         4: ("", "13912340000", "经理", 1),  # no name
         7: ("坏号码", "12345", "经理", 1),  # not a phone number
-        9: ("坏等级", "13912340001", "经理", "很高"),  # VIP level not a number
+        9: ("坏等级", "13912340001", "经理", "很高"),  # no VIP level
     }
     fill = iter(good)
     rows = [bad[excel_row] if excel_row in bad else next(fill)
@@ -181,9 +181,13 @@ def test_excel_import_preview_progress_counts_and_error_report(importer: Page,
     assert lines[0][:3] == REPORT_HEADERS
     by_row = {line[0]: line for line in lines[1:]}
     assert sorted(by_row) == sorted(bad)
-    assert str(by_row[4][1]).startswith("A")
-    assert str(by_row[7][1]).startswith("B")
-    assert str(by_row[9][1]).startswith("D")
+    # Columns by their header, reasons in the page's language (Chinese here).
+    assert {row: line[1:3] for row, line in by_row.items()} == {
+        4: ("「客户名称」列 (A)", "缺少客户名称"),
+        7: ("「手机」列 (B)", "号码“12345”是短号码（服务号），不是客户的号码"),
+        9: ("「VIP等级」列 (D)",
+            "“很高”不是VIP等级：请填写 钻石卡, 金卡, 银卡, 普通 之一，或 0 到 99 的整数"),
+    }
     for excel_row, line in by_row.items():
         assert line[3:3 + len(HEADERS)] == tuple(v if v != "" else None
                                                  for v in bad[excel_row]), excel_row
@@ -239,3 +243,71 @@ def test_a_conflict_shows_both_names_and_the_operator_chooses_what_it_does(
     assert count(page, "conflict-rows") == 2
     assert search(page, liu) == ["刘建国", "黄晓明"]
     assert search(page, wang) == ["王小强"]
+
+
+def list_rows(page: Page) -> dict[str, list[str]]:
+    """The customer list as shown: name -> the row's cells."""
+    rows = page.locator("#customers tbody tr[data-customer-id]")
+    return {cells[0]: cells for cells in (
+        [cell.strip() for cell in row.locator("td").all_inner_texts()] for row in rows.all())}
+
+
+def test_a_sheet_with_named_vip_levels_lands_and_the_list_shows_the_names(
+        importer: Page, tmp_path: Path) -> None:
+    page = importer
+    upload(page, write_sheet(tmp_path / "levels.xlsx", [
+        ("名卡钻石", "13766660001", "董事长", "钻石卡"),
+        ("名卡金", "13766660002", None, "金卡"),
+        ("名卡银", "13766660003", None, "银卡"),
+        ("名卡白金", "13766660004", None, "白金卡"),
+    ]))
+    rejected = page.locator("#import-preview tr.rejected td.outcome")
+    assert rejected.all_inner_texts() == [
+        "拒绝：「VIP等级」列 (D)：“白金卡”不是VIP等级：请填写 钻石卡, 金卡, 银卡, 普通 之一，"
+        "或 0 到 99 的整数"]
+    start_and_wait(page)
+    assert (count(page, "imported"), count(page, "rejected")) == (3, 1)
+
+    page.goto("/customers")
+    page.fill("#customer-search input[name=q]", "名卡")
+    with page.expect_navigation():
+        page.click("#customer-search button[type=submit]")
+    headers = [h.strip() for h in page.locator("#customers thead th").all_inner_texts()]
+    assert headers[:6] == ["客户名称", "职务", "电话", "集团", "VIP等级", "客户经理"]
+    shown = {name: cells[4] for name, cells in list_rows(page).items()}
+    assert shown == {"名卡钻石": "钻石卡", "名卡金": "金卡", "名卡银": "银卡"}
+    with page.expect_navigation():
+        page.locator("#customers a", has_text="名卡钻石").first.click()
+    assert page.locator("#customer-vip").inner_text() == "钻石卡"  # the same one level
+
+
+def test_an_account_manager_filters_the_list_to_my_customers(
+        importer: Page, tmp_path: Path, browser: Browser, web_switch: WebSwitch) -> None:
+    manager = username_of(Role.account_manager)
+    path = tmp_path / "managed.xlsx"
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("客户")
+    sheet.append(["客户名称", "手机", "客户经理", "集团名称", "集团编号"])
+    sheet.append(["经管客户甲", "13755550001", manager, None, None])
+    sheet.append(["经管客户乙", "13755550002", manager, "经理集团", "MG01"])
+    sheet.append(["经管无人", "13755550003", None, None, None])
+    workbook.save(path)
+    upload(importer, path)
+    start_and_wait(importer)
+    assert count(importer, "imported") == 3
+
+    context, page = new_page(browser, web_switch.url)
+    try:
+        log_in(page, manager)
+        page.goto("/customers?q=经管")
+        everyone = list_rows(page)
+        assert {"经管客户甲", "经管客户乙", "经管无人"} <= set(everyone)
+        assert everyone["经管客户乙"][3] == "经理集团"
+        assert everyone["经管客户甲"][5] == everyone["经管客户乙"][5] != ""
+        page.check("#customers-mine")
+        with page.expect_navigation():
+            page.click("#customer-search button[type=submit]")
+        assert sorted(list_rows(page)) == ["经管客户乙", "经管客户甲"]
+        assert page.locator("#customers-mine").is_checked()
+    finally:
+        context.close()

@@ -155,7 +155,9 @@ def test_search_is_paged(stack: Stack) -> None:
     assert stack.client.get("/api/v1/customers", params={"limit": 0}).status_code == 400
     page2 = stack.client.get("/customers", params={"page": 2})
     assert "客户20" in page2.text and "客户19" not in page2.text
-    assert "第 2 / 2 页" in page2.text
+    assert "第 2 页，共 2 页" in page2.text and 'aria-current="page">2</a>' in page2.text
+    empty = stack.client.get("/customers", params={"q": "没有这个人"})
+    assert '<p class="empty mb-0">没有找到客户</p>' in empty.text
 
 
 # ---- view -----------------------------------------------------------------------------------
@@ -209,6 +211,9 @@ def test_edit_form_changes_fields_and_phones_normalised(stack: Stack) -> None:
     token = stack.login_as("service_manager")
     form = stack.client.get(f"/customers/{customer.id}/edit")
     assert form.status_code == 200 and "积分=120" in form.text
+    # The level is chosen by name; the form sends its rank.
+    assert re.findall(r'<option value="(\d+)"[^>]*>([^<]+)</option>', form.text)[:4] == [
+        ("3", "钻石卡"), ("2", "金卡"), ("1", "银卡"), ("0", "普通")]
     response = stack.client.post(f"/customers/{customer.id}/edit", data={
         "csrf_token": token, "name": "王晓明", "title": "总经理", "vip_level": "2",
         "account_manager_id": str(stack.users["am2"].id),
@@ -221,6 +226,9 @@ def test_edit_form_changes_fields_and_phones_normalised(stack: Stack) -> None:
     assert after.account_manager_id == stack.users["am2"].id
     assert [(p.number, p.label) for p in after.phones] == [("01088886666", "办公")]
     assert dict(after.custom_fields) == {"积分": 120, "行业": "制造"}  # 120 stays a number
+    shown = stack.client.get(response.headers["location"])
+    assert '<div class="toast-body">已保存</div>' in shown.text  # a toast says it is saved
+    assert re.search(r'id="customer-vip"[^>]*>金卡<', shown.text)
 
 
 def test_a_bad_number_is_shown_and_nothing_changes(stack: Stack) -> None:
@@ -336,7 +344,7 @@ def test_only_editors_of_every_customer_change_the_vip_level(stack: Stack) -> No
     assert same.status_code == 200, same.text
     form = stack.client.get(f"/customers/{customer.id}/edit")
     assert 'name="vip_level"' not in form.text
-    assert '<span id="customer-vip-level">银卡</span>' in form.text
+    assert re.search(r'id="customer-vip-level">银卡<', form.text)
     saved = stack.client.post(f"/customers/{customer.id}/edit", data={
         "csrf_token": token, "name": "自己的客户", "title": "总监"})
     assert saved.status_code == 303  # the form without the field keeps the level
