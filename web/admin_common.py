@@ -85,6 +85,7 @@ ADMIN_MESSAGES: dict[str, dict[str, str]] = {
     "groups.remove_member": {"zh": "移除", "en": "Remove"},
     "groups.empty": {"zh": "暂无分组", "en": "No agent groups"},
     "groups.no_members": {"zh": "暂无成员", "en": "No members"},
+    "groups.deleted": {"zh": "分组已删除", "en": "Group deleted"},
     "groups.not_found": {"zh": "分组不存在", "en": "No such agent group"},
     "groups.delete_confirm": {
         "zh": "删除分组将同时删除其成员关系和权限设置", "en": "Deleting the group also drops "

@@ -26,9 +26,10 @@ from web.admin_common import (
     text_field,
 )
 from web.auth import requires
+from web.i18n import translate
 from web.inputs import BadInput, id_field, json_object
 from web.openapi import documented
-from web.templating import NavItem, render
+from web.templating import NavItem, flash, language_of, render
 
 CAPABILITY = "groups.manage"
 NAV = NavItem("/admin/groups", "nav.admin_groups", CAPABILITY)
@@ -216,6 +217,7 @@ class GroupsAdmin:
             return forbidden(request)
         except (AccessError, BadInput) as exc:
             return await self.page_list(request, error=reason(request, exc))
+        flash(request, translate(language_of(request), "admin.saved"))
         return RedirectResponse(f"/admin/groups/{group.id}", status_code=303)
 
     async def page_view(self, request: Request, *, error: str | None = None) -> Response:
@@ -258,6 +260,8 @@ class GroupsAdmin:
             return forbidden(request)
         except (AccessError, BadInput) as exc:
             return await self.page_view(request, error=reason(request, exc))
+        flash(request, translate(language_of(request),
+                                 "groups.deleted" if what == "delete" else "admin.saved"))
         return RedirectResponse(done or f"/admin/groups/{group_id}", status_code=303)
 
 

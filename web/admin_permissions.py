@@ -42,7 +42,7 @@ from web.auth import requires
 from web.i18n import add_messages, role_label, translate
 from web.inputs import BadInput, json_object
 from web.openapi import documented
-from web.templating import NavItem, language_of, render
+from web.templating import NavItem, flash, language_of, render
 
 CAPABILITY = "permissions.manage"
 NAV = NavItem("/admin/permissions", "nav.admin_permissions", CAPABILITY)
@@ -238,7 +238,6 @@ class PermissionsAdmin:
         if group is None:
             return not_found(request, "groups.not_found")
         lang = language_of(request)
-        saved = request.query_params.get("saved")
         return render(request, "admin/permission_matrix.html", {
             "group": group,
             "roles": [(role.value, role_label(lang, role.value)) for role in Role],
@@ -246,8 +245,6 @@ class PermissionsAdmin:
             "states": list(STATES),
             "field_prefix": FIELD_PREFIX,
             "error": error,
-            "saved": int(saved) if saved is not None and saved.isascii()
-            and saved.isdigit() and len(saved) < 4 else None,
         }, status_code=400 if error else 200)
 
     async def page_save(self, request: Request) -> Response:
@@ -267,8 +264,10 @@ class PermissionsAdmin:
             return forbidden(request)
         except (AccessError, BadInput) as exc:
             return await self.page_matrix(request, error=reason(request, exc))
-        return RedirectResponse(f"/admin/permissions/{group.id}?saved={len(changed)}",
-                                status_code=303)
+        lang = language_of(request)
+        flash(request, translate(lang, "permissions.saved", count=len(changed)) if changed
+              else translate(lang, "permissions.unchanged"))
+        return RedirectResponse(f"/admin/permissions/{group.id}", status_code=303)
 
 
 def routes(services: AdminServices) -> list[BaseRoute]:

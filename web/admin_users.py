@@ -39,7 +39,7 @@ from web.auth import requires, services_of
 from web.i18n import add_messages, role_label, translate
 from web.inputs import BadInput, json_object
 from web.openapi import documented
-from web.templating import NavItem, language_of, render
+from web.templating import NavItem, flash, language_of, render
 
 CAPABILITY = "users.manage"
 NAV = NavItem("/admin/users", "nav.admin_users", CAPABILITY)
@@ -47,6 +47,7 @@ NAV = NavItem("/admin/users", "nav.admin_users", CAPABILITY)
 USER_MESSAGES: dict[str, dict[str, str]] = {
     "users.disabled": {"zh": "已停用", "en": "Disabled"},
     "users.phone": {"zh": "话机", "en": "Phone"},
+    "users.created": {"zh": "用户已创建", "en": "User created"},
     "users.registered": {"zh": "已注册", "en": "Registered"},
     "users.unregistered": {"zh": "未注册", "en": "Not registered"},
     "users.no_phone": {"zh": "无分机", "en": "No extension"},
@@ -358,6 +359,7 @@ class UsersAdmin:
             return await self.page_list(request, form=data, error=self._refusal(request))
         except (BadInput, UserError) as exc:
             return await self.page_list(request, form=data, error=reason(request, exc))
+        flash(request, translate(language_of(request), "users.created"))
         return RedirectResponse("/admin/users", status_code=303)
 
     async def page_edit(self, request: Request, *, error: str | None = None,
@@ -367,7 +369,6 @@ class UsersAdmin:
             return not_found(request, "users.not_found")
         return render(request, "admin/user_edit.html", {
             "edited": user, "roles": role_choices(request), "error": error,
-            "saved": request.query_params.get("saved") == "1",
             "live_sessions": await services_of(request).sessions.count_live(user.id),
         }, status_code=400 if error else 200)
 
@@ -405,7 +406,8 @@ class UsersAdmin:
                 language_of(request), "users.cannot_disable_self"))
         except (BadInput, UserError) as exc:
             return await self.page_edit(request, user=user, error=reason(request, exc))
-        return RedirectResponse(f"/admin/users/{user.id}?saved=1", status_code=303)
+        flash(request, translate(language_of(request), "admin.saved"))
+        return RedirectResponse(f"/admin/users/{user.id}", status_code=303)
 
     @staticmethod
     def _refusal(request: Request) -> str:

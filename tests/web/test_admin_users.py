@@ -154,10 +154,12 @@ def test_users_pages_create_edit_and_reset_through_forms(site: Site) -> None:
     response = site.client.post(f"/admin/users/{sunli.id}", data={
         "csrf_token": token, "name": "孙丽", "role": "supervisor", "extension": "1010",
         "password": "phone password"})
-    assert response.headers["location"] == f"/admin/users/{sunli.id}?saved=1"
+    assert response.headers["location"] == f"/admin/users/{sunli.id}"
     edited = site.run(lambda: site.admin.users.get_user(sunli.id))
     assert edited is not None and (edited.role.value, edited.extension) == ("supervisor", "1010")
-    assert 'id="admin-saved"' in site.client.get(response.headers["location"]).text
+    saved = site.client.get(response.headers["location"]).text
+    assert '<div class="toast-body">已保存</div>' in saved  # a toast says so, once
+    assert "已保存" not in site.client.get(response.headers["location"]).text
 
     response = site.client.post(f"/admin/users/{sunli.id}/password",
                                 data={"csrf_token": token, "password": "short"})
@@ -294,9 +296,10 @@ def test_edit_page_disables_and_enables_with_its_buttons(site: Site) -> None:
 
     response = site.client.post(f"/admin/users/{agent}",
                                 data={"csrf_token": token, "disabled": "true"})
-    assert response.headers["location"] == f"/admin/users/{agent}?saved=1"
+    assert response.headers["location"] == f"/admin/users/{agent}"
     page = site.client.get(f"/admin/users/{agent}?lang=en").text
-    assert '<span id="user-status">Disabled</span>' in page and 'id="user-enable"' in page
+    assert '<span class="badge text-bg-danger" id="user-status">Disabled</span>' in page
+    assert 'id="user-enable"' in page
     listing = site.client.get("/admin/users?lang=zh").text
     assert '<tr data-username="agent" class="disabled">' in listing and "已停用" in listing
 
