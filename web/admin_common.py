@@ -65,6 +65,7 @@ ADMIN_MESSAGES: dict[str, dict[str, str]] = {
     "admin.back": {"zh": "返回", "en": "Back"},
     "admin.none": {"zh": "无", "en": "None"},
     "admin.saved": {"zh": "已保存", "en": "Saved"},
+    "admin.colon": {"zh": "：", "en": ": "},  # between a heading and what it is about
     "users.title": {"zh": "用户管理", "en": "Users"},
     "users.new": {"zh": "新建用户", "en": "New user"},
     "users.edit": {"zh": "编辑用户", "en": "Edit user"},
