@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, ViewportSize
+from playwright.sync_api import Page, ViewportSize, expect
 
 from apps import Role
 from apps.permissions import ROLE_DEFAULTS
@@ -183,3 +183,18 @@ def test_the_404_page_is_in_chinese_inside_the_layout(page: Page) -> None:
     with page.expect_navigation():
         page.click("#error-home")
     assert page.url.endswith("/desktop")
+
+
+def test_on_a_narrow_screen_the_menu_button_opens_the_navigation(page: Page) -> None:
+    page.set_viewport_size(ViewportSize(width=600, height=900))
+    log_in(page, username_of(Role.agent))
+    desktop_link = page.locator("header nav a[href='/desktop']")
+    expect(desktop_link).to_be_hidden()
+    toggler = page.locator("header .navbar-toggler")
+    assert toggler.get_attribute("aria-label") == MESSAGES["header.menu"]["zh"]
+    toggler.click()
+    # Open once Bootstrap's sliding is over: "collapsing" while it moves, then "show".
+    expect(page.locator("#app-navbar")).to_have_class(re.compile(r"(^|\s)show(\s|$)"))
+    expect(desktop_link).to_be_visible()
+    expect(page.locator("#logout")).to_be_visible()
+    screenshot(page, "agent-desktop-narrow-menu")
