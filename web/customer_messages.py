@@ -16,6 +16,7 @@ CUSTOMER_MESSAGES: dict[str, dict[str, str]] = {
     "customers.search": {"zh": "搜索", "en": "Search"},
     "customers.search_hint": {"zh": "客户名称或电话号码", "en": "Name or phone number"},
     "customers.mine": {"zh": "我的客户", "en": "My customers"},
+    "customers.colon": {"zh": "：", "en": ": "},  # between a heading and what it is about
     "customers.name": {"zh": "客户名称", "en": "Name"},
     "customers.title_field": {"zh": "职务", "en": "Title"},
     "customers.group": {"zh": "集团", "en": "Group"},

@@ -476,7 +476,9 @@ def test_pages_render_in_english_and_the_api_is_described(stack: Stack) -> None:
     customer = add_customer(stack, "王小明", "13800138000")
     token = stack.login_as("admin")
     assert "Name or phone number" in stack.client.get("/customers?lang=en").text
-    assert "Edit customer" in stack.client.get(f"/customers/{customer.id}/edit?lang=en").text
+    assert "Edit customer: 王小明" in stack.client.get(
+        f"/customers/{customer.id}/edit?lang=en").text
+    assert "编辑客户：王小明" in stack.client.get(f"/customers/{customer.id}/edit?lang=zh").text
     assert "Excel file (.xlsx)" in stack.client.get("/customers/import?lang=en").text
     bad = stack.client.post(f"/customers/{customer.id}/edit?lang=en", data={
         "csrf_token": token, "name": "", "vip_level": "x"})
