@@ -1,14 +1,17 @@
 """Customers in the browser: import a spreadsheet (mapping, preview, progress over the
 WebSocket, counts, the error report), conflicts shown with both names and resolved by
 the operator, find a customer by a number written another way, add a contact record
-(沟通记录), VIP levels by name on the list, and an account manager's 我的客户."""
+(沟通记录, its time in Beijing time), VIP levels by name on the list, and an account
+manager's 我的客户."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import Workbook, load_workbook
@@ -116,6 +119,14 @@ def test_find_a_customer_by_another_spelling_of_the_number_and_add_a_contact_rec
     cells = [cell.strip() for cell in records.first.locator("td").all_inner_texts()]
     assert cells[1:] == [zh("customers.channel.visit"), username_of(IMPORTER),
                          "上门拜访，客户要求下周回电"]
+
+    # Its time reads as Beijing time to the minute ([web] timezone's default), while the
+    # machine-readable attribute keeps the stored UTC time.
+    stamp = records.first.locator("time")
+    stored = datetime.fromisoformat(stamp.get_attribute("datetime") or "")
+    assert stored.utcoffset() == timedelta(0)
+    shown = stored.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
+    assert cells[0] == stamp.inner_text().strip() == shown
 
     # The record is there on a fresh load too, not only on the page the POST returned.
     page.reload()
