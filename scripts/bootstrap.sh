@@ -68,7 +68,11 @@ _npm_install() {
 }
 
 bootstrap() {
-    apt_install python3-venv python3-dev gcc nodejs npm
+    apt_install python3-venv python3-dev gcc
+    # npm comes with Debian's nodejs as its own package, but inside NodeSource's nodejs
+    # (which conflicts with Debian's npm): install what is missing only.
+    if ! command -v node >/dev/null; then apt_install nodejs; fi
+    if ! command -v npm >/dev/null; then apt_install npm; fi
 
     if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
         echo "bootstrap: Python 3.11 or newer is needed, python3 is $(python3 --version)" >&2
