@@ -1,6 +1,7 @@
 """Business services on the database. The only package that knows SQL."""
 
 from apps.agent_groups import GroupError, GroupMember, GroupRecord, GroupService
+from apps.api_tokens import ApiTokenError, ApiTokenRecord, ApiTokenService, IssuedToken
 from apps.audit import SYSTEM, Actor, AuditEntry, AuditError, AuditLog, SystemActor
 from apps.cdrs import (
     CallEnd,
@@ -67,6 +68,9 @@ __all__ = [
     "UNSET",
     "AccessError",
     "Actor",
+    "ApiTokenError",
+    "ApiTokenRecord",
+    "ApiTokenService",
     "AuditEntry",
     "AuditError",
     "AuditLog",
@@ -101,6 +105,7 @@ __all__ = [
     "GroupRecord",
     "GroupService",
     "ImportResult",
+    "IssuedToken",
     "LegRecord",
     "LegStart",
     "PermissionDenied",

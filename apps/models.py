@@ -313,3 +313,24 @@ class WebSession(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     source_ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(255))
+
+
+# --- API tokens (issue 12) ------------------------------------------------------------------
+
+
+class ApiToken(Base):
+    """A bearer token for an integration or a script, acting as its user. Like a session
+    id, only the token's SHA-256 is stored: the token itself is shown once, when made."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)  # hex
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    label: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # Written at most once a minute (not on every request): see apps.api_tokens.
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps.db import Database
-from apps.models import User, WebSession
+from apps.models import ApiToken, User, WebSession
 from switch.sip import compute_ha1
 
 logger = logging.getLogger(__name__)
@@ -97,6 +97,13 @@ async def _end_web_sessions(session: AsyncSession, user_id: int) -> None:
     """End the user's web sessions (apps.web_sessions) in the caller's transaction: a
     session must not outlive the password, role or account it was opened under."""
     await session.execute(delete(WebSession).where(WebSession.user_id == user_id))
+
+
+async def _revoke_api_tokens(session: AsyncSession, user_id: int, now: datetime) -> None:
+    """Revoke the user's live API tokens (apps.api_tokens) in the caller's transaction."""
+    await session.execute(
+        update(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now))
 
 
 def _parse_role(role: str | Role) -> Role:
@@ -263,9 +270,9 @@ class UserService:
 
     async def set_disabled(self, username: str, disabled: bool) -> UserRecord:
         """Disable (or enable again) an account. A disabled user's web login, open web
-        sessions (ended, so enabling again does not bring them back) and phone stop
-        working at once; the row, and every record naming the user, stays. Setting the
-        state it already has changes nothing."""
+        sessions and API tokens (ended and revoked, so enabling again does not bring them
+        back) and phone stop working at once; the row, and every record naming the user,
+        stays. Setting the state it already has changes nothing."""
         async with self._db.session() as session:
             user = await self._get(session, username)
             if user is None:
@@ -276,6 +283,7 @@ class UserService:
                 user.updated_at = now
                 if disabled:
                     await _end_web_sessions(session, user.id)
+                    await _revoke_api_tokens(session, user.id, now)
                 await session.commit()
             return user_record(user)
 

@@ -1,5 +1,5 @@
-"""The `callcenter` command line: run the switch, upgrade the database, manage users,
-import customers, repair recordings.
+"""The `callcenter` command line: run the switch, upgrade the database, manage users and
+their API tokens, import customers, repair recordings.
 
 Exit status: 0 done, 1 the request could not be done (a one-line message on stderr, no
 traceback), 2 the command line itself was wrong (argparse's usage message), 3 (customers
@@ -17,13 +17,14 @@ import os
 import sys
 import unicodedata
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from callcenter.data_dir import keep_private
 from switch.config import Config, ConfigError, load_config
 
 if TYPE_CHECKING:
-    from apps import UserRecord, UserService
+    from apps import ApiTokenRecord, ApiTokenService, UserRecord, UserService
 
 T = TypeVar("T")
 
@@ -95,6 +96,33 @@ def cmd_user_passwd(config: Config, args: argparse.Namespace) -> int:
     _run_with_users(config, lambda users: users.set_password(args.username, password),
                     audited=("user.password_reset", args.username))
     print(f"password of '{args.username}' changed; their web sessions are ended")
+    return EXIT_OK
+
+
+def cmd_token_create(config: Config, args: argparse.Namespace) -> int:
+    from apps.audit import COMMAND_LINE, SYSTEM
+
+    issued = _run_with_tokens(config, lambda tokens: tokens.create(
+        SYSTEM, args.user, label=args.name, source_ip=COMMAND_LINE))
+    # The token alone on stdout (TOKEN=$(callcenter token create ...)); the rest beside it.
+    print(issued.token)
+    print(f"token {issued.record.id} for '{issued.record.username}' created: it is shown "
+          "only this once, keep it secret", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_token_list(config: Config, args: argparse.Namespace) -> int:
+    records = _run_with_tokens(config, lambda tokens: tokens.list_tokens(args.user))
+    print(_token_table(records))
+    return EXIT_OK
+
+
+def cmd_token_revoke(config: Config, args: argparse.Namespace) -> int:
+    from apps.audit import COMMAND_LINE, SYSTEM
+
+    record = _run_with_tokens(config, lambda tokens: tokens.revoke(
+        SYSTEM, args.id, source_ip=COMMAND_LINE))
+    print(f"token {record.id} of '{record.username}' revoked")
     return EXIT_OK
 
 
@@ -232,6 +260,22 @@ def _run_with_users(
     return _run(run())
 
 
+def _run_with_tokens(config: Config, action: Callable[[ApiTokenService], Awaitable[T]]) -> T:
+    """Run ``action`` on an ApiTokenService (which audits its own changes), upgrading the
+    schema first."""
+    import apps
+
+    async def run() -> T:
+        await apps.upgrade_database(config.database.url)
+        db = await apps.Database.connect(config.database.url)
+        try:
+            return await action(apps.ApiTokenService(db, apps.AuditLog(db)))
+        finally:
+            await db.close()
+
+    return _run(run())
+
+
 def _run(coroutine: Coroutine[object, object, T]) -> T:
     """asyncio.run, turning the errors a user can fix into a CommandError."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -240,7 +284,7 @@ def _run(coroutine: Coroutine[object, object, T]) -> T:
 
     try:
         return asyncio.run(coroutine)
-    except (apps.UserError, apps.AuditError) as error:
+    except (apps.UserError, apps.ApiTokenError, apps.AuditError) as error:
         raise CommandError(str(error)) from None
     except (SQLAlchemyError, OSError) as error:
         # A bad URL, a database that is down, a data directory that cannot be written.
@@ -274,6 +318,27 @@ def _user_table(records: Sequence[UserRecord]) -> str:
         ]
         for record in records
     ]
+    return _table(rows)
+
+
+def _token_table(records: Sequence[ApiTokenRecord]) -> str:
+    if not records:
+        return "no tokens"
+
+    def minute(at: datetime | None) -> str:
+        return "-" if at is None else at.strftime("%Y-%m-%d %H:%M")
+
+    rows = [["ID", "USER", "LABEL", "CREATED (UTC)", "LAST USED (UTC)", "REVOKED (UTC)"]]
+    rows += [
+        [str(record.id), record.username, record.label or "-", minute(record.created_at),
+         minute(record.last_used_at), minute(record.revoked_at)]
+        for record in records
+    ]
+    return _table(rows)
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    """Columns aligned for a terminal, the first row being the headings."""
     widths = [max(_width(row[column]) for row in rows) for column in range(len(rows[0]))]
     return "\n".join(
         "  ".join(
@@ -343,6 +408,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     enable.add_argument("username")
     enable.set_defaults(handler=cmd_user_enable)
+
+    token = commands.add_parser("token", help="API tokens for integrations and scripts")
+    token_commands = token.add_subparsers(dest="token_command", metavar="COMMAND",
+                                          required=True)
+    token_create = token_commands.add_parser(
+        "create", parents=[config_option],
+        help="make a token acting as a user (Authorization: Bearer ... on /api/v1); "
+        "it is printed once, only its hash is kept",
+    )
+    token_create.add_argument("--user", required=True, metavar="NAME",
+                              help="the user the token acts as, with their permissions")
+    token_create.add_argument("--name", metavar="LABEL",
+                              help="what the token is for (shown by token list)")
+    token_create.set_defaults(handler=cmd_token_create)
+    token_list = token_commands.add_parser(
+        "list", parents=[config_option], help="list tokens (never the tokens themselves)")
+    token_list.add_argument("--user", metavar="NAME", help="only this user's tokens")
+    token_list.set_defaults(handler=cmd_token_list)
+    token_revoke = token_commands.add_parser(
+        "revoke", parents=[config_option], help="revoke a token: it stops working at once")
+    token_revoke.add_argument("id", type=int, metavar="ID", help="the token's id (token list)")
+    token_revoke.set_defaults(handler=cmd_token_revoke)
 
     customers = commands.add_parser("customers", help="the customer database")
     customers_commands = customers.add_subparsers(

@@ -14,6 +14,7 @@ import sys
 from datetime import UTC, datetime
 
 from apps import (
+    ApiTokenService,
     AuditLog,
     ContactRecordService,
     CustomerService,
@@ -98,6 +99,7 @@ def web_server(config: Config, users: UserService, db: Database,
     services = WebServices(
         users=users,
         sessions=WebSessionStore(db, idle_timeout_s=web.session_max_age_s),
+        tokens=ApiTokenService(db, audit),
         permissions_of=permissions.effective,
         audit=audit,
         secret_key=load_or_create_secret(config.data.dir),

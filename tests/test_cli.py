@@ -69,6 +69,17 @@ def has_sip_credentials(data_dir: Path, extension: str) -> bool:
     return asyncio.run(check())
 
 
+def audit_entries(data_dir: Path) -> list[apps.AuditEntry]:
+    async def entries() -> list[apps.AuditEntry]:
+        db = await apps.Database.connect(f"sqlite+aiosqlite:///{data_dir}/callcenter.sqlite3")
+        try:
+            return await apps.AuditLog(db).recent(100)
+        finally:
+            await db.close()
+
+    return asyncio.run(entries())
+
+
 def test_add_then_list_on_a_fresh_data_dir(data_dir: Path) -> None:
     assert callcenter(data_dir, "user", "list").stdout == "no users\n"
     assert (data_dir / "callcenter.sqlite3").is_file()
@@ -154,14 +165,7 @@ def test_user_changes_are_audited_as_the_system_from_the_command_line(
     callcenter(data_dir, "user", "passwd", "gina", "--password", "another password")
     callcenter(data_dir, "user", "disable", "nobody", expect=1)  # refused: nothing audited
 
-    async def entries() -> list[apps.AuditEntry]:
-        db = await apps.Database.connect(f"sqlite+aiosqlite:///{data_dir}/callcenter.sqlite3")
-        try:
-            return await apps.AuditLog(db).recent(10)
-        finally:
-            await db.close()
-
-    found = asyncio.run(entries())
+    found = audit_entries(data_dir)
     assert [(e.action, e.actor, e.target, e.source_ip) for e in reversed(found)] == [
         ("user.create", "system", "user:gina", "command-line"),
         ("user.disable", "system", "user:gina", "command-line"),
@@ -278,3 +282,87 @@ def test_console_script_is_installed() -> None:
     )
     assert result.returncode == 0
     assert "serve" in result.stdout and "user" in result.stdout
+
+
+def acts_as(data_dir: Path, token: str) -> str | None:
+    """The username the token acts as now, or None."""
+    async def check() -> str | None:
+        db = await apps.Database.connect(f"sqlite+aiosqlite:///{data_dir}/callcenter.sqlite3")
+        try:
+            found = await apps.ApiTokenService(db, apps.AuditLog(db)).authenticate(token)
+            return None if found is None else found.username
+        finally:
+            await db.close()
+
+    return asyncio.run(check())
+
+
+def test_token_create_prints_the_token_once_and_list_never(data_dir: Path) -> None:
+    callcenter(data_dir, "user", "add", "--username", "crm", "--password", "crm password")
+    callcenter(data_dir, "user", "add", "--username", "ivy", "--password", "ivy password")
+    assert callcenter(data_dir, "token", "list").stdout == "no tokens\n"
+    made = callcenter(data_dir, "token", "create", "--user", "crm", "--name", "CRM 同步")
+    token = made.stdout.strip()
+    assert re.fullmatch(r"cc_[A-Za-z0-9_-]{43}", token)
+    assert made.stdout == token + "\n"  # only the token: TOKEN=$(callcenter token create ...)
+    assert made.stderr == (
+        "token 1 for 'crm' created: it is shown only this once, keep it secret\n")
+    other = callcenter(data_dir, "token", "create", "--user", "ivy").stdout.strip()
+    assert other != token
+    assert (acts_as(data_dir, token), acts_as(data_dir, other)) == ("crm", "ivy")
+
+    listing = callcenter(data_dir, "token", "list")
+    lines = listing.stdout.splitlines()
+    assert lines[0].split() == ["ID", "USER", "LABEL", "CREATED", "(UTC)", "LAST", "USED",
+                                "(UTC)", "REVOKED", "(UTC)"]
+    assert re.fullmatch(r"1   crm   CRM 同步  \d{4}-\d\d-\d\d \d\d:\d\d  "
+                        r"\d{4}-\d\d-\d\d \d\d:\d\d  -", lines[1]), lines[1]
+    assert re.fullmatch(r"2   ivy   -         \d{4}-\d\d-\d\d \d\d:\d\d  "
+                        r"\d{4}-\d\d-\d\d \d\d:\d\d  -", lines[2]), lines[2]
+    assert len(lines) == 3
+    assert token not in listing.stdout + listing.stderr
+    only = callcenter(data_dir, "token", "list", "--user", "ivy").stdout.splitlines()
+    assert [line.split()[:2] for line in only[1:]] == [["2", "ivy"]]
+
+
+def test_token_revoke_stops_the_token_and_both_are_audited(data_dir: Path) -> None:
+    callcenter(data_dir, "user", "add", "--username", "crm", "--password", "crm password")
+    token = callcenter(data_dir, "token", "create", "--user", "crm", "--name", "nightly"
+                       ).stdout.strip()
+    revoked = callcenter(data_dir, "token", "revoke", "1")
+    assert revoked.stdout == "token 1 of 'crm' revoked\n"
+    assert acts_as(data_dir, token) is None
+    # REVOKED, the last column, has the time now.
+    assert re.search(r"  \d{4}-\d\d-\d\d \d\d:\d\d$",
+                     callcenter(data_dir, "token", "list").stdout.splitlines()[1])
+    again = callcenter(data_dir, "token", "revoke", "1", expect=1)
+    assert again.stderr == "callcenter: token 1 is already revoked\n"
+    unknown = callcenter(data_dir, "token", "revoke", "7", expect=1)
+    assert unknown.stderr == "callcenter: no such token 7\n"
+
+    found = audit_entries(data_dir)
+    assert [(e.action, e.actor, e.target, dict(e.detail), e.source_ip)
+            for e in reversed(found) if e.action.startswith("token.")] == [
+        ("token.create", "system", "user:crm", {"token_id": 1, "label": "nightly"},
+         "command-line"),
+        ("token.revoke", "system", "user:crm", {"token_id": 1, "label": "nightly"},
+         "command-line"),
+    ]
+    assert not any(token in repr(entry) for entry in found)
+
+
+def test_token_commands_refuse_unknown_and_disabled_users(data_dir: Path) -> None:
+    result = callcenter(data_dir, "token", "create", "--user", "nobody", expect=1)
+    assert (result.stdout, result.stderr) == ("", "callcenter: no such user 'nobody'\n")
+    result = callcenter(data_dir, "token", "list", "--user", "nobody", expect=1)
+    assert result.stderr == "callcenter: no such user 'nobody'\n"
+    callcenter(data_dir, "user", "add", "--username", "gone", "--password", "gone password")
+    token = callcenter(data_dir, "token", "create", "--user", "gone").stdout.strip()
+    callcenter(data_dir, "user", "disable", "gone")
+    assert acts_as(data_dir, token) is None
+    callcenter(data_dir, "user", "enable", "gone")
+    assert acts_as(data_dir, token) is None  # revoked with the disabling, for good
+    callcenter(data_dir, "user", "disable", "gone")
+    result = callcenter(data_dir, "token", "create", "--user", "gone", expect=1)
+    assert (result.stdout, result.stderr) == ("", "callcenter: user 'gone' is disabled\n")
+    assert callcenter(data_dir, "token", "revoke", "x", expect=2).stdout == ""

@@ -16,6 +16,7 @@ from web.services import (
     PasswordVerifier,
     PermissionLookup,
     SessionStore,
+    TokenVerifier,
     WebServices,
     WebSettings,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "SessionStore",
     "Subscription",
     "Toast",
+    "TokenVerifier",
     "WebError",
     "WebServer",
     "WebServices",

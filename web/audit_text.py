@@ -41,6 +41,8 @@ _ACTIONS: dict[str, tuple[str, str]] = {
     "user.enable": ("启用账号", "Enabled an account"),
     "user.password_reset": ("重置密码", "Reset a password"),
     "user.sessions_end": ("结束用户会话", "Ended a user's sessions"),
+    "token.create": ("新建 API 令牌", "Created an API token"),
+    "token.revoke": ("撤销 API 令牌", "Revoked an API token"),
     "customers.import": ("导入客户", "Imported customers"),
     "export": ("导出文件", "Downloaded a file"),
 }
@@ -75,6 +77,12 @@ AUDIT_MESSAGES: dict[str, dict[str, str]] = {
         "zh": "重置 {user} 的密码", "en": "reset the password of {user}"},
     "audit.s.user.sessions_end": {
         "zh": "结束 {user} 的 {sessions} 个会话", "en": "ended {sessions} sessions of {user}"},
+    "audit.s.token.create": {
+        "zh": "为 {user} 新建 API 令牌 {token_id}（{label}）",
+        "en": "created API token {token_id} for {user} ({label})"},
+    "audit.s.token.revoke": {
+        "zh": "撤销 {user} 的 API 令牌 {token_id}（{label}）",
+        "en": "revoked API token {token_id} of {user} ({label})"},
     "audit.s.group.create": {"zh": "新建分组 {name}", "en": "created group {name}"},
     "audit.s.group.rename": {
         "zh": "分组 {before} 改名为 {name}", "en": "renamed group {before} to {name}"},
@@ -201,6 +209,13 @@ def _about_user(key: str) -> Summary:
     return write
 
 
+def _about_token(key: str) -> Summary:
+    def write(lang: str, entry: AuditEntry, detail: dict[str, Any]) -> str:
+        return translate(lang, key, user=_target_name(entry), token_id=detail["token_id"],
+                         label=_text(lang, detail.get("label")))
+    return write
+
+
 def _from_detail(key: str) -> Summary:
     def write(lang: str, entry: AuditEntry, detail: dict[str, Any]) -> str:
         return translate(lang, key, **{k: _text(lang, v) for k, v in detail.items()})
@@ -237,6 +252,8 @@ SUMMARIES: Mapping[str, Summary] = {
     "user.enable": _about_user("audit.s.user.enable"),
     "user.password_reset": _about_user("audit.s.user.password_reset"),
     "user.sessions_end": _about_user("audit.s.user.sessions_end"),
+    "token.create": _about_token("audit.s.token.create"),
+    "token.revoke": _about_token("audit.s.token.revoke"),
     "group.create": _from_detail("audit.s.group.create"),
     "group.rename": _from_detail("audit.s.group.rename"),
     "group.describe": _from_detail("audit.s.group.describe"),

@@ -5,6 +5,14 @@ The session cookie (signed) holds a random session id and the CSRF token, nothin
 the user: the user comes from the session's row on the server (``SessionStore.resume``)
 on every request, so ending the row ends the session at once.
 
+An API request (HTTP or WebSocket) may instead carry ``Authorization: Bearer <token>``
+(apps.api_tokens): then the token alone says who is asking, with that user's permissions
+now. Such a request never falls back to the cookie, even when it carries one: a token
+that is unknown, revoked or whose user is disabled is refused with 401 (the same answer
+for each). It needs no CSRF token and its socket no Origin, since a browser cannot be
+made to send the header by another site. On pages the header is not accepted (and the
+cookie is not used either).
+
 create_app refuses to build an app with an endpoint that went through neither, so a new
 route cannot forget its permission check.
 """
@@ -30,6 +38,7 @@ from web.throttle import LoginThrottle
 
 SESSION_ID_KEY = "sid"  # the cookie session's one key besides csrf.SESSION_KEY
 API_PREFIX = "/api/"
+BEARER_SCHEME = "bearer"  # RFC 6750 §2.1; auth schemes are case-insensitive (RFC 9110 §11.1)
 MAX_USERNAME_LENGTH = 64  # apps.models.User.username
 WS_POLICY_VIOLATION = 1008  # RFC 6455 §7.4.1: the close code for a refused socket
 
@@ -82,9 +91,20 @@ def current_user(conn: HTTPConnection) -> WebUser | None:
 
 def session_id_of(conn: HTTPConnection) -> str | None:
     """The session id the cookie carries (a cookie from before server-side sessions
-    carries none)."""
+    carries none); None for a request that carries a bearer token, whose cookie is not
+    used."""
+    if bearer_token(conn) is not None:
+        return None
     session_id = conn.session.get(SESSION_ID_KEY)
     return session_id if isinstance(session_id, str) else None
+
+
+def bearer_token(conn: HTTPConnection) -> str | None:
+    """The token of an ``Authorization: Bearer`` header ("" when the header names the
+    scheme but no token); None when the request has no such header. Other schemes (a
+    proxy's Basic login in front of the pages) are not ours and are left alone."""
+    scheme, _, token = conn.headers.get("authorization", "").strip().partition(" ")
+    return token.strip() if scheme.lower() == BEARER_SCHEME else None
 
 
 def client_ip(conn: HTTPConnection) -> str | None:
@@ -97,8 +117,9 @@ def is_api(conn: HTTPConnection) -> bool:
 
 def requires(*capabilities: str) -> Callable[[E], E]:
     """Wrap an HTTP or WebSocket endpoint: the caller must be logged in and hold every
-    capability named (none: any logged-in user). State-changing HTTP requests must also
-    carry the session's CSRF token. Refusals: 401 JSON (API) or a redirect to /login
+    capability named (none: any logged-in user), by session cookie or, on the API, by
+    bearer token. State-changing HTTP requests with the cookie must also carry the
+    session's CSRF token. Refusals: 401 JSON (API) or a redirect to /login
     (page) when not logged in, 403 when a capability or the token is missing; a refused
     WebSocket is closed before it opens. The endpoint finds ``state.user`` (WebUser) and
     ``state.permissions`` on its request."""
@@ -133,17 +154,25 @@ async def _load_user(conn: HTTPConnection, access: Access) -> tuple[bool, bool]:
     """(logged in, permitted); sets state.user and state.permissions."""
     conn.state.user = None
     conn.state.permissions = frozenset()
-    session_id = session_id_of(conn)
-    if session_id is None:
-        return False, access.public
-    found = await services_of(conn).sessions.resume(session_id)
-    if found is None:
-        # Ended (logout, a password or role change, a disabled account, "log out
-        # everywhere") or idle too long: the cookie forgets it, and its CSRF token with it.
-        conn.session.pop(SESSION_ID_KEY, None)
-        csrf.rotate(conn.session)
-        return False, access.public
-    user = conn.state.user = WebUser.from_record(found.user)
+    token = bearer_token(conn)
+    if token is not None:
+        # Only the token counts, on the API only: never the cookie beside it.
+        record = await services_of(conn).tokens.authenticate(token) if is_api(conn) else None
+        if record is None:
+            return False, access.public
+    else:
+        session_id = session_id_of(conn)
+        if session_id is None:
+            return False, access.public
+        found = await services_of(conn).sessions.resume(session_id)
+        if found is None:
+            # Ended (logout, a password or role change, a disabled account, "log out
+            # everywhere") or idle too long: the cookie forgets it, and its CSRF token too.
+            conn.session.pop(SESSION_ID_KEY, None)
+            csrf.rotate(conn.session)
+            return False, access.public
+        record = found.user
+    user = conn.state.user = WebUser.from_record(record)
     permissions = frozenset(await services_of(conn).permissions_of(user.id))
     conn.state.permissions = permissions
     return True, access.capabilities <= permissions
@@ -159,19 +188,26 @@ async def identify(request: Request) -> WebUser | None:
 async def _check_request(request: Request, access: Access) -> Response | None:
     logged_in, permitted = await _load_user(request, access)
     if not logged_in and not access.public:
+        if is_api(request) and bearer_token(request) is not None:
+            # RFC 6750 §3.1: unknown, revoked and a disabled user's tokens alike.
+            return error_response(request, 401, "unauthenticated",
+                                  {"WWW-Authenticate": 'Bearer error="invalid_token"'})
         if is_api(request):
             return error_response(request, 401, "unauthenticated")
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
     if not permitted:
         return error_response(request, 403, "forbidden")
-    if not await csrf.request_is_trusted(request):
+    if not (logged_in and bearer_token(request) is not None) and (
+            not await csrf.request_is_trusted(request)):
         return error_response(request, 403, "csrf")
     return None
 
 
 async def _admit_socket(websocket: WebSocket, access: Access) -> bool:
-    if not same_origin(websocket.headers.get("origin"), websocket.headers.get("host")):
+    cookie_socket = bearer_token(websocket) is None
+    if cookie_socket and not same_origin(websocket.headers.get("origin"),
+                                         websocket.headers.get("host")):
         return False
     logged_in, permitted = await _load_user(websocket, access)
     return (logged_in or access.public) and permitted
@@ -249,8 +285,10 @@ async def log_in(request: Request, username: str, password: str) -> LoginOutcome
 
 
 async def log_out(request: Request) -> None:
-    """End this session."""
+    """End this session (a bearer request has none: nothing is ended)."""
     user = current_user(request)
+    if bearer_token(request) is not None:
+        return
     await _forget_session(request)
     if user is not None:
         services_of(request).hub.sessions_ended(user.id)
@@ -272,7 +310,10 @@ async def log_out_everywhere(request: Request) -> int:
 
 async def _forget_session(request: Request) -> None:
     """End the cookie's session on the server, empty the cookie and give it a new CSRF
-    token (a token seen before does not carry over)."""
+    token (a token seen before does not carry over). A bearer request's cookie is left
+    alone."""
+    if bearer_token(request) is not None:
+        return
     session_id = session_id_of(request)
     if session_id is not None:
         await services_of(request).sessions.end(session_id)

@@ -24,8 +24,9 @@ _ERROR_SCHEMA = {
     "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
 }
 _REFUSALS = {
-    "401": {"description": "Not logged in"},
-    "403": {"description": "Lacking a capability, or no valid X-CSRF-Token"},
+    "401": {"description": "Not logged in, or an unknown or revoked token"},
+    "403": {"description": "Lacking a capability, or (with the cookie) no valid "
+                           "X-CSRF-Token"},
 }
 
 
@@ -55,7 +56,7 @@ def _operation(endpoint: Any) -> dict[str, Any]:
     responses: dict[str, Any] = {"200": {"description": "OK"}}
     if access is not None and not access.public:
         operation["x-capabilities"] = sorted(access.capabilities)
-        operation["security"] = [{"session": []}]
+        operation["security"] = [{"session": []}, {"bearer": []}]
         responses.update(_REFUSALS)
     responses.update(extra["responses"])
     for status, response in responses.items():
@@ -98,6 +99,10 @@ def openapi_schema(routes: Iterable[BaseRoute]) -> dict[str, Any]:
             "type": "apiKey", "in": "cookie", "name": "callcenter_session",
             "description": "Log in with POST /api/v1/session; state-changing requests "
                            "also send the session's X-CSRF-Token header",
+        }, "bearer": {
+            "type": "http", "scheme": "bearer",
+            "description": "An API token from `callcenter token create --user NAME`, acting "
+                           "with that user's permissions; no CSRF token needed",
         }}},
     }
 

@@ -1,6 +1,6 @@
 """What the web routes need from the rest of the system, as Protocols.
 
-apps provides the real implementations (UserService, WebSessionStore,
+apps provides the real implementations (UserService, WebSessionStore, ApiTokenService,
 PermissionService.effective, AuditLog); tests plug in small in-memory ones. Only these
 shapes cross into web/.
 """
@@ -50,6 +50,20 @@ class SessionStore(Protocol):
         ...
 
 
+class TokenVerifier(Protocol):
+    async def authenticate(self, token: str) -> UserRecord | None:
+        """The user an API token acts as, as they are now; None when the token was never
+        made, is revoked, or its user is disabled (asked on every bearer request)."""
+        ...
+
+
+class NoTokens:
+    """A TokenVerifier that knows no tokens: every bearer request is refused."""
+
+    async def authenticate(self, token: str) -> UserRecord | None:
+        return None
+
+
 class AuditSink(Protocol):
     async def record(
         self,
@@ -93,6 +107,7 @@ class WebServices:
     audit: AuditSink
     secret_key: str  # signs session cookies; see web.secret.load_or_create_secret
     hub: EventHub = field(default_factory=EventHub)
+    tokens: TokenVerifier = field(default_factory=NoTokens)  # Authorization: Bearer ...
     settings: WebSettings = field(default_factory=WebSettings)
     # Monotonic seconds for the login throttle; tests pass a fake clock ...
     clock: Callable[[], float] = time.monotonic

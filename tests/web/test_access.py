@@ -196,7 +196,8 @@ def test_openapi_describes_the_api_for_logged_in_users(client: TestClient) -> No
         "schema"]["required"] == ["username", "password"]
     assert "429" in paths["/api/v1/session"]["post"]["responses"]
     me = paths["/api/v1/me"]["get"]
-    assert me["x-capabilities"] == [] and me["security"] == [{"session": []}]
+    assert me["x-capabilities"] == [] and me["security"] == [{"session": []}, {"bearer": []}]
+    assert schema["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     assert set(me["responses"]) == {"200", "401", "403"}
 
 

@@ -19,7 +19,7 @@ import pytest
 from argon2 import PasswordHasher
 from starlette.routing import Route
 
-from apps import Database, Role, UserService, WebSessionStore, upgrade_database
+from apps import ApiTokenService, Database, Role, UserService, WebSessionStore, upgrade_database
 from apps.agent_groups import GroupService
 from apps.audit import AuditEntry, AuditLog
 from apps.permissions import ROLE_DEFAULTS, PermissionService
@@ -52,6 +52,7 @@ class Site:
     ids: dict[str, int]  # username -> user id
     # The extensions the stand-in registrar holds bindings for (the switch's is real).
     registered: set[str] = field(default_factory=set)
+    tokens: ApiTokenService | None = None  # the app's, for bearer requests
 
     def run(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """Run a coroutine on the app's event loop (where the database lives)."""
@@ -87,12 +88,13 @@ def site(tmp_path: Path) -> Iterator[Site]:
                           permissions=PermissionService(db, audit), audit=audit,
                           registered_extensions=lambda: frozenset(registered))
     sessions = WebSessionStore(db, idle_timeout_s=3600, clock=SteppingClock())
-    services = WebServices(users=users, sessions=sessions,
+    tokens = ApiTokenService(db, audit, clock=SteppingClock())
+    services = WebServices(users=users, sessions=sessions, tokens=tokens,
                            permissions_of=admin.permissions.effective,
                            audit=audit, secret_key=SECRET, clock=FakeClock())
     app = create_app(services, routes=web_admin.routes(admin), nav=web_admin.NAV)
     with TestClient(app, follow_redirects=False) as client:
-        site = Site(client, admin, {}, registered)
+        site = Site(client, admin, {}, registered, tokens)
 
         async def start() -> None:
             await upgrade_database(url)
