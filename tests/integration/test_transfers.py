@@ -264,6 +264,10 @@ class SoftPhone:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._changed = asyncio.Event()
+        # False: calls ring until answer_ringing(), so a test can order what happens
+        # while the phone rings (a transferor leaving) without racing the answer.
+        self.answers_at_once = True
+        self._ringing: list[tuple[PhoneCall, bytes]] = []
 
     @property
     def port(self) -> int:
@@ -450,9 +454,23 @@ class SoftPhone:
         self._engine.set_remote(call.leg, media.remote_address, media.remote_port,
                                 media.payload_type, media.dtmf_payload_type)
         server.ring(now)
-        server.answer(negotiation.answer.serialize(), now)
-        self._start_media(call)
+        if self.answers_at_once:
+            server.answer(negotiation.answer.serialize(), now)
+            self._start_media(call)
+        else:
+            self._ringing.append((call, negotiation.answer.serialize()))
         self._session_events(call)
+
+    def answer_ringing(self) -> None:
+        """Answer the calls that ring (answers_at_once = False)."""
+        now = self._now()
+        for call, answer in self._ringing:
+            assert isinstance(call.session, InviteServer)
+            call.session.answer(answer, now)
+            self._start_media(call)
+            self._session_events(call)
+        self._ringing.clear()
+        self._pump()
 
     def _start_media(self, call: PhoneCall) -> None:
         assert call.leg is not None
@@ -670,10 +688,16 @@ async def test_blind_transfer_by_a_sipp_agent_connects_the_caller_to_the_target(
 async def test_blind_transfer_goes_on_when_the_transferor_hangs_up_after_202(
         setup: Setup) -> None:
     async with phones(setup, (TARGET, TARGET_HZ)) as (target,):
+        # The target rings until the transferor has left: the BYE after 202 is what
+        # this test is about, not a race with an answer.
+        target.answers_at_once = False
         sipp = sipp_agent(setup, "transfer_blind_leave_uas.xml", TARGET)
         caller = await setup.inbound()
         code, output = await sipp_result(sipp)  # REFER, 202, NOTIFY 100, BYE, 200
         assert code == 0, output
+        await target.until(lambda: bool(target.incoming()), "the transfer target to ring")
+        assert not caller.ended.is_set()
+        target.answer_ringing()
         await target.until(lambda: any(c.answered for c in target.incoming()),
                            "the transfer target to answer")
         (leg,) = target.incoming()
