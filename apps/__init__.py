@@ -56,6 +56,14 @@ from apps.permissions import (
     check_capability,
     resolve,
 )
+from apps.queues import (
+    QueueError,
+    QueueMemberRecord,
+    QueueRecord,
+    QueueService,
+    QueueSettings,
+    Strategy,
+)
 from apps.users import Role, SipCredentials, UserError, UserRecord, UserService
 from apps.web_sessions import WebSessionRecord, WebSessionStore
 
@@ -112,6 +120,11 @@ __all__ = [
     "PermissionService",
     "PhoneRecord",
     "Preview",
+    "QueueError",
+    "QueueMemberRecord",
+    "QueueRecord",
+    "QueueService",
+    "QueueSettings",
     "Reason",
     "Role",
     "RowOutcome",
@@ -120,6 +133,7 @@ __all__ = [
     "SheetCheck",
     "SheetError",
     "SipCredentials",
+    "Strategy",
     "SystemActor",
     "UnknownCapability",
     "UserError",

@@ -6,8 +6,10 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from apps.audit import SYSTEM
 from apps.contacts import ContactRecordService
 from apps.customers import CustomerService
+from apps.queues import QueueService, QueueSettings, Strategy
 from apps.users import Role, UserService
 
 DEMO_PASSWORD_LENGTH = 12
@@ -44,6 +46,12 @@ DEMO_GROUPS: tuple[tuple[str, str, int, tuple[tuple[str, str, tuple[str, ...]], 
     )),
 )
 DEMO_ACCOUNT_MANAGER = "zhouqiang"
+
+# The service-desk queue (服务台) the demo's service number will lead to, with the demo
+# agents as members.
+DEMO_QUEUE = "service"
+DEMO_QUEUE_SETTINGS = QueueSettings("服务台", Strategy.longest_idle, ring_timeout_s=15,
+                                    wrap_up_s=30)
 
 
 @dataclass(frozen=True)
@@ -91,3 +99,11 @@ async def seed_demo_customers(customers: CustomerService, contacts: ContactRecor
             await contacts.add(customer.id, "phone", f"{name}{title}，演示数据：首次来电登记。")
             created += 1
     return created
+
+
+async def seed_demo_queue(queues: QueueService) -> str:
+    """The service-desk queue with every demo agent as a member; run right after
+    seed_demo_data created the accounts. Returns the queue's name."""
+    agents = {username: 0 for username, _, role, _ in DEMO_USERS if role is Role.agent}
+    await queues.create(SYSTEM, DEMO_QUEUE, DEMO_QUEUE_SETTINGS, agents)
+    return DEMO_QUEUE

@@ -334,3 +334,32 @@ class ApiToken(Base):
     # Written at most once a minute (not on every request): see apps.api_tokens.
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class Queue(Base):
+    """A call queue (issue 12), as data: the queue engine that routes calls reads it."""
+
+    __tablename__ = "queues"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)  # the API's identifier
+    display_name: Mapped[str] = mapped_column(String(100))
+    strategy: Mapped[str] = mapped_column(String(32))  # apps.queues.Strategy
+    ring_timeout_s: Mapped[int] = mapped_column(Integer)
+    wrap_up_s: Mapped[int] = mapped_column(Integer)
+    max_wait_s: Mapped[int | None] = mapped_column(Integer)  # None: no limit
+    overflow_target: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class QueueMember(Base):
+    __tablename__ = "queue_members"
+
+    queue_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("queues.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    penalty: Mapped[int] = mapped_column(Integer, default=0)  # tier: lower rings first

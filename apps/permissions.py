@@ -176,6 +176,7 @@ BUILT: frozenset[str] = frozenset({
     "customers.view", "customers.edit", "customers.edit_own", "customers.import",
     "contacts.write",
     "groups.manage", "permissions.manage", "audit.view", "users.manage",
+    "queues.manage",  # queues as data (issue 12)
 })
 OFFERED: tuple[Capability, ...] = tuple(c for c in CATALOGUE if c.name in BUILT)
 

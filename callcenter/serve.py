@@ -30,7 +30,8 @@ from apps import (
 from apps.cdr_writer import CdrWriter
 from apps.cdrs import CdrStore
 from apps.customer_import import CustomerImporter
-from apps.demo import DEMO_GROUPS, seed_demo_customers
+from apps.demo import DEMO_GROUPS, seed_demo_customers, seed_demo_queue
+from apps.queues import QueueService
 from callcenter.audio_assets import ensure_music_on_hold
 from callcenter.data_dir import secure_data_dir
 from switch.applications import ApplicationRunner, play_prompt
@@ -91,7 +92,8 @@ def web_server(config: Config, users: UserService, db: Database,
     audit = AuditLog(db)
     permissions = PermissionService(db, audit)
     admin = AdminServices(users, GroupService(db, audit), permissions, audit,
-                          registered_extensions=registered_extensions)
+                          registered_extensions=registered_extensions,
+                          queues=QueueService(db, audit))
     customer_pages = CustomerWebServices(customers, ContactRecordService(db), users, audit)
     importer = CustomerImporter(db, default_area_code=config.customers.default_area_code or None,
                                 vip_levels=customers.vip_levels)
@@ -184,6 +186,8 @@ async def run(config: Config, *, ready: asyncio.Event | None = None) -> None:
             count = await seed_demo_customers(customers, ContactRecordService(db), users)
         print(f"Demo customers created: {count} members of {len(DEMO_GROUPS)} enterprise "
               "groups (try searching 13900000001 in the web UI)", flush=True)
+        queue = await seed_demo_queue(QueueService(db, AuditLog(db)))
+        print(f"Demo queue created: {queue} (服务台) with the demo agents", flush=True)
 
     async def lookup(username: str) -> Credentials | None:
         found = await users.sip_credentials(username)

@@ -8,7 +8,7 @@ wraps its method in ``requires(capability)`` where the route table is built.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Set
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from apps.agent_groups import GroupService
 from apps.audit import AuditLog
 from apps.permissions import PermissionService
+from apps.queues import QueueService
 from apps.users import Role, UserRecord, UserService
 from web.auth import client_ip, error_response
 from web.i18n import add_messages, role_label, translate
@@ -40,6 +41,8 @@ class AdminServices:
     audit: AuditLog
     # None where no switch runs in the process: phones' registration is then unknown.
     registered_extensions: RegisteredExtensions | None = None
+    _: KW_ONLY
+    queues: QueueService
 
 
 ADMIN_MESSAGES: dict[str, dict[str, str]] = {

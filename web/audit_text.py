@@ -16,8 +16,11 @@ from typing import Any
 from apps.audit import COMMAND_LINE, AuditEntry
 from apps.permissions import CAPABILITIES
 from web.i18n import add_messages, role_label, translate
+from web.queue_messages import QUEUE_MESSAGES
 
 __all__ = ["ACTIONS", "action_label", "source_label", "summary"]
+
+_QUEUE_STRINGS = QUEUE_MESSAGES  # the queue fields and strategies are named from these
 
 _ACTIONS: dict[str, tuple[str, str]] = {
     "login": ("登录", "Logged in"),
@@ -43,6 +46,9 @@ _ACTIONS: dict[str, tuple[str, str]] = {
     "user.sessions_end": ("结束用户会话", "Ended a user's sessions"),
     "token.create": ("新建 API 令牌", "Created an API token"),
     "token.revoke": ("撤销 API 令牌", "Revoked an API token"),
+    "queue.create": ("新建队列", "Created a queue"),
+    "queue.update": ("修改队列", "Changed a queue"),
+    "queue.delete": ("删除队列", "Deleted a queue"),
     "customers.import": ("导入客户", "Imported customers"),
     "export": ("导出文件", "Downloaded a file"),
 }
@@ -103,6 +109,14 @@ AUDIT_MESSAGES: dict[str, dict[str, str]] = {
         "zh": "分组 {group}：{changes}", "en": "group {group}: {changes}"},
     "audit.s.permission.denied": {
         "zh": "{attempted}（缺少权限：{missing}）", "en": "{attempted} (lacks {missing})"},
+    "audit.s.queue.create": {
+        "zh": "新建队列 {name}（{display_name}）：策略 {strategy}，成员 {members}",
+        "en": "created queue {name} ({display_name}): strategy {strategy}, members {members}"},
+    "audit.s.queue.update": {
+        "zh": "修改队列 {name}：{changes}", "en": "changed queue {name}: {changes}"},
+    "audit.s.queue.delete": {
+        "zh": "删除队列 {name}（{display_name}，{members} 名成员）",
+        "en": "deleted queue {name} ({display_name}, {members} members)"},
     "audit.s.customers.import": {
         "zh": "导入 {file}：新增 {imported}，更新 {updated}，未变 {unchanged}，"
               "跳过 {skipped}，拒绝 {rejected}",
@@ -222,6 +236,28 @@ def _from_detail(key: str) -> Summary:
     return write
 
 
+def _queue_value(lang: str, field: str, value: Any) -> str:
+    if field == "strategy" and isinstance(value, str):
+        return translate(lang, f"queues.strategy.{value}")
+    return _text(lang, value)
+
+
+def _queue_create(lang: str, entry: AuditEntry, detail: dict[str, Any]) -> str:
+    return translate(lang, "audit.s.queue.create", name=detail["name"],
+                     display_name=detail["display_name"],
+                     strategy=_queue_value(lang, "strategy", detail["strategy"]),
+                     members=_text(lang, detail["members"]))
+
+
+def _queue_update(lang: str, entry: AuditEntry, detail: dict[str, Any]) -> str:
+    changes = [translate(lang, "audit.change", field=translate(lang, f"queues.{field}"),
+                         before=_queue_value(lang, field, change["before"]),
+                         after=_queue_value(lang, field, change["after"]))
+               for field, change in detail["changes"].items()]
+    return translate(lang, "audit.s.queue.update", name=detail["name"],
+                     changes=translate(lang, "audit.sep").join(changes))
+
+
 def _permission_one(lang: str, entry: AuditEntry, detail: dict[str, Any]) -> str:
     return translate(lang, "audit.s.permission.one", group=detail["group"],
                      capability=_capability(lang, detail["capability"]),
@@ -265,6 +301,9 @@ SUMMARIES: Mapping[str, Summary] = {
     "permission.clear": _permission_one,
     "permission.update": _permission_update,
     "permission.denied": _permission_denied,
+    "queue.create": _queue_create,
+    "queue.update": _queue_update,
+    "queue.delete": _from_detail("audit.s.queue.delete"),
     "customers.import": _from_detail("audit.s.customers.import"),
     "export": _from_detail("audit.s.export"),
 }

@@ -31,7 +31,7 @@ async def _revision(db: Database) -> str | None:
 
 
 def test_migrations_have_one_head() -> None:
-    assert ScriptDirectory.from_config(alembic_config()).get_heads() == ["0008"]
+    assert ScriptDirectory.from_config(alembic_config()).get_heads() == ["0009"]
 
 
 def test_plain_urls_get_the_async_drivers() -> None:
@@ -47,7 +47,7 @@ async def test_upgrade_creates_a_new_sqlite_file_and_its_directory(tmp_path: Pat
     db = await Database.connect(f"sqlite:///{path}")
     try:
         assert {"users", "alembic_version"} <= await _tables(db)
-        assert await _revision(db) == "0008"
+        assert await _revision(db) == "0009"
     finally:
         await db.close()
 
@@ -58,7 +58,7 @@ async def test_upgrade_again_is_a_no_op_that_keeps_the_data(db_url: str) -> None
     try:
         await UserService(db, "r").add_user("alice", "password-1")
         await upgrade_database(db_url)
-        assert await _revision(db) == "0008"
+        assert await _revision(db) == "0009"
         assert [u.username for u in await UserService(db, "r").list_users()] == ["alice"]
     finally:
         await db.close()

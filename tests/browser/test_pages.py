@@ -158,13 +158,18 @@ def test_the_pages_behind_the_navigation_are_in_the_layout(page: Page,
                                 headers={"X-CSRF-Token": token})
     assert created.ok, created.text()
     group = created.json()["id"]
+    queue = page.request.post("/api/v1/queues", data={
+        "name": "screenshot", "display_name": "截图队列", "members": [username_of(Role.agent)]},
+        headers={"X-CSRF-Token": token})
+    assert queue.ok or "已存在" in queue.text(), queue.text()
     customer = first_id(page, "/api/v1/customers?q=13600136001", "customers")
     user = first_id(page, "/api/v1/users", "users")
     for path, name in [(f"/customers/{customer}", "customers-view"),
                        (f"/customers/{customer}/edit", "customers-edit"),
                        (f"/admin/users/{user}", "admin-user"),
                        (f"/admin/groups/{group}", "admin-group"),
-                       (f"/admin/permissions/{group}", "admin-group-permissions")]:
+                       (f"/admin/permissions/{group}", "admin-group-permissions"),
+                       ("/admin/queues/screenshot", "admin-queue")]:
         response = page.goto(path)
         assert response is not None and response.status == 200, path
         visit(page, f"admin-{name}", unstyled)

@@ -23,6 +23,7 @@ from apps import ApiTokenService, Database, Role, UserService, WebSessionStore, 
 from apps.agent_groups import GroupService
 from apps.audit import AuditEntry, AuditLog
 from apps.permissions import ROLE_DEFAULTS, PermissionService
+from apps.queues import QueueService
 from tests.web.conftest import SECRET, FakeClock, TestClient, csrf_token
 from web import WebServices, access_of, create_app
 from web import admin as web_admin
@@ -85,6 +86,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
                                                        parallelism=1))
     registered: set[str] = set()
     admin = AdminServices(users=users, groups=GroupService(db, audit),
+                          queues=QueueService(db, audit),
                           permissions=PermissionService(db, audit), audit=audit,
                           registered_extensions=lambda: frozenset(registered))
     sessions = WebSessionStore(db, idle_timeout_s=3600, clock=SteppingClock())
@@ -124,7 +126,8 @@ def endpoints() -> list[tuple[str, str, frozenset[str]]]:
 
 def concrete(path: str) -> str:
     """A path with ids no row has and a real capability name."""
-    return re.sub(r"\{capability\}", "customers.import", re.sub(r"\{\w+:id\}", "999999", path))
+    path = re.sub(r"\{capability\}", "customers.import", re.sub(r"\{\w+:id\}", "999999", path))
+    return path.replace("{name:str}", "no-such-queue")
 
 
 ENDPOINTS = endpoints()
@@ -134,14 +137,14 @@ def expected_capability(path: str) -> str:
     if "/permissions" in path:
         return "permissions.manage"
     for word, capability in (("users", "users.manage"), ("groups", "groups.manage"),
-                             ("audit", "audit.view")):
+                             ("queues", "queues.manage"), ("audit", "audit.view")):
         if path.startswith((f"/admin/{word}", f"/api/v1/{word}")):
             return capability
     raise AssertionError(f"unexpected admin path {path}")
 
 
 def test_every_admin_route_needs_its_areas_capability() -> None:
-    assert len(ENDPOINTS) == 34
+    assert len(ENDPOINTS) == 44
     for method, path, capabilities in ENDPOINTS:
         assert capabilities == {expected_capability(path)}, (method, path)
 
@@ -194,7 +197,7 @@ def test_every_change_needs_the_csrf_token_and_changes_nothing_without_it(
     site.login("admin")
     before = len(site.audit())
     changes = [(m, p) for m, p, _ in ENDPOINTS if m != "GET"]
-    assert len(changes) == 21
+    assert len(changes) == 27
     for method, path in changes:
         response = site.client.request(method, concrete(path), json={"name": "x"})
         assert response.status_code == 403, (method, path)

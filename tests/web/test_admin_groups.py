@@ -186,7 +186,7 @@ def test_nobody_grants_what_they_lack(site: Site) -> None:
     assert response.json()["message"] == "未知的权限“calls.teleport”"
 
 
-UNBUILT = ("calls.listen", "calls.barge", "queues.manage", "reports.view", "sms.send",
+UNBUILT = ("calls.listen", "calls.barge", "ivr.manage", "reports.view", "sms.send",
            "dialer.run", "calls.dial")
 
 

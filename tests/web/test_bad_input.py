@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from starlette.routing import Route
 
 from apps.audit import SYSTEM
+from apps.queues import QueueService, QueueSettings
 from tests.web.test_access import every_endpoint
 from tests.web.test_customers import Stack, add_customer
 from tests.web.test_customers import stack as stack_fixture
@@ -67,7 +68,10 @@ def json_routes(stack: Stack) -> list[tuple[str, str]]:
     exist, so that the body is what is read."""
     group = stack.run(stack.groups.create, SYSTEM, "早班")
     customer = add_customer(stack, "李雷", "13900139000")
-    ids = {"user_id": stack.users["agent"].id, "group_id": group.id, "id": customer.id}
+    queue = stack.run(QueueService(stack.db, stack.audit).create, SYSTEM, "service",
+                      QueueSettings("服务台"))
+    ids = {"user_id": stack.users["agent"].id, "group_id": group.id, "id": customer.id,
+           "name": queue.name}
     found = []
     for method, path, _ in every_endpoint(stack.client.app):  # type: ignore[arg-type]
         if (method in ("POST", "PUT", "PATCH") and path.startswith("/api/")
@@ -79,7 +83,7 @@ def json_routes(stack: Stack) -> list[tuple[str, str]]:
 
 def test_json_nested_past_the_parsers_recursion_or_our_depth_is_refused(stack: Stack) -> None:
     routes = json_routes(stack)
-    assert len(routes) == 11
+    assert len(routes) == 13
     token = stack.login_as("admin")
     headers = {"X-CSRF-Token": token, "Content-Type": "application/json"}
     lists = "[" * 100_000 + "]" * 100_000
@@ -138,7 +142,9 @@ JSON = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=4)
                     | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
 FIELDS = ("name", "title", "vip_level", "account_manager_id", "custom_fields",
           "add_phones", "remove_phones", "username", "password", "role", "extension",
-          "disabled", "description", "user_id", "state", "channel", "text")
+          "disabled", "description", "user_id", "state", "channel", "text",
+          "display_name", "strategy", "members", "ring_timeout_s", "wrap_up_s", "max_wait_s",
+          "overflow_target")
 BODIES = JSON | st.fixed_dictionaries({}, optional={name: JSON for name in FIELDS})
 
 

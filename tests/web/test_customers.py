@@ -30,6 +30,7 @@ from apps.contacts import ContactRecordService
 from apps.customer_import import CustomerImporter
 from apps.customers import CustomerRecord, CustomerService
 from apps.permissions import PermissionService
+from apps.queues import QueueService
 from tests.web.conftest import PASSWORD, SECRET, TestClient, login
 from web import WebServices, WebSettings, create_app
 from web import admin as web_admin
@@ -85,7 +86,8 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     app = create_app(
         web,
         routes=[
-            *web_admin.routes(web_admin.AdminServices(users, groups, permissions, audit)),
+            *web_admin.routes(web_admin.AdminServices(users, groups, permissions, audit,
+                                                     queues=QueueService(db, audit))),
             *customer_routes.routes(
                 customer_routes.CustomerWebServices(customers, contacts, users, audit)),
             *import_routes.routes(import_routes.ImportWebServices(
