@@ -1,5 +1,6 @@
 // Every page's small runtime: CSRF-aware fetch for the JSON API, the live WebSocket
-// (/api/v1/ws) that later features subscribe to with callcenter.on(type, fn), and toasts:
+// (/api/v1/ws) that later features subscribe to with callcenter.on(type, fn) (and
+// callcenter.on("socket.open", fn) to resynchronise after each (re)connect), and toasts:
 // those the server rendered (data-autoshow) are shown at load, callcenter.toast(text,
 // level) shows one from a script. Bootstrap's bundle (window.bootstrap) is loaded first.
 "use strict";
@@ -40,7 +41,13 @@
   function connect() {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const socket = new WebSocket(scheme + "//" + location.host + "/api/v1/ws");
-    socket.onopen = function () { retryMs = 1000; setStatus(true); };
+    socket.onopen = function () {
+      retryMs = 1000;
+      setStatus(true);
+      // Events sent before the socket (re)opened are lost: a page that follows
+      // something live asks for its state again on "socket.open".
+      for (const handler of handlers.get("socket.open") || []) handler({type: "socket.open"});
+    };
     socket.onmessage = function (message) {
       const event = JSON.parse(message.data);
       for (const handler of handlers.get(event.type) || []) handler(event);

@@ -17,7 +17,8 @@
   }
 
   function endedIfSo() {
-    // The check or the import may have ended before the socket opened: ask once.
+    // The check or the import may have ended before the socket opened (or while it was
+    // reconnecting), when its event could not reach us: ask at load and at each open.
     window.callcenter.api("GET", "/api/v1/customer-imports/" + job).then(function (r) {
       if (r.data && r.data.state !== state) location.reload();
     });
@@ -35,4 +36,5 @@
     });
   }
   document.addEventListener("DOMContentLoaded", endedIfSo);
+  window.callcenter.on("socket.open", endedIfSo);
 })();
