@@ -407,7 +407,7 @@ class Call(Recorded, Reported, Parkable, AppTimed, Conferenced):
             if isinstance(event, RtpTimedOut):
                 self.party_lost(party, now, "rtp-timeout")
             elif isinstance(event, DtmfReceived):
-                self.party_digit(event.leg, event.digit)
+                self.party_digit(party, event.digit)
             return
         if isinstance(event, RtpTimedOut):
             # A party that put the call on hold with "inactive" (or 0.0.0.0) may send

@@ -97,7 +97,7 @@ class Conferenced:
         if self.state is not CallState.ANSWERED:
             raise PartyError(f"call {self.call_id} is not answered")
         self._check_mode(mode, coached)
-        leg = self.dial_extra(target, now)
+        leg = self.dial_extra(target, now, ring_deadline=False)  # its own, below
         if leg is None:
             raise PartyError("no free RTP port for the new party")
         timeout = self.control.settings.ring_timeout_s if ring_timeout_s is None \
@@ -171,13 +171,9 @@ class Conferenced:
         self._promote(heir, leaving, now)
         return True
 
-    def party_digit(self, engine_leg: int, digit: str) -> bool:
+    def party_digit(self, leg: Leg, digit: str) -> None:
         """A DTMF digit from an added party (a supervisor switching mode): reported."""
-        leg = next((leg for leg in self._parties if leg.engine_leg == engine_leg), None)
-        if leg is None:
-            return False
         self.control.report(PartyDigit(self.call_id, leg.index, digit))
-        return True
 
     def party_of_engine_leg(self, engine_leg: int) -> Leg | None:
         return next((leg for leg in self._parties if leg.engine_leg == engine_leg), None)
@@ -305,7 +301,8 @@ class Conferenced:
         self.arrange_parties()
 
     if TYPE_CHECKING:  # provided by Call
-        def dial_extra(self, target: DialTarget, now: float) -> Leg | None: ...
+        def dial_extra(self, target: DialTarget, now: float, *,
+                       ring_deadline: bool = True) -> Leg | None: ...
         def leg_ringing(self, leg: Leg) -> None: ...
         def detach(self, leg: Leg) -> None: ...
         def replace(self, old: Leg, new: Leg, now: float) -> None: ...
